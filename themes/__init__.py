@@ -1,0 +1,1 @@
+"""Textual themes for the Lifeboat console (filled in by the console work)."""

@@ -1,0 +1,1 @@
+"""Lifeboat's user interfaces: the click CLI and (later) the Textual console."""
