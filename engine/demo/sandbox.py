@@ -1,0 +1,109 @@
+"""The demo sandbox: a self-contained Lifeboat world on this machine.
+
+It holds SSH keys, a sample data tree, a repository and a config whose only host is an
+in-process SSH server on 127.0.0.1 (a random port, so the config and known_hosts are
+rewritten at every start). Everything a newcomer sees is real: real SSH, real commands,
+real backups.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine import paths
+from engine.atomic import atomic_write, make_private_dir
+from engine.demo.server import InProcessSSHServer, generate_keys, write_known_hosts
+
+DEMO_HOST = "demo"
+DEMO_CERTIFICATE = "-----BEGIN CERTIFICATE-----\nDEMO\n-----END CERTIFICATE-----\n"
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    root: Path
+    config_path: Path
+    data_dir: Path
+    repository: Path
+    server: InProcessSSHServer
+
+
+def default_root() -> Path:
+    return paths.user_data_dir() / "demo"
+
+
+def _write_sample_data(data: Path) -> None:
+    """A small application's files: configs, certificates, a database dump."""
+    files = {
+        "etc/app/app.toml": '[server]\nlisten = "0.0.0.0:8080"\nworkers = 8\n',
+        "etc/app/modules.json": json.dumps({"modules": ["billing", "search", "audit"]}, indent=2),
+        "var/lib/app/certs/ca.pem": DEMO_CERTIFICATE,
+        "var/lib/app/state/groups.json": json.dumps(
+            [{"id": i, "name": f"group-{i}", "nodes": i % 5 + 1} for i in range(200)], indent=1
+        ),
+    }
+    for relative, text in files.items():
+        path = data / relative
+        if not path.exists():
+            make_private_dir(path.parent)
+            atomic_write(path, text.encode())
+    dump = data / "db" / "app.dump"
+    if not dump.exists():
+        make_private_dir(dump.parent)
+        lines = (
+            f"INSERT INTO events VALUES ({i}, 'event {i}', {i * 7 % 1000});\n"
+            for i in range(50_000)
+        )
+        atomic_write(dump, "".join(lines).encode())
+
+
+def _config_text(root: Path, port: int, keys_client: Path) -> str:
+    data = root / "data"
+    quote = json.dumps  # a TOML basic string is a JSON string for these paths
+    return f"""# The demo sandbox's config, rewritten at every `lifeboat demo` start.
+operator = {quote(paths.login_name())}
+
+[repository]
+path = {quote(str(root / "repository"))}
+
+[hosts.{DEMO_HOST}]
+address = "127.0.0.1"
+port = {port}
+user = {quote(paths.login_name())}
+identity = {quote(str(keys_client))}
+known_hosts = {quote(str(root / "known_hosts"))}
+
+[sources.app-config]
+kind = "files"
+host = "{DEMO_HOST}"
+paths = [{quote(str(data / "etc" / "app"))}, {quote(str(data / "var" / "lib" / "app"))}]
+
+[sources.app-db]
+kind = "command"
+host = "{DEMO_HOST}"
+backup = ["cat", {quote(str(data / "db" / "app.dump"))}]
+restore = ["dd", {quote("of=" + str(data / "db" / "app.dump"))}, "status=none"]
+"""
+
+
+@asynccontextmanager
+async def open_sandbox(root: Path | None = None) -> AsyncIterator[Sandbox]:
+    """Prepare the sandbox under ``root`` and serve its SSH host while the context is open."""
+    root = (root or default_root()).expanduser().absolute()
+    make_private_dir(root)
+    keys = generate_keys(root / "keys")
+    _write_sample_data(root / "data")
+    server = InProcessSSHServer(keys, authorized_user=paths.login_name())
+    await server.start("127.0.0.1", 0)
+    try:
+        write_known_hosts(root / "known_hosts", "127.0.0.1", server.port, keys.host_public_key)
+        config_path = root / "lifeboat.toml"
+        atomic_write(config_path, _config_text(root, server.port, keys.client_key).encode())
+        os.chmod(config_path, 0o600)
+        yield Sandbox(root, config_path, root / "data", root / "repository", server)
+    finally:
+        await server.close()

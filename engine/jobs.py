@@ -1,0 +1,136 @@
+"""Backup and verify jobs: run sources, report events, and leave nothing half-written.
+
+A backup holds the repository's write lock, runs its sources concurrently (bounded) into a
+staging directory and commits it in one rename. A failed source, an exception or a
+cancellation leaves nothing under ``backups/``: staging is removed (cancel) or kept under
+``.failed/`` for diagnosis (failure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from engine import __version__
+from engine.config import Config
+from engine.errors import LifeboatError
+from engine.events import (
+    Emit,
+    JobFinished,
+    JobStarted,
+    LogLine,
+    ProgressMeter,
+    SourceFailed,
+    StageChanged,
+)
+from engine.manifest import Artifact, Manifest, utc_now
+from engine.repository import Repository, new_backup_id
+from engine.sources import SourceContext, make_source, resolve_scope
+from engine.ssh import ConnectionPool
+from engine.verify import VerifyResult, verify_backup_async
+
+MAX_PARALLEL_SOURCES = 4
+
+
+class JobFailedError(LifeboatError):
+    """A job ran and failed; ``errors`` has one entry per failed source."""
+
+    def __init__(self, errors: tuple[SourceFailed, ...], kept_at: str | None = None) -> None:
+        self.errors = errors
+        self.kept_at = kept_at
+        lines = [f"{e.source}: {e.error}" for e in errors]
+        if kept_at:
+            lines.append(f"the partial backup was kept for diagnosis in {kept_at}")
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    scope: tuple[str, ...] = ()
+    label: str | None = None
+    trigger: str = "manual"
+
+
+def describe_error(exc: BaseException) -> str:
+    """An operator-facing message: ours as written, anything else with its type."""
+    if isinstance(exc, LifeboatError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}: {exc}"
+
+
+async def run_backup(
+    config: Config, repo: Repository, request: BackupRequest, emit: Emit
+) -> Manifest:
+    """Run one backup to completion and return its manifest; raise JobFailedError on failure."""
+    names = resolve_scope(config, request.scope)
+    with repo.lock("backup", config.operator):
+        backup_id = new_backup_id()
+        staging = repo.create_staging(backup_id)
+        created = utc_now()
+        emit(JobStarted(backup_id, "backup", names))
+        pool = ConnectionPool(dict(config.hosts))
+        limit = asyncio.Semaphore(MAX_PARALLEL_SOURCES)
+
+        async def one(name: str) -> Artifact:
+            async with limit:
+                source = make_source(config, name)
+                emit(StageChanged(name, "connecting"))
+                try:
+                    host = await pool.get(config.sources[name].host)
+                    artifact = await source.backup(SourceContext(name, host, staging, emit))
+                except Exception as exc:
+                    emit(StageChanged(name, "failed"))
+                    emit(LogLine(name, "error", describe_error(exc)))
+                    raise
+                emit(StageChanged(name, "done"))
+                return artifact
+
+        try:
+            results = await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
+        except BaseException:  # cancelled (Ctrl-C, the console's cancel): nothing survives
+            await pool.close()
+            repo.abandon(staging, keep_for_diagnosis=False)
+            emit(JobFinished(backup_id, ok=False, cancelled=True))
+            raise
+        await pool.close()
+        failures = tuple(
+            SourceFailed(name, describe_error(r))
+            for name, r in zip(names, results, strict=True)
+            if isinstance(r, BaseException)
+        )
+        if failures:
+            kept = repo.abandon(staging, keep_for_diagnosis=True)
+            kept_at = str(kept) if kept else None
+            emit(JobFinished(backup_id, ok=False, errors=failures, kept_at=kept_at))
+            raise JobFailedError(failures, kept_at)
+        manifest = Manifest(
+            id=backup_id,
+            label=request.label,
+            created_at=created,
+            finished_at=utc_now(),
+            trigger=request.trigger,
+            operator=config.operator,
+            tool_version=__version__,
+            scope=names,
+            artifacts=tuple(r for r in results if isinstance(r, Artifact)),
+        )
+        repo.commit(staging, manifest)
+        emit(JobFinished(backup_id, ok=True, manifest_id=backup_id))
+        return manifest
+
+
+async def run_verify(
+    repo: Repository, backup_id: str, emit: Emit, sources: tuple[str, ...] | None = None
+) -> VerifyResult:
+    """Verify one backup, reporting progress as the ``verify`` pseudo-source."""
+    manifest = repo.load(backup_id)
+    emit(JobStarted(backup_id, "verify", manifest.scope))
+    meter = ProgressMeter("verify", emit, manifest.size)
+    result = await verify_backup_async(
+        repo.backup_dir(backup_id), manifest, sources, lambda done, _total: meter.update(done)
+    )
+    meter.finish()
+    for problem in result.problems:
+        emit(LogLine(problem.source, "error", str(problem)))
+    emit(JobFinished(backup_id, ok=result.ok))
+    return result

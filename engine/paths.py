@@ -1,0 +1,37 @@
+"""Lifeboat's default paths and names, in one place.
+
+Every default location comes from here (via ``platformdirs``), so no other module guesses at
+home directories or glues ``expanduser`` strings together.
+"""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "lifeboat"
+
+
+def user_config_file() -> Path:
+    """The per-user config file, e.g. ``~/.config/lifeboat/config.toml`` on Linux."""
+    return platformdirs.user_config_path(APP_NAME, appauthor=False) / "config.toml"
+
+
+def user_data_dir() -> Path:
+    """The per-user data directory, e.g. ``~/.local/share/lifeboat`` on Linux."""
+    return platformdirs.user_data_path(APP_NAME, appauthor=False)
+
+
+def default_known_hosts() -> Path:
+    """OpenSSH's per-user known_hosts file."""
+    return Path.home() / ".ssh" / "known_hosts"
+
+
+def login_name() -> str:
+    """The operator's login name, or ``"unknown"`` when the system cannot tell."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):  # no $USER and no passwd entry (e.g. a bare container)
+        return "unknown"

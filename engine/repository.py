@@ -1,0 +1,242 @@
+"""The on-disk repository: the source of truth for every backup.
+
+Layout (DESIGN.md): ``backups/<id>/`` holds complete backups only, each with its
+``manifest.json``; in-flight work lives in ``.staging/<id>/`` and is renamed into place in one
+step when complete, so a crash leaves either a whole backup or nothing under ``backups/``.
+Entries under ``backups/`` that are not backups are never touched.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from engine import __version__
+from engine.atomic import atomic_write, fsync_dir, make_private_dir
+from engine.errors import (
+    BackupNotFoundError,
+    ManifestError,
+    RepositoryError,
+    RepositoryLockedError,
+)
+from engine.manifest import Manifest, utc_now
+
+MARKER = "lifeboat-repo.json"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{4}$")
+KEEP_FAILED = 5
+
+
+def new_backup_id(now: datetime | None = None) -> str:
+    """A sortable UTC timestamp plus a short random suffix: ``20261121T150000Z-7f3a``."""
+    moment = now or utc_now()
+    return f"{moment.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(2)}"
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    pid: int
+    host: str
+    operation: str
+    operator: str
+    since: str
+
+    def describe(self) -> str:
+        return (
+            f"pid {self.pid} on {self.host} ({self.operation} by {self.operator}) "
+            f"since {self.since}"
+        )
+
+
+class Repository:
+    """A repository directory; see the module docstring for the layout."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.backups_dir = path / "backups"
+        self.staging_dir = path / ".staging"
+        self.failed_dir = path / ".failed"
+        self.trash_dir = path / ".trash"
+        self.lock_path = path / "lock"
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool = True) -> Repository:
+        """Open the repository at ``path``, creating it on first use when ``create``."""
+        repo = cls(path)
+        if not (path / MARKER).is_file():
+            if not create:
+                raise RepositoryError(
+                    f"no Lifeboat repository at {path}; create it with `lifeboat repo init`"
+                )
+            repo.init()
+        repo._check_format()
+        return repo
+
+    def init(self) -> None:
+        """Create the layout (idempotent): marker, backups/ and .staging/, all private."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RepositoryError(f"{self.path} exists and is not a directory")
+        if self.path.is_dir() and any(self.path.iterdir()) and not (self.path / MARKER).exists():
+            raise RepositoryError(
+                f"{self.path} is not empty and is not a Lifeboat repository; "
+                "choose an empty or new directory for repository.path"
+            )
+        for directory in (self.path, self.backups_dir, self.staging_dir):
+            make_private_dir(directory)
+        if not (self.path / MARKER).exists():
+            marker = {
+                "format": FORMAT_VERSION,
+                "created": utc_now().isoformat().replace("+00:00", "Z"),
+                "repo_id": str(uuid.uuid4()),
+                "tool_version": __version__,
+            }
+            atomic_write(self.path / MARKER, (json.dumps(marker, indent=2) + "\n").encode())
+
+    def _check_format(self) -> None:
+        try:
+            marker = json.loads((self.path / MARKER).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RepositoryError(f"{self.path / MARKER} is unreadable: {exc}") from exc
+        if marker.get("format") != FORMAT_VERSION:
+            raise RepositoryError(
+                f"{self.path} has repository format {marker.get('format')!r}; this Lifeboat "
+                f"reads format {FORMAT_VERSION}: use a matching Lifeboat version"
+            )
+
+    # -- locking ---------------------------------------------------------------------------
+
+    @contextmanager
+    def lock(self, operation: str, operator: str) -> Iterator[None]:
+        """Hold the exclusive write lock; refuse at once, naming the holder, if it is taken.
+
+        The lock is an ``flock`` on ``lock``, so it dies with its process: it cannot go stale.
+        """
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise self._locked_error(fd) from None
+            holder = LockHolder(
+                pid=os.getpid(),
+                host=socket.gethostname(),
+                operation=operation,
+                operator=operator,
+                since=utc_now().isoformat().replace("+00:00", "Z"),
+            )
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(holder.__dict__).encode(), 0)
+            try:
+                yield
+            finally:
+                os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)
+
+    def _locked_error(self, fd: int) -> RepositoryLockedError:
+        raw = os.pread(fd, 4096, 0)
+        try:
+            holder = LockHolder(**json.loads(raw)).describe()
+        except (ValueError, TypeError):
+            holder = "another process (its details are not readable)"
+        return RepositoryLockedError(
+            f"the repository {self.path} is locked by {holder}; wait for it to finish and try again"
+        )
+
+    # -- writing backups -------------------------------------------------------------------
+
+    def create_staging(self, backup_id: str) -> Path:
+        staging = self.staging_dir / backup_id
+        make_private_dir(self.staging_dir)
+        staging.mkdir(mode=0o700)
+        return staging
+
+    def commit(self, staging: Path, manifest: Manifest) -> Path:
+        """Write the manifest into ``staging`` and move it into ``backups/`` in one rename."""
+        atomic_write(staging / MANIFEST, manifest.to_json().encode())
+        final = self.backups_dir / manifest.id
+        make_private_dir(self.backups_dir)
+        os.rename(staging, final)
+        fsync_dir(self.backups_dir)
+        fsync_dir(self.staging_dir)
+        return final
+
+    def abandon(self, staging: Path, *, keep_for_diagnosis: bool) -> Path | None:
+        """Remove a failed or cancelled staging dir, or keep it under ``.failed/``.
+
+        Only the newest few failures are kept, so diagnosis never fills the disk.
+        """
+        if not staging.exists():
+            return None
+        if not keep_for_diagnosis:
+            shutil.rmtree(staging)
+            return None
+        make_private_dir(self.failed_dir)
+        kept = self.failed_dir / staging.name
+        os.rename(staging, kept)
+        for old in sorted(self.failed_dir.iterdir())[:-KEEP_FAILED]:
+            shutil.rmtree(old, ignore_errors=True)
+        return kept
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def backup_dir(self, backup_id: str) -> Path:
+        return self.backups_dir / backup_id
+
+    def is_backup(self, backup_id: str) -> bool:
+        """Whether ``backups/<id>`` is a Lifeboat backup (an id-shaped dir with a manifest)."""
+        return (
+            bool(BACKUP_ID.match(backup_id)) and (self.backups_dir / backup_id / MANIFEST).is_file()
+        )
+
+    def load(self, backup_id: str) -> Manifest:
+        if not self.is_backup(backup_id):
+            raise BackupNotFoundError(
+                f"no backup {backup_id!r} in {self.path}; `lifeboat backup list` shows the ids"
+            )
+        path = self.backups_dir / backup_id / MANIFEST
+        manifest = Manifest.from_json(path.read_text(), str(path))
+        if manifest.id != backup_id:
+            raise ManifestError(f"{path}: says it is backup {manifest.id}, not {backup_id}")
+        return manifest
+
+    def list_backups(self) -> tuple[list[Manifest], list[str]]:
+        """Every readable backup, newest first, and one message per unreadable one."""
+        manifests: list[Manifest] = []
+        problems: list[str] = []
+        if not self.backups_dir.is_dir():
+            return manifests, problems
+        for entry in sorted(self.backups_dir.iterdir(), key=lambda p: p.name, reverse=True):
+            if not self.is_backup(entry.name):
+                continue
+            try:
+                manifests.append(self.load(entry.name))
+            except ManifestError as exc:
+                problems.append(str(exc))
+        return manifests, problems
+
+    # -- deleting --------------------------------------------------------------------------
+
+    def delete(self, backup_id: str) -> None:
+        """Delete one backup: renamed out of ``backups/`` first, so it vanishes atomically."""
+        if not self.is_backup(backup_id):
+            raise BackupNotFoundError(
+                f"no backup {backup_id!r} in {self.path}; nothing was deleted"
+            )
+        make_private_dir(self.trash_dir)
+        doomed = self.trash_dir / backup_id
+        os.rename(self.backups_dir / backup_id, doomed)
+        fsync_dir(self.backups_dir)
+        shutil.rmtree(doomed)

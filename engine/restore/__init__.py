@@ -1,0 +1,1 @@
+"""Restores: the plain checked path now; decision trees, plans and the validator build on it."""

@@ -1,0 +1,68 @@
+"""A file sink that hashes and writes in one pass, for bytes streaming in from a remote host."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+from pathlib import Path
+
+from engine.atomic import FILE_MODE
+from engine.errors import RepositoryError
+from engine.manifest import ArtifactFile
+
+WRITE_BUFFER = 1024 * 1024
+
+
+class HashingFileSink:
+    """Writes chunks to a new file while computing their sha256 and size.
+
+    Call :meth:`write` for each chunk and :meth:`finish` once at the end, which flushes,
+    fsyncs and returns the manifest entry. A full disk becomes a :class:`RepositoryError`
+    that says so.
+    """
+
+    def __init__(self, path: Path, relative_name: str) -> None:
+        self.path = path
+        self.relative_name = relative_name
+        self.bytes = 0
+        self._hash = hashlib.sha256()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        self._file = os.fdopen(fd, "wb", buffering=WRITE_BUFFER)
+
+    def write(self, chunk: bytes) -> None:
+        self._hash.update(chunk)
+        try:
+            self._file.write(chunk)
+        except OSError as exc:
+            raise self._explain(exc) from exc
+        self.bytes += len(chunk)
+
+    def finish(self) -> ArtifactFile:
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as exc:
+            raise self._explain(exc) from exc
+        finally:
+            self.close()
+        return ArtifactFile(
+            path=self.relative_name, bytes=self.bytes, sha256=self._hash.hexdigest()
+        )
+
+    def close(self) -> None:
+        """Close without finishing (on failure); safe to call twice."""
+        if not self._file.closed:
+            # A failed close after a failed write adds nothing: the write error is reported.
+            with contextlib.suppress(OSError):
+                self._file.close()
+
+    def _explain(self, exc: OSError) -> RepositoryError:
+        if exc.errno == errno.ENOSPC:
+            return RepositoryError(
+                f"the repository's disk is full while writing {self.path} "
+                f"({self.bytes} bytes written); free space there or move the repository, "
+                "then run the backup again"
+            )
+        return RepositoryError(f"cannot write {self.path}: {exc.strerror or exc}")

@@ -1,0 +1,61 @@
+"""The ``command`` source: any remote command whose stdout is the backup (e.g. ``pg_dump -Fc``)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from engine.config import CommandSourceConfig
+from engine.manifest import Artifact
+from engine.sources.base import RestoreOptions, Source, SourceContext, read_chunks
+
+
+class CommandSource(Source):
+    kind: ClassVar[str] = "command"
+    artifact_kind: ClassVar[str] = "command-output"
+    config: CommandSourceConfig
+
+    def filename(self) -> str:
+        return f"{self.name}.out"
+
+    async def backup(self, ctx: SourceContext) -> Artifact:
+        sink = ctx.sink(self.filename())
+        meter = ctx.meter()
+
+        def write(chunk: bytes) -> None:
+            sink.write(chunk)
+            meter.advance(len(chunk))
+
+        ctx.stage("dumping")
+        try:
+            await ctx.host.stream(self.config.backup, on_stdout=write)
+            entry = sink.finish()
+        finally:
+            sink.close()
+        meter.finish()
+        return Artifact(
+            source=self.name,
+            kind=self.artifact_kind,
+            host=ctx.host.name,
+            files=(entry,),
+            meta={"command": list(self.config.backup)},
+        )
+
+    def restore_problems(self, options: RestoreOptions) -> list[str]:
+        problems = super().restore_problems(options)
+        if not self.config.restore:
+            problems.append(
+                f"sources.{self.name}.restore: no restore command is configured; add one, "
+                'e.g. restore = ["pg_restore", "--clean", "-d", "app"]'
+            )
+        return problems
+
+    async def restore(
+        self, artifact: Artifact, ctx: SourceContext, options: RestoreOptions
+    ) -> None:
+        assert self.config.restore  # restore_problems() refused this case beforehand
+        (entry,) = artifact.files
+        ctx.stage("restoring")
+        meter = ctx.meter(entry.bytes)
+        await ctx.host.stream(
+            self.config.restore, stdin=read_chunks(ctx.directory / entry.path, meter)
+        )

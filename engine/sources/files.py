@@ -1,0 +1,85 @@
+"""The ``files`` source: a remote ``tar`` of configured paths, compressed on the host.
+
+zstd is used when the host has it, else gzip; the manifest records which, and the restore
+asks the host's tar for the same. Members are stored relative to ``/``, so a restore can
+land in the original paths or under any ``--target-dir``.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import ClassVar
+
+from engine.config import FilesSourceConfig
+from engine.errors import RemoteCommandError
+from engine.manifest import Artifact
+from engine.sources.base import RestoreOptions, Source, SourceContext, read_chunks
+from engine.ssh import quote_command
+
+COMPRESSION_FLAGS = {"zstd": "--zstd", "gzip": "--gzip"}
+SUFFIXES = {"zstd": "tar.zst", "gzip": "tar.gz"}
+TAR_WARNING_STATUS = 1  # GNU tar: some files changed while being read
+
+
+class FilesSource(Source):
+    kind: ClassVar[str] = "files"
+    artifact_kind: ClassVar[str] = "files-tar"
+    config: FilesSourceConfig
+
+    async def backup(self, ctx: SourceContext) -> Artifact:
+        ctx.stage("probing")
+        compression = "zstd" if await ctx.host.has_command("zstd") else "gzip"
+        members = [str(PurePosixPath(p).relative_to("/")) for p in self.config.paths]
+        argv = ["tar", "-C", "/", COMPRESSION_FLAGS[compression], "-cf", "-", "--", *members]
+        filename = f"{self.name}.{SUFFIXES[compression]}"
+        sink = ctx.sink(filename)
+        meter = ctx.meter()
+
+        def write(chunk: bytes) -> None:
+            sink.write(chunk)
+            meter.advance(len(chunk))
+
+        ctx.stage("archiving")
+        try:
+            outcome = await ctx.host.stream(
+                argv, on_stdout=write, ok_statuses=frozenset({0, TAR_WARNING_STATUS})
+            )
+            entry = sink.finish()
+        finally:
+            sink.close()
+        meter.finish()
+        if outcome.exit_status == TAR_WARNING_STATUS:
+            ctx.log(f"tar warned (files changed while read): {outcome.stderr}", "warning")
+        return Artifact(
+            source=self.name,
+            kind=self.artifact_kind,
+            host=ctx.host.name,
+            files=(entry,),
+            meta={"compression": compression, "paths": [str(p) for p in self.config.paths]},
+        )
+
+    def restore_problems(self, options: RestoreOptions) -> list[str]:
+        if options.target_dir is not None and not options.target_dir.is_absolute():
+            return [f"--target-dir must be an absolute path, got {options.target_dir}"]
+        return []
+
+    async def restore(
+        self, artifact: Artifact, ctx: SourceContext, options: RestoreOptions
+    ) -> None:
+        (entry,) = artifact.files
+        compression = artifact.meta["compression"]
+        target = str(options.target_dir or "/")
+        if compression == "zstd" and not await ctx.host.has_command("zstd"):
+            raise RemoteCommandError(
+                f"{ctx.host.name}: this backup is zstd-compressed but the host has no `zstd`; "
+                "install it there (e.g. apt-get install zstd) and retry"
+            )
+        ctx.stage(f"extracting into {target}")
+        command = " && ".join(
+            [
+                quote_command(["mkdir", "-p", "--", target]),
+                quote_command(["tar", "-C", target, COMPRESSION_FLAGS[compression], "-xpf", "-"]),
+            ]
+        )
+        meter = ctx.meter(entry.bytes)
+        await ctx.host.stream(command, stdin=read_chunks(ctx.directory / entry.path, meter))

@@ -1,0 +1,66 @@
+"""Shared fixtures: real SSH servers on loopback (see DESIGN.md, "Testing").
+
+``ssh_server`` runs a test once against the in-process asyncssh server and once against the
+system OpenSSH sshd. Tests using it must be ``async``: the asyncssh server is served by the
+test's own event loop.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sshd import OpenSSHServer, SSHTestServer
+
+from engine.demo.server import InProcessSSHServer, SandboxKeys, generate_keys, write_known_hosts
+
+
+@pytest.fixture(scope="session")
+def ssh_keys(tmp_path_factory: pytest.TempPathFactory) -> SandboxKeys:
+    """Host and client keys shared by every test server of the session."""
+    return generate_keys(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture
+async def asyncssh_server(ssh_keys: SandboxKeys, tmp_path: Path) -> AsyncIterator[SSHTestServer]:
+    """The in-process asyncssh server (engine.demo.server) on 127.0.0.1 and a random port."""
+    user = getpass.getuser()
+    server = InProcessSSHServer(ssh_keys, authorized_user=user)
+    await server.start("127.0.0.1", 0)
+    try:
+        known_hosts = tmp_path / "asyncssh_known_hosts"
+        write_known_hosts(known_hosts, "127.0.0.1", server.port, ssh_keys.host_public_key)
+        yield SSHTestServer(
+            kind="asyncssh",
+            address="127.0.0.1",
+            port=server.port,
+            user=user,
+            identity=ssh_keys.client_key,
+            known_hosts=known_hosts,
+            host_public_key=ssh_keys.host_public_key,
+            drop=server.drop_connections,
+        )
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+def openssh_server(
+    ssh_keys: SandboxKeys, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SSHTestServer]:
+    """The system OpenSSH sshd on 127.0.0.1 and a random port."""
+    server = OpenSSHServer(ssh_keys, tmp_path_factory.mktemp("sshd"))
+    server.start()
+    try:
+        yield server.describe(getpass.getuser())
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["asyncssh", "openssh"], ids=["asyncssh", "openssh"])
+def ssh_server(request: pytest.FixtureRequest) -> SSHTestServer:
+    """Each SSH server in turn: the test runs once per kind."""
+    server: SSHTestServer = request.getfixturevalue(f"{request.param}_server")
+    return server

@@ -1,0 +1,93 @@
+"""The ``lifeboat`` command line: the same engine calls the console makes, scriptable.
+
+Exit codes: 0 success; 1 the operation ran and failed (a source failed, verify found
+damage, a restore was refused); 2 usage or config errors; 130 interrupted. Errors are one
+message each, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from engine.errors import LifeboatError, UsageError
+from tui.commands import backup, demo, restore
+from tui.commands.common import CliState, pass_state
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Config file (default: $LIFEBOAT_CONFIG, ./lifeboat.toml, then the user config dir).",
+)
+@click.version_option(package_name="lifeboat")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None) -> None:
+    """Lifeboat: backups, restores and DR drills over SSH."""
+    ctx.obj = CliState(config_path)
+
+
+@cli.group()
+def config() -> None:
+    """Inspect the configuration."""
+
+
+@config.command("check")
+@pass_state
+def config_check(state: CliState) -> None:
+    """Validate the config file and say what it defines."""
+    cfg = state.config()
+    click.echo(
+        f"{cfg.path}: OK — {len(cfg.hosts)} host(s), {len(cfg.sources)} source(s), "
+        f"repository {cfg.repository.path}"
+    )
+
+
+@cli.group()
+def repo() -> None:
+    """Manage the repository."""
+
+
+@repo.command("init")
+@pass_state
+def repo_init(state: CliState) -> None:
+    """Create the repository (it is also created on first use)."""
+    repository = state.repository(create=True)
+    click.echo(f"repository ready at {repository.path}")
+
+
+cli.add_command(backup.backup)
+cli.add_command(restore.restore)
+cli.add_command(demo.demo)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: map errors to one message and an exit code."""
+    try:
+        result = cli.main(args=argv, prog_name="lifeboat", standalone_mode=False)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("lifeboat: interrupted; nothing partial was kept", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except UsageError as exc:
+        _print_error(exc)
+        sys.exit(EXIT_USAGE)
+    except LifeboatError as exc:
+        _print_error(exc)
+        sys.exit(EXIT_FAILED)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+def _print_error(exc: LifeboatError) -> None:
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        click.echo(f"lifeboat: error: {line}", err=True)

@@ -1,0 +1,1 @@
+"""The CLI\x27s command groups, one module each."""

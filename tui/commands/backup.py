@@ -1,0 +1,197 @@
+"""``lifeboat backup ...``: create, list, show, verify, prune and delete backups."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from engine import audit
+from engine.errors import UsageError
+from engine.events import Emit
+from engine.jobs import BackupRequest, run_backup, run_verify
+from engine.manifest import Manifest
+from engine.retention import prune
+from engine.verify import VerifyResult
+from tui.commands.common import CliState, pass_state, print_json, require_confirmation, run_async
+from tui.progress import make_renderer
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def human_size(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def age(moment: datetime, now: datetime | None = None) -> str:
+    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
+    for unit, width in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= width:
+            return f"{seconds // width}{unit} ago"
+    return f"{max(seconds, 0)}s ago"
+
+
+@click.group()
+def backup() -> None:
+    """Create, inspect, verify and remove backups."""
+
+
+@backup.command("create")
+@click.option("--scope", multiple=True, metavar="SOURCE", help="Back up only these sources.")
+@click.option("--label", help="A label to find this backup by, e.g. pre-v1.4-upgrade.")
+@json_option
+@pass_state
+def backup_create(
+    state: CliState, scope: tuple[str, ...], label: str | None, as_json: bool
+) -> None:
+    """Back up the configured sources (all, or --scope) into the repository."""
+    config = state.config()
+    repo = state.repository()
+    with make_renderer(as_json) as renderer:
+        manifest = run_async(
+            run_backup(config, repo, BackupRequest(scope=scope, label=label), renderer.emit)
+        )
+    if as_json:
+        print_json(manifest.model_dump(mode="json"))
+    else:
+        click.echo(
+            f"backup {manifest.id} complete: {len(manifest.artifacts)} artifact(s), "
+            f"{human_size(manifest.size)}"
+        )
+
+
+@backup.command("list")
+@json_option
+@pass_state
+def backup_list(state: CliState, as_json: bool) -> None:
+    """List backups, newest first."""
+    manifests, problems = state.repository().list_backups()
+    for problem in problems:
+        click.echo(f"lifeboat: warning: {problem}", err=True)
+    if as_json:
+        print_json([m.model_dump(mode="json") for m in manifests])
+        return
+    if not manifests:
+        click.echo("no backups yet; make one with `lifeboat backup create`")
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("id", "created", "label", "scope", "size"):
+        table.add_column(column, justify="right" if column == "size" else "left")
+    for m in manifests:
+        created = f"{m.created_at:%Y-%m-%d %H:%M}Z ({age(m.created_at)})"
+        table.add_row(m.id, created, m.label or "", ",".join(m.scope), human_size(m.size))
+    Console().print(table)
+
+
+@backup.command("show")
+@click.argument("backup_id", metavar="ID")
+@json_option
+@pass_state
+def backup_show(state: CliState, backup_id: str, as_json: bool) -> None:
+    """Show one backup's manifest."""
+    manifest = state.repository().load(backup_id)
+    if as_json:
+        print_json(manifest.model_dump(mode="json"))
+        return
+    click.echo(describe(manifest))
+
+
+def describe(m: Manifest) -> str:
+    lines = [
+        f"backup    {m.id}",
+        f"label     {m.label or '-'}",
+        f"created   {m.created_at:%Y-%m-%d %H:%M:%S}Z, finished {m.finished_at:%H:%M:%S}Z",
+        f"trigger   {m.trigger} by {m.operator} (lifeboat {m.tool_version})",
+        f"size      {human_size(m.size)}",
+    ]
+    for artifact in m.artifacts:
+        lines.append(f"artifact  {artifact.source} ({artifact.kind}) from {artifact.host}")
+        for f in artifact.files:
+            lines.append(f"            {f.path}  {human_size(f.bytes)}  sha256 {f.sha256[:16]}…")
+        for key, value in artifact.meta.items():
+            lines.append(f"            {key}: {value}")
+    return "\n".join(lines)
+
+
+@backup.command("verify")
+@click.argument("backup_id", metavar="ID", required=False)
+@click.option("--all", "verify_all", is_flag=True, help="Verify every backup.")
+@json_option
+@pass_state
+def backup_verify(state: CliState, backup_id: str | None, verify_all: bool, as_json: bool) -> int:
+    """Check sizes, sha256 and structure of a backup's files (exit 1 if anything is wrong)."""
+    if verify_all == (backup_id is not None):
+        raise UsageError("give either a backup ID or --all")
+    repo = state.repository()
+    ids = [m.id for m in repo.list_backups()[0]] if verify_all else [backup_id or ""]
+    results: list[VerifyResult] = []
+    with make_renderer(as_json) as renderer:
+        emit: Emit = renderer.emit
+        for one in ids:
+            results.append(run_async(run_verify(repo, one, emit)))
+    if as_json:
+        print_json(
+            [
+                {
+                    "id": r.backup_id,
+                    "ok": r.ok,
+                    "files": r.files_checked,
+                    "bytes": r.bytes_checked,
+                    "problems": [p.__dict__ for p in r.problems],
+                }
+                for r in results
+            ]
+        )
+    else:
+        for r in results:
+            verdict = "OK" if r.ok else "FAILED"
+            click.echo(f"{r.backup_id}: {verdict} ({r.files_checked} file(s))")
+            for problem in r.problems:
+                click.echo(f"  {problem}")
+    return 0 if all(r.ok for r in results) else 1
+
+
+@backup.command("prune")
+@click.option("--keep", type=click.IntRange(min=1), required=True, help="How many to keep.")
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@json_option
+@pass_state
+def backup_prune(state: CliState, keep: int, dry_run: bool, as_json: bool) -> None:
+    """Remove the oldest backups beyond the newest N (never anything that is not a backup)."""
+    config = state.config()
+    plan = prune(state.repository(), keep, config.operator, dry_run=dry_run)
+    if as_json:
+        print_json(
+            {
+                "dry_run": dry_run,
+                "keep": [m.id for m in plan.keep],
+                "remove": [m.id for m in plan.remove],
+            }
+        )
+        return
+    verb = "would remove" if dry_run else "removed"
+    for m in plan.remove:
+        click.echo(f"{verb} {m.id} {m.label or ''}".rstrip())
+    click.echo(f"{len(plan.keep)} kept, {len(plan.remove)} {verb}")
+
+
+@backup.command("delete")
+@click.argument("backup_id", metavar="ID")
+@click.option("--confirm", metavar="ID", help="Type the backup id again to confirm.")
+@pass_state
+def backup_delete(state: CliState, backup_id: str, confirm: str | None) -> None:
+    """Delete one backup (confirm by typing its id)."""
+    config = state.config()
+    repo = state.repository()
+    repo.load(backup_id)
+    require_confirmation(confirm, backup_id, f"deleting backup {backup_id}")
+    with repo.lock("delete", config.operator):
+        repo.delete(backup_id)
+        audit.record(repo.path, config.operator, "backup.delete", backup=backup_id)
+    click.echo(f"deleted {backup_id}")

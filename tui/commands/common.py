@@ -1,0 +1,54 @@
+"""What every CLI command shares: the config/repository state, confirmations, async running."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from engine.config import Config, discover_config_path, load_config
+from engine.errors import UsageError
+from engine.repository import Repository
+
+T = TypeVar("T")
+
+
+@dataclass
+class CliState:
+    """What the group options give every command."""
+
+    config_path: Path | None
+    _config: Config | None = None
+
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(discover_config_path(self.config_path))
+        return self._config
+
+    def repository(self, *, create: bool = True) -> Repository:
+        return Repository.open(self.config().repository.path, create=create)
+
+
+pass_state = click.make_pass_decorator(CliState)
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; Ctrl-C cancels it (so its cleanup runs) and then interrupts."""
+    return asyncio.run(coro)
+
+
+def print_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def require_confirmation(given: str | None, expected: str, what: str) -> None:
+    if given != expected:
+        raise UsageError(
+            f"{what}: confirm by typing its name exactly: --confirm {expected}"
+            + (f" (got {given!r})" if given else "")
+        )

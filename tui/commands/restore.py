@@ -1,0 +1,75 @@
+"""``lifeboat restore ID ...``: the plain, checked restore (the guided wizard builds on it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from engine.errors import UsageError
+from engine.restore.plain import RestoreRequest, run_restore
+from tui.commands.common import CliState, pass_state, print_json, run_async
+from tui.progress import make_renderer
+
+
+@click.command()
+@click.argument("backup_id", metavar="ID")
+@click.option("--scope", multiple=True, metavar="SOURCE", help="Restore only these sources.")
+@click.option("--target-host", metavar="HOST", help="Restore onto this configured host instead.")
+@click.option(
+    "--target-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Extract files sources under this directory instead of their original paths.",
+)
+@click.option("--dry-run", is_flag=True, help="Run the checks only; change nothing.")
+@click.option("--apply", is_flag=True, help="Restore for real (needs --confirm).")
+@click.option(
+    "--confirm",
+    multiple=True,
+    metavar="HOST",
+    help="Type each target host's name to confirm --apply.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@pass_state
+def restore(
+    state: CliState,
+    backup_id: str,
+    scope: tuple[str, ...],
+    target_host: str | None,
+    target_dir: Path | None,
+    dry_run: bool,
+    apply: bool,
+    confirm: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Verify what a restore will use, then (with --apply) stream it back to its hosts."""
+    if dry_run == apply:
+        raise UsageError("choose one of --dry-run (check only) or --apply --confirm HOST")
+    if dry_run and confirm:
+        raise UsageError("--confirm goes with --apply, not --dry-run")
+    request = RestoreRequest(
+        backup_id=backup_id,
+        scope=scope,
+        target_host=target_host,
+        target_dir=target_dir,
+        apply=apply,
+        confirm=confirm,
+    )
+    config = state.config()
+    with make_renderer(as_json) as renderer:
+        report = run_async(run_restore(config, state.repository(), request, renderer.emit))
+    summary = {
+        "backup": report.backup_id,
+        "sources": [step.source for step in report.steps],
+        "targets": list(report.targets),
+        "applied": report.applied,
+    }
+    if as_json:
+        print_json(summary)
+    elif report.applied:
+        click.echo(f"restored {', '.join(summary['sources'])} from {report.backup_id}")
+    else:
+        click.echo(
+            f"dry run: checks passed for {', '.join(summary['sources'])} from "
+            f"{report.backup_id} onto {', '.join(report.targets)}; nothing was changed"
+        )
