@@ -152,9 +152,7 @@ class OpenSSHServer:
     def start(self, timeout: float = 10.0) -> None:
         """Start sshd and wait until it accepts connections; raise with its log otherwise."""
         if not SSHD.exists():
-            raise RuntimeError(
-                f"{SSHD} is missing: run `make test`, which installs openssh-server"
-            )
+            raise RuntimeError(f"{SSHD} is missing: run `make test`, which installs openssh-server")
         # sshd's privilege-separation directory; normally made by the package's service.
         Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)
         for _attempt in range(5):

@@ -269,6 +269,8 @@ class InProcessSSHServer:
                 _kill_process_group(child)
             await child.wait()
             self._children.discard(child)
+            # Also runs asyncssh's cleanup of the pipe writer feeding the command's stdin.
+            await process.wait_closed()
 
 
 async def _drain(process: asyncssh.SSHServerProcess[bytes]) -> None:

@@ -43,7 +43,7 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def print_json(data: object) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    click.echo(json.dumps(data, default=str))
 
 
 def require_confirmation(given: str | None, expected: str, what: str) -> None:

@@ -1,0 +1,207 @@
+"""How fast Lifeboat pulls bytes over SSH, against OpenSSH's own client in the same run.
+
+It starts the system ``sshd`` on 127.0.0.1 with generated keys, writes an incompressible file
+(``os.urandom``; 1 GiB by default) into a temporary directory, and times, each against the same
+server, file and disk:
+
+(a) ``ssh -c aes128-gcm@openssh.com user@127.0.0.1 cat FILE > out`` (the baseline), and
+(b) ``lifeboat backup create`` of a ``command`` source running ``cat FILE``: no compression,
+    with sha256, fsync and the manifest commit included. It runs as a subprocess so that its
+    peak RSS is Lifeboat's alone, and it is timed as a whole (interpreter start, config load,
+    SSH connection, transfer, fsync, commit), as cron would see it; the time from the job's
+    first event to its last is printed too, for comparison.
+
+Both sides read a file that is in the page cache, after an untimed warm-up copy of it. With
+``--runs N`` each side runs N times, alternating, and the best run of each side counts. It
+prints both rates (MB = 10^6 bytes), Lifeboat's peak RSS, and on its last line ``ratio=X.XX``
+(Lifeboat rate / OpenSSH rate).
+Targets: ratio >= 0.9; peak RSS < 150 MB for 1 GiB.
+
+Run it as root or as a user allowed to start sshd (it needs ``/run/sshd``)::
+
+    .venv/bin/python bench/ssh_throughput.py --size 1G
+    .venv/bin/python bench/ssh_throughput.py --size 256M --runs 3
+
+The temporary directory holds at most about three times ``--size`` and is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.demo.server import generate_keys
+
+ROOT = Path(__file__).resolve().parent.parent
+# tests/ is not a package: pytest puts it on sys.path for conftest.py. Doing the same here lets
+# the bench start sshd exactly the way the interoperability tests do, instead of a second copy.
+sys.path.insert(0, str(ROOT / "tests"))
+from sshd import OpenSSHServer, SSHTestServer  # noqa: E402
+
+CIPHER = "aes128-gcm@openssh.com"
+CHUNK = 4 * 1024 * 1024
+UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+MB = 1_000_000
+
+
+def parse_size(text: str) -> int:
+    """``1G``, ``256M``, ``512k``, ``1GiB`` or a byte count, as bytes (binary units)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if not match:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}; e.g. 1G, 256M or 1048576")
+    size = int(float(match[1]) * UNITS[match[2].upper()])
+    if size <= 0:
+        raise argparse.ArgumentTypeError("size must be positive")
+    return size
+
+
+@dataclass(frozen=True)
+class LifeboatRun:
+    seconds: float  # process start to exit
+    engine_seconds: float  # first job event to the last one
+    peak_rss: int  # bytes
+
+
+def make_file(path: Path, size: int) -> str:
+    """Write ``size`` random bytes to ``path`` and return their sha256."""
+    digest = hashlib.sha256()
+    with path.open("wb") as file:
+        left = size
+        while left:
+            chunk = os.urandom(min(CHUNK, left))
+            digest.update(chunk)
+            file.write(chunk)
+            left -= len(chunk)
+    return digest.hexdigest()
+
+
+def time_openssh(server: SSHTestServer, source: Path, out: Path) -> float:
+    """Seconds for ``ssh ... cat source > out``, connection setup included."""
+    argv = [
+        "ssh", "-F", "/dev/null", "-i", str(server.identity),
+        "-o", f"UserKnownHostsFile={server.known_hosts}", "-o", "StrictHostKeyChecking=yes",
+        "-o", "BatchMode=yes", "-p", str(server.port), "-c", CIPHER,
+        f"{server.user}@{server.address}", "cat", str(source),
+    ]  # fmt: skip
+    with out.open("wb") as file:
+        started = time.perf_counter()
+        subprocess.run(argv, stdout=file, stdin=subprocess.DEVNULL, check=True)
+        seconds = time.perf_counter() - started
+    if out.stat().st_size != source.stat().st_size:
+        raise RuntimeError(f"ssh wrote {out.stat().st_size} bytes, expected the whole file")
+    return seconds
+
+
+def write_config(path: Path, server: SSHTestServer, repo: Path, source: Path) -> None:
+    path.write_text(
+        f"""operator = "bench"
+[repository]
+path = {json.dumps(str(repo))}
+
+[hosts.loopback]
+address = {json.dumps(server.address)}
+port = {server.port}
+user = {json.dumps(server.user)}
+identity = {json.dumps(str(server.identity))}
+known_hosts = {json.dumps(str(server.known_hosts))}
+
+[sources.blob]
+kind = "command"
+host = "loopback"
+backup = ["cat", {json.dumps(str(source))}]
+"""
+    )
+
+
+def time_lifeboat(config: Path, repo: Path, size: int, sha256: str) -> LifeboatRun:
+    """Run ``lifeboat backup create --json`` once; check the manifest; time and measure it."""
+    lifeboat = Path(sys.executable).with_name("lifeboat")
+    if not lifeboat.exists():
+        raise SystemExit(f"{lifeboat} not found: run this with the project venv's python")
+    argv = [str(lifeboat), "--config", str(config), "backup", "create", "--json"]
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    assert process.stdout is not None
+    events: list[float] = []  # when each job event arrived
+    for line in process.stdout:  # one JSON event per line, then the manifest (indented)
+        if line.startswith(b'{"event"'):
+            events.append(time.perf_counter())
+    _pid, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    if process.returncode != 0:
+        raise RuntimeError(f"lifeboat backup create exited with status {process.returncode}")
+    (manifest_path,) = repo.glob("backups/*/manifest.json")
+    (artifact,) = json.loads(manifest_path.read_text())["artifacts"]
+    (entry,) = artifact["files"]
+    if (entry["bytes"], entry["sha256"]) != (size, sha256):
+        raise RuntimeError(f"lifeboat's artifact does not match the file: {entry}")
+    return LifeboatRun(seconds, events[-1] - events[0], usage.ru_maxrss * 1024)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=parse_size, default=parse_size("1G"), help="e.g. 256M")
+    parser.add_argument("--runs", type=int, default=1, help="runs per side; the best counts")
+    args = parser.parse_args()
+    size: int = args.size
+    runs: int = max(1, args.runs)
+
+    with tempfile.TemporaryDirectory(prefix="lifeboat-bench-") as tmp:
+        work = Path(tmp)
+        (work / "sshd").mkdir()
+        server = OpenSSHServer(generate_keys(work / "keys"), work / "sshd")
+        server.start()
+        try:
+            described = server.describe(getpass.getuser())
+            source, out, repo = work / "blob.bin", work / "ssh.out", work / "repo"
+            sha256 = make_file(source, size)
+            # Untimed warm-up: in a VM, the first writes into never-touched guest memory are
+            # much slower than later ones, which would penalise whichever side goes first.
+            shutil.copyfile(source, out)
+            out.unlink()
+            config = work / "lifeboat.toml"
+            write_config(config, described, repo, source)
+            openssh: list[float] = []
+            lifeboat: list[LifeboatRun] = []
+            for _ in range(runs):
+                openssh.append(time_openssh(described, source, out))
+                out.unlink()
+                lifeboat.append(time_lifeboat(config, repo, size, sha256))
+                shutil.rmtree(repo)
+        finally:
+            server.stop()
+
+    version = subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.strip()
+    best_ssh = min(openssh)
+    best = min(lifeboat, key=lambda run: run.seconds)
+    ssh_rate, lifeboat_rate = size / best_ssh / MB, size / best.seconds / MB
+    print(f"SSH throughput, {size / 1024**3:.2f} GiB of random bytes over 127.0.0.1, {CIPHER}")
+    print(f"  {version}; best of {runs} run(s) per side; MB = 10^6 bytes")
+    print(f"  openssh  ssh HOST cat FILE > out      {ssh_rate:8.1f} MB/s  ({best_ssh:.2f} s)")
+    print(
+        f"  lifeboat backup create (command)      {lifeboat_rate:8.1f} MB/s  ({best.seconds:.2f} s"
+        " whole process: start-up, connect, sha256, fsync, manifest)"
+    )
+    print(
+        f"           first to last job event      {size / best.engine_seconds / MB:8.1f} MB/s"
+        f"  ({best.engine_seconds:.2f} s)"
+    )
+    peak_rss = max(run.peak_rss for run in lifeboat) / MB
+    print(f"  lifeboat peak RSS                     {peak_rss:8.1f} MB")
+    print(f"ratio={lifeboat_rate / ssh_rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""The ``lifeboat`` command as an operator runs it: exit codes, messages, JSON, Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from helpers import command_source, config_text, files_source
+from sshd import SSHTestServer
+
+LIFEBOAT = str(Path(sys.executable).with_name("lifeboat"))
+
+
+@dataclass
+class Run:
+    rc: int
+    stdout: str
+    stderr: str
+
+    def json_lines(self) -> list[dict[str, object]]:
+        return [json.loads(line) for line in self.stdout.splitlines() if line.startswith("{")]
+
+
+async def lifeboat(*args: str, config: Path | None = None, cwd: Path | None = None) -> Run:
+    argv = [LIFEBOAT, *(["--config", str(config)] if config else []), *args]
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+        cwd=cwd,
+        env={**os.environ, "LIFEBOAT_CONFIG": ""},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return Run(proc.returncode, out.decode(), err.decode())
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+MISTAKES = {
+    "unknown key": (
+        '[repository]\npath = "/r"\ncolour = "red"\n',
+        "repository.colour: unknown key",
+    ),
+    "unknown host": (
+        '[repository]\npath = "/r"\n[sources.a]\nkind = "command"\nhost = "db9"\nbackup = ["x"]\n',
+        'sources.a.host: unknown host "db9"',
+    ),
+    "unknown kind": (
+        '[repository]\npath = "/r"\n[hosts.h]\naddress = "a"\n'
+        '[sources.a]\nkind = "ftp"\nhost = "h"\n',
+        'sources.a.kind: unknown kind "ftp"',
+    ),
+    "relative path": ('[repository]\npath = "backups"\n', "repository.path: must be an absolute"),
+    "zero port": (
+        '[repository]\npath = "/r"\n[hosts.h]\naddress = "a"\nport = 0\n',
+        "hosts.h.port: must be a positive number, got 0",
+    ),
+    "empty paths": (
+        '[repository]\npath = "/r"\n[hosts.h]\naddress = "a"\n'
+        '[sources.a]\nkind = "files"\nhost = "h"\npaths = []\n',
+        "sources.a.paths: must not be empty",
+    ),
+    "empty backup": (
+        '[repository]\npath = "/r"\n[hosts.h]\naddress = "a"\n'
+        '[sources.a]\nkind = "command"\nhost = "h"\nbackup = []\n',
+        "sources.a.backup: must not be empty",
+    ),
+    "duplicate name": (
+        '[repository]\npath = "/r"\n[hosts.h]\naddress = "a"\n[hosts.h]\naddress = "b"\n',
+        "Cannot declare [hosts.h] twice",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", list(MISTAKES))
+async def test_config_mistakes_exit_2_with_one_line(mistake: str, tmp_path: Path) -> None:
+    text, expected = MISTAKES[mistake]
+    run = await lifeboat("config", "check", config=write_config(tmp_path / "c.toml", text))
+    assert run.rc == 2
+    assert "Traceback" not in run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert expected in lines[0]
+
+
+async def test_several_config_mistakes_are_listed_at_once(tmp_path: Path) -> None:
+    text = '[repository]\npath = "rel"\n[hosts.h]\naddress = "a"\nport = -1\nfoo = 1\n'
+    run = await lifeboat("config", "check", config=write_config(tmp_path / "c.toml", text))
+    assert run.rc == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 3
+    assert any("repository.path" in line for line in lines)
+    assert any("hosts.h.port" in line for line in lines)
+    assert any("hosts.h.foo" in line for line in lines)
+
+
+async def test_missing_config_says_where_it_looked(tmp_path: Path) -> None:
+    run = await lifeboat("backup", "list", cwd=tmp_path)
+    assert run.rc == 2
+    assert "no config file found" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+async def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.toml", f'[repository]\npath = "{tmp_path / "r"}"\n')
+    assert (await lifeboat("backup", "verify", config=config)).rc == 2
+    assert (await lifeboat("backup", "prune", "--keep", "0", config=config)).rc == 2
+    shown = await lifeboat("backup", "show", "20260101T000000Z-abcd", config=config)
+    assert shown.rc == 2
+    assert "no backup" in shown.stderr
+
+
+async def test_backup_list_verify_restore_delete(ssh_server: SSHTestServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "app").mkdir(parents=True)
+    (data / "app" / "settings.toml").write_text("a = 1\n")
+    sources = files_source("cfg", data / "app") + command_source("db", ["echo", "dump"])
+    config = write_config(
+        tmp_path / "lifeboat.toml", config_text(ssh_server, tmp_path / "repo", sources)
+    )
+
+    created = await lifeboat("backup", "create", "--label", "first", "--json", config=config)
+    assert created.rc == 0, created.stderr
+    *events, manifest = created.json_lines()
+    assert events[0]["event"] == "JobStarted"
+    assert events[-1] == {
+        "event": "JobFinished",
+        "job_id": manifest["id"],
+        "ok": True,
+        "cancelled": False,
+        "manifest_id": manifest["id"],
+        "errors": [],
+        "kept_at": None,
+    }
+    backup_id = str(manifest["id"])
+    assert manifest["label"] == "first"
+
+    listed = await lifeboat("backup", "list", "--json", config=config)
+    assert [m["id"] for m in json.loads(listed.stdout)] == [backup_id]
+    shown = await lifeboat("backup", "show", backup_id, config=config)
+    assert "cfg (files-tar)" in shown.stdout
+    assert "db (command-output)" in shown.stdout
+
+    verified = await lifeboat("backup", "verify", backup_id, config=config)
+    assert verified.rc == 0
+    assert f"{backup_id}: OK (2 file(s))" in verified.stdout
+
+    target = tmp_path / "target"
+    dry = await lifeboat(
+        "restore",
+        backup_id,
+        "--scope",
+        "cfg",
+        "--target-dir",
+        str(target),
+        "--dry-run",
+        config=config,
+    )
+    assert dry.rc == 0, dry.stderr
+    assert not target.exists()
+    unconfirmed = await lifeboat(
+        "restore",
+        backup_id,
+        "--scope",
+        "cfg",
+        "--target-dir",
+        str(target),
+        "--apply",
+        "--confirm",
+        "wrong",
+        config=config,
+    )
+    assert unconfirmed.rc == 2
+    assert "--confirm h1" in unconfirmed.stderr
+    applied = await lifeboat(
+        "restore",
+        backup_id,
+        "--scope",
+        "cfg",
+        "--target-dir",
+        str(target),
+        "--apply",
+        "--confirm",
+        "h1",
+        config=config,
+    )
+    assert applied.rc == 0, applied.stderr
+    restored = target / data.relative_to("/") / "app" / "settings.toml"
+    assert restored.read_text() == "a = 1\n"
+
+    db_file = tmp_path / "repo" / "backups" / backup_id / "db.out"
+    db_file.write_bytes(b"dumq\n")
+    broken = await lifeboat("backup", "verify", "--all", config=config)
+    assert broken.rc == 1
+    assert "db.out (db): sha256 mismatch" in broken.stdout
+    refused = await lifeboat("restore", backup_id, "--scope", "db", "--dry-run", config=config)
+    assert refused.rc == 1
+    assert "restore refused" in refused.stderr
+
+    assert (await lifeboat("backup", "delete", backup_id, config=config)).rc == 2
+    deleted = await lifeboat("backup", "delete", backup_id, "--confirm", backup_id, config=config)
+    assert deleted.rc == 0
+    assert json.loads((await lifeboat("backup", "list", "--json", config=config)).stdout) == []
+    audit = [
+        json.loads(line) for line in (tmp_path / "repo" / "audit.jsonl").read_text().splitlines()
+    ]
+    assert [a["action"] for a in audit] == ["restore.start", "restore.finish", "backup.delete"]
+
+
+async def test_ctrl_c_mid_backup_leaves_nothing(ssh_server: SSHTestServer, tmp_path: Path) -> None:
+    sources = command_source("endless", ["cat", "/dev/zero"])
+    config = write_config(tmp_path / "c.toml", config_text(ssh_server, tmp_path / "repo", sources))
+    proc = await asyncio.create_subprocess_exec(
+        LIFEBOAT,
+        "--config",
+        str(config),
+        "backup",
+        "create",
+        "--json",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    while True:  # wait until bytes are flowing
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        event = json.loads(line)
+        if event["event"] == "Progress" and event["done"] > 1_000_000:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 130
+    assert "interrupted" in err.decode()
+    repo = tmp_path / "repo"
+    assert list((repo / "backups").iterdir()) == []
+    assert list((repo / ".staging").iterdir()) == []
+    assert not (repo / ".failed").exists()

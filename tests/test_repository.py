@@ -1,0 +1,167 @@
+"""The repository on disk: ids, layout, permissions, atomic commit, locking, listing, prune."""
+
+from __future__ import annotations
+
+import json
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from engine.errors import (
+    BackupNotFoundError,
+    ManifestError,
+    RepositoryError,
+    RepositoryLockedError,
+    UsageError,
+)
+from engine.manifest import Artifact, ArtifactFile, Manifest
+from engine.repository import BACKUP_ID, MANIFEST, Repository, new_backup_id
+from engine.retention import plan_keep_last, prune
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def fake_backup(repo: Repository, moment: datetime, label: str | None = None) -> Manifest:
+    """A small but real backup committed through the repository API."""
+    backup_id = new_backup_id(moment)
+    staging = repo.create_staging(backup_id)
+    (staging / "a.out").write_bytes(b"hello")
+    manifest = Manifest(
+        id=backup_id,
+        label=label,
+        created_at=moment,
+        finished_at=moment,
+        trigger="manual",
+        operator="tester",
+        tool_version="0.1.0",
+        scope=("a",),
+        artifacts=(
+            Artifact(
+                source="a",
+                kind="command-output",
+                host="h1",
+                files=(ArtifactFile(path="a.out", bytes=5, sha256="0" * 64),),
+            ),
+        ),
+    )
+    repo.commit(staging, manifest)
+    return manifest
+
+
+def test_ids_sort_chronologically_and_have_the_documented_shape() -> None:
+    early = new_backup_id(datetime(2026, 11, 21, 15, 0, 0, tzinfo=UTC))
+    late = new_backup_id(datetime(2026, 11, 21, 15, 0, 1, tzinfo=UTC))
+    assert BACKUP_ID.match(early)
+    assert early.startswith("20261121T150000Z-")
+    assert sorted([late, early]) == [early, late]
+
+
+def test_layout_is_private_and_created_on_first_use(tmp_path: Path) -> None:
+    repo = Repository.open(tmp_path / "repo")
+    for directory in (repo.path, repo.backups_dir, repo.staging_dir):
+        assert mode(directory) == 0o700
+    assert mode(repo.path / "lifeboat-repo.json") == 0o600
+
+
+def test_open_without_create_explains_how_to_init(tmp_path: Path) -> None:
+    with pytest.raises(RepositoryError, match="lifeboat repo init"):
+        Repository.open(tmp_path / "none", create=False)
+
+
+def test_non_empty_foreign_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("x")
+    with pytest.raises(RepositoryError, match="not empty"):
+        Repository.open(tmp_path)
+
+
+def test_commit_writes_the_manifest_and_lists_newest_first(tmp_path: Path) -> None:
+    repo = Repository.open(tmp_path / "repo")
+    first = fake_backup(repo, datetime(2026, 1, 1, tzinfo=UTC))
+    second = fake_backup(repo, datetime(2026, 1, 2, tzinfo=UTC), label="pre-upgrade")
+    manifests, problems = repo.list_backups()
+    assert [m.id for m in manifests] == [second.id, first.id]
+    assert problems == []
+    assert repo.load(second.id) == second
+    assert mode(repo.backup_dir(second.id) / MANIFEST) == 0o600
+    data = json.loads((repo.backup_dir(second.id) / MANIFEST).read_text())
+    assert data["schema"] == 1
+    assert list(repo.staging_dir.iterdir()) == []
+
+
+def test_unknown_schema_is_refused_and_reported_in_listing(tmp_path: Path) -> None:
+    repo = Repository.open(tmp_path / "repo")
+    manifest = fake_backup(repo, datetime(2026, 1, 1, tzinfo=UTC))
+    path = repo.backup_dir(manifest.id) / MANIFEST
+    data = json.loads(path.read_text())
+    data["schema"] = 7
+    path.write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="schema 7 is not one this Lifeboat reads"):
+        repo.load(manifest.id)
+    manifests, problems = repo.list_backups()
+    assert manifests == []
+    assert len(problems) == 1
+
+
+def test_staging_without_manifest_is_not_a_backup(tmp_path: Path) -> None:
+    repo = Repository.open(tmp_path / "repo")
+    staging = repo.create_staging(new_backup_id())
+    (staging / "half.out").write_bytes(b"half")
+    assert repo.list_backups() == ([], [])
+    kept = repo.abandon(staging, keep_for_diagnosis=True)
+    assert kept is not None
+    assert kept.parent == repo.failed_dir
+    assert repo.list_backups() == ([], [])
+
+
+def test_lock_refusal_names_the_holder_and_frees_after(tmp_path: Path) -> None:
+    repo = Repository.open(tmp_path / "repo")
+    holder = r"pid \d+ on .* \(backup by alice\)"
+    with (
+        repo.lock("backup", "alice"),
+        pytest.raises(RepositoryLockedError, match=holder),
+        repo.lock("prune", "bob"),
+    ):
+        pass
+    with repo.lock("prune", "bob"):
+        pass
+
+
+def test_delete_refuses_what_is_not_a_backup(tmp_path: Path) -> None:
+    repo = Repository.open(tmp_path / "repo")
+    foreign = repo.backups_dir / "notes"
+    foreign.mkdir()
+    with pytest.raises(BackupNotFoundError):
+        repo.delete("notes")
+    assert foreign.exists()
+
+
+def test_prune_keeps_the_newest_and_leaves_foreign_directories(tmp_path: Path) -> None:
+    repo = Repository.open(tmp_path / "repo")
+    made = [fake_backup(repo, datetime(2026, 1, day, tzinfo=UTC)) for day in range(1, 6)]
+    foreign = repo.backups_dir / "20200101T000000Z-keep-me"
+    foreign.mkdir()
+    (foreign / "manifest.json").write_text("{}")
+    lookalike = repo.backups_dir / "20200101T000000Z-abcd"
+    lookalike.mkdir()  # id-shaped, but no manifest: not a backup
+
+    plan = prune(repo, 2, "tester", dry_run=True)
+    assert [m.id for m in plan.remove] == [m.id for m in reversed(made[:3])]
+    assert len(repo.list_backups()[0]) == 5
+
+    prune(repo, 2, "tester", dry_run=False)
+    assert [m.id for m in repo.list_backups()[0]] == [made[4].id, made[3].id]
+    assert foreign.exists()
+    assert lookalike.exists()
+    audit_lines = (repo.path / "audit.jsonl").read_text().splitlines()
+    assert [json.loads(line)["backup"] for line in audit_lines] == [
+        m.id for m in reversed(made[:3])
+    ]
+
+
+def test_keep_must_be_positive() -> None:
+    with pytest.raises(UsageError, match="at least 1"):
+        plan_keep_last([], 0)
