@@ -40,6 +40,10 @@ class RepositoryError(LifeboatError):
     """The repository is missing, unreadable, or in a state that forbids the operation."""
 
 
+class DiskFullError(RepositoryError):
+    """The repository's filesystem ran out of space."""
+
+
 class RepositoryLockedError(RepositoryError):
     """Another process holds the repository's write lock."""
 

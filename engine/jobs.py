@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from engine import __version__
 from engine.config import Config
-from engine.errors import LifeboatError
+from engine.errors import DiskFullError, LifeboatError
 from engine.events import (
     Emit,
     JobFinished,
@@ -93,13 +93,12 @@ async def run_backup(
             emit(JobFinished(backup_id, ok=False, cancelled=True))
             raise
         await pool.close()
-        failures = tuple(
-            SourceFailed(name, describe_error(r))
-            for name, r in zip(names, results, strict=True)
-            if isinstance(r, BaseException)
-        )
+        errors = {n: r for n, r in zip(names, results, strict=True) if isinstance(r, BaseException)}
+        failures = tuple(SourceFailed(name, describe_error(r)) for name, r in errors.items())
         if failures:
-            kept = repo.abandon(staging, keep_for_diagnosis=True)
+            # A partial backup is kept for diagnosis, unless keeping it would keep the disk full.
+            disk_full = any(isinstance(r, DiskFullError) for r in errors.values())
+            kept = repo.abandon(staging, keep_for_diagnosis=not disk_full)
             kept_at = str(kept) if kept else None
             emit(JobFinished(backup_id, ok=False, errors=failures, kept_at=kept_at))
             raise JobFailedError(failures, kept_at)

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from engine.atomic import FILE_MODE
-from engine.errors import RepositoryError
+from engine.errors import DiskFullError, RepositoryError
 from engine.manifest import ArtifactFile
 
 WRITE_BUFFER = 1024 * 1024
@@ -60,7 +60,7 @@ class HashingFileSink:
 
     def _explain(self, exc: OSError) -> RepositoryError:
         if exc.errno == errno.ENOSPC:
-            return RepositoryError(
+            return DiskFullError(
                 f"the repository's disk is full while writing {self.path} "
                 f"({self.bytes} bytes written); free space there or move the repository, "
                 "then run the backup again"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -111,7 +112,8 @@ async def test_flipped_byte_fails_verify_and_restore_touches_nothing(
 
     result = await run_verify(repo, manifest.id, EventLog().emit)
     assert not result.ok
-    assert [p.path for p in result.problems] == [path.name]
+    assert {p.path for p in result.problems} == {path.name}
+    assert any("sha256 mismatch" in p.problem for p in result.problems)
 
     target = tmp_path / "target"
     request = RestoreRequest(manifest.id, target_dir=target, apply=True, confirm=("h1",))
@@ -208,3 +210,34 @@ async def test_second_backup_is_refused_while_the_lock_is_held(
     assert "backup by alice" in message
     assert "since 20" in message
     assert (await run_backup(config, repo, BackupRequest(), EventLog().emit)).id
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):  # noqa: ANN201
+    """A 2 MiB tmpfs to hold a repository (needs root, as `make test` runs in CI)."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+async def test_full_disk_fails_clearly_and_frees_the_space(
+    ssh_server: SSHTestServer, tiny_disk: Path
+) -> None:
+    config = make_config(
+        ssh_server, tiny_disk / "repo", command_source("big", ["head", "-c", "8M", "/dev/urandom"])
+    )
+    repo = Repository.open(config.repository.path)
+    with pytest.raises(JobFailedError, match="disk is full") as info:
+        await run_backup(config, repo, BackupRequest(), EventLog().emit)
+    assert "free space there" in str(info.value)
+    assert repo_contents(repo) == {"backups": [], ".staging": []}
