@@ -8,7 +8,6 @@ its ``kind``) is validated separately so that the errors carry the right key pat
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import json
 import os
@@ -16,52 +15,36 @@ import re
 import tomllib
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, TypeVar, get_args
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
     StrictBool,
-    StrictFloat,
     StrictInt,
-    StrictStr,
     ValidationError,
-    field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails
 
 from engine import paths
+from engine.config_types import MODEL_CONFIG, AbsolutePath, NonEmptyStr, Seconds
 from engine.errors import ConfigError, UsageError
+from engine.source_configs import (
+    SourceConfig,
+)
 
 ENV_VAR = "LIFEBOAT_CONFIG"
 CWD_FILE_NAME = "lifeboat.toml"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # host and source names: file names, CLI args
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")  # TOML keys that need no quotes
 _M = TypeVar("_M", bound=BaseModel)
-_MODEL = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-
-def _expand_absolute(value: Path) -> Path:
-    with contextlib.suppress(RuntimeError):  # "~nobody/x": reported as not absolute below
-        value = value.expanduser()
-    if not value.is_absolute():
-        raise PydanticCustomError("relative_path", "must be an absolute path")
-    return value
-
-
-AbsolutePath = Annotated[Path, AfterValidator(_expand_absolute)]
-NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
-Seconds = Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False)]
-Command = Annotated[tuple[NonEmptyStr, ...], Field(min_length=1)]
 
 
 class RepositoryConfig(BaseModel):
     """Where backups are kept."""
 
-    model_config = _MODEL
+    model_config = MODEL_CONFIG
     path: AbsolutePath = Field(examples=["/var/backups/lifeboat"])
     """The repository directory: absolute, ``~`` is expanded."""
 
@@ -69,7 +52,7 @@ class RepositoryConfig(BaseModel):
 class HostConfig(BaseModel):
     """A machine reached over SSH."""
 
-    model_config = _MODEL
+    model_config = MODEL_CONFIG
     address: NonEmptyStr = Field(examples=["10.0.0.5"])
     """Host name or IP address."""
     port: StrictInt = Field(22, gt=0, le=65535, examples=[22])
@@ -90,47 +73,6 @@ class HostConfig(BaseModel):
     """Seconds between SSH keepalives on an idle connection."""
 
 
-class FilesSourceConfig(BaseModel):
-    """Files and directories copied from a host."""
-
-    model_config = _MODEL
-    kind: Literal["files"] = "files"
-    """Source kind."""
-    host: NonEmptyStr = Field(examples=["db1"])
-    """Name of the ``[hosts.<name>]`` table the files live on."""
-    paths: tuple[AbsolutePath, ...] = Field(min_length=1, examples=[["/etc/prexorcloud"]])
-    """Absolute paths to back up, each listed once."""
-
-    @field_validator("paths")
-    @classmethod
-    def _no_duplicates(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
-        first: dict[Path, int] = {}
-        duplicates = [
-            (i, str(p), first[p]) for i, p in enumerate(value) if first.setdefault(p, i) != i
-        ]
-        if duplicates:
-            raise PydanticCustomError(
-                "duplicate_path", "duplicate path", {"duplicates": duplicates}
-            )
-        return value
-
-
-class CommandSourceConfig(BaseModel):
-    """The output of a command run on a host (a database dump, say)."""
-
-    model_config = _MODEL
-    kind: Literal["command"] = "command"
-    """Source kind."""
-    host: NonEmptyStr = Field(examples=["db1"])
-    """Name of the ``[hosts.<name>]`` table the command runs on."""
-    backup: Command = Field(examples=[["pg_dump", "-Fc", "app"]])
-    """Command (a list: program, then arguments) whose standard output is the backup."""
-    restore: Command | None = Field(None, examples=[["pg_restore", "--clean", "-d", "app"]])
-    """Command that reads a backup on standard input; without it the source cannot be restored."""
-
-
-# To add a source kind, write its model and add it here; SOURCE_KINDS follows.
-SourceConfig = FilesSourceConfig | CommandSourceConfig
 SOURCE_KINDS: dict[str, type[BaseModel]] = {
     model.model_fields["kind"].default: model for model in get_args(SourceConfig)
 }
@@ -139,7 +81,7 @@ SOURCE_KINDS: dict[str, type[BaseModel]] = {
 class Config(BaseModel):
     """A whole Lifeboat configuration file."""
 
-    model_config = _MODEL
+    model_config = MODEL_CONFIG
     operator: NonEmptyStr = Field(default_factory=paths.login_name, examples=["alice"])
     """Name recorded in manifests and logs; defaults to the local login name."""
     repository: RepositoryConfig

@@ -9,15 +9,14 @@ import pytest
 from engine import paths
 from engine.config import (
     SOURCE_KINDS,
-    CommandSourceConfig,
     Config,
-    FilesSourceConfig,
     HostConfig,
     discover_config_path,
     load_config,
     parse_config,
 )
 from engine.errors import ConfigError, UsageError
+from engine.source_configs import CommandSourceConfig, FilesSourceConfig
 
 REPOSITORY = '[repository]\npath = "/var/backups/lifeboat"\n'
 HOST = '[hosts.db1]\naddress = "10.0.0.5"\n'

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from engine.config import CommandSourceConfig
 from engine.manifest import Artifact
+from engine.source_configs import CommandSourceConfig
 from engine.sources.base import RestoreOptions, Source, SourceContext, read_chunks
 
 

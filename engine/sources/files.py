@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import ClassVar
 
-from engine.config import FilesSourceConfig
 from engine.errors import RemoteCommandError
 from engine.manifest import Artifact
+from engine.source_configs import FilesSourceConfig
 from engine.sources.base import RestoreOptions, Source, SourceContext, read_chunks
 from engine.ssh import quote_command
 

@@ -1,0 +1,26 @@
+"""Field types shared by every config model: absolute paths, seconds, commands."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, ConfigDict, Field, StrictFloat, StrictStr
+from pydantic_core import PydanticCustomError
+
+MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+def _expand_absolute(value: Path) -> Path:
+    with contextlib.suppress(RuntimeError):  # "~nobody/x": reported as not absolute below
+        value = value.expanduser()
+    if not value.is_absolute():
+        raise PydanticCustomError("relative_path", "must be an absolute path")
+    return value
+
+
+AbsolutePath = Annotated[Path, AfterValidator(_expand_absolute)]
+NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
+Seconds = Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False)]
+Command = Annotated[tuple[NonEmptyStr, ...], Field(min_length=1)]
