@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from engine.config_types import MODEL_CONFIG, AbsolutePath, Command, NonEmptyStr
+from engine.config_types import MODEL_CONFIG, AbsolutePath, Command, NonEmptyStr, Seconds
 
 
 class FilesSourceConfig(BaseModel):
@@ -53,4 +53,48 @@ class CommandSourceConfig(BaseModel):
     """Command that reads a backup on standard input; without it the source cannot be restored."""
 
 
-SourceConfig = FilesSourceConfig | CommandSourceConfig
+class EtcdSourceConfig(BaseModel):
+    """An etcd member's snapshot, taken through an SSH tunnel to the member's host."""
+
+    model_config = MODEL_CONFIG
+    kind: Literal["etcd"] = "etcd"
+    """Source kind."""
+    host: NonEmptyStr = Field(examples=["cp1"])
+    """Name of the ``[hosts.<name>]`` table the etcd member runs on."""
+    endpoint: NonEmptyStr = Field("127.0.0.1:2379", examples=["127.0.0.1:2379"])
+    """The member's client address as seen from that host (``HOST:PORT``)."""
+    cacert: AbsolutePath | None = Field(None, examples=["/etc/lifeboat/etcd-ca.pem"])
+    """CA certificate (a local file) to verify a TLS endpoint."""
+    cert: AbsolutePath | None = Field(None, examples=["/etc/lifeboat/etcd-client.pem"])
+    """Client certificate (a local file) for TLS client authentication."""
+    key: AbsolutePath | None = Field(None, examples=["/etc/lifeboat/etcd-client-key.pem"])
+    """Client key (a local file) for TLS client authentication."""
+    timeout: Seconds = Field(600.0, examples=[600])
+    """Deadline in seconds for the snapshot (big databases need more)."""
+    data_dir: AbsolutePath | None = Field(None, examples=["/var/lib/etcd"])
+    """The member's data directory on the host; restores go beside it."""
+    name: NonEmptyStr | None = Field(None, examples=["cp1"])
+    """The member name for a restore (``--name``)."""
+    initial_cluster: NonEmptyStr | None = Field(None, examples=["cp1=https://10.0.0.5:2380"])
+    """``--initial-cluster`` for a restore."""
+    initial_advertise_peer_urls: NonEmptyStr | None = Field(
+        None, examples=["https://10.0.0.5:2380"]
+    )
+    """``--initial-advertise-peer-urls`` for a restore."""
+    initial_cluster_token: NonEmptyStr | None = Field(None, examples=["etcd-cluster-1"])
+    """``--initial-cluster-token`` for a restore."""
+    stop: Command | None = Field(None, examples=[["systemctl", "stop", "etcd"]])
+    """Command that stops the member, for ``restore --swap``."""
+    start: Command | None = Field(None, examples=[["systemctl", "start", "etcd"]])
+    """Command that starts the member, for ``restore --swap``."""
+
+    @field_validator("endpoint")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"must be HOST:PORT, got {value!r}")
+        return value
+
+
+SourceConfig = FilesSourceConfig | CommandSourceConfig | EtcdSourceConfig

@@ -111,8 +111,41 @@ def check_tar(reader: HashingReader, artifact: Artifact) -> None:
         raise StructureError(f"the archive does not decode: {exc}") from exc
 
 
+BOLT_MAGIC = 0xED0CDAED
+BOLT_MAGIC_OFFSET = 16  # after the first page's header (id u64, flags u16, count u16, overflow u32)
+SNAPSHOT_FOOTER = 32  # etcd appends the sha256 of the bolt database
+
+
+def check_etcd_snapshot(reader: HashingReader, artifact: Artifact) -> None:
+    """A bolt database (magic in its first meta page) followed by its own sha256."""
+    body_hash = hashlib.sha256()
+    head = b""
+    tail = b""
+    size = 0
+    while chunk := reader.read(READ_CHUNK):
+        size += len(chunk)
+        if len(head) < BOLT_MAGIC_OFFSET + 4:
+            head += chunk[: BOLT_MAGIC_OFFSET + 4]
+        window = tail + chunk
+        body_hash.update(window[:-SNAPSHOT_FOOTER])
+        tail = window[-SNAPSHOT_FOOTER:]
+    if size < 512 + SNAPSHOT_FOOTER or size % 512 != SNAPSHOT_FOOTER:
+        raise StructureError(
+            f"{size} bytes is not a whole snapshot (pages of 512 bytes plus a 32-byte sha256); "
+            "it is truncated or not an etcd snapshot"
+        )
+    magic = int.from_bytes(head[BOLT_MAGIC_OFFSET : BOLT_MAGIC_OFFSET + 4], "little")
+    if magic != BOLT_MAGIC:
+        raise StructureError(f"no bolt database magic (found {magic:#x}); not an etcd snapshot")
+    if body_hash.digest() != tail:
+        raise StructureError("the snapshot's own sha256 footer does not match its content")
+
+
 StructureCheck = Callable[[HashingReader, Artifact], None]
-STRUCTURE_CHECKS: dict[str, StructureCheck] = {"files-tar": check_tar}
+STRUCTURE_CHECKS: dict[str, StructureCheck] = {
+    "files-tar": check_tar,
+    "etcd-snapshot": check_etcd_snapshot,
+}
 
 
 def verify_file(

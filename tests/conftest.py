@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from sshd import OpenSSHServer, SSHTestServer
+from sshd import SSHD, OpenSSHServer, SSHTestServer
 
 from engine.demo.server import InProcessSSHServer, SandboxKeys, generate_keys, write_known_hosts
 
@@ -51,6 +51,8 @@ def openssh_server(
     ssh_keys: SandboxKeys, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SSHTestServer]:
     """The system OpenSSH sshd on 127.0.0.1 and a random port."""
+    if not SSHD.exists():
+        pytest.fail(f"{SSHD} is missing: run `make test`, which installs openssh-server")
     server = OpenSSHServer(ssh_keys, tmp_path_factory.mktemp("sshd"))
     server.start()
     try:

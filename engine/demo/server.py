@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 from dataclasses import dataclass
@@ -25,9 +26,9 @@ import asyncssh
 
 __all__ = ["InProcessSSHServer", "SandboxKeys", "generate_keys", "write_known_hosts"]
 
+_log = logging.getLogger(__name__)
 _CHUNK = 256 * 1024  # bytes per read of a client's input
-_SFTP_VERSION = 3  # what OpenSSH's sftp-server speaks; asyncssh's SFTPServer serves the
-# local filesystem as the running user, without chroot
+_SFTP_VERSION = 3  # the version OpenSSH's sftp-server speaks
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,7 @@ class InProcessSSHServer:
     """
 
     def __init__(self, keys: SandboxKeys, *, authorized_user: str | None = None) -> None:
+        """``authorized_user``: the only user name accepted (``None``: any name)."""
         self._keys = keys
         self._authorized_user = authorized_user
         self._client_key = asyncssh.read_public_key(keys.client_public_key)
@@ -233,6 +235,11 @@ class InProcessSSHServer:
                 await self._run(process, ["/bin/sh"])  # a "shell": commands read from stdin
             else:
                 await self._run(process, ["/bin/sh", "-c", process.command])
+        except Exception:
+            # Left to asyncssh, an error here would tear down the whole connection.
+            _log.exception("session failed: %r", process.command)
+            if not process.is_closing():
+                process.exit(255)
         finally:
             self._sessions.discard(task)
 

@@ -36,6 +36,7 @@ class RestoreRequest:
     scope: tuple[str, ...] = ()
     target_host: str | None = None
     target_dir: Path | None = None
+    swap: bool = False
     apply: bool = False
     confirm: tuple[str, ...] = ()
 
@@ -103,7 +104,7 @@ async def run_restore(
             f"host's name: {' '.join('--confirm ' + t for t in report.targets)}"
         )
     emit(JobStarted(manifest.id, "restore", tuple(s.source for s in report.steps)))
-    options = RestoreOptions(target_dir=request.target_dir)
+    options = RestoreOptions(target_dir=request.target_dir, swap=request.swap)
     sources = {step.source: make_source(config, step.source) for step in report.steps}
     for source in sources.values():
         report.problems.extend(source.restore_problems(options))

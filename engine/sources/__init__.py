@@ -6,9 +6,12 @@ from engine.config import Config
 from engine.errors import UsageError
 from engine.sources.base import RestoreOptions, Source, SourceContext
 from engine.sources.command import CommandSource
+from engine.sources.etcd import EtcdSource
 from engine.sources.files import FilesSource
 
-SOURCE_CLASSES: dict[str, type[Source]] = {cls.kind: cls for cls in (FilesSource, CommandSource)}
+SOURCE_CLASSES: dict[str, type[Source]] = {
+    cls.kind: cls for cls in (FilesSource, CommandSource, EtcdSource)
+}
 
 __all__ = ["RestoreOptions", "Source", "SourceContext", "make_source", "resolve_scope"]
 

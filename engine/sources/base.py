@@ -47,6 +47,7 @@ class RestoreOptions:
     """Per-restore choices; each source kind reads the ones that concern it."""
 
     target_dir: Path | None = None
+    swap: bool = False  # etcd: move the restored data dir into place (stop/start configured)
 
 
 class Source(ABC):

@@ -21,6 +21,11 @@ from tui.progress import make_renderer
     type=click.Path(path_type=Path, file_okay=False),
     help="Extract files sources under this directory instead of their original paths.",
 )
+@click.option(
+    "--swap",
+    is_flag=True,
+    help="etcd: stop the member, move the restored data dir into place, start it again.",
+)
 @click.option("--dry-run", is_flag=True, help="Run the checks only; change nothing.")
 @click.option("--apply", is_flag=True, help="Restore for real (needs --confirm).")
 @click.option(
@@ -37,6 +42,7 @@ def restore(
     scope: tuple[str, ...],
     target_host: str | None,
     target_dir: Path | None,
+    swap: bool,
     dry_run: bool,
     apply: bool,
     confirm: tuple[str, ...],
@@ -52,6 +58,7 @@ def restore(
         scope=scope,
         target_host=target_host,
         target_dir=target_dir,
+        swap=swap,
         apply=apply,
         confirm=confirm,
     )

@@ -1,0 +1,205 @@
+"""The ``etcd`` source: a member's snapshot through an SSH tunnel; restores into a fresh dir.
+
+The snapshot is read with the etcd3 client's gRPC stub directly, because each response
+carries ``remaining_bytes``, which gives exact progress. The blocking gRPC client runs in a
+thread so the event loop (which carries the tunnel) keeps running. A restore never touches
+a live data directory: it writes ``<data_dir>.restored-<backup id>`` and only a ``--swap``
+with configured stop/start commands moves it into place, keeping the old one aside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from engine.errors import LifeboatError, RemoteCommandError
+from engine.manifest import Artifact
+from engine.sink import HashingFileSink
+from engine.source_configs import EtcdSourceConfig
+from engine.sources.base import RestoreOptions, Source, SourceContext
+from engine.ssh import SSHHost, quote_command
+
+SNAPSHOT_SUFFIX = "snapshot.db"
+
+
+class EtcdError(LifeboatError):
+    """etcd refused or failed a request."""
+
+
+class EtcdSource(Source):
+    kind: ClassVar[str] = "etcd"
+    artifact_kind: ClassVar[str] = "etcd-snapshot"
+    config: EtcdSourceConfig
+
+    async def backup(self, ctx: SourceContext) -> Artifact:
+        address, port = self.config.endpoint.rsplit(":", 1)
+        filename = f"{self.name}.{SNAPSHOT_SUFFIX}"
+        sink = ctx.sink(filename)
+        meter = ctx.meter()
+        loop = asyncio.get_running_loop()
+
+        def progress(done: int, total: int) -> None:
+            loop.call_soon_threadsafe(meter.update, done, total)
+
+        try:
+            async with ctx.host.forward_local(address, int(port)) as local_port:
+                ctx.stage("snapshot")
+                meta = await asyncio.to_thread(self._snapshot, local_port, sink, progress)
+            entry = sink.finish()
+        finally:
+            sink.close()
+        meter.finish()
+        return Artifact(
+            source=self.name, kind=self.artifact_kind, host=ctx.host.name, files=(entry,), meta=meta
+        )
+
+    def _client(self, local_port: int) -> Any:
+        import etcd3  # grpc is heavy: imported only when an etcd source runs
+
+        return etcd3.client(
+            host="127.0.0.1",
+            port=local_port,
+            ca_cert=str(self.config.cacert) if self.config.cacert else None,
+            cert_cert=str(self.config.cert) if self.config.cert else None,
+            cert_key=str(self.config.key) if self.config.key else None,
+            timeout=self.config.timeout,
+        )
+
+    def _snapshot(
+        self, local_port: int, sink: HashingFileSink, progress: Callable[[int, int], None]
+    ) -> dict[str, Any]:
+        """Stream the snapshot into ``sink`` (in a worker thread) and describe the member."""
+        import grpc
+        from etcd3 import etcdrpc
+
+        client = self._client(local_port)
+        call = {"credentials": client.call_credentials, "metadata": client.metadata}
+        try:
+            status = client.maintenancestub.Status(etcdrpc.StatusRequest(), 30, **call)
+            keys = client.kvstub.Range(
+                etcdrpc.RangeRequest(key=b"\0", range_end=b"\0", count_only=True), 30, **call
+            )
+            done = 0
+            stream = client.maintenancestub.Snapshot(
+                etcdrpc.SnapshotRequest(), self.config.timeout, **call
+            )
+            for response in stream:
+                sink.write(response.blob)
+                done += len(response.blob)
+                progress(done, done + response.remaining_bytes)
+        except grpc.RpcError as exc:
+            raise EtcdError(
+                f"{self.name}: etcd at {self.config.endpoint} failed: {exc.code().name}: "
+                f"{exc.details()}; check sources.{self.name}.endpoint and its TLS settings"
+            ) from exc
+        finally:
+            client.close()
+        return {
+            "revision": keys.header.revision,
+            "member_id": f"{status.header.member_id:x}",
+            "server_version": status.version,
+            "db_size": status.dbSize,
+            "key_count": keys.count,
+        }
+
+    # -- restore ---------------------------------------------------------------------------
+
+    def restore_dir(self, backup_id: str) -> str:
+        assert self.config.data_dir is not None
+        return f"{self.config.data_dir}.restored-{backup_id}"
+
+    def restore_problems(self, options: RestoreOptions) -> list[str]:
+        problems = super().restore_problems(options)
+        if self.config.data_dir is None:
+            problems.append(
+                f"sources.{self.name}.data_dir: needed to restore (the restore goes into a "
+                'fresh directory beside it); e.g. data_dir = "/var/lib/etcd"'
+            )
+        if options.swap and not (self.config.stop and self.config.start):
+            problems.append(
+                f"--swap needs sources.{self.name}.stop and .start commands, e.g. "
+                'stop = ["systemctl", "stop", "etcd"]'
+            )
+        return problems
+
+    async def restore(
+        self, artifact: Artifact, ctx: SourceContext, options: RestoreOptions
+    ) -> None:
+        (entry,) = artifact.files
+        backup_id = ctx.directory.name
+        target = self.restore_dir(backup_id)
+        host = ctx.host
+        exists = await host.capture(["test", "-e", target], ok_statuses=_ANY)
+        if exists.exit_status == 0:
+            raise RemoteCommandError(
+                f"{host.name}: {target} already exists; a restore never writes over a data dir. "
+                "Remove or rename it, then retry"
+            )
+        upload = f"{target}.{SNAPSHOT_SUFFIX}"
+        ctx.stage("uploading snapshot")
+        meter = ctx.meter(entry.bytes)
+        await host.put_file(ctx.directory / entry.path, upload, meter.update)
+        meter.finish()
+        try:
+            ctx.stage(f"restoring into {target}")
+            await host.stream(await self._restore_command(host, upload, target))
+        finally:
+            await host.capture(["rm", "-f", "--", upload], ok_statuses=_ANY)
+        if options.swap:
+            await self._swap(ctx, target, backup_id)
+        else:
+            ctx.log(self._remaining_steps(target), "warning")
+
+    async def _restore_command(self, host: SSHHost, snapshot: str, target: str) -> str:
+        options = {
+            "--data-dir": target,
+            "--name": self.config.name,
+            "--initial-cluster": self.config.initial_cluster,
+            "--initial-advertise-peer-urls": self.config.initial_advertise_peer_urls,
+            "--initial-cluster-token": self.config.initial_cluster_token,
+        }
+        args = [f"{flag}={value}" for flag, value in options.items() if value]
+        if await host.has_command("etcdutl"):
+            return quote_command(["etcdutl", "snapshot", "restore", snapshot, *args])
+        if await host.has_command("etcdctl"):  # etcd 3.4 (Debian) has no etcdutl
+            return quote_command(
+                ["env", "ETCDCTL_API=3", "etcdctl", "snapshot", "restore", snapshot, *args]
+            )
+        raise RemoteCommandError(
+            f"{host.name}: neither etcdutl nor etcdctl is installed; install etcd's tools there"
+        )
+
+    def _remaining_steps(self, target: str) -> str:
+        data_dir = self.config.data_dir
+        return (
+            f"restored into {target}; to bring it live: stop every etcd member, move "
+            f"{data_dir} aside, move {target} to {data_dir}, start the members (or run the "
+            "restore again with --swap and stop/start commands configured)"
+        )
+
+    async def _swap(self, ctx: SourceContext, target: str, backup_id: str) -> None:
+        assert self.config.stop
+        assert self.config.start
+        assert self.config.data_dir
+        data_dir = str(self.config.data_dir)
+        aside = f"{data_dir}.before-{backup_id}"
+        ctx.stage("stopping etcd")
+        await ctx.host.stream(self.config.stop)
+        ctx.stage(f"swapping data dir (old one kept as {aside})")
+        await ctx.host.stream(
+            " && ".join(
+                [
+                    f"if [ -e {quote_command([data_dir])} ]; then "
+                    + quote_command(["mv", "--", data_dir, aside])
+                    + "; fi",
+                    quote_command(["mv", "--", target, data_dir]),
+                ]
+            )
+        )
+        ctx.stage("starting etcd")
+        await ctx.host.stream(self.config.start)
+        ctx.log(f"etcd restarted on the restored data; the old data dir is {aside}")
+
+
+_ANY = frozenset(range(256))
