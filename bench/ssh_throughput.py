@@ -14,8 +14,7 @@ server, file and disk:
 Both sides read a file that is in the page cache, after an untimed warm-up copy of it. With
 ``--runs N`` each side runs N times, alternating, and the best run of each side counts. It
 prints both rates (MB = 10^6 bytes), Lifeboat's peak RSS, and on its last line ``ratio=X.XX``
-(Lifeboat rate / OpenSSH rate).
-Targets: ratio >= 0.9; peak RSS < 150 MB for 1 GiB.
+(Lifeboat rate / OpenSSH rate). Targets: ratio >= 0.9; peak RSS < 150 MB for 1 GiB.
 
 Run it as root or as a user allowed to start sshd (it needs ``/run/sshd``)::
 
@@ -64,6 +63,16 @@ def parse_size(text: str) -> int:
     if size <= 0:
         raise argparse.ArgumentTypeError("size must be positive")
     return size
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def human(size: int) -> str:
+    return f"{size / 1024**3:g} GiB" if size >= 1024**3 else f"{size / 1024**2:g} MiB"
 
 
 @dataclass(frozen=True)
@@ -130,16 +139,17 @@ def time_lifeboat(config: Path, repo: Path, size: int, sha256: str) -> LifeboatR
     if not lifeboat.exists():
         raise SystemExit(f"{lifeboat} not found: run this with the project venv's python")
     argv = [str(lifeboat), "--config", str(config), "backup", "create", "--json"]
-    started = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    assert process.stdout is not None
     events: list[float] = []  # when each job event arrived
-    for line in process.stdout:  # one JSON event per line, then the manifest (indented)
-        if line.startswith(b'{"event"'):
-            events.append(time.perf_counter())
-    _pid, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    started = time.perf_counter()
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL) as process:
+        assert process.stdout is not None
+        for line in process.stdout:  # one JSON event per line, then the manifest (indented)
+            if line.startswith(b'{"event"'):
+                events.append(time.perf_counter())
+        # Reaped here rather than by Popen, for the child's own resource usage (peak RSS).
+        _pid, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise RuntimeError(f"lifeboat backup create exited with status {process.returncode}")
     (manifest_path,) = repo.glob("backups/*/manifest.json")
@@ -153,10 +163,10 @@ def time_lifeboat(config: Path, repo: Path, size: int, sha256: str) -> LifeboatR
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=parse_size, default=parse_size("1G"), help="e.g. 256M")
-    parser.add_argument("--runs", type=int, default=1, help="runs per side; the best counts")
+    parser.add_argument("--runs", type=positive_int, default=1, help="per side; the best counts")
     args = parser.parse_args()
     size: int = args.size
-    runs: int = max(1, args.runs)
+    runs: int = args.runs
 
     with tempfile.TemporaryDirectory(prefix="lifeboat-bench-") as tmp:
         work = Path(tmp)
@@ -187,15 +197,16 @@ def main() -> None:
     best_ssh = min(openssh)
     best = min(lifeboat, key=lambda run: run.seconds)
     ssh_rate, lifeboat_rate = size / best_ssh / MB, size / best.seconds / MB
-    print(f"SSH throughput, {size / 1024**3:.2f} GiB of random bytes over 127.0.0.1, {CIPHER}")
+    print(f"SSH throughput: {human(size)} of random bytes over 127.0.0.1, {CIPHER}")
     print(f"  {version}; best of {runs} run(s) per side; MB = 10^6 bytes")
+    print("  targets: ratio >= 0.90; Lifeboat peak RSS < 150 MB for 1 GiB")
     print(f"  openssh  ssh HOST cat FILE > out      {ssh_rate:8.1f} MB/s  ({best_ssh:.2f} s)")
     print(
         f"  lifeboat backup create (command)      {lifeboat_rate:8.1f} MB/s  ({best.seconds:.2f} s"
         " whole process: start-up, connect, sha256, fsync, manifest)"
     )
     print(
-        f"           first to last job event      {size / best.engine_seconds / MB:8.1f} MB/s"
+        f"  lifeboat job only (first..last event) {size / best.engine_seconds / MB:8.1f} MB/s"
         f"  ({best.engine_seconds:.2f} s)"
     )
     peak_rss = max(run.peak_rss for run in lifeboat) / MB
