@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, StrictInt, field_validator
 from pydantic_core import PydanticCustomError
 
 from engine.config_types import MODEL_CONFIG, AbsolutePath, Command, NonEmptyStr, Seconds
@@ -97,4 +97,35 @@ class EtcdSourceConfig(BaseModel):
         return value
 
 
-SourceConfig = FilesSourceConfig | CommandSourceConfig | EtcdSourceConfig
+class MongoSourceConfig(BaseModel):
+    """MongoDB databases, dumped through an SSH tunnel (driver) or by a remote mongodump."""
+
+    model_config = MODEL_CONFIG
+    kind: Literal["mongo"] = "mongo"
+    """Source kind."""
+    host: NonEmptyStr = Field(examples=["db1"])
+    """Name of the ``[hosts.<name>]`` table MongoDB is reached from."""
+    uri: SecretStr = Field(examples=["mongodb://backup@127.0.0.1:27017/?authSource=admin"])
+    """Connection string as seen from that host; a password in it is never shown or stored."""
+    password_file: AbsolutePath | None = Field(None, examples=["/etc/lifeboat/mongo.password"])
+    """A local file holding the password, instead of putting it in ``uri``."""
+    method: Literal["driver", "mongodump"] = Field("driver", examples=["driver"])
+    """``driver``: pymongo through an SSH tunnel; ``mongodump``: the host's mongodump."""
+    include: tuple[NonEmptyStr, ...] = Field((), examples=[["app.*"]])
+    """Namespace globs to back up (``db.collection``); empty means every user database."""
+    exclude: tuple[NonEmptyStr, ...] = Field((), examples=[["app.cache_*"]])
+    """Namespace globs to leave out."""
+    parallel: StrictInt = Field(4, gt=0, le=64, examples=[4])
+    """Collections dumped at the same time (driver method)."""
+
+    @field_validator("uri")
+    @classmethod
+    def _mongodb_scheme(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("mongodb://", "mongodb+srv://")):
+            raise ValueError(
+                "must start with mongodb:// (the value is not shown: it may hold a password)"
+            )
+        return value
+
+
+SourceConfig = FilesSourceConfig | CommandSourceConfig | EtcdSourceConfig | MongoSourceConfig

@@ -7,9 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from sshd import free_port
-
 import etcd3
+from sshd import free_port
 
 
 class EtcdServer:

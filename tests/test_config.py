@@ -16,7 +16,12 @@ from engine.config import (
     parse_config,
 )
 from engine.errors import ConfigError, UsageError
-from engine.source_configs import CommandSourceConfig, FilesSourceConfig
+from engine.source_configs import (
+    CommandSourceConfig,
+    EtcdSourceConfig,
+    FilesSourceConfig,
+    MongoSourceConfig,
+)
 
 REPOSITORY = '[repository]\npath = "/var/backups/lifeboat"\n'
 HOST = '[hosts.db1]\naddress = "10.0.0.5"\n'
@@ -133,7 +138,12 @@ def test_host_for_unknown_source_is_a_usage_error() -> None:
 
 
 def test_every_source_kind_is_registered() -> None:
-    assert {"files": FilesSourceConfig, "command": CommandSourceConfig} == SOURCE_KINDS
+    assert {
+        "files": FilesSourceConfig,
+        "command": CommandSourceConfig,
+        "etcd": EtcdSourceConfig,
+        "mongo": MongoSourceConfig,
+    } == SOURCE_KINDS
 
 
 def test_every_field_is_documented() -> None:
@@ -227,12 +237,12 @@ def test_unknown_host_when_no_hosts_are_defined() -> None:
 
 def test_unknown_kind() -> None:
     text = REPOSITORY + HOST + '[sources.x]\nkind="ftp"\nhost="db1"\n'
-    assert only_problem(text) == 'sources.x.kind: unknown kind "ftp"; valid kinds: command, files'
+    assert only_problem(text) == 'sources.x.kind: unknown kind "ftp"; valid kinds: command, etcd, files, mongo'
 
 
 def test_missing_kind() -> None:
     text = REPOSITORY + HOST + '[sources.x]\nhost="db1"\npaths=["/etc"]\n'
-    assert only_problem(text) == 'sources.x.kind: missing; set kind = "command" or "files"'
+    assert only_problem(text) == 'sources.x.kind: missing; set kind = "command" or "etcd" or "files" or "mongo"'
 
 
 def test_unknown_host_key_lists_valid_keys() -> None:
