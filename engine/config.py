@@ -15,7 +15,7 @@ import re
 import tomllib
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import (
     BaseModel,
@@ -71,6 +71,8 @@ class HostConfig(BaseModel):
     """Seconds to wait for the connection and login."""
     keepalive_interval: Seconds = Field(15.0, examples=[15])
     """Seconds between SSH keepalives on an idle connection."""
+    bulk_transport: Literal["auto", "openssh", "asyncssh"] = Field("auto", examples=["auto"])
+    """Client for backup data: the system ``ssh`` (about 2x faster) when ``auto`` finds it."""
 
 
 SOURCE_KINDS: dict[str, type[BaseModel]] = {

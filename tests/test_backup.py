@@ -19,6 +19,12 @@ from engine.repository import Repository
 from engine.restore.plain import RestoreRefusedError, RestoreRequest, run_restore
 
 
+@pytest.fixture(params=["openssh", "asyncssh"])
+def bulk(request: pytest.FixtureRequest) -> str:
+    """The client that carries backup data: the system ssh, or asyncssh itself."""
+    return str(request.param)
+
+
 def make_tree(root: Path) -> None:
     (root / "etc" / "app" / "conf.d").mkdir(parents=True)
     (root / "etc" / "app" / "app.toml").write_text("listen = 8080\n")
@@ -36,12 +42,15 @@ def repo_contents(repo: Repository) -> dict[str, list[str]]:
 
 
 async def test_files_round_trip_into_target_dir_and_original_paths(
-    ssh_server: SSHTestServer, tmp_path: Path
+    ssh_server: SSHTestServer, bulk: str, tmp_path: Path
 ) -> None:
     data = tmp_path / "data"
     make_tree(data)
     config = make_config(
-        ssh_server, tmp_path / "repo", files_source("cfg", data / "etc" / "app", data / "certs")
+        ssh_server,
+        tmp_path / "repo",
+        files_source("cfg", data / "etc" / "app", data / "certs"),
+        bulk_transport=bulk,
     )
     repo = Repository.open(config.repository.path)
     events = EventLog()
@@ -74,7 +83,7 @@ async def test_files_round_trip_into_target_dir_and_original_paths(
     assert tree_snapshot(data) == original
 
 
-async def test_command_round_trip(ssh_server: SSHTestServer, tmp_path: Path) -> None:
+async def test_command_round_trip(ssh_server: SSHTestServer, bulk: str, tmp_path: Path) -> None:
     dump = tmp_path / "db.dump"
     dump.write_bytes(os.urandom(3 * 1024 * 1024 + 17))
     restored = tmp_path / "restored.dump"
@@ -82,6 +91,7 @@ async def test_command_round_trip(ssh_server: SSHTestServer, tmp_path: Path) -> 
         ssh_server,
         tmp_path / "repo",
         command_source("db", ["cat", str(dump)], ["dd", f"of={restored}", "status=none"]),
+        bulk_transport=bulk,
     )
     repo = Repository.open(config.repository.path)
     manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
@@ -123,13 +133,14 @@ async def test_flipped_byte_fails_verify_and_restore_touches_nothing(
 
 
 async def test_failing_command_leaves_no_backup_and_keeps_staging_for_diagnosis(
-    ssh_server: SSHTestServer, tmp_path: Path
+    ssh_server: SSHTestServer, bulk: str, tmp_path: Path
 ) -> None:
     config = make_config(
         ssh_server,
         tmp_path / "repo",
         command_source("bad", ["sh", "-c", "echo partial; echo 'pg_dump: no such db' >&2; exit 3"])
         + command_source("good", ["echo", "fine"]),
+        bulk_transport=bulk,
     )
     repo = Repository.open(config.repository.path)
     events = EventLog()
@@ -168,10 +179,13 @@ class TriggerAfter:
 
 
 async def test_dropped_connection_fails_the_job_and_leaves_nothing(
-    ssh_server: SSHTestServer, tmp_path: Path
+    ssh_server: SSHTestServer, bulk: str, tmp_path: Path
 ) -> None:
     config = make_config(
-        ssh_server, tmp_path / "repo", command_source("endless", ["cat", "/dev/zero"])
+        ssh_server,
+        tmp_path / "repo",
+        command_source("endless", ["cat", "/dev/zero"]),
+        bulk_transport=bulk,
     )
     repo = Repository.open(config.repository.path)
     trigger = TriggerAfter(4 * 1024 * 1024, ssh_server.drop)
@@ -184,9 +198,14 @@ async def test_dropped_connection_fails_the_job_and_leaves_nothing(
     assert contents[".staging"] == []
 
 
-async def test_cancel_mid_backup_leaves_nothing(ssh_server: SSHTestServer, tmp_path: Path) -> None:
+async def test_cancel_mid_backup_leaves_nothing(
+    ssh_server: SSHTestServer, bulk: str, tmp_path: Path
+) -> None:
     config = make_config(
-        ssh_server, tmp_path / "repo", command_source("endless", ["cat", "/dev/zero"])
+        ssh_server,
+        tmp_path / "repo",
+        command_source("endless", ["cat", "/dev/zero"]),
+        bulk_transport=bulk,
     )
     repo = Repository.open(config.repository.path)
     task: asyncio.Task[object] | None = None
@@ -231,10 +250,13 @@ def tiny_disk(tmp_path: Path):  # noqa: ANN201
 
 
 async def test_full_disk_fails_clearly_and_frees_the_space(
-    ssh_server: SSHTestServer, tiny_disk: Path
+    ssh_server: SSHTestServer, bulk: str, tiny_disk: Path
 ) -> None:
     config = make_config(
-        ssh_server, tiny_disk / "repo", command_source("big", ["head", "-c", "8M", "/dev/urandom"])
+        ssh_server,
+        tiny_disk / "repo",
+        command_source("big", ["head", "-c", "8M", "/dev/urandom"]),
+        bulk_transport=bulk,
     )
     repo = Repository.open(config.repository.path)
     with pytest.raises(JobFailedError, match="disk is full") as info:

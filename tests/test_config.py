@@ -237,12 +237,16 @@ def test_unknown_host_when_no_hosts_are_defined() -> None:
 
 def test_unknown_kind() -> None:
     text = REPOSITORY + HOST + '[sources.x]\nkind="ftp"\nhost="db1"\n'
-    assert only_problem(text) == 'sources.x.kind: unknown kind "ftp"; valid kinds: command, etcd, files, mongo'
+    assert only_problem(text) == (
+        'sources.x.kind: unknown kind "ftp"; valid kinds: command, etcd, files, mongo'
+    )
 
 
 def test_missing_kind() -> None:
     text = REPOSITORY + HOST + '[sources.x]\nhost="db1"\npaths=["/etc"]\n'
-    assert only_problem(text) == 'sources.x.kind: missing; set kind = "command" or "etcd" or "files" or "mongo"'
+    assert only_problem(text) == (
+        'sources.x.kind: missing; set kind = "command" or "etcd" or "files" or "mongo"'
+    )
 
 
 def test_unknown_host_key_lists_valid_keys() -> None:

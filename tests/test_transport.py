@@ -11,7 +11,8 @@ from sshd import SSHTestServer
 
 from engine.config import HostConfig
 from engine.errors import HostKeyError, RemoteCommandError, SSHConnectError
-from engine.ssh import STDERR_TAIL_BYTES, SSHHost, connect
+from engine.remote import STDERR_TAIL_BYTES
+from engine.ssh import SSHHost, connect
 
 
 def host_config(server: SSHTestServer, **overrides: object) -> HostConfig:

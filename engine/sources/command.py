@@ -27,7 +27,7 @@ class CommandSource(Source):
 
         ctx.stage("dumping")
         try:
-            await ctx.host.stream(self.config.backup, on_stdout=write)
+            await ctx.host.stream(self.config.backup, on_stdout=write, bulk=True)
             entry = sink.finish()
         finally:
             sink.close()
@@ -57,5 +57,5 @@ class CommandSource(Source):
         ctx.stage("restoring")
         meter = ctx.meter(entry.bytes)
         await ctx.host.stream(
-            self.config.restore, stdin=read_chunks(ctx.directory / entry.path, meter)
+            self.config.restore, stdin=read_chunks(ctx.directory / entry.path, meter), bulk=True
         )

@@ -42,7 +42,7 @@ class FilesSource(Source):
         ctx.stage("archiving")
         try:
             outcome = await ctx.host.stream(
-                argv, on_stdout=write, ok_statuses=frozenset({0, TAR_WARNING_STATUS})
+                argv, on_stdout=write, ok_statuses=frozenset({0, TAR_WARNING_STATUS}), bulk=True
             )
             entry = sink.finish()
         finally:
@@ -82,4 +82,6 @@ class FilesSource(Source):
             ]
         )
         meter = ctx.meter(entry.bytes)
-        await ctx.host.stream(command, stdin=read_chunks(ctx.directory / entry.path, meter))
+        await ctx.host.stream(
+            command, stdin=read_chunks(ctx.directory / entry.path, meter), bulk=True
+        )

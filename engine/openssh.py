@@ -1,0 +1,158 @@
+"""Bulk streams through the system OpenSSH client, when it is installed.
+
+asyncssh decrypts in Python on the event loop's thread, which then also hashes and writes:
+on a 2-core machine that reached about 0.4x the rate of ``ssh host cat``. Handing the bulk
+bytes of a backup or restore to an ``ssh`` child process moves decryption onto another core,
+and the engine only hashes and writes (measured: 0.97-1.04x the rate of ``ssh > file``).
+
+The asyncssh connection of the job is still opened first, so host keys are verified (and
+recorded on first use where a host allows it) by the same policy; the ``ssh`` child then
+runs with ``StrictHostKeyChecking=yes`` against that same known_hosts file, never prompts
+(``BatchMode``) and ignores user ssh configs (``-F /dev/null``): Lifeboat's config is the
+only configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import AsyncIterable
+
+from engine.config import HostConfig
+from engine.errors import RemoteCommandError
+from engine.remote import CIPHERS, KEEPALIVE_COUNT_MAX, CommandOutput, OutputSink, TailBuffer
+
+SSH_FAILURE = 255  # ssh's own exit status for connection, authentication and host key errors
+
+
+def openssh_client() -> str | None:
+    """Path of the system ``ssh`` client, if any."""
+    return shutil.which("ssh")
+
+
+def openssh_argv(client: str, config: HostConfig, command: str) -> list[str]:
+    options = {
+        "BatchMode": "yes",
+        "StrictHostKeyChecking": "yes",
+        "UserKnownHostsFile": str(config.known_hosts),
+        "GlobalKnownHostsFile": "/dev/null",
+        "ConnectTimeout": str(max(1, round(config.connect_timeout))),
+        "ServerAliveInterval": str(max(1, round(config.keepalive_interval))),
+        "ServerAliveCountMax": str(KEEPALIVE_COUNT_MAX),
+        "Ciphers": ",".join(CIPHERS),
+        "LogLevel": "ERROR",
+    }
+    argv = [client, "-F", "/dev/null", "-T", "-e", "none", "-p", str(config.port)]
+    if config.identity is not None:
+        argv += ["-i", str(config.identity), "-o", "IdentitiesOnly=yes"]
+    for key, value in options.items():
+        argv += ["-o", f"{key}={value}"]
+    return [*argv, "-l", config.user, "--", config.address, command]
+
+
+class _BulkProtocol(asyncio.SubprocessProtocol):
+    """Hands stdout to the sink as the pipe delivers it; the sink's pace is the back-pressure."""
+
+    def __init__(self, on_stdout: OutputSink | None) -> None:
+        self.on_stdout = on_stdout
+        self.stderr = TailBuffer()
+        self.sink_error: BaseException | None = None
+        self.transport: asyncio.SubprocessTransport | None = None
+        self.exited = asyncio.get_running_loop().create_future()
+        self.open_pipes = {1, 2}
+        self.pipes_closed = asyncio.get_running_loop().create_future()
+        self.writable = asyncio.Event()
+        self.writable.set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        if fd == 2:
+            self.stderr.append(data)
+        elif self.on_stdout is not None and self.sink_error is None:
+            try:
+                self.on_stdout(data)
+            except Exception as exc:  # the sink failed (disk full...): stop the transfer
+                self.sink_error = exc
+                if self.transport is not None:
+                    self.transport.kill()
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        self.open_pipes.discard(fd)
+        if not self.open_pipes and not self.pipes_closed.done():
+            self.pipes_closed.set_result(None)
+        if fd == 0:
+            self.writable.set()
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+        self.writable.set()
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
+
+
+async def _feed(
+    transport: asyncio.SubprocessTransport, proto: _BulkProtocol, chunks: AsyncIterable[bytes]
+) -> None:
+    pipe = transport.get_pipe_transport(0)
+    assert pipe is not None
+    async for chunk in chunks:
+        await proto.writable.wait()
+        if pipe.is_closing() or proto.exited.done():
+            return
+        pipe.write(chunk)  # type: ignore[attr-defined]
+    await proto.writable.wait()
+    if not pipe.is_closing():
+        pipe.close()
+
+
+async def stream_openssh(
+    client: str,
+    name: str,
+    config: HostConfig,
+    command: str,
+    *,
+    on_stdout: OutputSink | None,
+    stdin: AsyncIterable[bytes] | None,
+    ok_statuses: frozenset[int],
+) -> CommandOutput:
+    """Run ``command`` on the host through ``ssh``; same contract as ``SSHHost.stream``."""
+    loop = asyncio.get_running_loop()
+    transport, proto = await loop.subprocess_exec(
+        lambda: _BulkProtocol(on_stdout),
+        *openssh_argv(client, config, command),
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # a Ctrl-C in the terminal is the engine's to handle
+    )
+    try:
+        if stdin is not None:
+            await _feed(transport, proto, stdin)
+        await proto.exited
+        await proto.pipes_closed
+    except BaseException:
+        transport.kill()
+        raise
+    finally:
+        transport.close()
+    if proto.sink_error is not None:
+        raise proto.sink_error
+    status = transport.get_returncode()
+    tail = proto.stderr.text()
+    detail = f"; stderr: {tail}" if tail else ""
+    if status == SSH_FAILURE:
+        raise RemoteCommandError(
+            f"{name}: ssh failed or the connection was lost while running `{command}`{detail}; "
+            "check the network and the host, then retry"
+        )
+    if status is None or status not in ok_statuses:
+        raise RemoteCommandError(f"{name}: `{command}` exited with status {status}{detail}")
+    return CommandOutput(b"", tail, status)
