@@ -245,3 +245,15 @@ async def test_ctrl_c_mid_backup_leaves_nothing(ssh_server: SSHTestServer, tmp_p
     assert list((repo / "backups").iterdir()) == []
     assert list((repo / ".staging").iterdir()) == []
     assert not (repo / ".failed").exists()
+
+
+async def test_demo_makes_a_real_backup_and_verifies_it(tmp_path: Path) -> None:
+    run = await lifeboat("demo", "--no-tui", "--dir", str(tmp_path / "sandbox"))
+    assert run.rc == 0, run.stderr
+    assert "verify " in run.stdout
+    assert ": OK" in run.stdout
+    config = tmp_path / "sandbox" / "lifeboat.toml"
+    listed = await lifeboat("backup", "list", "--json", config=config)
+    (manifest,) = json.loads(listed.stdout)
+    assert sorted(a["source"] for a in manifest["artifacts"]) == ["app-config", "app-db"]
+    assert (await lifeboat("backup", "verify", "--all", config=config)).rc == 0

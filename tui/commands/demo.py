@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 
 import click
@@ -44,7 +45,21 @@ async def _demo(root: Path | None, no_tui: bool) -> None:
         _explain(sandbox, manifest.id)
         if not no_tui:
             click.echo("the demo SSH host stays up until you press Ctrl-C")
-            await asyncio.Event().wait()
+            await _until_interrupted()
+
+
+async def _until_interrupted() -> None:
+    """Wait for Ctrl-C (or SIGTERM): the normal way to leave the demo, not an error."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    click.echo("demo stopped")
 
 
 def _explain(sandbox: Sandbox, backup_id: str) -> None:
