@@ -133,3 +133,40 @@ async def test_swap_without_commands_is_refused_before_anything(
     with pytest.raises(RestoreRefusedError, match="--swap needs sources.etcd.stop"):
         await run_restore(config, repo, request, EventLog().emit)
     assert not (tmp_path / "live").exists()
+
+
+async def test_swap_moves_the_restored_dir_into_place_and_keeps_the_old(
+    ssh_server: SSHTestServer, etcd_member: EtcdServer, tmp_path: Path
+) -> None:
+    seed(etcd_member)
+    live = tmp_path / "live" / "member.etcd"
+    live.mkdir(parents=True)
+    (live / "old-marker").write_text("the data before the restore")
+    calls = tmp_path / "calls.log"
+    restored = EtcdServer(tmp_path / "live", name="restored", data_dir=live)
+    base = etcd_config(ssh_server, tmp_path, etcd_member, restored)
+    text = config_text(ssh_server, tmp_path / "repo", "")
+    sources = {
+        name: source.model_dump(mode="json", exclude_none=True)
+        for name, source in base.sources.items()
+    }
+    sources["etcd"]["stop"] = ["sh", "-c", f"echo stop >> {calls}"]
+    sources["etcd"]["start"] = ["sh", "-c", f"echo start >> {calls}"]
+    config = parse_config(
+        text
+        + "[sources.etcd]\n"
+        + "".join(f"{key} = {json.dumps(value)}\n" for key, value in sources["etcd"].items())
+    )
+    repo = Repository.open(config.repository.path)
+    manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
+    request = RestoreRequest(manifest.id, swap=True, apply=True, confirm=("h1",))
+    await run_restore(config, repo, request, EventLog().emit)
+    assert calls.read_text() == "stop\nstart\n"
+    assert (live / "member" / "snap" / "db").is_file()
+    aside = tmp_path / "live" / f"member.etcd.before-{manifest.id}"
+    assert (aside / "old-marker").read_text() == "the data before the restore"
+    restored.start()
+    try:
+        assert len(everything(restored)) == KEYS
+    finally:
+        restored.stop()
