@@ -17,6 +17,7 @@ from engine.events import JobFinished, Progress
 from engine.jobs import BackupRequest, JobFailedError, run_backup, run_verify
 from engine.repository import Repository
 from engine.restore.plain import RestoreRefusedError, RestoreRequest, run_restore
+from engine.sources import RestoreOptions
 
 
 @pytest.fixture(params=["openssh", "asyncssh"])
@@ -69,7 +70,9 @@ async def test_files_round_trip_into_target_dir_and_original_paths(
 
     original = tree_snapshot(data)
     target = tmp_path / "restored"
-    request = RestoreRequest(manifest.id, target_dir=target, apply=True, confirm=("h1",))
+    request = RestoreRequest(
+        manifest.id, options=RestoreOptions(target_dir=target), apply=True, confirm=("h1",)
+    )
     report = await run_restore(config, repo, request, EventLog().emit)
     assert report.applied
     restored = tree_snapshot(target / data.relative_to("/"))
@@ -126,7 +129,9 @@ async def test_flipped_byte_fails_verify_and_restore_touches_nothing(
     assert any("sha256 mismatch" in p.problem for p in result.problems)
 
     target = tmp_path / "target"
-    request = RestoreRequest(manifest.id, target_dir=target, apply=True, confirm=("h1",))
+    request = RestoreRequest(
+        manifest.id, options=RestoreOptions(target_dir=target), apply=True, confirm=("h1",)
+    )
     with pytest.raises(RestoreRefusedError, match=path.name):
         await run_restore(config, repo, request, EventLog().emit)
     assert not target.exists()

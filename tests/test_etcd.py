@@ -16,6 +16,7 @@ from engine.events import Progress
 from engine.jobs import BackupRequest, JobFailedError, run_backup, run_verify
 from engine.repository import Repository
 from engine.restore.plain import RestoreRefusedError, RestoreRequest, run_restore
+from engine.sources import RestoreOptions
 
 KEYS = 5000
 
@@ -129,7 +130,9 @@ async def test_swap_without_commands_is_refused_before_anything(
     config = etcd_config(ssh_server, tmp_path, etcd_member, restored)
     repo = Repository.open(config.repository.path)
     manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
-    request = RestoreRequest(manifest.id, swap=True, apply=True, confirm=("h1",))
+    request = RestoreRequest(
+        manifest.id, options=RestoreOptions(swap=True), apply=True, confirm=("h1",)
+    )
     with pytest.raises(RestoreRefusedError, match="--swap needs sources.etcd.stop"):
         await run_restore(config, repo, request, EventLog().emit)
     assert not (tmp_path / "live").exists()
@@ -159,7 +162,9 @@ async def test_swap_moves_the_restored_dir_into_place_and_keeps_the_old(
     )
     repo = Repository.open(config.repository.path)
     manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
-    request = RestoreRequest(manifest.id, swap=True, apply=True, confirm=("h1",))
+    request = RestoreRequest(
+        manifest.id, options=RestoreOptions(swap=True), apply=True, confirm=("h1",)
+    )
     await run_restore(config, repo, request, EventLog().emit)
     assert calls.read_text() == "stop\nstart\n"
     assert (live / "member" / "snap" / "db").is_file()

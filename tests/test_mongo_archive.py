@@ -36,7 +36,8 @@ from engine.mongo import (
     pgzip,
     summarize,
 )
-from engine.mongo.archive import MAGIC, TERMINATOR, count_documents
+from engine.mongo.format import MAGIC, TERMINATOR
+from engine.mongo.writer import count_documents
 
 # Real mongodump archives (from mongo-tools, Apache 2.0; see the README beside them).
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "mongodump-archives"

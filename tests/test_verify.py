@@ -17,6 +17,7 @@ from engine.config import parse_config
 from engine.manifest import Artifact, ArtifactFile, Manifest
 from engine.repository import Repository, new_backup_id
 from engine.restore.plain import RestoreRefusedError, RestoreRequest, run_restore
+from engine.sources import RestoreOptions
 from engine.verify import verify_backup
 
 
@@ -109,7 +110,9 @@ async def test_restore_refuses_an_archive_with_a_dotdot_member(
         '[sources.cfg]\nkind = "files"\nhost = "h1"\npaths = ["/etc/app"]\n'
     )
     target = tmp_path / "target"
-    request = RestoreRequest(manifest.id, target_dir=target, apply=True, confirm=("h1",))
+    request = RestoreRequest(
+        manifest.id, options=RestoreOptions(target_dir=target), apply=True, confirm=("h1",)
+    )
     with pytest.raises(RestoreRefusedError, match="climbs out"):
         await run_restore(config, repo, request, EventLog().emit)
     assert not target.exists()

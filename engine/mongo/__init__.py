@@ -6,19 +6,17 @@ the format in one package means verify and restore read both kinds with the same
 the official ``mongorestore --archive --gzip`` can read what we write.
 """
 
-from engine.mongo.archive import (
+from engine.mongo.format import (
     ArchiveFormatError,
-    ArchiveReader,
     ArchiveSummary,
-    ArchiveWriter,
     NamespaceMeta,
     NamespaceStats,
-    iter_documents,
     namespace_name,
-    open_archive,
-    summarize,
 )
 from engine.mongo.pgzip import ParallelGzipWriter
+from engine.mongo.reader import ArchiveReader, iter_documents, summarize
+from engine.mongo.stream import open_archive
+from engine.mongo.writer import ArchiveWriter
 
 __all__ = [
     "ArchiveFormatError",

@@ -8,7 +8,6 @@ target host. A dry run stops after the checks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from engine import audit
 from engine.config import Config
@@ -35,8 +34,7 @@ class RestoreRequest:
     backup_id: str
     scope: tuple[str, ...] = ()
     target_host: str | None = None
-    target_dir: Path | None = None
-    swap: bool = False
+    options: RestoreOptions = RestoreOptions()
     apply: bool = False
     confirm: tuple[str, ...] = ()
 
@@ -104,10 +102,10 @@ async def run_restore(
             f"host's name: {' '.join('--confirm ' + t for t in report.targets)}"
         )
     emit(JobStarted(manifest.id, "restore", tuple(s.source for s in report.steps)))
-    options = RestoreOptions(target_dir=request.target_dir, swap=request.swap)
+    options = request.options
     sources = {step.source: make_source(config, step.source) for step in report.steps}
-    for source in sources.values():
-        report.problems.extend(source.restore_problems(options))
+    for step in report.steps:
+        report.problems.extend(sources[step.source].restore_problems(step.artifact, options))
     emit(StageChanged("restore", "verifying"))
     meter = ProgressMeter("verify", emit, sum(s.artifact.size for s in report.steps))
     verified = await verify_backup_async(

@@ -46,8 +46,20 @@ class SourceContext:
 class RestoreOptions:
     """Per-restore choices; each source kind reads the ones that concern it."""
 
-    target_dir: Path | None = None
+    target_dir: Path | None = None  # files: extract under this directory
     swap: bool = False  # etcd: move the restored data dir into place (stop/start configured)
+    namespaces: tuple[str, ...] = ()  # mongo: globs of the namespaces to restore (all if empty)
+    ns_from: str | None = None  # mongo: rename pattern, with ns_to (mongorestore's semantics)
+    ns_to: str | None = None
+    drop: bool = True  # mongo: drop each target collection before restoring it
+
+    def for_kind(self) -> dict[str, bool]:
+        """Which kind-specific options are set, to refuse them on other kinds."""
+        return {
+            "files": self.target_dir is not None,
+            "etcd": self.swap,
+            "mongo": bool(self.namespaces or self.ns_from or self.ns_to),
+        }
 
 
 class Source(ABC):
@@ -70,11 +82,14 @@ class Source(ABC):
     ) -> None:
         """Stream ``artifact`` (already verified) from ``ctx.directory`` back to ``ctx.host``."""
 
-    def restore_problems(self, options: RestoreOptions) -> list[str]:
-        """Reasons this source cannot be restored with ``options`` (checked before anything)."""
-        if options.target_dir is not None:
-            return [f"{self.name}: --target-dir applies to files sources only"]
-        return []
+    def restore_problems(self, artifact: Artifact, options: RestoreOptions) -> list[str]:
+        """Reasons ``artifact`` cannot be restored with ``options`` (checked before anything)."""
+        flags = {"files": "--target-dir", "etcd": "--swap", "mongo": "--ns/--ns-from/--ns-to"}
+        return [
+            f"{self.name}: {flags[kind]} applies to {kind} sources only, not {self.kind}"
+            for kind, used in options.for_kind().items()
+            if used and kind != self.kind
+        ]
 
 
 async def read_chunks(path: Path, meter: ProgressMeter) -> AsyncIterator[bytes]:

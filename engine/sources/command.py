@@ -40,8 +40,8 @@ class CommandSource(Source):
             meta={"command": list(self.config.backup)},
         )
 
-    def restore_problems(self, options: RestoreOptions) -> list[str]:
-        problems = super().restore_problems(options)
+    def restore_problems(self, artifact: Artifact, options: RestoreOptions) -> list[str]:
+        problems = super().restore_problems(artifact, options)
         if not self.config.restore:
             problems.append(
                 f"sources.{self.name}.restore: no restore command is configured; add one, "

@@ -109,8 +109,8 @@ class EtcdSource(Source):
         assert self.config.data_dir is not None
         return f"{self.config.data_dir}.restored-{backup_id}"
 
-    def restore_problems(self, options: RestoreOptions) -> list[str]:
-        problems = super().restore_problems(options)
+    def restore_problems(self, artifact: Artifact, options: RestoreOptions) -> list[str]:
+        problems = super().restore_problems(artifact, options)
         if self.config.data_dir is None:
             problems.append(
                 f"sources.{self.name}.data_dir: needed to restore (the restore goes into a "

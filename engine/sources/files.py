@@ -58,10 +58,11 @@ class FilesSource(Source):
             meta={"compression": compression, "paths": [str(p) for p in self.config.paths]},
         )
 
-    def restore_problems(self, options: RestoreOptions) -> list[str]:
+    def restore_problems(self, artifact: Artifact, options: RestoreOptions) -> list[str]:
+        problems = super().restore_problems(artifact, options)
         if options.target_dir is not None and not options.target_dir.is_absolute():
-            return [f"--target-dir must be an absolute path, got {options.target_dir}"]
-        return []
+            problems.append(f"--target-dir must be an absolute path, got {options.target_dir}")
+        return problems
 
     async def restore(
         self, artifact: Artifact, ctx: SourceContext, options: RestoreOptions

@@ -8,6 +8,7 @@ import click
 
 from engine.errors import UsageError
 from engine.restore.plain import RestoreRequest, run_restore
+from engine.sources import RestoreOptions
 from tui.commands.common import CliState, pass_state, print_json, run_async
 from tui.progress import make_renderer
 
@@ -26,6 +27,20 @@ from tui.progress import make_renderer
     is_flag=True,
     help="etcd: stop the member, move the restored data dir into place, start it again.",
 )
+@click.option(
+    "--ns",
+    "namespaces",
+    multiple=True,
+    metavar="GLOB",
+    help="mongo: restore only namespaces matching these globs (db.collection, e.g. 'app.mod_*').",
+)
+@click.option("--ns-from", metavar="PATTERN", help="mongo: rename namespaces matching this ...")
+@click.option(
+    "--ns-to",
+    metavar="PATTERN",
+    help="... to this, e.g. --ns-from 'app.*' --ns-to 'staging_app.*'.",
+)
+@click.option("--no-drop", is_flag=True, help="mongo: keep target collections (do not drop first).")
 @click.option("--dry-run", is_flag=True, help="Run the checks only; change nothing.")
 @click.option("--apply", is_flag=True, help="Restore for real (needs --confirm).")
 @click.option(
@@ -43,6 +58,10 @@ def restore(
     target_host: str | None,
     target_dir: Path | None,
     swap: bool,
+    namespaces: tuple[str, ...],
+    ns_from: str | None,
+    ns_to: str | None,
+    no_drop: bool,
     dry_run: bool,
     apply: bool,
     confirm: tuple[str, ...],
@@ -51,14 +70,22 @@ def restore(
     """Verify what a restore will use, then (with --apply) stream it back to its hosts."""
     if dry_run == apply:
         raise UsageError("choose one of --dry-run (check only) or --apply --confirm HOST")
+    if (ns_from is None) != (ns_to is None):
+        raise UsageError("--ns-from and --ns-to go together")
     if dry_run and confirm:
         raise UsageError("--confirm goes with --apply, not --dry-run")
     request = RestoreRequest(
         backup_id=backup_id,
         scope=scope,
         target_host=target_host,
-        target_dir=target_dir,
-        swap=swap,
+        options=RestoreOptions(
+            target_dir=target_dir,
+            swap=swap,
+            namespaces=namespaces,
+            ns_from=ns_from,
+            ns_to=ns_to,
+            drop=not no_drop,
+        ),
         apply=apply,
         confirm=confirm,
     )
