@@ -29,8 +29,9 @@ class Progress:
     source: str
     done: int
     total: int | None
-    rate: float  # bytes per second, smoothed
-    unit: str = "bytes"
+    rate: float  # units per second, smoothed
+    unit: str = "bytes"  # or "documents"
+    item: str | None = None  # a part of the source, e.g. one Mongo namespace
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,15 @@ class ProgressMeter:
         emit: Emit,
         total: int | None = None,
         *,
+        unit: str = "bytes",
+        item: str | None = None,
         max_hz: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.source = source
         self.total = total
+        self.unit = unit
+        self.item = item
         self.done = 0
         self._emit = emit
         self._clock = clock
@@ -113,4 +118,4 @@ class ProgressMeter:
         elif self._rate == 0 and now > self._started:
             self._rate = self.done / (now - self._started)
         self._last_emit = now
-        self._emit(Progress(self.source, self.done, self.total, self._rate))
+        self._emit(Progress(self.source, self.done, self.total, self._rate, self.unit, self.item))

@@ -117,6 +117,10 @@ class MongoSourceConfig(BaseModel):
     """Namespace globs to leave out."""
     parallel: StrictInt = Field(4, gt=0, le=64, examples=[4])
     """Collections dumped at the same time (driver method)."""
+    mongodump: Command = Field(("mongodump",), examples=[["/usr/bin/mongodump"]])
+    """The host's mongodump command (``mongodump`` method)."""
+    mongorestore: Command = Field(("mongorestore",), examples=[["/usr/bin/mongorestore"]])
+    """The host's mongorestore command (``mongodump`` method's restore)."""
 
     @field_validator("uri")
     @classmethod

@@ -141,10 +141,29 @@ def check_etcd_snapshot(reader: HashingReader, artifact: Artifact) -> None:
         raise StructureError("the snapshot's own sha256 footer does not match its content")
 
 
+def check_mongo_archive(reader: HashingReader, artifact: Artifact) -> None:
+    """The archive reads end to end (framing, BSON, CRCs) with the manifest's counts."""
+    from engine.mongo import ArchiveFormatError, open_archive, summarize
+
+    try:
+        summary = summarize(open_archive(reader))
+    except (ArchiveFormatError, OSError, EOFError, zlib.error) as exc:
+        raise StructureError(str(exc)) from exc
+    recorded = artifact.meta.get("namespaces", {})
+    found = {name: stats.documents for name, stats in summary.namespaces.items()}
+    for name, entry in recorded.items():
+        if found.get(name) != entry.get("documents"):
+            raise StructureError(
+                f"namespace {name}: {found.get(name, 'no')} documents in the archive, "
+                f"the manifest says {entry.get('documents')}"
+            )
+
+
 StructureCheck = Callable[[HashingReader, Artifact], None]
 STRUCTURE_CHECKS: dict[str, StructureCheck] = {
     "files-tar": check_tar,
     "etcd-snapshot": check_etcd_snapshot,
+    "mongo-archive": check_mongo_archive,
 }
 
 

@@ -15,12 +15,15 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from engine.events import Event, JobFinished, LogLine, StageChanged, event_to_dict
 from engine.events import Progress as ProgressEvent
@@ -69,6 +72,23 @@ class PlainRenderer(EventRenderer):
         self.stream.flush()
 
 
+class AmountColumn(ProgressColumn):
+    """Bytes as sizes and rates (like rich's download columns); other units as counts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bytes = DownloadColumn()
+        self._speed = TransferSpeedColumn()
+
+    def render(self, task: Task) -> Text:
+        unit = task.fields.get("unit", "bytes")
+        if unit == "bytes":
+            return Text.assemble(self._bytes.render(task), " ", self._speed.render(task))
+        total = f"/{task.total:,.0f}" if task.total is not None else ""
+        rate = f" {task.speed:,.0f}/s" if task.speed else ""
+        return Text(f"{task.completed:,.0f}{total} {unit}{rate}", style="progress.download")
+
+
 class RichRenderer(EventRenderer):
     """A live bar per source with bytes, rate and ETA, on a terminal."""
 
@@ -77,8 +97,7 @@ class RichRenderer(EventRenderer):
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
+            AmountColumn(),
             TimeRemainingColumn(),
             TimeElapsedColumn(),
             console=console,
@@ -101,7 +120,7 @@ class RichRenderer(EventRenderer):
 
     def _task(self, source: str) -> TaskID:
         if source not in self.tasks:
-            self.tasks[source] = self.progress.add_task(source, total=None)
+            self.tasks[source] = self.progress.add_task(source, total=None, unit="bytes")
         return self.tasks[source]
 
     def emit(self, event: Event) -> None:
@@ -111,8 +130,10 @@ class RichRenderer(EventRenderer):
                 self._task(event.source), description=f"{event.source} [dim]{event.stage}"
             )
         elif isinstance(event, ProgressEvent):
+            if event.item is not None:
+                return  # one bar per source; per-item counts are for the console and --json
             task = self._task(event.source)
-            self.progress.update(task, completed=event.done, total=event.total)
+            self.progress.update(task, completed=event.done, total=event.total, unit=event.unit)
         elif isinstance(event, LogLine):
             style = {"error": "red", "warning": "yellow"}.get(event.level, "dim")
             self.progress.console.print(

@@ -8,9 +8,10 @@ from engine.sources.base import RestoreOptions, Source, SourceContext
 from engine.sources.command import CommandSource
 from engine.sources.etcd import EtcdSource
 from engine.sources.files import FilesSource
+from engine.sources.mongo import MongoSource
 
 SOURCE_CLASSES: dict[str, type[Source]] = {
-    cls.kind: cls for cls in (FilesSource, CommandSource, EtcdSource)
+    cls.kind: cls for cls in (FilesSource, CommandSource, EtcdSource, MongoSource)
 }
 
 __all__ = ["RestoreOptions", "Source", "SourceContext", "make_source", "resolve_scope"]

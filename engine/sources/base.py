@@ -35,8 +35,10 @@ class SourceContext:
     def log(self, text: str, level: str = "info") -> None:
         self.emit(LogLine(self.source, level, text))
 
-    def meter(self, total: int | None = None) -> ProgressMeter:
-        return ProgressMeter(self.source, self.emit, total)
+    def meter(
+        self, total: int | None = None, *, unit: str = "bytes", item: str | None = None
+    ) -> ProgressMeter:
+        return ProgressMeter(self.source, self.emit, total, unit=unit, item=item)
 
     def sink(self, filename: str) -> HashingFileSink:
         return HashingFileSink(self.directory / filename, filename)
