@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import etcd3
-from sshd import free_port
+from sshd import free_port, terminate
 
 
 class EtcdServer:
@@ -63,10 +63,4 @@ class EtcdServer:
         return etcd3.client(host="127.0.0.1", port=self.client_port, timeout=5)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)

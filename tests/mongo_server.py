@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pymongo
-from sshd import free_port
+from sshd import free_port, terminate
 
 
 class MongoServer:
@@ -73,10 +73,4 @@ class MongoServer:
         return pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=timeout_ms)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)

@@ -35,6 +35,18 @@ class SSHTestServer:
     drop: Callable[[], None]  # kill every open connection abruptly; the listener stays up
 
 
+def terminate(process: subprocess.Popen[bytes] | None) -> None:
+    """Stop a server process politely, then firmly, and reap it."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def free_port(address: str = "127.0.0.1") -> int:
     """A TCP port that was free a moment ago (the caller must cope with a rare collision)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -191,13 +203,7 @@ class OpenSSHServer:
         if self._process is None:
             return
         self.drop_connections()
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        terminate(self._process)
         self._process = None
 
     def describe(self, user: str) -> SSHTestServer:

@@ -7,13 +7,14 @@ streaming them back; it reports through the context and never knows who is liste
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from engine.events import Emit, LogLine, ProgressMeter, StageChanged
-from engine.manifest import Artifact
+from engine.manifest import Artifact, ArtifactFile
 from engine.sink import HashingFileSink
 from engine.ssh import SSHHost
 
@@ -42,6 +43,34 @@ class SourceContext:
 
     def sink(self, filename: str) -> HashingFileSink:
         return HashingFileSink(self.directory / filename, filename)
+
+    @contextmanager
+    def recording(self, filename: str) -> Iterator[Recording]:
+        """A file in the staging dir that hashes, writes and reports progress as bytes come.
+
+        Use ``recording.write`` as a stream's ``on_stdout`` and call ``recording.finish()``
+        once the stream ended well; on any error the file is closed unfinished.
+        """
+        recording = Recording(self.sink(filename), self.meter())
+        try:
+            yield recording
+        finally:
+            recording.sink.close()
+
+
+@dataclass
+class Recording:
+    sink: HashingFileSink
+    meter: ProgressMeter
+
+    def write(self, chunk: bytes) -> None:
+        self.sink.write(chunk)
+        self.meter.advance(len(chunk))
+
+    def finish(self) -> ArtifactFile:
+        entry = self.sink.finish()
+        self.meter.finish()
+        return entry
 
 
 @dataclass(frozen=True)

@@ -18,20 +18,10 @@ class CommandSource(Source):
         return f"{self.name}.out"
 
     async def backup(self, ctx: SourceContext) -> Artifact:
-        sink = ctx.sink(self.filename())
-        meter = ctx.meter()
-
-        def write(chunk: bytes) -> None:
-            sink.write(chunk)
-            meter.advance(len(chunk))
-
         ctx.stage("dumping")
-        try:
-            await ctx.host.stream(self.config.backup, on_stdout=write, bulk=True)
-            entry = sink.finish()
-        finally:
-            sink.close()
-        meter.finish()
+        with ctx.recording(self.filename()) as recording:
+            await ctx.host.stream(self.config.backup, on_stdout=recording.write, bulk=True)
+            entry = recording.finish()
         return Artifact(
             source=self.name,
             kind=self.artifact_kind,

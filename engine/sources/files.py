@@ -32,22 +32,15 @@ class FilesSource(Source):
         members = [str(PurePosixPath(p).relative_to("/")) for p in self.config.paths]
         argv = ["tar", "-C", "/", COMPRESSION_FLAGS[compression], "-cf", "-", "--", *members]
         filename = f"{self.name}.{SUFFIXES[compression]}"
-        sink = ctx.sink(filename)
-        meter = ctx.meter()
-
-        def write(chunk: bytes) -> None:
-            sink.write(chunk)
-            meter.advance(len(chunk))
-
         ctx.stage("archiving")
-        try:
+        with ctx.recording(filename) as recording:
             outcome = await ctx.host.stream(
-                argv, on_stdout=write, ok_statuses=frozenset({0, TAR_WARNING_STATUS}), bulk=True
+                argv,
+                on_stdout=recording.write,
+                ok_statuses=frozenset({0, TAR_WARNING_STATUS}),
+                bulk=True,
             )
-            entry = sink.finish()
-        finally:
-            sink.close()
-        meter.finish()
+            entry = recording.finish()
         if outcome.exit_status == TAR_WARNING_STATUS:
             ctx.log(f"tar warned (files changed while read): {outcome.stderr}", "warning")
         return Artifact(

@@ -71,22 +71,14 @@ async def dump_with_mongodump(source: MongoSource, ctx: SourceContext) -> dict[s
     host = ctx.host
     argv = [*source.config.mongodump, "--archive", "--gzip", *_dump_filters(source)]
     config_path = await _write_secret_file(source, host)
-    sink = ctx.sink(source.filename())
-    meter = ctx.meter()
-
-    def write(chunk: bytes) -> None:
-        sink.write(chunk)
-        meter.advance(len(chunk))
-
     ctx.stage("mongodump")
     try:
-        outcome = await host.stream(_with_config(argv, config_path), on_stdout=write, bulk=True)
-        entry = sink.finish()
+        with ctx.recording(source.filename()) as recording:
+            command = _with_config(argv, config_path)
+            outcome = await host.stream(command, on_stdout=recording.write, bulk=True)
+            entry = recording.finish()
     except LifeboatError as exc:
         raise MongoError(source.redact(str(exc))) from None
-    finally:
-        sink.close()
-    meter.finish()
     if outcome.stderr:
         ctx.log(source.redact(outcome.stderr.splitlines()[-1]))
     ctx.stage("reading the archive")
