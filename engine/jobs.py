@@ -38,7 +38,10 @@ class JobFailedError(LifeboatError):
     def __init__(self, errors: tuple[SourceFailed, ...], kept_at: str | None = None) -> None:
         self.errors = errors
         self.kept_at = kept_at
-        lines = [f"{e.source}: {e.error}" for e in errors]
+        by_error: dict[str, list[str]] = {}
+        for failure in errors:  # one line per distinct error (a dead host fails all its sources)
+            by_error.setdefault(failure.error, []).append(failure.source)
+        lines = [f"{', '.join(sources)}: {error}" for error, sources in by_error.items()]
         if kept_at:
             lines.append(f"the partial backup was kept for diagnosis in {kept_at}")
         super().__init__("\n".join(lines))

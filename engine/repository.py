@@ -176,11 +176,12 @@ class Repository:
     def abandon(self, staging: Path, *, keep_for_diagnosis: bool) -> Path | None:
         """Remove a failed or cancelled staging dir, or keep it under ``.failed/``.
 
-        Only the newest few failures are kept, so diagnosis never fills the disk.
+        Only the newest few failures are kept, so diagnosis never fills the disk, and an empty
+        one (nothing was written) is not kept at all.
         """
         if not staging.exists():
             return None
-        if not keep_for_diagnosis:
+        if not keep_for_diagnosis or not any(staging.iterdir()):
             shutil.rmtree(staging)
             return None
         make_private_dir(self.failed_dir)

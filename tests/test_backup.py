@@ -268,3 +268,22 @@ async def test_full_disk_fails_clearly_and_frees_the_space(
         await run_backup(config, repo, BackupRequest(), EventLog().emit)
     assert "free space there" in str(info.value)
     assert repo_contents(repo) == {"backups": [], ".staging": []}
+
+
+async def test_unreachable_host_fails_every_source_once_and_keeps_nothing(tmp_path: Path) -> None:
+    from sshd import free_port
+
+    from engine.config import parse_config
+
+    config = parse_config(
+        f'[repository]\npath = "{tmp_path / "repo"}"\n'
+        f'[hosts.h1]\naddress = "127.0.0.1"\nport = {free_port()}\nconnect_timeout = 2\n'
+        + command_source("a", ["true"])
+        + command_source("b", ["true"])
+    )
+    repo = Repository.open(config.repository.path)
+    with pytest.raises(JobFailedError) as info:
+        await run_backup(config, repo, BackupRequest(), EventLog().emit)
+    (line,) = str(info.value).splitlines()
+    assert line.startswith("a, b: h1: cannot connect to")
+    assert repo_contents(repo) == {"backups": [], ".staging": []}
