@@ -28,7 +28,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from engine import paths
-from engine.config_types import MODEL_CONFIG, AbsolutePath, NonEmptyStr, Seconds
+from engine.config_types import MODEL_CONFIG, AbsolutePath, Duration, NonEmptyStr, Seconds
 from engine.errors import ConfigError, UsageError
 from engine.source_configs import (
     SourceConfig,
@@ -80,6 +80,18 @@ SOURCE_KINDS: dict[str, type[BaseModel]] = {
 }
 
 
+class TierConfig(BaseModel):
+    """A group of sources with a recovery point and time objective (a "tier")."""
+
+    model_config = MODEL_CONFIG
+    rpo: Duration = Field(examples=["24h"])
+    """Most data the tier may lose: a backup covering all its sources must be this fresh."""
+    rto: Duration = Field(examples=["1h"])
+    """Longest a restore of the tier may take (measured by drills)."""
+    sources: tuple[NonEmptyStr, ...] = Field(min_length=1, examples=[["mongo", "config"]])
+    """Names of the ``[sources]`` the tier covers."""
+
+
 class Config(BaseModel):
     """A whole Lifeboat configuration file."""
 
@@ -94,6 +106,8 @@ class Config(BaseModel):
         default_factory=dict
     )
     """Things to back up, by name."""
+    tiers: dict[str, TierConfig] = Field(default_factory=dict)
+    """Tiers by name, each with RPO/RTO targets and its sources."""
     path: Path | None = None
     """The file this was loaded from (not a TOML key); None when parsed from a string."""
 
@@ -193,10 +207,21 @@ def parse_config(text: str, source: str = "<string>") -> Config:
             sources[name] = _validate(SOURCE_KINDS[kind], raw, where, problems)
         if isinstance(raw.get("host"), str) and raw["host"]:
             problems.append(_unknown_host(name, raw["host"], hosts) or "")
+    raw_tiers = _tables(data, "tiers", 'rpo = "24h"', problems)
+    tiers = {n: _validate(TierConfig, raw, f"tiers.{_key(n)}", problems) for n, raw in raw_tiers}
+    for name, raw in raw_tiers:
+        wanted = raw.get("sources") if isinstance(raw.get("sources"), list) else []
+        for source in wanted:
+            if isinstance(source, str) and source and source not in data.get("sources", {}):
+                known = ", ".join(sorted(data.get("sources", {}))) or "none are configured"
+                problems.append(
+                    f"tiers.{_key(name)}.sources: unknown source {_show(source)}; "
+                    f"configured sources: {known}"
+                )
     problems = [p for p in problems if p]
     if problems:
         raise ConfigError(problems)
-    fields = {"repository": repository, "hosts": hosts, "sources": sources}
+    fields = {"repository": repository, "hosts": hosts, "sources": sources, "tiers": tiers}
     config = _validate(Config, fields | ({"operator": operator} if operator else {}), "", problems)
     if config is None:  # every check above passed, so only a bug in this module gets here
         raise ConfigError(problems)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, ConfigDict, Field, StrictFloat, StrictStr
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictFloat, StrictStr
 from pydantic_core import PydanticCustomError
+
+from engine.durations import parse_duration
 
 MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
@@ -24,3 +27,12 @@ AbsolutePath = Annotated[Path, AfterValidator(_expand_absolute)]
 NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
 Seconds = Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False)]
 Command = Annotated[tuple[NonEmptyStr, ...], Field(min_length=1)]
+
+
+def _duration(value: object) -> timedelta:
+    if not isinstance(value, str):
+        raise ValueError(f'must be a duration string like "24h", got {value!r}')
+    return parse_duration(value)
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]

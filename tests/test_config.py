@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from engine.config import (
     load_config,
     parse_config,
 )
+from engine.durations import format_duration, parse_duration
 from engine.errors import ConfigError, UsageError
 from engine.source_configs import (
     CommandSourceConfig,
@@ -536,3 +538,38 @@ def test_login_name_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(paths.getpass, "getuser", no_user)
     assert paths.login_name() == "unknown"
+
+
+def test_tiers_parse_durations_and_check_their_sources() -> None:
+    text = (
+        REPOSITORY
+        + HOST
+        + '[sources.db]\nkind = "command"\nhost = "db1"\nbackup = ["x"]\n'
+        + '[tiers.gold]\nrpo = "1h30m"\nrto = "15m"\nsources = ["db"]\n'
+    )
+    tier = parse_config(text).tiers["gold"]
+    assert tier.rpo == timedelta(minutes=90)
+    assert tier.rto == timedelta(minutes=15)
+    assert tier.sources == ("db",)
+
+
+def test_tier_mistakes_are_each_named() -> None:
+    text = REPOSITORY + '[tiers.gold]\nrpo = "soon"\nrto = "0m"\nsources = ["zz"]\n'
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert info.value.problems == [
+        "tiers.gold.rpo: must be a duration like 15m, 24h, 1h30m or 7d, got 'soon'; "
+        'e.g. rpo = "24h"',
+        "tiers.gold.rto: must be longer than zero, got '0m'; e.g. rto = \"1h\"",
+        'tiers.gold.sources: unknown source "zz"; configured sources: none are configured',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("15m", 900), ("24h", 86400), ("1h30m", 5400), ("7d", 604800), ("1w", 604800)],
+)
+def test_durations_round_trip(text: str, seconds: int) -> None:
+    value = parse_duration(text)
+    assert value.total_seconds() == seconds
+    assert parse_duration(format_duration(value).replace(" ", "")) == value
