@@ -24,7 +24,7 @@ from engine.events import (
     StageChanged,
 )
 from engine.manifest import Artifact, Manifest, utc_now
-from engine.repository import Repository, new_backup_id
+from engine.repository import Repository, VerifyRecord, new_backup_id
 from engine.sources import SourceContext, make_source, resolve_scope
 from engine.ssh import ConnectionPool
 from engine.verify import VerifyResult, verify_backup_async
@@ -132,6 +132,14 @@ async def run_verify(
         repo.backup_dir(backup_id), manifest, sources, lambda done, _total: meter.update(done)
     )
     meter.finish()
+    repo.record_verify(
+        VerifyRecord(
+            backup_id,
+            utc_now().isoformat().replace("+00:00", "Z"),
+            result.ok,
+            tuple(str(p) for p in result.problems),
+        )
+    )
     for problem in result.problems:
         emit(LogLine(problem.source, "error", str(problem)))
     emit(JobFinished(backup_id, ok=result.ok))

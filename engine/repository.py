@@ -35,6 +35,7 @@ from engine.manifest import Manifest, utc_now
 MARKER = "lifeboat-repo.json"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+VERIFY_LOG = "verify.jsonl"
 BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{4}$")
 KEEP_FAILED = 5
 
@@ -43,6 +44,16 @@ def new_backup_id(now: datetime | None = None) -> str:
     """A sortable UTC timestamp plus a short random suffix: ``20261121T150000Z-7f3a``."""
     moment = now or utc_now()
     return f"{moment.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(2)}"
+
+
+@dataclass(frozen=True)
+class VerifyRecord:
+    """The outcome of one verify of one backup, kept in ``verify.jsonl``."""
+
+    backup_id: str
+    at: str
+    ok: bool
+    problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -227,6 +238,35 @@ class Repository:
             except ManifestError as exc:
                 problems.append(str(exc))
         return manifests, problems
+
+    # -- verify results --------------------------------------------------------------------
+
+    def record_verify(self, record: VerifyRecord) -> None:
+        """Append a verify outcome (an append of one short line: no lock needed)."""
+        line = json.dumps({**record.__dict__, "problems": list(record.problems)}) + "\n"
+        fd = os.open(self.path / VERIFY_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+    def verifications(self) -> dict[str, VerifyRecord]:
+        """The latest verify outcome of each backup id."""
+        latest: dict[str, VerifyRecord] = {}
+        try:
+            lines = (self.path / VERIFY_LOG).read_text().splitlines()
+        except FileNotFoundError:
+            return latest
+        for line in lines:
+            try:
+                data = json.loads(line)
+                record = VerifyRecord(
+                    data["backup_id"], data["at"], bool(data["ok"]), tuple(data["problems"])
+                )
+            except (ValueError, KeyError, TypeError):
+                continue  # a torn last line after a crash: the older records still count
+            latest[record.backup_id] = record
+        return latest
 
     # -- deleting --------------------------------------------------------------------------
 

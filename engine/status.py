@@ -1,0 +1,76 @@
+"""Where each tier stands: the age of its newest complete backup against its RPO.
+
+A backup covers a tier when it holds an artifact of every source of the tier. The same
+numbers serve the console's dashboard and (later) ``lifeboat status``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+from engine.config import Config, TierConfig
+from engine.manifest import Manifest, utc_now
+from engine.repository import VerifyRecord
+
+WARNING_FRACTION = 0.8
+
+
+class RpoState(Enum):
+    OK = "ok"
+    WARNING = "warning"
+    BREACH = "breach"
+
+
+@dataclass(frozen=True)
+class TierStatus:
+    name: str
+    tier: TierConfig
+    last: Manifest | None  # newest backup that covers every source of the tier
+    age: timedelta | None
+    state: RpoState
+    last_verify: VerifyRecord | None
+
+    @property
+    def size(self) -> int:
+        if self.last is None:
+            return 0
+        return sum(a.size for a in self.last.artifacts if a.source in self.tier.sources)
+
+
+def covers(manifest: Manifest, tier: TierConfig) -> bool:
+    return all(manifest.artifact(source) is not None for source in tier.sources)
+
+
+def rpo_state(age: timedelta | None, rpo: timedelta) -> RpoState:
+    if age is None or age > rpo:
+        return RpoState.BREACH
+    if age > rpo * WARNING_FRACTION:
+        return RpoState.WARNING
+    return RpoState.OK
+
+
+def tier_statuses(
+    config: Config,
+    manifests: list[Manifest],
+    verifications: dict[str, VerifyRecord],
+    now: datetime | None = None,
+) -> list[TierStatus]:
+    """One status per configured tier; ``manifests`` newest first."""
+    moment = now or utc_now()
+    statuses = []
+    for name, tier in config.tiers.items():
+        last = next((m for m in manifests if covers(m, tier)), None)
+        age = moment - last.finished_at if last else None
+        statuses.append(
+            TierStatus(
+                name=name,
+                tier=tier,
+                last=last,
+                age=age,
+                state=rpo_state(age, tier.rpo),
+                last_verify=verifications.get(last.id) if last else None,
+            )
+        )
+    return statuses
