@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/lifeboat demo --no-tui
+	$(BIN)/lifeboat demo
 
 system-deps:
 	@missing=""; \

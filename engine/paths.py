@@ -19,6 +19,11 @@ def user_config_file() -> Path:
     return platformdirs.user_config_path(APP_NAME, appauthor=False) / "config.toml"
 
 
+def console_settings_file() -> Path:
+    """Where the console remembers per-user choices (the theme)."""
+    return platformdirs.user_config_path(APP_NAME, appauthor=False) / "console.json"
+
+
 def user_data_dir() -> Path:
     """The per-user data directory, e.g. ``~/.local/share/lifeboat`` on Linux."""
     return platformdirs.user_data_path(APP_NAME, appauthor=False)

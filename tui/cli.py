@@ -14,25 +14,34 @@ import click
 
 from engine.errors import LifeboatError, UsageError
 from tui.commands import backup, demo, restore
-from tui.commands.common import CliState, pass_state
+from tui.commands.common import CliState, pass_state, run_async
+from tui.console import run_console
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Config file (default: $LIFEBOAT_CONFIG, ./lifeboat.toml, then the user config dir).",
 )
+@click.option(
+    "--no-mouse", is_flag=True, help="Console: no mouse reporting (keeps text selectable)."
+)
 @click.version_option(package_name="lifeboat")
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path | None) -> None:
-    """Lifeboat: backups, restores and DR drills over SSH."""
-    ctx.obj = CliState(config_path)
+def cli(ctx: click.Context, config_path: Path | None, no_mouse: bool) -> None:
+    """Lifeboat: backups, restores and DR drills over SSH.
+
+    Without a command, opens the console on the configured repository.
+    """
+    ctx.obj = CliState(config_path, mouse=not no_mouse)
+    if ctx.invoked_subcommand is None:
+        run_async(run_console(ctx.obj.config(), mouse=ctx.obj.mouse))
 
 
 @cli.group()

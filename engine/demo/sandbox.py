@@ -87,6 +87,21 @@ kind = "command"
 host = "{DEMO_HOST}"
 backup = ["cat", {quote(str(data / "db" / "app.dump"))}]
 restore = ["dd", {quote("of=" + str(data / "db" / "app.dump"))}, "status=none"]
+
+[tiers.app-data]
+rpo = "1h"
+rto = "15m"
+sources = ["app-db"]
+
+[tiers.app-config]
+rpo = "24h"
+rto = "30m"
+sources = ["app-config"]
+
+[tiers.everything]
+rpo = "7d"
+rto = "1h"
+sources = ["app-config", "app-db"]
 """
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import click
 from rich.console import Console
 from rich.table import Table
@@ -16,25 +14,10 @@ from engine.manifest import Manifest
 from engine.retention import prune
 from engine.verify import VerifyResult
 from tui.commands.common import CliState, pass_state, print_json, require_confirmation, run_async
+from tui.format import age, human_size
 from tui.progress import make_renderer
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-
-
-def human_size(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
-def age(moment: datetime, now: datetime | None = None) -> str:
-    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
-    for unit, width in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= width:
-            return f"{seconds // width}{unit} ago"
-    return f"{max(seconds, 0)}s ago"
 
 
 @click.group()

@@ -23,6 +23,7 @@ class CliState:
     """What the group options give every command."""
 
     config_path: Path | None
+    mouse: bool = True
     _config: Config | None = None
 
     def config(self) -> Config:

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from pathlib import Path
 
 import click
 
-from engine.config import load_config
+from engine.config import Config, load_config
 from engine.demo.sandbox import Sandbox, default_root, open_sandbox
 from engine.jobs import BackupRequest, run_backup, run_verify
+from engine.manifest import Manifest
 from engine.repository import Repository
-from tui.commands.common import run_async
+from tui.commands.common import CliState, run_async
+from tui.console import require_terminal
 from tui.progress import make_renderer
 
 
 @click.command()
+@click.pass_context
 @click.option("--no-tui", is_flag=True, help="Run a backup and a verify, print them, and exit.")
 @click.option(
     "--dir",
@@ -24,52 +25,46 @@ from tui.progress import make_renderer
     type=click.Path(path_type=Path, file_okay=False),
     help=f"Sandbox directory (default: {default_root()}).",
 )
-def demo(no_tui: bool, root: Path | None) -> None:
-    """Open a demo sandbox: an SSH host on 127.0.0.1 with sample data, and a repository."""
-    run_async(_demo(root, no_tui))
+def demo(ctx: click.Context, no_tui: bool, root: Path | None) -> None:
+    """Open the console on a demo sandbox: an SSH host on 127.0.0.1, sample data, backups."""
+    mouse = ctx.obj.mouse if isinstance(ctx.obj, CliState) else True
+    if not no_tui:
+        require_terminal()
+    run_async(_demo(root, no_tui, mouse))
 
 
-async def _demo(root: Path | None, no_tui: bool) -> None:
+async def _demo(root: Path | None, no_tui: bool, mouse: bool) -> None:
     async with open_sandbox(root) as sandbox:
         config = load_config(sandbox.config_path)
         repo = Repository.open(config.repository.path)
         click.echo(f"sandbox at {sandbox.root}; SSH host 'demo' on 127.0.0.1:{sandbox.server.port}")
-        with make_renderer(False) as renderer:
-            manifest = await run_backup(
-                config, repo, BackupRequest(label="demo", trigger="manual"), renderer.emit
-            )
-        click.echo(f"backup {manifest.id}: {len(manifest.artifacts)} artifact(s)")
-        with make_renderer(False) as renderer:
-            result = await run_verify(repo, manifest.id, renderer.emit)
-        click.echo(f"verify {manifest.id}: {'OK' if result.ok else 'FAILED'}")
-        _explain(sandbox, manifest.id)
-        if not no_tui:
-            click.echo("the demo SSH host stays up until you press Ctrl-C")
-            await _until_interrupted()
+        if no_tui:
+            manifest = await _backup_and_verify(config, repo, "demo")
+            _explain(sandbox, manifest.id)
+            return
+        if not repo.list_backups()[0]:  # a first start: real backups to look at
+            await _backup_and_verify(config, repo, "first demo backup")
+            await _backup_and_verify(config, repo, "second demo backup")
+        from tui.app import make_app
+
+        await make_app(config).run_async(mouse=mouse)
 
 
-async def _until_interrupted() -> None:
-    """Wait for Ctrl-C (or SIGTERM): the normal way to leave the demo, not an error."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-    click.echo("demo stopped")
+async def _backup_and_verify(config: Config, repo: Repository, label: str) -> Manifest:
+    with make_renderer(False) as renderer:
+        manifest = await run_backup(config, repo, BackupRequest(label=label), renderer.emit)
+    click.echo(f"backup {manifest.id}: {len(manifest.artifacts)} artifact(s)")
+    with make_renderer(False) as renderer:
+        result = await run_verify(repo, manifest.id, renderer.emit)
+    click.echo(f"verify {manifest.id}: {'OK' if result.ok else 'FAILED'}")
+    return manifest
 
 
 def _explain(sandbox: Sandbox, backup_id: str) -> None:
     cfg = sandbox.config_path
     click.echo(
-        "\ntry, while `lifeboat demo` runs (the SSH host lives only that long):\n"
-        f"  lifeboat --config {cfg} backup create --label mine\n"
-        f"  lifeboat --config {cfg} restore {backup_id} --scope app-config "
-        f"--target-dir /tmp/restored --dry-run\n"
-        "and at any time:\n"
-        f"  lifeboat --config {cfg} backup list\n"
+        "\nopen the console on it with `lifeboat demo` (its SSH host lives while it runs);"
+        " at any time:\n"
+        f"  lifeboat --config {cfg} backup show {backup_id}\n"
         f"  lifeboat --config {cfg} backup verify --all"
     )

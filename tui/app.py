@@ -1,0 +1,130 @@
+"""The Lifeboat console: a small App that registers themes, modes and global bindings.
+
+Each area is a Screen in ``tui/screens``. Engine jobs run in Textual workers; their events
+feed a :class:`~tui.jobs.JobBoard` and a signal widgets subscribe to. A failed worker becomes
+a visible, recorded error (never a toast that vanishes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Awaitable, Callable
+from itertools import count
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.signal import Signal
+from textual.worker import Worker, WorkerState
+
+from engine import paths
+from engine.config import Config
+from engine.events import Emit, Event
+from engine.jobs import BackupRequest, describe_error, run_backup, run_verify
+from engine.repository import Repository
+from themes import DEFAULT_THEME, THEMES, VARIABLE_DEFAULTS
+from tui.jobs import JobBoard
+from tui.palette import LifeboatCommands
+from tui.screens.dashboard import DashboardScreen
+
+
+class LifeboatApp(App[None]):
+    TITLE = "Lifeboat"
+    MODES: ClassVar[dict[str, Any]] = {"dashboard": DashboardScreen}
+    DEFAULT_MODE = "dashboard"
+    COMMANDS = App.COMMANDS | {LifeboatCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("d", "switch_mode('dashboard')", "Dashboard"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, config: Config, repository: Repository, *, settings: Path | None = None):
+        super().__init__()
+        self.config = config
+        self.repository = repository
+        self.settings_path = settings or paths.console_settings_file()
+        self.board = JobBoard()
+        self.jobs_changed: Signal[str] = Signal(self, "jobs-changed")
+        self.backups_changed: Signal[None] = Signal(self, "backups-changed")
+        self._keys = count(1)
+        for theme in THEMES:
+            self.register_theme(theme)
+        self.theme = self._saved_theme()
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return VARIABLE_DEFAULTS
+
+    # -- settings ------------------------------------------------------------------------
+
+    def _saved_theme(self) -> str:
+        if os.environ.get("NO_COLOR"):
+            return "textual-ansi"
+        try:
+            saved = json.loads(self.settings_path.read_text()).get("theme")
+        except (OSError, ValueError, AttributeError):
+            saved = None
+        return saved if saved in self.available_themes else DEFAULT_THEME
+
+    def watch_theme(self, theme: str) -> None:
+        if os.environ.get("NO_COLOR"):
+            return
+        try:
+            self.settings_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.settings_path.write_text(json.dumps({"theme": theme}))
+        except OSError as exc:  # a read-only home: the theme just is not remembered
+            self.board.note("console", "warning", f"cannot remember the theme: {exc}")
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    def _start(self, kind: str, job: Callable[[Emit], Awaitable[object]]) -> str:
+        key = f"{kind}-{next(self._keys)}"
+        self.board.open(key, kind)
+
+        def emit(event: Event) -> None:
+            self.board.apply(key, event)
+            self.jobs_changed.publish(key)
+
+        self.run_worker(job(emit), name=key, group="jobs", exit_on_error=False)
+        self.jobs_changed.publish(key)
+        return key
+
+    def start_backup(self, scope: tuple[str, ...] = (), label: str | None = None) -> str:
+        request = BackupRequest(scope=scope, label=label or None)
+        return self._start(
+            "backup", lambda emit: run_backup(self.config, self.repository, request, emit)
+        )
+
+    def start_verify(self, backup_id: str) -> str:
+        return self._start("verify", lambda emit: run_verify(self.repository, backup_id, emit))
+
+    def cancel_job(self, key: str) -> None:
+        for worker in self.workers:
+            if worker.name == key and worker.is_running:
+                worker.cancel()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        key = event.worker.name
+        if key not in self.board.jobs:
+            return
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.board.fail(key, describe_error(event.worker.error))
+        elif event.state == WorkerState.CANCELLED:
+            self.board.fail(key, "cancelled by the operator")
+        if event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            self.jobs_changed.publish(key)
+            self.backups_changed.publish(None)
+
+    # -- actions -------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+
+def make_app(config: Config, *, settings: Path | None = None) -> LifeboatApp:
+    """The console on ``config``'s repository (tests and screenshot scripts use this too)."""
+    return LifeboatApp(config, Repository.open(config.repository.path), settings=settings)

@@ -1,0 +1,27 @@
+"""Small, pure text helpers shared by CLI and console: sizes, ages, rates."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from engine.durations import format_duration
+
+
+def human_size(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def age(moment: datetime, now: datetime | None = None) -> str:
+    """``3h 12m ago`` (the two largest units)."""
+    delta = (now or datetime.now(UTC)) - moment
+    return f"{format_duration(max(delta, timedelta(0)))} ago"
+
+
+def eta(done: int, total: int | None, rate: float) -> str:
+    if not total or rate <= 0 or done >= total:
+        return ""
+    return format_duration(timedelta(seconds=(total - done) / rate))

@@ -1,0 +1,118 @@
+"""The dashboard: every tier's RPO state, the running jobs with live progress, and the log."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import HorizontalScroll, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from engine.status import tier_statuses
+from tui.screens.modals import BackupChoice, BackupModal, ConfirmModal
+from tui.widgets.job_view import JobView
+from tui.widgets.log_pane import LogPane
+from tui.widgets.tier_card import TierCard
+
+if TYPE_CHECKING:
+    from tui.app import LifeboatApp
+
+MAX_JOBS_SHOWN = 6
+STATUS_REFRESH_SECONDS = 30  # ages move on even when nothing happens
+
+
+class DashboardScreen(Screen[None]):
+    CSS_PATH = "dashboard.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("b", "backup", "Back up"),
+        Binding("c", "cancel_job", "Cancel job"),
+    ]
+
+    @property
+    def lifeboat(self) -> LifeboatApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with HorizontalScroll(id="tiers"):
+            yield Static("no tiers configured: add [tiers.NAME] to the config", id="no-tiers")
+        with VerticalScroll(id="jobs") as jobs:
+            jobs.border_title = "jobs"
+            yield Static("no jobs yet: press b to back up", id="no-jobs")
+        yield LogPane()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.lifeboat.jobs_changed.subscribe(self, self.on_jobs_changed)
+        self.lifeboat.backups_changed.subscribe(self, lambda _: self.refresh_tiers())
+        self.refresh_tiers()
+        self.set_interval(STATUS_REFRESH_SECONDS, self.refresh_tiers)
+        self.on_jobs_changed("")
+
+    def refresh_tiers(self) -> None:
+        app = self.lifeboat
+        manifests, _ = app.repository.list_backups()
+        statuses = tier_statuses(app.config, manifests, app.repository.verifications())
+        box = self.query_one("#tiers", HorizontalScroll)
+        self.query_one("#no-tiers").display = not statuses
+        for status in statuses:
+            cards = box.query(f"#tier-{status.name}")
+            if cards:
+                cards.first(TierCard).update_status(status)
+            else:
+                box.mount(TierCard(status))
+
+    def on_jobs_changed(self, _key: str) -> None:
+        board = self.lifeboat.board
+        box = self.query_one("#jobs", VerticalScroll)
+        jobs = list(reversed(board.jobs.values()))[:MAX_JOBS_SHOWN]
+        self.query_one("#no-jobs").display = not jobs
+        shown = {view.job.key: view for view in box.query(JobView)}
+        for view in shown.values():
+            if view.job.key not in {job.key for job in jobs}:
+                view.remove()
+        for job in jobs:
+            if job.key in shown:
+                shown[job.key].refresh()
+            else:
+                box.mount(JobView(job, self._estimates()), before=0)
+        self.query_one(LogPane).show(board.log, board.logged)
+
+    def _estimates(self) -> dict[str, int]:
+        """Each source's size in its newest backup: the ETA when a total is unknown."""
+        sizes: dict[str, int] = {}
+        for manifest in self.lifeboat.repository.list_backups()[0]:
+            for artifact in manifest.artifacts:
+                sizes.setdefault(artifact.source, artifact.size)
+        return sizes
+
+    def action_backup(self) -> None:
+        sources = tuple(self.lifeboat.config.sources)
+
+        def start(choice: BackupChoice | None) -> None:
+            if choice is not None:
+                self.lifeboat.start_backup(choice.scope, choice.label)
+
+        self.app.push_screen(BackupModal(sources), start)
+
+    def action_cancel_job(self) -> None:
+        running = self.lifeboat.board.running()
+        focused = self.focused.job if isinstance(self.focused, JobView) else None
+        job = focused if focused in running else (running[0] if len(running) == 1 else None)
+        if job is None:
+            self.notify(
+                "no running job selected: focus one with Tab" if running else "nothing is running",
+                severity="warning",
+            )
+            return
+        name = job.job_id or job.key
+
+        def cancel(confirmed: bool | None) -> None:
+            if confirmed:
+                self.lifeboat.cancel_job(job.key)
+
+        self.app.push_screen(
+            ConfirmModal(f"Cancel {job.kind} {name}? Nothing partial will be kept."), cancel
+        )

@@ -1,0 +1,130 @@
+"""Small dialogs that return a typed result with ``dismiss``: choose, confirm, type a name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, SelectionList
+
+MODAL_CSS = """
+{name} {{ align: center middle; }}
+{name} > Vertical {{
+    width: 64;
+    max-width: 100%;
+    height: auto;
+    max-height: 100%;
+    border: thick $primary;
+    background: $surface;
+    padding: 1 2;
+}}
+{name} Horizontal {{ height: auto; align-horizontal: right; margin-top: 1; }}
+{name} Button {{ margin-left: 2; }}
+{name} .problem {{ color: $error; }}
+"""
+
+
+@dataclass(frozen=True)
+class BackupChoice:
+    scope: tuple[str, ...]
+    label: str | None
+
+
+class BackupModal(ModalScreen[BackupChoice | None]):
+    """Choose the sources (all by default) and an optional label."""
+
+    DEFAULT_CSS = MODAL_CSS.format(name="BackupModal")
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, sources: tuple[str, ...]) -> None:
+        super().__init__()
+        self.sources = sources
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("[b]Back up now[/b]: sources (space toggles)")
+            yield SelectionList[str](*((s, s, True) for s in self.sources), id="sources")
+            yield Input(placeholder="label (optional), e.g. pre-v1.4-upgrade", id="label")
+            yield Label("", classes="problem", id="problem")
+            with Horizontal():
+                yield Button("Cancel", id="cancel")
+                yield Button("Start backup", variant="primary", id="start")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "start":
+            self._start()
+        else:
+            self.dismiss(None)
+
+    def on_input_submitted(self) -> None:
+        self._start()
+
+    def _start(self) -> None:
+        chosen = tuple(self.query_one("#sources", SelectionList).selected)
+        if not chosen:
+            self.query_one("#problem", Label).update("choose at least one source")
+            return
+        label = self.query_one("#label", Input).value.strip() or None
+        self.dismiss(BackupChoice(chosen if len(chosen) < len(self.sources) else (), label))
+
+
+class ConfirmModal(ModalScreen[bool]):
+    """A yes/no question; Esc is no."""
+
+    DEFAULT_CSS = MODAL_CSS.format(name="ConfirmModal")
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(False)", "No")]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.question)
+            with Horizontal():
+                yield Button("No", id="no")
+                yield Button("Yes", variant="error", id="yes")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+
+class TypedConfirmModal(ModalScreen[bool]):
+    """A destructive step: the operator must type ``expected`` exactly."""
+
+    DEFAULT_CSS = MODAL_CSS.format(name="TypedConfirmModal")
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(False)", "Cancel")]
+
+    def __init__(self, explanation: str, expected: str) -> None:
+        super().__init__()
+        self.explanation = explanation
+        self.expected = expected
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.explanation)
+            yield Label(f"Type [b]{self.expected}[/b] to confirm:")
+            yield Input(placeholder=self.expected, id="typed")
+            yield Label("", classes="problem", id="problem")
+            with Horizontal():
+                yield Button("Cancel", id="cancel")
+                yield Button("Confirm", variant="error", id="confirm")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "confirm":
+            self._check()
+        else:
+            self.dismiss(False)
+
+    def on_input_submitted(self) -> None:
+        self._check()
+
+    def _check(self) -> None:
+        if self.query_one("#typed", Input).value == self.expected:
+            self.dismiss(True)
+        else:
+            self.query_one("#problem", Label).update(f"that is not {self.expected!r}")
