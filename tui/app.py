@@ -24,6 +24,7 @@ from engine.config import Config
 from engine.events import Emit, Event
 from engine.jobs import BackupRequest, describe_error, run_backup, run_verify
 from engine.repository import Repository
+from engine.restore.plain import RestoreRequest, run_restore
 from themes import DEFAULT_THEME, THEMES, VARIABLE_DEFAULTS
 from tui.jobs import JobBoard
 from tui.palette import LifeboatCommands
@@ -99,6 +100,12 @@ class LifeboatApp(App[None]):
 
     def start_verify(self, backup_id: str) -> str:
         return self._start("verify", lambda emit: run_verify(self.repository, backup_id, emit))
+
+    def start_restore(self, request: RestoreRequest) -> str:
+        """Check (and with ``request.apply``, restore); the report is the worker's result."""
+        return self._start(
+            "restore", lambda emit: run_restore(self.config, self.repository, request, emit)
+        )
 
     def cancel_job(self, key: str) -> None:
         for worker in self.workers:
