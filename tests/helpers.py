@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from datetime import datetime
 from pathlib import Path
 
 from sshd import SSHTestServer
 
 from engine.config import Config, parse_config
 from engine.events import Event
+from engine.manifest import Artifact, ArtifactFile, Manifest
+from engine.repository import Repository
 
 
 def host_toml(server: SSHTestServer, name: str = "h1", **extra: object) -> str:
@@ -63,3 +67,33 @@ def tree_snapshot(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
     }
+
+
+def stored_backup(
+    repo: Repository, moment: datetime, contents: dict[str, bytes], label: str | None = None
+) -> Manifest:
+    """A real backup of command-output artifacts (one file per source, true sha256), committed
+    through the repository API, with a fixed time and an id derived from it."""
+    suffix = hashlib.sha256((label or "").encode()).hexdigest()[:4]
+    backup_id = f"{moment:%Y%m%dT%H%M%SZ}-{suffix}"
+    staging = repo.create_staging(backup_id)
+    artifacts = []
+    for source, data in contents.items():
+        (staging / f"{source}.out").write_bytes(data)
+        entry = ArtifactFile(
+            path=f"{source}.out", bytes=len(data), sha256=hashlib.sha256(data).hexdigest()
+        )
+        artifacts.append(Artifact(source=source, kind="command-output", host="h1", files=(entry,)))
+    manifest = Manifest(
+        id=backup_id,
+        label=label,
+        created_at=moment,
+        finished_at=moment,
+        trigger="manual",
+        operator="tester",
+        tool_version="0.1.0",
+        scope=tuple(contents),
+        artifacts=tuple(artifacts),
+    )
+    repo.commit(staging, manifest)
+    return manifest

@@ -10,7 +10,12 @@ from tui.jobs import LogEntry
 
 class LogPane(RichLog):
     DEFAULT_CSS = """
-    LogPane { height: 1fr; min-height: 3; border: round $panel-lighten-2; }
+    LogPane {
+        height: 1fr;
+        min-height: 3;
+        border: round $foreground 30%;
+        border-title-color: $foreground;
+    }
     """
 
     def __init__(self) -> None:

@@ -18,7 +18,7 @@ class TierCard(Widget):
         width: 1fr;
         min-width: 24;
         height: 5;
-        border: round $panel-lighten-2;
+        border: round $foreground 30%;
         border-title-style: bold;
         padding: 0 1;
     }

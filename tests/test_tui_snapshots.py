@@ -1,0 +1,59 @@
+"""Snapshots of the console's screens at 120x36 and 80x24, with time frozen."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from helpers import stored_backup
+
+from engine.config import parse_config
+from engine.repository import Repository, VerifyRecord
+from tui.app import LifeboatApp
+
+NOW = datetime(2026, 11, 21, 15, 0, tzinfo=UTC)
+SIZES = [(120, 36), (80, 24)]
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LifeboatApp:
+    monkeypatch.setattr("engine.status.utc_now", lambda: NOW)
+    repo_path = tmp_path / "repo"
+    config = parse_config(
+        f'[repository]\npath = "{repo_path}"\n[hosts.db1]\naddress = "10.0.0.5"\n'
+        '[sources.mongo]\nkind = "command"\nhost = "db1"\nbackup = ["x"]\n'
+        '[sources.config]\nkind = "files"\nhost = "db1"\npaths = ["/etc/app"]\n'
+        '[tiers.data]\nrpo = "1h"\nrto = "15m"\nsources = ["mongo"]\n'
+        '[tiers.config]\nrpo = "24h"\nrto = "30m"\nsources = ["config"]\n'
+        '[tiers.archive]\nrpo = "30m"\nrto = "4h"\nsources = ["mongo", "config"]\n'
+    )
+    repo = Repository.open(repo_path)
+    old = stored_backup(repo, NOW - timedelta(hours=30), {"mongo": b"m" * 5000}, "nightly")
+    stored_backup(repo, NOW - timedelta(minutes=50), {"mongo": b"m" * 9000}, "hourly")
+    both = stored_backup(
+        repo, NOW - timedelta(hours=3), {"mongo": b"x" * 7000, "config": b"c" * 300}, "pre-v1.4"
+    )
+    repo.record_verify(VerifyRecord(both.id, "2026-11-21T12:10:00Z", True))
+    repo.record_verify(VerifyRecord(old.id, "2026-11-21T12:10:00Z", False, ("bad",)))
+    return LifeboatApp(config, repo, settings=tmp_path / "console.json")
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_dashboard(app: LifeboatApp, size: tuple[int, int], snap_compare: Callable) -> None:
+    assert snap_compare(app, terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_backup_dialog(app: LifeboatApp, size: tuple[int, int], snap_compare: Callable) -> None:
+    assert snap_compare(app, press=["b"], terminal_size=size)
+
+
+def test_help(app: LifeboatApp, snap_compare: Callable) -> None:
+    assert snap_compare(app, press=["question_mark"], terminal_size=(80, 24))
+
+
+def test_light_theme(app: LifeboatApp, snap_compare: Callable) -> None:
+    app.theme = "lifeboat-light"
+    assert snap_compare(app, terminal_size=(80, 24))
