@@ -38,14 +38,14 @@ system-deps:
 	fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check engine tui themes tests bench
-	$(BIN)/ruff format --check engine tui themes tests bench
+	$(BIN)/ruff check engine tui themes tests bench screenshots
+	$(BIN)/ruff format --check engine tui themes tests bench screenshots
 
 test: $(STAMP) system-deps lint
 	$(BIN)/pytest
 
 screenshots: $(STAMP)
-	@echo "no console screens exist yet (the Textual console is issue 4); nothing to render"
+	$(BIN)/python screenshots/generate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -255,5 +255,9 @@ async def test_demo_makes_a_real_backup_and_verifies_it(tmp_path: Path) -> None:
     config = tmp_path / "sandbox" / "lifeboat.toml"
     listed = await lifeboat("backup", "list", "--json", config=config)
     (manifest,) = json.loads(listed.stdout)
-    assert sorted(a["source"] for a in manifest["artifacts"]) == ["app-config", "app-db"]
+    assert sorted(a["source"] for a in manifest["artifacts"]) == [
+        "app-config",
+        "app-db",
+        "app-logs",
+    ]
     assert (await lifeboat("backup", "verify", "--all", config=config)).rc == 0

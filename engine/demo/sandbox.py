@@ -88,6 +88,12 @@ host = "{DEMO_HOST}"
 backup = ["cat", {quote(str(data / "db" / "app.dump"))}]
 restore = ["dd", {quote("of=" + str(data / "db" / "app.dump"))}, "status=none"]
 
+[sources.app-logs]
+kind = "command"
+host = "{DEMO_HOST}"
+# A slow stream (about 2 s) so a backup in progress can be watched.
+backup = ["sh", "-c", "for i in $(seq 20); do head -c 262144 /dev/urandom; sleep 0.1; done"]
+
 [tiers.app-data]
 rpo = "1h"
 rto = "15m"
@@ -101,7 +107,7 @@ sources = ["app-config"]
 [tiers.everything]
 rpo = "7d"
 rto = "1h"
-sources = ["app-config", "app-db"]
+sources = ["app-config", "app-db", "app-logs"]
 """
 
 

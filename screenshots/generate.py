@@ -1,0 +1,69 @@
+"""Regenerate the README's screenshots headlessly from the demo sandbox (`make screenshots`).
+
+Everything shown is real: a fresh sandbox, real backups over its in-process SSH server, and
+the console driven through Textual's test harness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from pathlib import Path
+
+from textual.pilot import Pilot
+from textual.worker import WorkerCancelled
+
+from engine.config import load_config
+from engine.demo.sandbox import open_sandbox
+from engine.jobs import BackupRequest, run_backup, run_verify
+from engine.repository import Repository
+from tui.app import LifeboatApp, make_app
+
+HERE = Path(__file__).resolve().parent
+WIDE = (120, 36)
+NARROW = (80, 24)
+
+
+def ignore(_event: object) -> None:
+    """Screenshot preparation runs quietly."""
+
+
+async def _wait_for_progress(app: LifeboatApp, key: str, pilot: Pilot[None]) -> None:
+    """Until the slow demo source is well under way (bounded: 20 s)."""
+    for _ in range(200):
+        state = app.board.jobs[key].sources.get("app-logs")
+        if state is not None and state.done > 1_500_000:
+            return
+        await pilot.pause(0.1)
+    raise RuntimeError("the demo backup made no progress")
+
+
+async def shoot(root: Path) -> list[Path]:
+    saved: list[Path] = []
+    async with open_sandbox(root / "sandbox") as sandbox:
+        config = load_config(sandbox.config_path)
+        repo = Repository.open(config.repository.path)
+        for label in ("nightly", "pre-v1.4-upgrade"):
+            manifest = await run_backup(config, repo, BackupRequest(label=label), ignore)
+            await run_verify(repo, manifest.id, ignore)
+        for size, name in ((WIDE, "dashboard-backup-running"), (NARROW, "dashboard-80x24")):
+            app = make_app(config, settings=root / "console.json")
+            async with app.run_test(size=size) as pilot:
+                key = app.start_backup(label="manual")
+                await _wait_for_progress(app, key, pilot)
+                saved.append(Path(app.save_screenshot(f"{name}.svg", str(HERE))))
+                app.cancel_job(key)
+                with contextlib.suppress(WorkerCancelled):
+                    await app.workers.wait_for_complete()
+    return saved
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="lifeboat-shots-") as tmp:
+        for path in asyncio.run(shoot(Path(tmp))):
+            print(f"wrote {path.relative_to(HERE.parent)}")
+
+
+if __name__ == "__main__":
+    main()
