@@ -261,3 +261,11 @@ async def test_demo_makes_a_real_backup_and_verifies_it(tmp_path: Path) -> None:
         "app-logs",
     ]
     assert (await lifeboat("backup", "verify", "--all", config=config)).rc == 0
+
+
+async def test_console_refuses_without_a_terminal(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.toml", f'[repository]\npath = "{tmp_path / "r"}"\n')
+    run = await lifeboat(config=config)
+    assert run.rc == 2
+    assert "ssh -t" in run.stderr
+    assert "Traceback" not in run.stderr
