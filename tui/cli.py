@@ -7,13 +7,14 @@ message each, never a traceback.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import click
 
 from engine.errors import LifeboatError, UsageError
-from tui.commands import backup, demo, restore
 from tui.commands.common import CliState, pass_state, run_async
 from tui.console import run_console
 
@@ -22,7 +23,32 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
+class LazyGroup(click.Group):
+    """Imports a command's module only when that command runs (or help lists it), so that
+    starting the console does not pay for every engine dependency up front."""
+
+    LAZY: ClassVar[dict[str, str]] = {
+        "backup": "tui.commands.backup:backup",
+        "restore": "tui.commands.restore:restore",
+        "demo": "tui.commands.demo:demo",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY:
+            module, _, name = self.LAZY[cmd_name].partition(":")
+            command: click.Command = getattr(importlib.import_module(module), name)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    invoke_without_command=True,
+)
 @click.option(
     "--config",
     "config_path",
@@ -71,11 +97,6 @@ def repo_init(state: CliState) -> None:
     """Create the repository (it is also created on first use)."""
     repository = state.repository(create=True)
     click.echo(f"repository ready at {repository.path}")
-
-
-cli.add_command(backup.backup)
-cli.add_command(restore.restore)
-cli.add_command(demo.demo)
 
 
 def main(argv: list[str] | None = None) -> None:
