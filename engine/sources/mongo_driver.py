@@ -54,19 +54,24 @@ def _error(source: MongoSource, what: str, exc: BaseException) -> Exception:
 
 
 async def _plan(source: MongoSource, client: AsyncMongoClient) -> list[tuple[NamespaceMeta, dict]]:
-    """Every namespace to dump, with its metadata and the server's counts and sizes."""
+    """Every namespace to dump, with its metadata and the server's counts and sizes.
+
+    Collections are described concurrently (bounded): two round trips each, which would
+    dominate over a slow link with many collections if made one after another.
+    """
     include, exclude = source.config.include, source.config.exclude
-    plan = []
+    found = []
     for db_name in await client.list_database_names():
-        db = client[db_name]
-        async for info in await db.list_collections():
-            name = f"{db_name}.{info['name']}"
-            if not selected(name, include, exclude):
-                continue
-            kind = info.get("type", "collection")
-            indexes = (
-                [] if kind == "view" else [ix async for ix in await db[info["name"]].list_indexes()]
-            )
+        async for info in await client[db_name].list_collections():
+            if selected(f"{db_name}.{info['name']}", include, exclude):
+                found.append((db_name, info))
+    limit = asyncio.Semaphore(source.config.parallel)
+
+    async def describe(db_name: str, info: dict[str, Any]) -> tuple[NamespaceMeta, dict]:
+        async with limit:
+            db, kind = client[db_name], info.get("type", "collection")
+            is_view = kind == "view"
+            indexes = [] if is_view else [ix async for ix in await db[info["name"]].list_indexes()]
             meta = NamespaceMeta.build(
                 db_name,
                 info["name"],
@@ -75,8 +80,9 @@ async def _plan(source: MongoSource, client: AsyncMongoClient) -> list[tuple[Nam
                 uuid=(info.get("info") or {}).get("uuid"),
                 type=kind,
             )
-            plan.append((meta, await _sizes(db, info["name"]) if kind != "view" else {}))
-    return plan
+            return meta, {} if is_view else await _sizes(db, info["name"])
+
+    return list(await asyncio.gather(*(describe(db_name, info) for db_name, info in found)))
 
 
 async def _sizes(db: Any, collection: str) -> dict[str, int]:
