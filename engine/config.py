@@ -29,7 +29,7 @@ from pydantic_core import ErrorDetails
 
 from engine import paths
 from engine.config_types import MODEL_CONFIG, AbsolutePath, Duration, NonEmptyStr, Seconds
-from engine.errors import ConfigError, UsageError
+from engine.errors import ConfigError
 from engine.source_configs import (
     SourceConfig,
 )
@@ -117,13 +117,6 @@ class Config(BaseModel):
         if any(problems):
             raise ValueError("; ".join(p for p in problems if p))
         return self
-
-    def host_for(self, source_name: str) -> HostConfig:
-        """The host a source is backed up from."""
-        if source_name not in self.sources:
-            valid = ", ".join(sorted(self.sources)) or "none are configured"
-            raise UsageError(f"unknown source {_show(source_name)}; valid sources: {valid}")
-        return self.hosts[self.sources[source_name].host]
 
 
 _TOP_KEYS = tuple(key for key in Config.model_fields if key != "path")

@@ -17,7 +17,7 @@ from engine.config import (
     parse_config,
 )
 from engine.durations import format_duration, parse_duration
-from engine.errors import ConfigError, UsageError
+from engine.errors import ConfigError
 from engine.source_configs import (
     CommandSourceConfig,
     EtcdSourceConfig,
@@ -101,8 +101,7 @@ def test_full_example_parses_with_paths_expanded() -> None:
     assert isinstance(pg, CommandSourceConfig)
     assert pg.backup == ("pg_dump", "-Fc", "app")
     assert pg.restore == ("pg_restore", "--clean", "-d", "app")
-    assert config.host_for("pg") is web
-    assert config.host_for("config") is config.hosts["db1"]
+    assert config.hosts[pg.host] is web
 
 
 def test_defaults_are_filled_in() -> None:
@@ -132,11 +131,6 @@ def test_models_are_frozen() -> None:
     config = parse_config(FULL)
     with pytest.raises(ValueError, match="frozen"):
         config.operator = "mallory"  # type: ignore[misc]
-
-
-def test_host_for_unknown_source_is_a_usage_error() -> None:
-    with pytest.raises(UsageError, match=r'unknown source "nope"; valid sources: config, pg'):
-        parse_config(FULL).host_for("nope")
 
 
 def test_every_source_kind_is_registered() -> None:
@@ -372,7 +366,8 @@ def test_bad_host_names(name: str, key: str) -> None:
 def test_dotted_names_are_allowed() -> None:
     text = REPOSITORY + '[hosts."db1.example"]\naddress = "a"\n'
     text += '[sources."db1.etc"]\nkind="files"\nhost="db1.example"\npaths=["/etc"]\n'
-    assert parse_config(text).host_for("db1.etc").address == "a"
+    config = parse_config(text)
+    assert config.hosts[config.sources["db1.etc"].host].address == "a"
 
 
 def test_bad_source_name() -> None:
