@@ -28,16 +28,18 @@ from engine.restore.plain import RestoreRequest, run_restore
 from themes import DEFAULT_THEME, THEMES, VARIABLE_DEFAULTS
 from tui.jobs import JobBoard
 from tui.palette import LifeboatCommands
+from tui.screens.backups import BackupsScreen
 from tui.screens.dashboard import DashboardScreen
 
 
 class LifeboatApp(App[None]):
     TITLE = "Lifeboat"
-    MODES: ClassVar[dict[str, Any]] = {"dashboard": DashboardScreen}
+    MODES: ClassVar[dict[str, Any]] = {"dashboard": DashboardScreen, "backups": BackupsScreen}
     DEFAULT_MODE = "dashboard"
     COMMANDS = App.COMMANDS | {LifeboatCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("d", "switch_mode('dashboard')", "Dashboard"),
+        Binding("l", "switch_mode('backups')", "Backups"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
     ]
