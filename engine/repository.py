@@ -16,7 +16,7 @@ import secrets
 import shutil
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -224,20 +224,32 @@ class Repository:
             raise ManifestError(f"{path}: says it is backup {manifest.id}, not {backup_id}")
         return manifest
 
+    def backup_ids(self) -> list[str]:
+        """The id-shaped names under ``backups/``, newest first (manifests not read yet)."""
+        if not self.backups_dir.is_dir():
+            return []
+        names = os.listdir(self.backups_dir)  # 10,000 names in a few milliseconds
+        return sorted((name for name in names if BACKUP_ID.match(name)), reverse=True)
+
+    def iter_backups(
+        self, ids: Iterable[str] | None = None, problems: list[str] | None = None
+    ) -> Iterator[Manifest]:
+        """Readable backups of ``ids`` (default: all, newest first), read one at a time so a
+        caller that needs only the newest few stops early. Unreadable manifests are skipped
+        and described in ``problems``; id-shaped dirs without a manifest are not backups."""
+        for backup_id in self.backup_ids() if ids is None else ids:
+            try:
+                yield self.load(backup_id)
+            except BackupNotFoundError:
+                continue
+            except ManifestError as exc:
+                if problems is not None:
+                    problems.append(str(exc))
+
     def list_backups(self) -> tuple[list[Manifest], list[str]]:
         """Every readable backup, newest first, and one message per unreadable one."""
-        manifests: list[Manifest] = []
         problems: list[str] = []
-        if not self.backups_dir.is_dir():
-            return manifests, problems
-        for entry in sorted(self.backups_dir.iterdir(), key=lambda p: p.name, reverse=True):
-            if not self.is_backup(entry.name):
-                continue
-            try:
-                manifests.append(self.load(entry.name))
-            except ManifestError as exc:
-                problems.append(str(exc))
-        return manifests, problems
+        return list(self.iter_backups(problems=problems)), problems
 
     # -- verify results --------------------------------------------------------------------
 

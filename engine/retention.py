@@ -28,6 +28,13 @@ def plan_keep_last(manifests: list[Manifest], keep: int) -> PrunePlan:
     return PrunePlan(tuple(ordered[:keep]), tuple(ordered[keep:]))
 
 
+def delete_backup(repo: Repository, backup_id: str, operator: str) -> None:
+    """Delete one backup under the write lock and record it in the audit log."""
+    with repo.lock("delete", operator):
+        repo.delete(backup_id)
+        audit.record(repo.path, operator, "backup.delete", backup=backup_id)
+
+
 def prune(repo: Repository, keep: int, operator: str, *, dry_run: bool) -> PrunePlan:
     """Apply :func:`plan_keep_last`; with ``dry_run`` only report what would go."""
     if dry_run:

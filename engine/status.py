@@ -6,6 +6,7 @@ numbers serve the console's dashboard and (later) ``lifeboat status``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -53,15 +54,23 @@ def rpo_state(age: timedelta | None, rpo: timedelta) -> RpoState:
 
 def tier_statuses(
     config: Config,
-    manifests: list[Manifest],
+    manifests: Iterable[Manifest],
     verifications: dict[str, VerifyRecord],
     now: datetime | None = None,
 ) -> list[TierStatus]:
-    """One status per configured tier; ``manifests`` newest first."""
+    """One status per configured tier; ``manifests`` newest first, read only as far as needed
+    (a lazy ``Repository.iter_backups()`` stops once every tier is covered)."""
     moment = now or utc_now()
+    newest: dict[str, Manifest] = {}
+    for manifest in manifests:
+        if len(newest) == len(config.tiers):
+            break
+        for name, tier in config.tiers.items():
+            if name not in newest and covers(manifest, tier):
+                newest[name] = manifest
     statuses = []
     for name, tier in config.tiers.items():
-        last = next((m for m in manifests if covers(m, tier)), None)
+        last = newest.get(name)
         age = moment - last.finished_at if last else None
         statuses.append(
             TierStatus(

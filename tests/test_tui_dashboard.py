@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
 from helpers import command_source, make_config
 from rich.console import Console, RenderableType
 from sshd import SSHTestServer
@@ -107,3 +108,15 @@ async def test_help_lists_the_bindings_and_the_theme_is_remembered(tmp_path: Pat
         await pilot.pause()
     again = console(config, tmp_path)
     assert again.theme == "lifeboat-light"
+
+
+async def test_no_color_is_respected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.config import parse_config
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    config = parse_config(f'[repository]\npath = "{tmp_path / "repo"}"\n')
+    app = console(config, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.no_color
+        assert app.screen.query_one("#tiers")

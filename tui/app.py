@@ -8,7 +8,6 @@ a visible, recorded error (never a toast that vanishes).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Awaitable, Callable
 from itertools import count
 from pathlib import Path
@@ -63,8 +62,6 @@ class LifeboatApp(App[None]):
     # -- settings ------------------------------------------------------------------------
 
     def _saved_theme(self) -> str:
-        if os.environ.get("NO_COLOR"):
-            return "textual-ansi"
         try:
             saved = json.loads(self.settings_path.read_text()).get("theme")
         except (OSError, ValueError, AttributeError):
@@ -72,8 +69,6 @@ class LifeboatApp(App[None]):
         return saved if saved in self.available_themes else DEFAULT_THEME
 
     def watch_theme(self, theme: str) -> None:
-        if os.environ.get("NO_COLOR"):
-            return
         try:
             self.settings_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.settings_path.write_text(json.dumps({"theme": theme}))

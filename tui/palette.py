@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 
-from tui.screens.backups import backup_ids, open_backup
+from tui.screens.backups import open_backup
 
 if TYPE_CHECKING:
     from tui.app import LifeboatApp
@@ -30,7 +31,7 @@ class LifeboatCommands(Provider):
             ("Open backup by id …", partial(open_backup, app, None), "type part of its id"),
             ("Show keys", app.action_help, "every key binding"),
         ]
-        latest = app.repository.list_backups()[0][:1]
+        latest = list(itertools.islice(app.repository.iter_backups(), 1))
         if latest:
             commands.append(
                 (
@@ -46,7 +47,7 @@ class LifeboatCommands(Provider):
         return commands
 
     async def startup(self) -> None:
-        self._backup_ids = backup_ids(self.app.repository)  # type: ignore[attr-defined]
+        self._backup_ids = self.app.repository.backup_ids()  # type: ignore[attr-defined]
 
     def _backup_hits(self, query: str) -> list[Hit]:
         """One hit per backup whose id holds the query (after an optional "open backup")."""

@@ -6,12 +6,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from engine import audit
 from engine.errors import UsageError
 from engine.events import Emit
 from engine.jobs import BackupRequest, run_backup, run_verify
 from engine.manifest import Manifest
-from engine.retention import prune
+from engine.retention import delete_backup, prune
 from engine.verify import VerifyResult
 from tui.commands.common import CliState, pass_state, print_json, require_confirmation, run_async
 from tui.format import age, human_size
@@ -174,7 +173,5 @@ def backup_delete(state: CliState, backup_id: str, confirm: str | None) -> None:
     repo = state.repository()
     repo.load(backup_id)
     require_confirmation(confirm, backup_id, f"deleting backup {backup_id}")
-    with repo.lock("delete", config.operator):
-        repo.delete(backup_id)
-        audit.record(repo.path, config.operator, "backup.delete", backup=backup_id)
+    delete_backup(repo, backup_id, config.operator)
     click.echo(f"deleted {backup_id}")

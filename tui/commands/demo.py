@@ -42,7 +42,7 @@ async def _demo(root: Path | None, no_tui: bool, mouse: bool) -> None:
             manifest = await _backup_and_verify(config, repo, "demo")
             _explain(sandbox, manifest.id)
             return
-        if not repo.list_backups()[0]:  # a first start: real backups to look at
+        if next(repo.iter_backups(), None) is None:  # a first start: real backups to look at
             await _backup_and_verify(config, repo, "first demo backup")
             await _backup_and_verify(config, repo, "second demo backup")
         from tui.app import make_app

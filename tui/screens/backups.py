@@ -9,7 +9,6 @@ Manifests never change once committed, so later refreshes read only new backups.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
@@ -22,11 +21,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine import audit
 from engine.errors import BackupNotFoundError, ManifestError
 from engine.jobs import describe_error
 from engine.manifest import Manifest
-from engine.repository import BACKUP_ID, Repository
+from engine.repository import Repository
+from engine.retention import delete_backup
 from tui.format import human_size
 from tui.screens.modals import TypedConfirmModal
 from tui.screens.restore_dialog import restore_flow, worker_named, wrapped
@@ -41,39 +40,15 @@ CHUNK = 1000
 MANIFESTS_KEPT = 32
 
 
-def backup_ids(repo: Repository) -> list[str]:
-    """The ids under ``backups/``, newest first (an id-shaped name; the manifest is read later)."""
-    if not repo.backups_dir.is_dir():
-        return []
-    names = os.listdir(repo.backups_dir)  # plain names: 10,000 of them in a few milliseconds
-    return sorted((name for name in names if BACKUP_ID.match(name)), reverse=True)
-
-
 def read_chunks(
     repo: Repository, ids: list[str], size: int
 ) -> Iterator[tuple[list[BackupRow], list[str]]]:
     """The rows of ``ids`` in order, ``size`` at a time, and one message per unreadable
-    manifest (as ``Repository.list_backups``, but a chunk at a time)."""
+    manifest."""
     for start in range(0, len(ids), size):
-        read: list[BackupRow] = []
         problems: list[str] = []
-        for backup_id in ids[start : start + size]:
-            try:
-                manifest = repo.load(backup_id)
-            except BackupNotFoundError:
-                continue  # id-shaped but not a backup (no manifest), or deleted meanwhile
-            except ManifestError as exc:
-                problems.append(str(exc))
-                continue
-            read.append(BackupRow.of(manifest))
-        yield read, problems
-
-
-def delete_backup(repo: Repository, backup_id: str, operator: str) -> None:
-    """Delete one backup under the write lock and record it (as ``lifeboat backup delete``)."""
-    with repo.lock("delete", operator):
-        repo.delete(backup_id)
-        audit.record(repo.path, operator, "backup.delete", backup=backup_id)
+        rows = [BackupRow.of(m) for m in repo.iter_backups(ids[start : start + size], problems)]
+        yield rows, problems
 
 
 def open_backup(app: App[object], backup_id: str | None) -> None:
@@ -159,7 +134,7 @@ class BackupsScreen(Screen[None]):
         """
         repo = self.lifeboat.repository
         self.query_one(BackupList).set_verifications(repo.verifications())
-        ids = backup_ids(repo)
+        ids = repo.backup_ids()
         fresh = [backup_id for backup_id in ids if backup_id not in self._rows]
         self._loading = True
         if not self._rows:

@@ -53,8 +53,9 @@ class DashboardScreen(Screen[None]):
 
     def refresh_tiers(self) -> None:
         app = self.lifeboat
-        manifests, _ = app.repository.list_backups()
-        statuses = tier_statuses(app.config, manifests, app.repository.verifications())
+        statuses = tier_statuses(
+            app.config, app.repository.iter_backups(), app.repository.verifications()
+        )
         box = self.query_one("#tiers", HorizontalScroll)
         self.query_one("#no-tiers").display = not statuses
         for status in statuses:
@@ -82,8 +83,11 @@ class DashboardScreen(Screen[None]):
 
     def _estimates(self) -> dict[str, int]:
         """Each source's size in its newest backup: the ETA when a total is unknown."""
+        wanted = set(self.lifeboat.config.sources)
         sizes: dict[str, int] = {}
-        for manifest in self.lifeboat.repository.list_backups()[0]:
+        for manifest in self.lifeboat.repository.iter_backups():
+            if wanted <= sizes.keys():
+                break
             for artifact in manifest.artifacts:
                 sizes.setdefault(artifact.source, artifact.size)
         return sizes

@@ -24,6 +24,7 @@ MODAL_CSS = """
 }}
 {name} Horizontal {{ height: auto; align-horizontal: right; margin-top: 1; }}
 {name} Button {{ margin-left: 2; }}
+{name} Label {{ width: 100%; }}
 {name} .problem {{ color: $error; }}
 """
 
