@@ -54,3 +54,10 @@ class ManifestError(RepositoryError):
 
 class BackupNotFoundError(UsageError):
     """No backup with the given id exists in the repository."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """An operator-facing message: ours as written, anything else with its type."""
+    if isinstance(exc, LifeboatError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}: {exc}"

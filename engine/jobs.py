@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from engine import __version__
 from engine.config import Config
-from engine.errors import DiskFullError, LifeboatError
+from engine.errors import DiskFullError, LifeboatError, describe_error
 from engine.events import (
     Emit,
     JobFinished,
@@ -52,13 +52,6 @@ class BackupRequest:
     scope: tuple[str, ...] = ()
     label: str | None = None
     trigger: str = "manual"
-
-
-def describe_error(exc: BaseException) -> str:
-    """An operator-facing message: ours as written, anything else with its type."""
-    if isinstance(exc, LifeboatError):
-        return str(exc)
-    return f"unexpected {type(exc).__name__}: {exc}"
 
 
 async def run_backup(

@@ -11,7 +11,7 @@ import json
 from collections.abc import Awaitable, Callable
 from itertools import count
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
@@ -20,15 +20,17 @@ from textual.worker import Worker, WorkerState
 
 from engine import paths
 from engine.config import Config
+from engine.errors import describe_error
 from engine.events import Emit, Event
-from engine.jobs import BackupRequest, describe_error, run_backup, run_verify
 from engine.repository import Repository
-from engine.restore.plain import RestoreRequest, run_restore
 from themes import DEFAULT_THEME, THEMES, VARIABLE_DEFAULTS
 from tui.jobs import JobBoard
 from tui.palette import LifeboatCommands
 from tui.screens.backups import BackupsScreen
 from tui.screens.dashboard import DashboardScreen
+
+if TYPE_CHECKING:
+    from engine.restore.plain import RestoreRequest
 
 
 class LifeboatApp(App[None]):
@@ -89,17 +91,25 @@ class LifeboatApp(App[None]):
         self.jobs_changed.publish(key)
         return key
 
+    # The engine's job modules load on first use: the console paints before asyncssh loads.
+
     def start_backup(self, scope: tuple[str, ...] = (), label: str | None = None) -> str:
+        from engine.jobs import BackupRequest, run_backup
+
         request = BackupRequest(scope=scope, label=label or None)
         return self._start(
             "backup", lambda emit: run_backup(self.config, self.repository, request, emit)
         )
 
     def start_verify(self, backup_id: str) -> str:
+        from engine.jobs import run_verify
+
         return self._start("verify", lambda emit: run_verify(self.repository, backup_id, emit))
 
     def start_restore(self, request: RestoreRequest) -> str:
         """Check (and with ``request.apply``, restore); the report is the worker's result."""
+        from engine.restore.plain import run_restore
+
         return self._start(
             "restore", lambda emit: run_restore(self.config, self.repository, request, emit)
         )

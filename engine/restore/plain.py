@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from engine import audit
 from engine.config import Config
-from engine.errors import LifeboatError, UsageError
+from engine.errors import LifeboatError, UsageError, describe_error
 from engine.events import (
     Emit,
     JobFinished,
@@ -21,7 +21,7 @@ from engine.events import (
     SourceFailed,
     StageChanged,
 )
-from engine.jobs import JobFailedError, describe_error
+from engine.jobs import JobFailedError
 from engine.manifest import Artifact, Manifest
 from engine.repository import Repository
 from engine.sources import RestoreOptions, Source, SourceContext, make_source

@@ -21,8 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from engine.errors import BackupNotFoundError, ManifestError
-from engine.jobs import describe_error
+from engine.errors import BackupNotFoundError, ManifestError, describe_error
 from engine.manifest import Manifest
 from engine.repository import Repository
 from engine.retention import delete_backup

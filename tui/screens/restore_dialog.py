@@ -25,15 +25,14 @@ from textual.widgets.selection_list import Selection
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from engine.config import Config
-from engine.jobs import describe_error
+from engine.errors import describe_error
 from engine.manifest import Manifest
-from engine.restore.plain import RestoreRefusedError, RestoreReport, RestoreRequest
-from engine.sources import RestoreOptions
 from tui.format import human_size
 from tui.jobs import JobState
 from tui.screens.modals import MODAL_CSS, TypedConfirmModal
 
 if TYPE_CHECKING:
+    from engine.restore.plain import RestoreReport
     from tui.app import LifeboatApp
 
 MONGO_KIND = "mongo-archive"
@@ -71,6 +70,8 @@ async def dry_run_outcome(worker: Worker[RestoreReport]) -> CheckOutcome:
     except WorkerCancelled:
         return CheckOutcome(None, ("the checks were cancelled; nothing was changed",))
     except WorkerFailed as failed:
+        from engine.restore.plain import RestoreRefusedError  # the engine's jobs load lazily
+
         error = failed.error
         if isinstance(error, RestoreRefusedError):
             return CheckOutcome(None, tuple(str(error).splitlines()[1:]) or (str(error),))
@@ -265,6 +266,9 @@ async def restore_flow(app: LifeboatApp, manifest: Manifest) -> None:
     Run it in a worker: each step waits for its dialog. Nothing is written to a host before
     the operator typed every target's name.
     """
+    from engine.restore.plain import RestoreRequest
+    from engine.sources import RestoreOptions
+
     choice = await app.push_screen_wait(RestoreModal(manifest, app.config))
     if choice is None:
         return
