@@ -56,7 +56,36 @@ async def shoot(root: Path) -> list[Path]:
                 app.cancel_job(key)
                 with contextlib.suppress(WorkerCancelled):
                     await app.workers.wait_for_complete()
+        app = make_app(config, settings=root / "console.json")
+        async with app.run_test(size=WIDE) as pilot:
+            await pilot.press("l")
+            await _settle(app, pilot)
+            saved.append(Path(app.save_screenshot("browser-detail.svg", str(HERE))))
+            await pilot.press("v")
+            await _settle(app, pilot)
+            saved.append(Path(app.save_screenshot("browser-verify-result.svg", str(HERE))))
+            await pilot.press("r")
+            await pilot.pause()
+            await pilot.press("tab", "tab", "enter")  # past Cancel to "Run checks"
+            await _settle(app, pilot)
+            saved.append(Path(app.save_screenshot("restore-checks.svg", str(HERE))))
+            await pilot.press("enter")  # continue to the typed confirmation
+            await pilot.pause()
+            await pilot.press(*"dem")
+            await pilot.pause()
+            saved.append(Path(app.save_screenshot("restore-confirm.svg", str(HERE))))
+            await pilot.press("escape")
+            await _settle(app, pilot)
     return saved
+
+
+async def _settle(app: LifeboatApp, pilot: Pilot[None]) -> None:
+    """Let the console's jobs finish and the screen catch up (dialog flows keep waiting)."""
+    for _ in range(100):
+        if not app.board.running():
+            break
+        await pilot.pause(0.1)
+    await pilot.pause(0.5)
 
 
 def main() -> None:

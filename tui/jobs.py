@@ -63,8 +63,7 @@ class JobBoard:
     def apply(self, key: str, event: Event) -> None:
         job = self.jobs[key]
         if isinstance(event, JobStarted):
-            job.job_id = event.job_id
-            job.sources = {source: SourceState() for source in event.sources}
+            job.job_id = event.job_id  # rows appear as parts report (verify reports as one)
             self.note("lifeboat", "info", f"{event.kind} {event.job_id} started")
         elif isinstance(event, JobFinished):
             job.finished = event

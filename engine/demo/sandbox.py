@@ -51,6 +51,7 @@ def _write_sample_data(data: Path) -> None:
         if not path.exists():
             make_private_dir(path.parent)
             atomic_write(path, text.encode())
+    make_private_dir(data / "logs")
     dump = data / "db" / "app.dump"
     if not dump.exists():
         make_private_dir(dump.parent)
@@ -93,6 +94,7 @@ kind = "command"
 host = "{DEMO_HOST}"
 # A slow stream (about 2 s) so a backup in progress can be watched.
 backup = ["sh", "-c", "for i in $(seq 20); do head -c 262144 /dev/urandom; sleep 0.1; done"]
+restore = ["dd", {quote("of=" + str(data / "logs" / "app.log"))}, "status=none"]
 
 [tiers.app-data]
 rpo = "1h"
