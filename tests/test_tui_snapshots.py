@@ -20,6 +20,7 @@ SIZES = [(120, 36), (80, 24)]
 @pytest.fixture
 def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LifeboatApp:
     monkeypatch.setattr("engine.status.utc_now", lambda: NOW)
+    monkeypatch.setattr("tui.format.current_time", lambda: NOW)
     repo_path = tmp_path / "repo"
     config = parse_config(
         f'[repository]\npath = "{repo_path}"\n[hosts.db1]\naddress = "10.0.0.5"\n'
@@ -57,3 +58,13 @@ def test_help(app: LifeboatApp, snap_compare: Callable) -> None:
 def test_light_theme(app: LifeboatApp, snap_compare: Callable) -> None:
     app.theme = "lifeboat-light"
     assert snap_compare(app, terminal_size=(80, 24))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_browser(app: LifeboatApp, size: tuple[int, int], snap_compare: Callable) -> None:
+    assert snap_compare(app, press=["l"], terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_restore_dialog(app: LifeboatApp, size: tuple[int, int], snap_compare: Callable) -> None:
+    assert snap_compare(app, press=["l", "r"], terminal_size=size)

@@ -15,9 +15,14 @@ def human_size(size: float) -> str:
     raise AssertionError("unreachable")
 
 
+def current_time() -> datetime:
+    """The console's clock (one place, so snapshot tests can freeze it)."""
+    return datetime.now(UTC)
+
+
 def age(moment: datetime, now: datetime | None = None) -> str:
     """``3h 12m ago`` (the two largest units)."""
-    delta = (now or datetime.now(UTC)) - moment
+    delta = (now or current_time()) - moment
     return f"{format_duration(max(delta, timedelta(0)))} ago"
 
 

@@ -7,7 +7,7 @@ shows exactly what is on disk; a running verify adds a progress line above it.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -21,6 +21,7 @@ from textual.widgets import Static
 from engine.durations import format_duration
 from engine.manifest import Artifact, Manifest
 from engine.repository import VerifyRecord
+from tui import format as fmt
 from tui.format import age, human_size
 from tui.jobs import JobState
 from tui.widgets.job_view import amount
@@ -143,7 +144,7 @@ def describe_backup(
     now: datetime | None = None,
 ) -> RenderableType:
     """Everything the manifest says about one backup, and its last verify's outcome."""
-    now = now or datetime.now(UTC)
+    now = now or fmt.current_time()
     files = sum(len(a.files) for a in manifest.artifacts)
     took = format_duration(manifest.finished_at - manifest.created_at)
     label = Text(manifest.label, style="bold") if manifest.label else Text("no label", style="dim")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import ClassVar
 
 from rich.cells import cell_len, set_cell_size
@@ -25,6 +25,7 @@ from textual.strip import Strip
 
 from engine.manifest import Manifest
 from engine.repository import VerifyRecord
+from tui import format as fmt
 from tui.format import age, human_size
 
 WIDE = 112  # from this width the absolute time and the verify age fit beside the rest
@@ -300,7 +301,7 @@ class BackupList(ScrollView, can_focus=True):
     def _row_strip(
         self, row: BackupRow, is_cursor: bool, columns: list[Column], width: int
     ) -> Strip:
-        now = datetime.now(UTC)
+        now = fmt.current_time()
         wide = width >= WIDE
         style = self.rich_style
         if is_cursor:
