@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from helpers import stored_backup
 
 from engine.errors import (
     BackupNotFoundError,
@@ -16,7 +17,7 @@ from engine.errors import (
     RepositoryLockedError,
     UsageError,
 )
-from engine.manifest import Artifact, ArtifactFile, Manifest
+from engine.manifest import Manifest
 from engine.repository import BACKUP_ID, MANIFEST, Repository, new_backup_id
 from engine.retention import plan_keep_last, prune
 
@@ -27,29 +28,7 @@ def mode(path: Path) -> int:
 
 def fake_backup(repo: Repository, moment: datetime, label: str | None = None) -> Manifest:
     """A small but real backup committed through the repository API."""
-    backup_id = new_backup_id(moment)
-    staging = repo.create_staging(backup_id)
-    (staging / "a.out").write_bytes(b"hello")
-    manifest = Manifest(
-        id=backup_id,
-        label=label,
-        created_at=moment,
-        finished_at=moment,
-        trigger="manual",
-        operator="tester",
-        tool_version="0.1.0",
-        scope=("a",),
-        artifacts=(
-            Artifact(
-                source="a",
-                kind="command-output",
-                host="h1",
-                files=(ArtifactFile(path="a.out", bytes=5, sha256="0" * 64),),
-            ),
-        ),
-    )
-    repo.commit(staging, manifest)
-    return manifest
+    return stored_backup(repo, moment, {"a": b"hello"}, label)
 
 
 def test_ids_sort_chronologically_and_have_the_documented_shape() -> None:
