@@ -411,8 +411,7 @@ async def test_restore_namespace_globs_are_for_mongo_only(tmp_path: Path) -> Non
         checks = app.screen
         assert isinstance(checks, RestoreCheckModal)
         (job,) = app.board.jobs.values()
-        assert "mongo" in job.sources
-        assert "etcd" not in job.sources
+        assert job.scope == ("mongo",)
         shown = painted(checks.query_one("#verdict"))
         assert "mongo.archive.gz (mongo): missing" in shown
         await pilot.press("escape")

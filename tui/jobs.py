@@ -31,6 +31,7 @@ class JobState:
     kind: str
     started: datetime
     job_id: str | None = None  # the engine's (a backup id), from JobStarted
+    scope: tuple[str, ...] = ()  # the sources the job covers, from JobStarted
     sources: dict[str, SourceState] = field(default_factory=dict)
     finished: JobFinished | None = None
 
@@ -63,7 +64,8 @@ class JobBoard:
     def apply(self, key: str, event: Event) -> None:
         job = self.jobs[key]
         if isinstance(event, JobStarted):
-            job.job_id = event.job_id  # rows appear as parts report (verify reports as one)
+            job.job_id = event.job_id
+            job.scope = event.sources  # rows appear as parts report (verify reports as one)
             self.note("lifeboat", "info", f"{event.kind} {event.job_id} started")
         elif isinstance(event, JobFinished):
             job.finished = event
