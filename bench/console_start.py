@@ -52,7 +52,7 @@ def first_paint(code: str) -> float:
 
 
 async def write_demo_config(root: Path) -> Path:
-    async with open_sandbox(root) as sandbox:
+    async with open_sandbox(root, with_databases=False) as sandbox:
         return sandbox.config_path
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine import paths
 from engine.atomic import atomic_write, make_private_dir
 from engine.demo.server import InProcessSSHServer, generate_keys, write_known_hosts
+from engine.demo.services import DemoServices, demo_services
 
 DEMO_HOST = "demo"
 DEMO_CERTIFICATE = "-----BEGIN CERTIFICATE-----\nDEMO\n-----END CERTIFICATE-----\n"
@@ -113,9 +114,41 @@ sources = ["app-config", "app-db", "app-logs"]
 """
 
 
+def _database_sources(services: DemoServices) -> str:
+    """Sources (and a tier) for the databases the demo could start."""
+    text, covered = "", []
+    if services.etcd_port is not None:
+        peer = f"http://127.0.0.1:{services.etcd_peer_port}"
+        text += f"""
+[sources.demo-etcd]
+kind = "etcd"
+host = "{DEMO_HOST}"
+endpoint = "127.0.0.1:{services.etcd_port}"
+data_dir = {json.dumps(str(services.etcd_data_dir))}
+name = "demo"
+initial_cluster = "demo={peer}"
+initial_advertise_peer_urls = "{peer}"
+"""
+        covered.append("demo-etcd")
+    if services.mongo_port is not None:
+        text += f"""
+[sources.demo-mongo]
+kind = "mongo"
+host = "{DEMO_HOST}"
+uri = "mongodb://127.0.0.1:{services.mongo_port}/"
+"""
+        covered.append("demo-mongo")
+    if covered:
+        text += f'\n[tiers.databases]\nrpo = "1h"\nrto = "30m"\nsources = {json.dumps(covered)}\n'
+    return text
+
+
 @asynccontextmanager
-async def open_sandbox(root: Path | None = None) -> AsyncIterator[Sandbox]:
-    """Prepare the sandbox under ``root`` and serve its SSH host while the context is open."""
+async def open_sandbox(
+    root: Path | None = None, *, with_databases: bool = True
+) -> AsyncIterator[Sandbox]:
+    """Prepare the sandbox under ``root`` and serve its SSH host while the context is open;
+    ``with_databases`` also starts etcd and a Mongo wire server when they are installed."""
     root = (root or default_root()).expanduser().absolute()
     make_private_dir(root)
     keys = generate_keys(root / "keys")
@@ -123,10 +156,15 @@ async def open_sandbox(root: Path | None = None) -> AsyncIterator[Sandbox]:
     server = InProcessSSHServer(keys, authorized_user=paths.login_name())
     await server.start("127.0.0.1", 0)
     try:
-        write_known_hosts(root / "known_hosts", "127.0.0.1", server.port, keys.host_public_key)
-        config_path = root / "lifeboat.toml"
-        atomic_write(config_path, _config_text(root, server.port, keys.client_key).encode())
-        os.chmod(config_path, 0o600)
-        yield Sandbox(root, config_path, root / "data", root / "repository", server)
+        async with AsyncExitStack() as stack:
+            services = DemoServices()
+            if with_databases:
+                services = await stack.enter_async_context(demo_services(root / "services"))
+            write_known_hosts(root / "known_hosts", "127.0.0.1", server.port, keys.host_public_key)
+            config_path = root / "lifeboat.toml"
+            text = _config_text(root, server.port, keys.client_key) + _database_sources(services)
+            atomic_write(config_path, text.encode())
+            os.chmod(config_path, 0o600)
+            yield Sandbox(root, config_path, root / "data", root / "repository", server)
     finally:
         await server.close()

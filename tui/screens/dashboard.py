@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import HorizontalScroll, VerticalScroll
+from textual.containers import Container, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
@@ -36,7 +36,7 @@ class DashboardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with HorizontalScroll(id="tiers"):
+        with Container(id="tiers"):
             yield Static("no tiers configured: add [tiers.NAME] to the config", id="no-tiers")
         with VerticalScroll(id="jobs") as jobs:
             jobs.border_title = "jobs"
@@ -56,7 +56,7 @@ class DashboardScreen(Screen[None]):
         statuses = tier_statuses(
             app.config, app.repository.iter_backups(), app.repository.verifications()
         )
-        box = self.query_one("#tiers", HorizontalScroll)
+        box = self.query_one("#tiers", Container)
         self.query_one("#no-tiers").display = not statuses
         for status in statuses:
             cards = box.query(f"#tier-{status.name}")

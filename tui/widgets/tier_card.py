@@ -16,7 +16,6 @@ class TierCard(Widget):
     DEFAULT_CSS = """
     TierCard {
         width: 1fr;
-        min-width: 24;
         height: 5;
         border: round $foreground 30%;
         border-title-style: bold;

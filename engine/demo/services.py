@@ -1,0 +1,133 @@
+"""Optional databases for the demo sandbox: a real etcd and a MongoDB wire server.
+
+When ``etcd`` is installed, or ``mongod`` / the ``nx-27017`` wire server (a test extra) is, the
+demo starts them on loopback with fresh data in the sandbox, seeds a little, and adds them as
+sources, so a newcomer sees those backups work too. They live as long as the demo does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+READY_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class DemoServices:
+    etcd_port: int | None = None
+    etcd_peer_port: int | None = None
+    etcd_data_dir: Path | None = None
+    mongo_port: int | None = None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@asynccontextmanager
+async def _process(argv: list[str], log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    with log.open("ab") as out:
+        process = await asyncio.create_subprocess_exec(
+            *argv, stdout=out, stderr=asyncio.subprocess.STDOUT
+        )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+def _wait_for_etcd(port: int) -> None:
+    import etcd3
+
+    deadline = time.monotonic() + READY_SECONDS
+    while True:
+        try:
+            with etcd3.client(host="127.0.0.1", port=port, timeout=2) as client:
+                client.status()
+                for i in range(200):
+                    client.put(f"/demo/{['nodes', 'groups', 'modules'][i % 3]}/{i:03d}", f"v{i}")
+            return
+        except etcd3.exceptions.Etcd3Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _wait_for_mongo(port: int) -> None:
+    import pymongo
+
+    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    deadline = time.monotonic() + READY_SECONDS
+    while True:
+        try:
+            with pymongo.MongoClient(uri, serverSelectionTimeoutMS=500) as client:
+                client.admin.command("ping")
+                client.app.groups.insert_many([{"_id": i, "name": f"g{i}"} for i in range(300)])
+                client.app.users.insert_many([{"_id": i, "user": f"u{i}"} for i in range(700)])
+                client.app.users.create_index("user", unique=True)
+            return
+        except pymongo.errors.PyMongoError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _mongo_argv(port: int, data: Path) -> list[str] | None:
+    if shutil.which("mongod"):
+        return ["mongod", "--bind_ip", "127.0.0.1", "--port", str(port), "--dbpath", str(data)]
+    wire = Path(sys.executable).with_name("nx-27017")
+    if not wire.exists():
+        return None
+    return [
+        str(wire), "--data-dir", str(data), "--host", "127.0.0.1", "-p", str(port),
+        "--log-file", str(data.parent / "nx.log"), "--pid-file", str(data.parent / "nx.pid"),
+    ]  # fmt: skip
+
+
+@asynccontextmanager
+async def demo_services(root: Path) -> AsyncIterator[DemoServices]:
+    """Start what is installed, with fresh data under ``root``; stop it all on exit."""
+    async with AsyncExitStack() as stack:
+        found: dict[str, object] = {}
+        if shutil.which("etcd"):
+            data = root / "etcd"
+            shutil.rmtree(data, ignore_errors=True)
+            data.mkdir(mode=0o700, parents=True)
+            client, peer = _free_port(), _free_port()
+            peer_url = f"http://127.0.0.1:{peer}"
+            argv = [
+                "etcd", "--name", "demo", "--data-dir", str(data / "member.etcd"),
+                "--listen-client-urls", f"http://127.0.0.1:{client}",
+                "--advertise-client-urls", f"http://127.0.0.1:{client}",
+                "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+                "--initial-cluster", f"demo={peer_url}",
+            ]  # fmt: skip
+            await stack.enter_async_context(_process(argv, root / "etcd.log"))
+            await asyncio.to_thread(_wait_for_etcd, client)
+            found.update(etcd_port=client, etcd_peer_port=peer, etcd_data_dir=data / "member.etcd")
+        mongo_data = root / "mongo" / "data"
+        shutil.rmtree(mongo_data.parent, ignore_errors=True)
+        mongo_data.mkdir(mode=0o700, parents=True)
+        port = _free_port()
+        argv_mongo = _mongo_argv(port, mongo_data)
+        if argv_mongo is not None:
+            await stack.enter_async_context(_process(argv_mongo, root / "mongo.log"))
+            await asyncio.to_thread(_wait_for_mongo, port)
+            found.update(mongo_port=port)
+        yield DemoServices(**found)  # type: ignore[arg-type]
