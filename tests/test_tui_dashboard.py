@@ -17,6 +17,7 @@ from engine.status import RpoState
 from tui.app import LifeboatApp
 from tui.screens.help import HelpScreen
 from tui.screens.modals import BackupModal, ConfirmModal
+from tui.widgets.backup_list import BackupList
 from tui.widgets.job_view import JobView
 from tui.widgets.tier_card import TierCard
 
@@ -59,6 +60,12 @@ async def test_backup_started_from_the_dashboard_runs_to_completion(
         assert f"backup {manifest.id}  done" in shown
         assert "db" in shown
         assert app.screen.query_one("#tier-data", TierCard).status.state is RpoState.OK
+        await pilot.press("l")  # the new backup is in the browser, on top
+        for _ in range(50):
+            if app.screen.query(BackupList) and app.screen.query_one(BackupList).shown:
+                break
+            await pilot.pause(0.05)
+        assert app.screen.query_one(BackupList).shown_ids() == [manifest.id]
 
 
 async def test_cancel_asks_first_and_leaves_nothing(

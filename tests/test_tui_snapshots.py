@@ -51,8 +51,9 @@ def test_backup_dialog(app: LifeboatApp, size: tuple[int, int], snap_compare: Ca
     assert snap_compare(app, press=["b"], terminal_size=size)
 
 
-def test_help(app: LifeboatApp, snap_compare: Callable) -> None:
-    assert snap_compare(app, press=["question_mark"], terminal_size=(80, 24))
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_help(app: LifeboatApp, size: tuple[int, int], snap_compare: Callable) -> None:
+    assert snap_compare(app, press=["question_mark"], terminal_size=size)
 
 
 def test_light_theme(app: LifeboatApp, snap_compare: Callable) -> None:
