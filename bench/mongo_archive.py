@@ -32,7 +32,6 @@ import argparse
 import datetime
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -46,28 +45,15 @@ from bson.binary import Binary
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchargs import parse_size, positive_int  # noqa: E402
+
 from engine.mongo import ArchiveWriter, NamespaceMeta, ParallelGzipWriter, summarize  # noqa: E402
 from engine.sink import HashingFileSink  # noqa: E402
 
-UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 MB = 1_000_000
 BATCH = 16 * 1024 * 1024
 COLLECTIONS = ("users", "orders", "events", "sessions")
 DB = "bench"
-
-
-def parse_size(text: str) -> int:
-    """``512M``, ``1G``, ``64k`` or a byte count, as bytes (binary units)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?\s*", text, re.IGNORECASE)
-    if not match or float(match[1]) <= 0:
-        raise argparse.ArgumentTypeError(f"invalid size {text!r}; e.g. 512M, 1G or 1048576")
-    return int(float(match[1]) * UNITS[match[2].upper()])
-
-
-def positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return int(text)
 
 
 class DocumentFactory:

@@ -56,7 +56,6 @@ import io
 import os
 import pstats
 import random
-import re
 import resource
 import shutil
 import sys
@@ -78,6 +77,7 @@ sys.path.insert(0, str(ROOT))
 # tests/ is not a package: pytest puts it on sys.path for conftest.py. Doing the same here
 # starts the wire server and sshd exactly as the tests do, and builds the config the same way.
 sys.path.insert(0, str(ROOT / "tests"))
+from benchargs import human, parse_size, positive_int  # noqa: E402
 from helpers import config_text  # noqa: E402
 from mongo_server import MongoServer  # noqa: E402
 from sshd import SSHD, OpenSSHServer, SSHTestServer  # noqa: E402
@@ -94,7 +94,6 @@ from engine.mongo.names import selected  # noqa: E402
 from engine.repository import Repository  # noqa: E402
 from engine.ssh import connect  # noqa: E402
 
-UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 MB = 1_000_000
 INSERT_BATCH = 1000  # documents per insert_many
 BATCH_SIZE = 1000  # documents per find_raw_batches batch, as the dumper asks
@@ -113,24 +112,6 @@ INDEXES = {
     ("shop", "events"): [[("kind", 1)]],
     ("billing", "invoices"): [[("account", 1)]],
 }
-
-
-def parse_size(text: str) -> int:
-    """``64M``, ``1G``, ``512k`` or a byte count, as bytes (binary units)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?\s*", text, re.IGNORECASE)
-    if not match or float(match[1]) <= 0:
-        raise argparse.ArgumentTypeError(f"invalid size {text!r}; e.g. 64M, 1G or 1048576")
-    return int(float(match[1]) * UNITS[match[2].upper()])
-
-
-def positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return int(text)
-
-
-def human(size: int) -> str:
-    return f"{size / 1024**3:g} GiB" if size >= 1024**3 else f"{size / 1024**2:g} MiB"
 
 
 # -- data ----------------------------------------------------------------------------------

@@ -31,7 +31,6 @@ import getpass
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -39,6 +38,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchargs import human, parse_size, positive_int
 
 from engine.demo.server import generate_keys
 
@@ -50,29 +51,7 @@ from sshd import OpenSSHServer, SSHTestServer  # noqa: E402
 
 CIPHER = "aes128-gcm@openssh.com"
 CHUNK = 4 * 1024 * 1024
-UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 MB = 1_000_000
-
-
-def parse_size(text: str) -> int:
-    """``1G``, ``256M``, ``512k``, ``1GiB`` or a byte count, as bytes (binary units)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
-    if not match:
-        raise argparse.ArgumentTypeError(f"invalid size {text!r}; e.g. 1G, 256M or 1048576")
-    size = int(float(match[1]) * UNITS[match[2].upper()])
-    if size <= 0:
-        raise argparse.ArgumentTypeError("size must be positive")
-    return size
-
-
-def positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return int(text)
-
-
-def human(size: int) -> str:
-    return f"{size / 1024**3:g} GiB" if size >= 1024**3 else f"{size / 1024**2:g} MiB"
 
 
 @dataclass(frozen=True)
