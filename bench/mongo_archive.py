@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -46,6 +45,7 @@ from bson.binary import Binary
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from benchargs import parse_size, positive_int  # noqa: E402
+from vocabulary import Vocabulary  # noqa: E402
 
 from engine.mongo import ArchiveWriter, NamespaceMeta, ParallelGzipWriter, summarize  # noqa: E402
 from engine.sink import HashingFileSink  # noqa: E402
@@ -56,24 +56,9 @@ COLLECTIONS = ("users", "orders", "events", "sessions")
 DB = "bench"
 
 
-class DocumentFactory:
+class DocumentFactory(Vocabulary):
     """Documents that look like an application's: a vocabulary of words and names (so text
     compresses like text), random ids, amounts, timestamps and a little binary."""
-
-    def __init__(self, seed: int) -> None:
-        self.rng = random.Random(seed)
-        syllables = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "xe", "zu", "ar", "en"]
-        self.words = [
-            "".join(self.rng.choices(syllables, k=self.rng.randint(1, 4))) for _ in range(3000)
-        ]
-        self.names = [w.capitalize() for w in self.words[:400]]
-        self.cities = [w.capitalize() + "ville" for w in self.words[400:520]]
-        self.tags = self.words[520:600]
-        self.fields = self.words[600:700]
-        self.epoch = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
-
-    def text(self, low: int, high: int) -> str:
-        return " ".join(self.rng.choices(self.words, k=self.rng.randint(low, high)))
 
     def document(self) -> dict[str, Any]:
         rng = self.rng

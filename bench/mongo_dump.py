@@ -62,7 +62,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,14 +80,13 @@ sys.path.insert(0, str(ROOT / "tests"))
 from benchargs import human, parse_size, positive_int  # noqa: E402
 from helpers import config_text  # noqa: E402
 from mongo_server import MongoServer  # noqa: E402
-from sshd import SSHD, OpenSSHServer, SSHTestServer  # noqa: E402
+from sshd import SSHD, OpenSSHServer, SSHTestServer, in_process_server  # noqa: E402
+from vocabulary import Vocabulary  # noqa: E402
 
 from engine.config import Config, HostConfig, parse_config  # noqa: E402
 from engine.demo.server import (  # noqa: E402
-    InProcessSSHServer,
     SandboxKeys,
     generate_keys,
-    write_known_hosts,
 )
 from engine.jobs import BackupRequest, run_backup  # noqa: E402
 from engine.mongo.names import selected  # noqa: E402
@@ -117,26 +116,14 @@ INDEXES = {
 # -- data ----------------------------------------------------------------------------------
 
 
-class DocumentFactory:
+class DocumentFactory(Vocabulary):
     """Documents that look like an application's: text from a vocabulary (so it compresses
     like text), random ids, amounts, timestamps, nested documents, arrays, a little binary;
     each collection its own shape, about 1 KB on average."""
 
     def __init__(self, seed: int) -> None:
-        self.rng = random.Random(seed)
-        syllables = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "xe", "zu", "ar", "en"]
-        self.words = [
-            "".join(self.rng.choices(syllables, k=self.rng.randint(1, 4))) for _ in range(3000)
-        ]
-        self.names = [w.capitalize() for w in self.words[:400]]
-        self.cities = [w.capitalize() + "ville" for w in self.words[400:520]]
-        self.tags = self.words[520:600]
-        self.fields = self.words[600:700]
-        self.epoch = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
+        super().__init__(seed)
         self.serial = 0
-
-    def text(self, low: int, high: int) -> str:
-        return " ".join(self.rng.choices(self.words, k=self.rng.randint(low, high)))
 
     def when(self) -> datetime.datetime:
         return self.epoch + datetime.timedelta(seconds=self.rng.randrange(3 * 10**7))
@@ -438,29 +425,6 @@ def openssh(keys: SandboxKeys, directory: Path) -> Iterator[tuple[SSHTestServer,
         server.stop()
 
 
-@contextlib.asynccontextmanager
-async def in_process(keys: SandboxKeys, directory: Path) -> AsyncIterator[SSHTestServer]:
-    """The asyncssh server of the demo, served by this event loop (as in conftest.py)."""
-    user = getpass.getuser()
-    server = InProcessSSHServer(keys, authorized_user=user)
-    await server.start("127.0.0.1", 0)
-    try:
-        known_hosts = directory / "asyncssh_known_hosts"
-        write_known_hosts(known_hosts, "127.0.0.1", server.port, keys.host_public_key)
-        yield SSHTestServer(
-            kind="asyncssh",
-            address="127.0.0.1",
-            port=server.port,
-            user=user,
-            identity=keys.client_key,
-            known_hosts=known_hosts,
-            host_public_key=keys.host_public_key,
-            drop=server.drop_connections,
-        )
-    finally:
-        await server.close()
-
-
 def mongo_config(server: SSHTestServer, repo: Path, mongo_port: int, parallel: int) -> Config:
     source = (
         f'[sources.mongo]\nkind = "mongo"\nhost = "{HOST}"\n'
@@ -487,7 +451,7 @@ async def measure(
         if args.ssh == "openssh":
             server, meter.pids["sshd"] = stack.enter_context(openssh(keys, work / "sshd"))
         else:  # its CPU time is this process's
-            server = await stack.enter_async_context(in_process(keys, work))
+            server = await stack.enter_async_context(in_process_server(keys, work))
         config = mongo_config(server, work / "repo", mongo.port, args.parallel)
         host = config.hosts[HOST]
         # Untimed warm-up: the server's caches, and the first touch of this process's memory.

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from sshd import SSHD, OpenSSHServer, SSHTestServer
+from sshd import SSHD, OpenSSHServer, SSHTestServer, in_process_server
 
-from engine.demo.server import InProcessSSHServer, SandboxKeys, generate_keys, write_known_hosts
+from engine.demo.server import SandboxKeys, generate_keys
 
 
 @pytest.fixture(scope="session")
@@ -26,24 +26,8 @@ def ssh_keys(tmp_path_factory: pytest.TempPathFactory) -> SandboxKeys:
 @pytest.fixture
 async def asyncssh_server(ssh_keys: SandboxKeys, tmp_path: Path) -> AsyncIterator[SSHTestServer]:
     """The in-process asyncssh server (engine.demo.server) on 127.0.0.1 and a random port."""
-    user = getpass.getuser()
-    server = InProcessSSHServer(ssh_keys, authorized_user=user)
-    await server.start("127.0.0.1", 0)
-    try:
-        known_hosts = tmp_path / "asyncssh_known_hosts"
-        write_known_hosts(known_hosts, "127.0.0.1", server.port, ssh_keys.host_public_key)
-        yield SSHTestServer(
-            kind="asyncssh",
-            address="127.0.0.1",
-            port=server.port,
-            user=user,
-            identity=ssh_keys.client_key,
-            known_hosts=known_hosts,
-            host_public_key=ssh_keys.host_public_key,
-            drop=server.drop_connections,
-        )
-    finally:
-        await server.close()
+    async with in_process_server(ssh_keys, tmp_path) as server:
+        yield server
 
 
 @pytest.fixture

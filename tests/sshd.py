@@ -7,16 +7,17 @@ behind ``SSHTestServer`` so a transport test runs unchanged against each.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.demo.server import SandboxKeys, write_known_hosts
+from engine.demo.server import InProcessSSHServer, SandboxKeys, write_known_hosts
 
 SSHD = Path("/usr/sbin/sshd")
 
@@ -219,3 +220,27 @@ class OpenSSHServer:
             host_public_key=self.keys.host_public_key,
             drop=self.drop_connections,
         )
+
+
+@contextlib.asynccontextmanager
+async def in_process_server(keys: SandboxKeys, directory: Path) -> AsyncIterator[SSHTestServer]:
+    """The demo's in-process asyncssh server, served by the running event loop, with a
+    known_hosts file in ``directory`` that trusts it."""
+    user = getpass.getuser()
+    server = InProcessSSHServer(keys, authorized_user=user)
+    await server.start("127.0.0.1", 0)
+    try:
+        known_hosts = directory / "asyncssh_known_hosts"
+        write_known_hosts(known_hosts, "127.0.0.1", server.port, keys.host_public_key)
+        yield SSHTestServer(
+            kind="asyncssh",
+            address="127.0.0.1",
+            port=server.port,
+            user=user,
+            identity=keys.client_key,
+            known_hosts=known_hosts,
+            host_public_key=keys.host_public_key,
+            drop=server.drop_connections,
+        )
+    finally:
+        await server.close()
