@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal, TypeVar, get_args
 from pydantic import (
     BaseModel,
     Field,
+    SecretStr,
     StrictBool,
     StrictInt,
     ValidationError,
@@ -92,6 +93,56 @@ class TierConfig(BaseModel):
     """Names of the ``[sources]`` the tier covers."""
 
 
+class RunbooksConfig(BaseModel):
+    """Extra runbook files (restore decision trees) beside the built-in ones."""
+
+    model_config = MODEL_CONFIG
+    paths: tuple[AbsolutePath, ...] = Field((), examples=[["/etc/lifeboat/restore.toml"]])
+    """Tree files; a tree with the name of a built-in one replaces it."""
+
+
+class RestoreConfig(BaseModel):
+    """How the restore validator judges a target."""
+
+    model_config = MODEL_CONFIG
+    free_space_margin: float = Field(1.2, ge=1.0, examples=[1.2])
+    """A target needs this many times the restored size free on its disk."""
+
+
+class TargetSourceConfig(BaseModel):
+    """Where one source goes when restored to an alternate target."""
+
+    model_config = MODEL_CONFIG
+    host: NonEmptyStr | None = Field(None, examples=["staging1"])
+    """The ``[hosts.<name>]`` to restore onto (default: the source's own host)."""
+    uri: SecretStr | None = Field(None, examples=["mongodb://127.0.0.1:27017"])
+    """mongo: the target server's URI, as seen from that host."""
+    endpoint: NonEmptyStr | None = Field(None, examples=["127.0.0.1:2379"])
+    """etcd: the target member's client address, as seen from that host."""
+    data_dir: AbsolutePath | None = Field(None, examples=["/var/lib/etcd-staging"])
+    """etcd: the data directory the restore goes beside."""
+    directory: AbsolutePath | None = Field(None, examples=["/srv/restore"])
+    """files: extract under this directory instead of the original paths."""
+
+
+TARGET_FIELDS_BY_KIND = {
+    "uri": "mongo",
+    "endpoint": "etcd",
+    "data_dir": "etcd",
+    "directory": "files",
+}
+
+
+class TargetConfig(BaseModel):
+    """An alternate restore target (a staging cluster, a new cluster)."""
+
+    model_config = MODEL_CONFIG
+    description: str = Field("", examples=["the staging cluster"])
+    """Shown when choosing the target."""
+    sources: dict[str, TargetSourceConfig] = Field(min_length=1)
+    """Per source name: where it goes. Sources not listed cannot be restored to this target."""
+
+
 class Config(BaseModel):
     """A whole Lifeboat configuration file."""
 
@@ -108,6 +159,12 @@ class Config(BaseModel):
     """Things to back up, by name."""
     tiers: dict[str, TierConfig] = Field(default_factory=dict)
     """Tiers by name, each with RPO/RTO targets and its sources."""
+    runbooks: RunbooksConfig = RunbooksConfig()
+    """Extra runbook files."""
+    restore: RestoreConfig = RestoreConfig()
+    """Restore validator settings."""
+    targets: dict[str, TargetConfig] = Field(default_factory=dict)
+    """Alternate restore targets by name."""
     path: Path | None = None
     """The file this was loaded from (not a TOML key); None when parsed from a string."""
 
@@ -211,14 +268,60 @@ def parse_config(text: str, source: str = "<string>") -> Config:
                     f"tiers.{_key(name)}.sources: unknown source {_show(source)}; "
                     f"configured sources: {known}"
                 )
+    runbooks = _validate(RunbooksConfig, data.get("runbooks", {}), "runbooks", problems)
+    restore = _validate(RestoreConfig, data.get("restore", {}), "restore", problems)
+    raw_targets = _tables(data, "targets", 'description = "staging"', problems)
+    targets = {
+        n: _validate(TargetConfig, raw, f"targets.{_key(n)}", problems) for n, raw in raw_targets
+    }
+    problems.extend(_target_problems(raw_targets, data.get("sources", {}), hosts))
     problems = [p for p in problems if p]
     if problems:
         raise ConfigError(problems)
-    fields = {"repository": repository, "hosts": hosts, "sources": sources, "tiers": tiers}
+    fields = {
+        "repository": repository,
+        "hosts": hosts,
+        "sources": sources,
+        "tiers": tiers,
+        "runbooks": runbooks,
+        "restore": restore,
+        "targets": targets,
+    }
     config = _validate(Config, fields | ({"operator": operator} if operator else {}), "", problems)
     if config is None:  # every check above passed, so only a bug in this module gets here
         raise ConfigError(problems)
     return config
+
+
+def _target_problems(
+    raw_targets: list[tuple[str, Any]], raw_sources: Any, hosts: Mapping[str, object]
+) -> list[str]:
+    """Targets must name configured sources and hosts, with settings of the source's kind."""
+    raw_sources = raw_sources if isinstance(raw_sources, dict) else {}
+    problems = []
+    for name, raw in raw_targets:
+        entries = raw.get("sources") if isinstance(raw.get("sources"), dict) else {}
+        for source, entry in entries.items():
+            where = f"targets.{_key(name)}.sources.{_key(source)}"
+            if source not in raw_sources:
+                known = ", ".join(sorted(raw_sources)) or "none are configured"
+                problems.append(f"{where}: unknown source {_show(source)}; configured: {known}")
+                continue
+            if not isinstance(entry, dict):
+                continue
+            host = entry.get("host")
+            if isinstance(host, str) and host and host not in hosts:
+                problems.append(f"{where}.host: unknown host {_show(host)}; define [hosts.{host}]")
+            kind = (
+                raw_sources[source].get("kind") if isinstance(raw_sources[source], dict) else None
+            )
+            for key, wanted in TARGET_FIELDS_BY_KIND.items():
+                if key in entry and kind != wanted:
+                    problems.append(
+                        f"{where}.{key}: applies to {wanted} sources, and {source} is {kind}; "
+                        "remove it"
+                    )
+    return problems
 
 
 def _tables(

@@ -71,6 +71,9 @@ class EtcdSourceConfig(BaseModel):
     """Client key (a local file) for TLS client authentication."""
     timeout: Seconds = Field(600.0, examples=[600])
     """Deadline in seconds for the snapshot (big databases need more)."""
+    ca_file: AbsolutePath | None = Field(None, examples=["/etc/otherix/pki/ca.crt"])
+    """The cluster CA certificate on the host; its sha256 is recorded at backup, and a restore
+    refuses a target whose CA differs (etcd data and on-disk CA must agree)."""
     data_dir: AbsolutePath | None = Field(None, examples=["/var/lib/etcd"])
     """The member's data directory on the host; restores go beside it."""
     name: NonEmptyStr | None = Field(None, examples=["cp1"])

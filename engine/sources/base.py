@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from engine.checks import Check
 from engine.events import Emit, LogLine, ProgressMeter, StageChanged
 from engine.manifest import Artifact, ArtifactFile
 from engine.sink import HashingFileSink
+from engine.sizes import human_size
 from engine.ssh import SSHHost
 
 READ_CHUNK = 1024 * 1024
@@ -93,6 +95,42 @@ class RestoreOptions:
         }
 
 
+@dataclass(frozen=True)
+class Preflight:
+    """What a source's read-only target checks get: the target host and what will go there."""
+
+    host: SSHHost
+    artifact: Artifact
+    options: RestoreOptions
+    backup_id: str
+    free_space_margin: float  # the target needs this many times the restored size free
+
+    async def tool(self, program: str, fix: str) -> Check:
+        """Whether ``program`` is on the host's PATH."""
+        name = f"tools {self.host.name}"
+        if await self.host.has_command(program):
+            return Check.ok(name, f"{program} is installed")
+        return Check.fail(name, f"{program} is not installed or not on the PATH; {fix}")
+
+    def space(self, where: str, free: int | None, needed: int, *, estimated: bool = False) -> Check:
+        """Whether ``free`` bytes at ``where`` hold ``needed`` bytes with the margin."""
+        name = f"disk {self.host.name}"
+        wanted = int(needed * self.free_space_margin)
+        about = "about " if estimated else ""
+        if free is None:
+            return Check.warning(name, f"could not tell the free space at {where}; check by hand")
+        if free < wanted:
+            return Check.fail(
+                name,
+                f"{where} has {human_size(free)} free; the restore needs {about}"
+                f"{human_size(needed)} x {self.free_space_margin:g} margin = "
+                f"{human_size(wanted)}: free space there, or restore to another target",
+            )
+        return Check.ok(
+            name, f"{where}: {human_size(free)} free, needs {about}{human_size(wanted)}"
+        )
+
+
 class Source(ABC):
     """One configured source of one kind."""
 
@@ -112,6 +150,10 @@ class Source(ABC):
         self, artifact: Artifact, ctx: SourceContext, options: RestoreOptions
     ) -> None:
         """Stream ``artifact`` (already verified) from ``ctx.directory`` back to ``ctx.host``."""
+
+    async def preflight(self, check: Preflight) -> list[Check]:
+        """Read-only checks of the target before a restore (datastore, versions, space)."""
+        return []
 
     def restore_problems(self, artifact: Artifact, options: RestoreOptions) -> list[str]:
         """Reasons ``artifact`` cannot be restored with ``options`` (checked before anything)."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from engine.checks import Check
 from engine.manifest import Artifact
 from engine.source_configs import CommandSourceConfig
-from engine.sources.base import RestoreOptions, Source, SourceContext, read_chunks
+from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext, read_chunks
 
 
 class CommandSource(Source):
@@ -38,6 +39,11 @@ class CommandSource(Source):
                 'e.g. restore = ["pg_restore", "--clean", "-d", "app"]'
             )
         return problems
+
+    async def preflight(self, check: Preflight) -> list[Check]:
+        if not self.config.restore:
+            return []
+        return [await check.tool(self.config.restore[0], "install it there")]
 
     async def restore(
         self, artifact: Artifact, ctx: SourceContext, options: RestoreOptions

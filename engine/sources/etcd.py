@@ -10,17 +10,22 @@ with configured stop/start commands moves it into place, keeping the old one asi
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from engine.checks import Check, compare_versions
 from engine.errors import LifeboatError, RemoteCommandError
+from engine.hostfacts import file_sha256, probe_path
 from engine.manifest import Artifact
 from engine.sink import HashingFileSink
 from engine.source_configs import EtcdSourceConfig
-from engine.sources.base import RestoreOptions, Source, SourceContext
+from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext
 from engine.ssh import SSHHost, quote_command
 
 SNAPSHOT_SUFFIX = "snapshot.db"
+STATUS_TIMEOUT = 10.0  # seconds for the validator's status call
+WAL_BYTES = 64 * 1024 * 1024  # a restored member preallocates its first WAL file
 
 
 class EtcdError(LifeboatError):
@@ -43,6 +48,7 @@ class EtcdSource(Source):
             loop.call_soon_threadsafe(meter.update, done, total)
 
         try:
+            ca_sha256 = await self._ca_fingerprint(ctx.host)
             async with ctx.host.forward_local(address, int(port)) as local_port:
                 ctx.stage("snapshot")
                 meta = await asyncio.to_thread(self._snapshot, local_port, sink, progress)
@@ -50,11 +56,25 @@ class EtcdSource(Source):
         finally:
             sink.close()
         meter.finish()
+        if ca_sha256:
+            meta["ca_sha256"] = ca_sha256
         return Artifact(
             source=self.name, kind=self.artifact_kind, host=ctx.host.name, files=(entry,), meta=meta
         )
 
-    def _client(self, local_port: int) -> Any:
+    async def _ca_fingerprint(self, host: SSHHost) -> str | None:
+        """The sha256 of ``ca_file`` on ``host`` (None when no ca_file is configured)."""
+        if self.config.ca_file is None:
+            return None
+        digest = await file_sha256(host, str(self.config.ca_file))
+        if digest is None:
+            raise EtcdError(
+                f"{self.name}: ca_file {self.config.ca_file} cannot be read on {host.name}; "
+                f"fix sources.{self.name}.ca_file or the file's permissions"
+            )
+        return digest
+
+    def _client(self, local_port: int, timeout: float | None = None) -> Any:
         import etcd3  # grpc is heavy: imported only when an etcd source runs
 
         return etcd3.client(
@@ -63,7 +83,7 @@ class EtcdSource(Source):
             ca_cert=str(self.config.cacert) if self.config.cacert else None,
             cert_cert=str(self.config.cert) if self.config.cert else None,
             cert_key=str(self.config.key) if self.config.key else None,
-            timeout=self.config.timeout,
+            timeout=timeout or self.config.timeout,
         )
 
     def _snapshot(
@@ -104,6 +124,99 @@ class EtcdSource(Source):
         }
 
     # -- restore ---------------------------------------------------------------------------
+
+    async def preflight(self, check: Preflight) -> list[Check]:
+        host, artifact = check.host, check.artifact
+        checks: list[Check] = []
+        tool = await self._restore_tool(host)
+        if tool is None:
+            checks.append(
+                Check.fail(
+                    f"tools {host.name}",
+                    "neither etcdutl nor etcdctl is installed; install etcd's tools there",
+                )
+            )
+        found = await self._live_version(host, checks)
+        if not found and tool is not None:
+            found = await self._tool_version(host, tool)
+        if found:
+            checks.append(
+                compare_versions(self.name, artifact.meta.get("server_version", ""), found)
+            )
+        if self.config.data_dir is not None:
+            target = self.restore_dir(check.backup_id)
+            facts = await probe_path(host, target)
+            if facts.exists:
+                checks.append(
+                    Check.fail(
+                        f"restore dir {host.name}",
+                        f"{target} already exists; a restore never writes over a data dir: "
+                        "remove or rename it",
+                    )
+                )
+            else:
+                checks.append(Check.ok(f"restore dir {host.name}", f"{target} is free"))
+            (entry,) = artifact.files
+            checks.append(check.space(facts.existing, facts.free_bytes, entry.bytes + WAL_BYTES))
+        if self.config.ca_file is not None:
+            checks.append(await self._ca_check(host, artifact.meta.get("ca_sha256")))
+        return checks
+
+    async def _live_version(self, host: SSHHost, checks: list[Check]) -> str | None:
+        """The member's version when it answers; a warning (not a failure) when it does not,
+        since restoring after a lost quorum is exactly when it will not."""
+        address, port = self.config.endpoint.rsplit(":", 1)
+        name = f"etcd {self.name}"
+        try:
+            async with host.forward_local(address, int(port)) as local_port:
+                version = await asyncio.to_thread(self._status_version, local_port)
+        except (LifeboatError, OSError) as exc:
+            checks.append(
+                Check.warning(
+                    name,
+                    f"{self.config.endpoint} on {host.name} does not answer ({exc}); expected "
+                    "when quorum is lost, the restore does not need it",
+                )
+            )
+            return None
+        checks.append(Check.ok(name, f"{self.config.endpoint} answers (etcd {version})"))
+        return version
+
+    def _status_version(self, local_port: int) -> str:
+        import grpc
+
+        client = self._client(local_port, timeout=STATUS_TIMEOUT)
+        try:
+            return str(client.status().version)
+        except grpc.RpcError as exc:
+            raise EtcdError(f"{exc.code().name}: {exc.details()}") from None
+        finally:
+            client.close()
+
+    async def _tool_version(self, host: SSHHost, tool: str) -> str | None:
+        output = await host.capture(["env", "ETCDCTL_API=3", tool, "version"], ok_statuses=_ANY)
+        match = re.search(r"version:\s*v?(\d+\.\d+\.\d+)", output.stdout.decode(errors="replace"))
+        return match[1] if match else None
+
+    async def _ca_check(self, host: SSHHost, recorded: object) -> Check:
+        name = f"CA {host.name}"
+        found = await file_sha256(host, str(self.config.ca_file))
+        if not isinstance(recorded, str):
+            return Check.warning(
+                name, "the backup did not record the CA's fingerprint; compare the CA by hand"
+            )
+        if found is None:
+            return Check.fail(
+                name, f"{self.config.ca_file} cannot be read on {host.name}; restore the CA first"
+            )
+        if found != recorded:
+            return Check.fail(
+                name,
+                f"{self.config.ca_file} on {host.name} is sha256 {found[:16]}…, the backup was "
+                f"taken with {recorded[:16]}…: etcd would come back with another CA than the "
+                "one on disk and refuse to start; restore the CA files from the same time first",
+            )
+        return Check.ok(name, f"{self.config.ca_file} matches the backup ({found[:16]}…)")
 
     def restore_dir(self, backup_id: str) -> str:
         assert self.config.data_dir is not None
@@ -160,15 +273,19 @@ class EtcdSource(Source):
             "--initial-cluster-token": self.config.initial_cluster_token,
         }
         args = [f"{flag}={value}" for flag, value in options.items() if value]
-        if await host.has_command("etcdutl"):
-            return quote_command(["etcdutl", "snapshot", "restore", snapshot, *args])
-        if await host.has_command("etcdctl"):  # etcd 3.4 (Debian) has no etcdutl
-            return quote_command(
-                ["env", "ETCDCTL_API=3", "etcdctl", "snapshot", "restore", snapshot, *args]
+        tool = await self._restore_tool(host)
+        if tool is None:
+            raise RemoteCommandError(
+                f"{host.name}: neither etcdutl nor etcdctl is installed; install etcd's tools there"
             )
-        raise RemoteCommandError(
-            f"{host.name}: neither etcdutl nor etcdctl is installed; install etcd's tools there"
-        )
+        return quote_command(["env", "ETCDCTL_API=3", tool, "snapshot", "restore", snapshot, *args])
+
+    async def _restore_tool(self, host: SSHHost) -> str | None:
+        """etcdutl (3.5+), else etcdctl (3.4, Debian, has no etcdutl), else None."""
+        for tool in ("etcdutl", "etcdctl"):
+            if await host.has_command(tool):
+                return tool
+        return None
 
     def _remaining_steps(self, target: str) -> str:
         data_dir = self.config.data_dir

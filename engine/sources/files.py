@@ -10,15 +10,19 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import ClassVar
 
+from engine.checks import Check
 from engine.errors import RemoteCommandError
+from engine.hostfacts import probe_path
 from engine.manifest import Artifact
 from engine.source_configs import FilesSourceConfig
-from engine.sources.base import RestoreOptions, Source, SourceContext, read_chunks
+from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext, read_chunks
 from engine.ssh import quote_command
 
 COMPRESSION_FLAGS = {"zstd": "--zstd", "gzip": "--gzip"}
 SUFFIXES = {"zstd": "tar.zst", "gzip": "tar.gz"}
 TAR_WARNING_STATUS = 1  # GNU tar: some files changed while being read
+UNPACKED_ESTIMATE = 4  # backups without a recorded size: assume 4x compression
+_ANY = frozenset(range(256))
 
 
 class FilesSource(Source):
@@ -29,6 +33,7 @@ class FilesSource(Source):
     async def backup(self, ctx: SourceContext) -> Artifact:
         ctx.stage("probing")
         compression = "zstd" if await ctx.host.has_command("zstd") else "gzip"
+        unpacked = await self._unpacked_bytes(ctx)
         members = [str(PurePosixPath(p).relative_to("/")) for p in self.config.paths]
         argv = ["tar", "-C", "/", COMPRESSION_FLAGS[compression], "-cf", "-", "--", *members]
         filename = f"{self.name}.{SUFFIXES[compression]}"
@@ -48,8 +53,55 @@ class FilesSource(Source):
             kind=self.artifact_kind,
             host=ctx.host.name,
             files=(entry,),
-            meta={"compression": compression, "paths": [str(p) for p in self.config.paths]},
+            meta={
+                "compression": compression,
+                "paths": [str(p) for p in self.config.paths],
+                "unpacked_bytes": unpacked,
+            },
         )
+
+    async def _unpacked_bytes(self, ctx: SourceContext) -> int | None:
+        """What the paths take on disk (``du``), so a restore can check for room first."""
+        paths = [str(p) for p in self.config.paths]
+        output = await ctx.host.capture(["du", "-sbc", "--", *paths], ok_statuses=_ANY)
+        total = output.stdout.decode(errors="replace").strip().rsplit("\n", 1)[-1].split("\t")[0]
+        return int(total) if output.exit_status == 0 and total.isdigit() else None
+
+    async def preflight(self, check: Preflight) -> list[Check]:
+        host, meta = check.host, check.artifact.meta
+        checks = []
+        if meta.get("compression") == "zstd" and not await host.has_command("zstd"):
+            checks.append(
+                Check.fail(
+                    f"tools {host.name}",
+                    "this backup is zstd-compressed but the host has no `zstd`; install it "
+                    "there (e.g. apt-get install zstd)",
+                )
+            )
+        root = str(check.options.target_dir or "/").rstrip("/")
+        found = [await probe_path(host, root + path) for path in meta.get("paths", [])]
+        blocked = [facts.existing for facts in found if not facts.writable]
+        if blocked:
+            checks.append(
+                Check.fail(
+                    f"writable {host.name}",
+                    f"{', '.join(blocked)} is not writable by {host.config.user}; restore as a "
+                    "user who may write there, or into another directory",
+                )
+            )
+        elif found:
+            checks.append(
+                Check.ok(f"writable {host.name}", f"{', '.join(f.path for f in found)} writable")
+            )
+        if found:
+            (entry,) = check.artifact.files
+            needed = meta.get("unpacked_bytes")
+            estimated = not isinstance(needed, int)
+            size = entry.bytes * UNPACKED_ESTIMATE if estimated else needed
+            checks.append(
+                check.space(found[0].existing, found[0].free_bytes, size, estimated=estimated)
+            )
+        return checks
 
     def restore_problems(self, artifact: Artifact, options: RestoreOptions) -> list[str]:
         problems = super().restore_problems(artifact, options)

@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from engine.checks import Check
 from engine.errors import LifeboatError, UsageError
 from engine.manifest import Artifact
 from engine.mongo.names import Rename, matches_any
 from engine.source_configs import MongoSourceConfig
-from engine.sources.base import RestoreOptions, Source, SourceContext
+from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext
 
 DRIVER_PREFIX = "mongodb://"
 
@@ -131,6 +132,14 @@ class MongoSource(Source):
             if not matches_any_of(held, options.ns_from):
                 problems.append(f"{self.name}: --ns-from {options.ns_from!r} matches nothing")
         return problems
+
+    async def preflight(self, check: Preflight) -> list[Check]:
+        if self.config.method == "driver":
+            from engine.sources.mongo_driver import preflight_with_driver
+
+            return await preflight_with_driver(self, check)
+        fix = f"install it or set sources.{self.name}.mongorestore"
+        return [await check.tool(self.config.mongorestore[0], fix)]
 
     async def restore(
         self, artifact: Artifact, ctx: SourceContext, options: RestoreOptions

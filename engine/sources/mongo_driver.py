@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from engine.checks import Check, compare_versions
 from engine.manifest import Artifact
 from engine.mongo import ArchiveReader, ArchiveWriter, NamespaceMeta, ParallelGzipWriter
 from engine.mongo.names import Rename, matches_any, selected, split_namespace
 from engine.mongo.reader import open_archive
-from engine.sources.base import RestoreOptions, SourceContext
+from engine.sources.base import Preflight, RestoreOptions, SourceContext
 
 if TYPE_CHECKING:
     from pymongo import AsyncMongoClient
@@ -27,7 +28,7 @@ INSERT_BATCH_DOCUMENTS = 1000
 INSERT_BATCH_BYTES = 8 * 1024 * 1024
 
 
-async def _client(source: MongoSource, ctx: SourceContext, local_port: int) -> AsyncMongoClient:
+async def _client(source: MongoSource, local_port: int) -> AsyncMongoClient:
     from pymongo import AsyncMongoClient
     from pymongo.errors import PyMongoError
 
@@ -48,6 +49,51 @@ def _error(source: MongoSource, what: str, exc: BaseException) -> Exception:
         f"{source.name}: {what}: {source.redact(str(exc))}; check sources.{source.name}.uri "
         "(as seen from the host) and the credentials"
     )
+
+
+# -- restore preflight -----------------------------------------------------------------
+
+
+async def preflight_with_driver(source: MongoSource, check: Preflight) -> list[Check]:
+    """The server answers, runs the backup's major.minor, and has room for what is restored."""
+    from pymongo.errors import PyMongoError
+
+    from engine.errors import LifeboatError
+
+    name = f"mongo {source.name}"
+    target = source.target()
+    try:
+        async with check.host.forward_local(target.address, target.port) as local_port:
+            client = await _client(source, local_port)
+            try:
+                build = await client.admin.command("buildInfo")
+                stats = await client.admin.command("dbStats")
+            finally:
+                await client.close()
+    except PyMongoError as exc:
+        return [Check.fail(name, str(_error(source, "the server did not answer", exc)))]
+    except (LifeboatError, OSError) as exc:
+        return [Check.fail(name, source.redact(str(exc)))]
+    version = str(build.get("version", ""))
+    checks = [
+        Check.ok(name, f"answers on {check.host.name} (MongoDB {version})"),
+        compare_versions(source.name, check.artifact.meta.get("server_version", ""), version),
+    ]
+    held = check.artifact.meta.get("namespaces", {})
+    wanted = check.options.namespaces
+    needed = sum(
+        int(entry.get("bytes", 0))
+        for ns, entry in held.items()
+        if not wanted or matches_any(ns, wanted)
+    )
+    total, used = stats.get("fsTotalSize"), stats.get("fsUsedSize")
+    free = (
+        int(total - used)
+        if isinstance(total, int | float) and isinstance(used, int | float)
+        else None
+    )
+    checks.append(check.space(f"MongoDB's disk on {check.host.name}", free, needed))
+    return checks
 
 
 # -- dump ------------------------------------------------------------------------------
@@ -102,7 +148,7 @@ async def dump_with_driver(source: MongoSource, ctx: SourceContext) -> dict[str,
 
     target = source.target()
     async with ctx.host.forward_local(target.address, target.port) as local_port:
-        client = await _client(source, ctx, local_port)
+        client = await _client(source, local_port)
         try:
             ctx.stage("listing")
             plan = await _plan(source, client)
@@ -178,7 +224,7 @@ async def restore_with_driver(
     target = source.target()
     path = ctx.directory / artifact.files[0].path
     async with ctx.host.forward_local(target.address, target.port) as local_port:
-        client = await _client(source, ctx, local_port)
+        client = await _client(source, local_port)
         try:
             with path.open("rb") as raw:
                 reader = ArchiveReader(open_archive(raw))
