@@ -57,7 +57,16 @@ class JobFinished:
     kept_at: str | None = field(default=None)  # where a failed staging dir was kept
 
 
-Event = JobStarted | StageChanged | Progress | LogLine | JobFinished
+@dataclass(frozen=True)
+class CheckReported:
+    """One verdict of the restore validator, as it arrives."""
+
+    name: str
+    status: str  # "ok", "warning", "fail"
+    detail: str
+
+
+Event = JobStarted | StageChanged | Progress | LogLine | CheckReported | JobFinished
 Emit = Callable[[Event], None]
 
 

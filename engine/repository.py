@@ -8,13 +8,11 @@ Entries under ``backups/`` that are not backups are never touched.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
 import secrets
 import shutil
-import socket
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -22,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from engine import __version__
+from engine import __version__, locks
 from engine.atomic import atomic_write, fsync_dir, make_private_dir
 from engine.errors import (
     BackupNotFoundError,
@@ -54,21 +52,6 @@ class VerifyRecord:
     at: str
     ok: bool
     problems: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class LockHolder:
-    pid: int
-    host: str
-    operation: str
-    operator: str
-    since: str
-
-    def describe(self) -> str:
-        return (
-            f"pid {self.pid} on {self.host} ({self.operation} by {self.operator}) "
-            f"since {self.since}"
-        )
 
 
 class Repository:
@@ -130,41 +113,15 @@ class Repository:
 
     @contextmanager
     def lock(self, operation: str, operator: str) -> Iterator[None]:
-        """Hold the exclusive write lock; refuse at once, naming the holder, if it is taken.
-
-        The lock is an ``flock`` on ``lock``, so it dies with its process: it cannot go stale.
-        """
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        """Hold the exclusive write lock; refuse at once, naming the holder, if it is taken."""
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise self._locked_error(fd) from None
-            holder = LockHolder(
-                pid=os.getpid(),
-                host=socket.gethostname(),
-                operation=operation,
-                operator=operator,
-                since=utc_now().isoformat().replace("+00:00", "Z"),
-            )
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(holder.__dict__).encode(), 0)
-            try:
+            with locks.hold(self.lock_path, operation, operator):
                 yield
-            finally:
-                os.ftruncate(fd, 0)
-        finally:
-            os.close(fd)
-
-    def _locked_error(self, fd: int) -> RepositoryLockedError:
-        raw = os.pread(fd, 4096, 0)
-        try:
-            holder = LockHolder(**json.loads(raw)).describe()
-        except (ValueError, TypeError):
-            holder = "another process (its details are not readable)"
-        return RepositoryLockedError(
-            f"the repository {self.path} is locked by {holder}; wait for it to finish and try again"
-        )
+        except locks.LockBusy as busy:
+            raise RepositoryLockedError(
+                f"the repository {self.path} is locked by {busy.holder}; wait for it to "
+                "finish and try again"
+            ) from None
 
     # -- writing backups -------------------------------------------------------------------
 

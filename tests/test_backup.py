@@ -16,7 +16,7 @@ from engine.errors import RepositoryLockedError, UsageError
 from engine.events import JobFinished, Progress
 from engine.jobs import BackupRequest, JobFailedError, run_backup, run_verify
 from engine.repository import Repository
-from engine.restore.plain import RestoreRefusedError, RestoreRequest, run_restore
+from engine.restore.run import RestoreRefusedError, RestoreRequest, run_restore
 from engine.sources import RestoreOptions
 
 

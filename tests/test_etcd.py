@@ -13,9 +13,9 @@ from sshd import SSHTestServer
 
 from engine.config import Config, parse_config
 from engine.events import Progress
-from engine.jobs import BackupRequest, JobFailedError, run_backup, run_verify
+from engine.jobs import BackupRequest, run_backup, run_verify
 from engine.repository import Repository
-from engine.restore.plain import RestoreRefusedError, RestoreRequest, run_restore
+from engine.restore.run import RestoreRefusedError, RestoreRequest, run_restore
 from engine.sources import RestoreOptions
 
 KEYS = 5000
@@ -104,7 +104,7 @@ async def test_etcd_backup_verify_restore_round_trip(
     finally:
         restored.stop()
 
-    with pytest.raises(JobFailedError, match="already exists"):
+    with pytest.raises(RestoreRefusedError, match="already exists"):  # by the validator
         await run_restore(config, repo, request, EventLog().emit)
 
 

@@ -8,7 +8,7 @@ import sys
 
 def test_engine_imports_no_textual() -> None:
     code = (
-        "import sys, engine.jobs, engine.restore.plain, engine.demo.sandbox, engine.retention\n"
+        "import sys, engine.jobs, engine.restore.run, engine.demo.sandbox, engine.retention\n"
         "leaked = sorted(m for m in sys.modules if m.split('.')[0] == 'textual')\n"
         "print(','.join(leaked))\n"
     )

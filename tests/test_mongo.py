@@ -19,7 +19,7 @@ from engine.config import Config, parse_config
 from engine.jobs import BackupRequest, run_backup, run_verify
 from engine.manifest import Manifest
 from engine.repository import Repository
-from engine.restore.plain import RestoreRefusedError, RestoreRequest, run_restore
+from engine.restore.run import RestoreRefusedError, RestoreRequest, run_restore
 from engine.sources import RestoreOptions
 
 RAW = CodecOptions(document_class=RawBSONDocument)

@@ -16,7 +16,7 @@ from helpers import EventLog
 from engine.config import parse_config
 from engine.manifest import Artifact, ArtifactFile, Manifest
 from engine.repository import Repository, new_backup_id
-from engine.restore.plain import RestoreRefusedError, RestoreRequest, run_restore
+from engine.restore.run import RestoreRefusedError, RestoreRequest, run_restore
 from engine.sources import RestoreOptions
 from engine.verify import verify_backup
 

@@ -30,7 +30,7 @@ from tui.screens.backups import BackupsScreen
 from tui.screens.dashboard import DashboardScreen
 
 if TYPE_CHECKING:
-    from engine.restore.plain import RestoreRequest
+    from engine.restore.run import RestoreRequest
 
 
 class LifeboatApp(App[None]):
@@ -108,7 +108,7 @@ class LifeboatApp(App[None]):
 
     def start_restore(self, request: RestoreRequest) -> str:
         """Check (and with ``request.apply``, restore); the report is the worker's result."""
-        from engine.restore.plain import run_restore
+        from engine.restore.run import run_restore
 
         return self._start(
             "restore", lambda emit: run_restore(self.config, self.repository, request, emit)

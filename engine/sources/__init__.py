@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine.config import Config
 from engine.errors import UsageError
+from engine.source_configs import SourceConfig
 from engine.sources.base import RestoreOptions, Source, SourceContext
 from engine.sources.command import CommandSource
 from engine.sources.etcd import EtcdSource
@@ -14,11 +15,21 @@ SOURCE_CLASSES: dict[str, type[Source]] = {
     cls.kind: cls for cls in (FilesSource, CommandSource, EtcdSource, MongoSource)
 }
 
-__all__ = ["RestoreOptions", "Source", "SourceContext", "make_source", "resolve_scope"]
+__all__ = [
+    "RestoreOptions",
+    "Source",
+    "SourceContext",
+    "make_source",
+    "resolve_scope",
+    "source_from",
+]
 
 
 def make_source(config: Config, name: str) -> Source:
-    source_config = config.sources[name]
+    return source_from(name, config.sources[name])
+
+
+def source_from(name: str, source_config: SourceConfig) -> Source:
     return SOURCE_CLASSES[source_config.kind](name, source_config)
 
 

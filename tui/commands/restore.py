@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from engine.errors import UsageError
-from engine.restore.plain import RestoreRequest, run_restore
+from engine.restore.run import RestoreRequest, run_restore
 from engine.sources import RestoreOptions
 from tui.commands.common import CliState, pass_state, print_json, run_async
 from tui.progress import make_renderer

@@ -32,7 +32,7 @@ from tui.jobs import JobState
 from tui.screens.modals import MODAL_CSS, TypedConfirmModal
 
 if TYPE_CHECKING:
-    from engine.restore.plain import RestoreReport
+    from engine.restore.run import RestoreReport
     from tui.app import LifeboatApp
 
 MONGO_KIND = "mongo-archive"
@@ -70,7 +70,7 @@ async def dry_run_outcome(worker: Worker[RestoreReport]) -> CheckOutcome:
     except WorkerCancelled:
         return CheckOutcome(None, ("the checks were cancelled; nothing was changed",))
     except WorkerFailed as failed:
-        from engine.restore.plain import RestoreRefusedError  # the engine's jobs load lazily
+        from engine.restore.run import RestoreRefusedError  # the engine's jobs load lazily
 
         error = failed.error
         if isinstance(error, RestoreRefusedError):
@@ -266,7 +266,7 @@ async def restore_flow(app: LifeboatApp, manifest: Manifest) -> None:
     Run it in a worker: each step waits for its dialog. Nothing is written to a host before
     the operator typed every target's name.
     """
-    from engine.restore.plain import RestoreRequest
+    from engine.restore.run import RestoreRequest
     from engine.sources import RestoreOptions
 
     choice = await app.push_screen_wait(RestoreModal(manifest, app.config))

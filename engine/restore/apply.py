@@ -1,0 +1,205 @@
+"""Apply a validated restore plan: hold the targets, save their current state, restore.
+
+Every step goes to the audit log: the confirmation, the safety backup (its id, or the reason
+it was skipped, or why it failed), the start and the end of the restore. The safety backup
+is an ordinary backup (trigger ``pre-restore``) of the same sources as they are on the
+target now, so a mistaken restore can itself be undone by restoring it.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+
+from engine import audit
+from engine.config import Config
+from engine.errors import LifeboatError, describe_error
+from engine.events import (
+    Emit,
+    Event,
+    JobFinished,
+    JobStarted,
+    LogLine,
+    Progress,
+    SourceFailed,
+    StageChanged,
+)
+from engine.hostfacts import probe_path
+from engine.jobs import BackupRequest, JobFailedError, run_backup
+from engine.repository import Repository
+from engine.restore.locks import TargetLocks
+from engine.restore.plan import RestorePlan, RestoreRequest
+from engine.source_configs import FilesSourceConfig, MongoSourceConfig, SourceConfig
+from engine.sources import SourceContext, source_from
+from engine.ssh import ConnectionPool
+
+SAFETY = "safety backup"
+
+
+class SafetyBackupError(LifeboatError):
+    """The current state could not be saved, so nothing was restored."""
+
+
+async def apply_plan(
+    config: Config,
+    repo: Repository,
+    plan: RestorePlan,
+    request: RestoreRequest,
+    locks: TargetLocks,
+    emit: Emit,
+) -> str | None:
+    """Restore ``plan`` (already validated and confirmed); returns the safety backup's id."""
+    backup_id = plan.manifest.id
+    audit.record(
+        repo.path,
+        config.operator,
+        "restore.confirm",
+        backup=backup_id,
+        target=plan.target,
+        hosts=list(plan.hosts),
+        confirmed=list(request.confirm),
+    )
+    with ExitStack() as held:
+        for host in plan.hosts:
+            held.enter_context(locks.hold(host, config.operator))
+        safety_id = await _safety_backup(config, repo, plan, request, emit)
+        await _restore(config, repo, plan, safety_id, emit)
+    return safety_id
+
+
+async def _safety_backup(
+    config: Config, repo: Repository, plan: RestorePlan, request: RestoreRequest, emit: Emit
+) -> str | None:
+    backup_id = plan.manifest.id
+    record = lambda **details: audit.record(  # noqa: E731
+        repo.path, config.operator, "restore.safety-backup", backup=backup_id, **details
+    )
+    if not request.safety_backup:
+        record(result="skipped", reason=request.skip_reason)
+        emit(LogLine("restore", "warning", f"safety backup skipped: {request.skip_reason}"))
+        return None
+    emit(StageChanged("restore", SAFETY))
+    sources = await _current_state_sources(config, plan)
+    if not sources:
+        record(result="nothing to save")
+        emit(LogLine("restore", "info", "safety backup: nothing on the target yet to save"))
+        return None
+    saving = config.model_copy(update={"sources": dict(config.sources) | sources})
+    request_ = BackupRequest(
+        tuple(sources), label=f"pre-restore-{backup_id}", trigger="pre-restore"
+    )
+    try:
+        manifest = await run_backup(saving, repo, request_, _as_safety(emit))
+    except Exception as exc:
+        record(result="failed", error=describe_error(exc))
+        raise SafetyBackupError(
+            f"the safety backup of the target's current state failed, so nothing was "
+            f"restored: {describe_error(exc)}\nfix that and retry, or skip the safety backup "
+            "with --skip-safety-backup --reason TEXT (the reason is recorded)"
+        ) from None
+    record(result="ok", safety_backup=manifest.id)
+    emit(LogLine("restore", "info", f"safety backup {manifest.id} holds the state before"))
+    return manifest.id
+
+
+async def _current_state_sources(config: Config, plan: RestorePlan) -> dict[str, SourceConfig]:
+    """Each planned source, pointed at what the restore will overwrite on the target.
+
+    Files: the destination paths that exist now (nothing to save for the rest). Mongo: the
+    namespaces the restore writes (after a rename, the renamed ones).
+    """
+    sources: dict[str, SourceConfig] = {}
+    pool = ConnectionPool(dict(config.hosts))
+    try:
+        for step in plan.steps:
+            current = step.config
+            if isinstance(current, FilesSourceConfig):
+                host = await pool.get(step.target_host)
+                root = str(step.options.target_dir or "/").rstrip("/")
+                existing = [
+                    Path(root + str(path))
+                    for path in current.paths
+                    if (await probe_path(host, root + str(path))).exists
+                ]
+                if not existing:
+                    continue
+                current = current.model_copy(update={"paths": tuple(existing)})
+            elif isinstance(current, MongoSourceConfig):
+                options = step.options
+                written = (options.ns_to,) if options.ns_to else options.namespaces
+                if written:
+                    current = current.model_copy(update={"include": written, "exclude": ()})
+            sources[step.source] = current
+    finally:
+        await pool.close()
+    return sources
+
+
+def _as_safety(emit: Emit) -> Emit:
+    """The safety backup's events in the restore job, as rows ``<source> (safety backup)``."""
+
+    def relay(event: Event) -> None:
+        if isinstance(event, JobStarted | JobFinished):
+            return
+        if isinstance(event, StageChanged | Progress | LogLine):
+            event = replace(event, source=f"{event.source} ({SAFETY})")
+        emit(event)
+
+    return relay
+
+
+async def _restore(
+    config: Config, repo: Repository, plan: RestorePlan, safety_id: str | None, emit: Emit
+) -> None:
+    manifest = plan.manifest
+    audit.record(
+        repo.path,
+        config.operator,
+        "restore.start",
+        backup=manifest.id,
+        sources=[step.source for step in plan.steps],
+        hosts=list(plan.hosts),
+        target=plan.target,
+        safety_backup=safety_id,
+    )
+    emit(StageChanged("restore", "restoring"))
+    pool = ConnectionPool(dict(config.hosts))
+    failures: list[SourceFailed] = []
+    result = "cancelled"
+    try:
+        for step in plan.steps:  # one at a time: a restore is no place for surprises
+            emit(StageChanged(step.source, "connecting"))
+            try:
+                host = await pool.get(step.target_host)
+                ctx = SourceContext(step.source, host, repo.backup_dir(manifest.id), emit)
+                await source_from(step.source, step.config).restore(
+                    step.artifact, ctx, step.options
+                )
+            except Exception as exc:
+                emit(StageChanged(step.source, "failed"))
+                emit(LogLine(step.source, "error", describe_error(exc)))
+                failures.append(SourceFailed(step.source, describe_error(exc)))
+                break
+            emit(StageChanged(step.source, "done"))
+        result = "failed" if failures else "ok"
+    finally:
+        await pool.close()
+        audit.record(
+            repo.path,
+            config.operator,
+            "restore.finish",
+            backup=manifest.id,
+            result=result,
+            errors=[f"{f.source}: {f.error}" for f in failures],
+            safety_backup=safety_id,
+        )
+    if failures:
+        emit(LogLine("restore", "error", _undo_hint(safety_id)))
+        raise JobFailedError(tuple(failures))
+
+
+def _undo_hint(safety_id: str | None) -> str:
+    if safety_id is None:
+        return "the restore failed part way; no safety backup was taken"
+    return f"the restore failed part way; the state before it is in backup {safety_id}"

@@ -1,0 +1,130 @@
+"""What a restore will do: which artifacts go to which host, with which settings.
+
+A request names a backup, the sources, and where they go: their original hosts, one other
+host (``target_host``), or an alternate target from ``[targets.NAME]`` that maps each source
+to another host, URI, endpoint or directory. Mistakes in the request that the operator must
+fix before anything else (an unknown target) raise ``UsageError``; what the backup or the
+target lacks becomes a failing check, so the validator's table shows it with the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from engine.checks import Check
+from engine.config import Config
+from engine.errors import UsageError
+from engine.manifest import Artifact, Manifest
+from engine.source_configs import SourceConfig
+from engine.sources import RestoreOptions
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    backup_id: str
+    scope: tuple[str, ...] = ()
+    target: str | None = None  # a [targets.NAME]; None: the sources' own hosts
+    target_host: str | None = None  # every source onto this one configured host instead
+    options: RestoreOptions = RestoreOptions()
+    apply: bool = False
+    confirm: tuple[str, ...] = ()
+    safety_backup: bool = True
+    skip_reason: str | None = None  # why the safety backup is skipped (required to skip it)
+
+
+@dataclass(frozen=True)
+class RestoreStep:
+    source: str
+    artifact: Artifact
+    target_host: str
+    config: SourceConfig  # the source's config with the target's settings applied
+    options: RestoreOptions  # the request's options with the target's directory applied
+
+
+@dataclass
+class RestorePlan:
+    manifest: Manifest
+    target: str | None
+    steps: list[RestoreStep] = field(default_factory=list)
+    problems: list[Check] = field(default_factory=list)
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(step.target_host for step in self.steps))
+
+    @property
+    def confirm_names(self) -> tuple[str, ...]:
+        """What the operator types to confirm: the target's name, or each target host's."""
+        return (self.target,) if self.target else self.hosts
+
+    def target_config(self, config: Config) -> Config:
+        """``config`` with each planned source pointed at where this plan restores it."""
+        sources = dict(config.sources) | {step.source: step.config for step in self.steps}
+        return config.model_copy(update={"sources": sources})
+
+
+def build_plan(config: Config, manifest: Manifest, request: RestoreRequest) -> RestorePlan:
+    if request.target is not None and request.target not in config.targets:
+        known = ", ".join(config.targets) or "none; add a [targets.NAME] table"
+        raise UsageError(f"unknown target {request.target!r}; configured targets: {known}")
+    if request.target_host is not None and request.target_host not in config.hosts:
+        raise UsageError(
+            f"unknown target host {request.target_host!r}; configured hosts: "
+            f"{', '.join(config.hosts)}"
+        )
+    if request.target and request.target_host:
+        raise UsageError("choose one of --target and --target-host")
+    plan = RestorePlan(manifest, request.target)
+    for name in request.scope or manifest.scope:
+        artifact = manifest.artifact(name)
+        if artifact is None:
+            plan.problems.append(
+                Check.fail(
+                    f"source {name}",
+                    f"backup {manifest.id} has no {name}; it holds {', '.join(manifest.scope)}: "
+                    "choose another backup or leave the source out",
+                )
+            )
+        elif name not in config.sources:
+            plan.problems.append(
+                Check.fail(
+                    f"source {name}",
+                    f"{name} is in the backup but not in the config, so there is no restore "
+                    "command for it; add it back under [sources] to restore it",
+                )
+            )
+        else:
+            step = _step(config, name, artifact, request)
+            if isinstance(step, Check):
+                plan.problems.append(step)
+            else:
+                plan.steps.append(step)
+    return plan
+
+
+def _step(
+    config: Config, name: str, artifact: Artifact, request: RestoreRequest
+) -> RestoreStep | Check:
+    source = config.sources[name]
+    if request.target is None:
+        host = request.target_host or source.host
+        return RestoreStep(name, artifact, host, source, request.options)
+    entry = config.targets[request.target].sources.get(name)
+    if entry is None:
+        return Check.fail(
+            f"source {name}",
+            f"target {request.target} does not say where {name} goes; add "
+            f"[targets.{request.target}.sources.{name}] or leave {name} out",
+        )
+    updates: dict[str, Any] = {"host": entry.host or source.host}
+    if entry.uri is not None:
+        updates["uri"] = entry.uri
+    if entry.endpoint is not None:
+        updates["endpoint"] = entry.endpoint
+    if entry.data_dir is not None:
+        updates["data_dir"] = entry.data_dir
+    options = request.options
+    if entry.directory is not None:
+        options = replace(options, target_dir=entry.directory)
+    return RestoreStep(name, artifact, updates["host"], source.model_copy(update=updates), options)

@@ -1,0 +1,145 @@
+"""The restore validator: runs before every apply, changes nothing, reports every check.
+
+Each check is ok, warning or fail, and says what to do. They arrive through ``report`` as
+they finish (the console shows them live): what the plan lacks, each source's options, the
+checksums and structure of every artifact used (one read), each target host over SSH, each
+source's own read-only preflight (datastore answers, versions, free space, restore dir, CA),
+the per-target restore locks, and the backup's age against its tiers' RPO.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+
+from engine.checks import Check, Status
+from engine.config import Config
+from engine.durations import format_duration
+from engine.errors import describe_error
+from engine.events import Emit, ProgressMeter
+from engine.repository import Repository
+from engine.restore.locks import TargetLocks
+from engine.restore.plan import RestorePlan, RestoreStep
+from engine.sources import source_from
+from engine.sources.base import Preflight
+from engine.ssh import ConnectionPool, SSHHost
+from engine.verify import verify_backup_async
+
+Report = Callable[[Check], None]
+
+
+async def validate(
+    config: Config,
+    repo: Repository,
+    plan: RestorePlan,
+    locks: TargetLocks,
+    report: Report,
+    emit: Emit,
+    now: datetime,
+) -> list[Check]:
+    """Run every check of ``plan``; returns them all (``report`` saw each as it came)."""
+    checks: list[Check] = []
+
+    def add(check: Check) -> None:
+        checks.append(check)
+        report(check)
+
+    add(Check.ok("backup", f"{plan.manifest.id}, manifest schema {plan.manifest.schema}"))
+    for problem in plan.problems:
+        add(problem)
+    for step in plan.steps:
+        for problem in source_from(step.source, step.config).restore_problems(
+            step.artifact, step.options
+        ):
+            add(Check.fail(f"options {step.source}", problem))
+    for check in _age_checks(config, plan, now):
+        add(check)
+    if not plan.steps:
+        return checks
+    pool = ConnectionPool(dict(config.hosts))
+    try:
+        await asyncio.gather(
+            _checksums(repo, plan, add, emit),
+            *(_host_checks(pool, plan, host, config, add) for host in plan.hosts),
+        )
+    finally:
+        await pool.close()
+    for host in plan.hosts:
+        holder = locks.holder(host)
+        if holder is None:
+            add(Check.ok(f"lock {host}", "no other restore holds this target"))
+        else:
+            add(
+                Check.fail(
+                    f"lock {host}",
+                    f"another restore holds {host}: {holder}; wait for it to finish",
+                )
+            )
+    return checks
+
+
+async def _checksums(repo: Repository, plan: RestorePlan, add: Report, emit: Emit) -> None:
+    names = tuple(step.source for step in plan.steps)
+    meter = ProgressMeter("verify", emit, sum(step.artifact.size for step in plan.steps))
+    result = await verify_backup_async(
+        repo.backup_dir(plan.manifest.id),
+        plan.manifest,
+        names,
+        lambda done, _total: meter.update(done),
+    )
+    meter.finish()
+    if result.ok:
+        add(Check.ok("checksums", f"{len(names)} artifact(s): sizes, sha256 and structure good"))
+    for problem in result.problems:
+        add(Check.fail("checksums", f"{problem}; this backup cannot be trusted: choose another"))
+
+
+async def _host_checks(
+    pool: ConnectionPool, plan: RestorePlan, host_name: str, config: Config, add: Report
+) -> None:
+    try:
+        host = await pool.get(host_name)
+    except Exception as exc:  # any failure to connect is this check's verdict
+        add(Check.fail(f"ssh {host_name}", describe_error(exc)))
+        return
+    add(Check.ok(f"ssh {host_name}", f"reachable as {host.config.user}"))
+    steps = [step for step in plan.steps if step.target_host == host_name]
+    for step in steps:
+        for check in await _preflight(host, step, plan.manifest.id, config):
+            add(check)
+
+
+async def _preflight(
+    host: SSHHost, step: RestoreStep, backup_id: str, config: Config
+) -> list[Check]:
+    source = source_from(step.source, step.config)
+    check = Preflight(
+        host, step.artifact, step.options, backup_id, config.restore.free_space_margin
+    )
+    try:
+        return await source.preflight(check)
+    except Exception as exc:  # a probe that broke is a failed check, not a crashed validator
+        return [Check.fail(f"preflight {step.source}", describe_error(exc))]
+
+
+def _age_checks(config: Config, plan: RestorePlan, now: datetime) -> list[Check]:
+    """A warning per tier whose RPO the backup is older than (it may lose more than agreed)."""
+    age = now - plan.manifest.created_at
+    restored = {step.source for step in plan.steps}
+    checks = []
+    for name, tier in config.tiers.items():
+        if restored & set(tier.sources) and age > tier.rpo:
+            checks.append(
+                Check.warning(
+                    f"age {name}",
+                    f"the backup is {format_duration(age)} old, beyond tier {name}'s RPO of "
+                    f"{format_duration(tier.rpo)}: data written since is lost; is there a "
+                    "newer backup?",
+                )
+            )
+    return checks
+
+
+def failed(checks: list[Check]) -> list[Check]:
+    return [check for check in checks if check.status is Status.FAIL]
