@@ -31,6 +31,7 @@ class LazyGroup(click.Group):
         "backup": "tui.commands.backup:backup",
         "restore": "tui.commands.restore:restore",
         "demo": "tui.commands.demo:demo",
+        "runbook": "tui.commands.runbook:runbook",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -17,7 +17,7 @@ def require_terminal() -> None:
         )
 
 
-async def run_console(config: Config, *, mouse: bool) -> None:
+async def run_console(config: Config, *, mouse: bool, wizard: str | None = None) -> None:
     from tui.app import make_app  # Textual loads only when the console opens
 
     require_terminal()

@@ -15,12 +15,12 @@ from datetime import datetime
 
 from engine.checks import Check, Status
 from engine.config import Config
-from engine.durations import format_duration
 from engine.errors import describe_error
 from engine.events import Emit, ProgressMeter
 from engine.repository import Repository
 from engine.restore.locks import TargetLocks
 from engine.restore.plan import RestorePlan, RestoreStep
+from engine.restore.scenario import age_warnings
 from engine.sources import source_from
 from engine.sources.base import Preflight
 from engine.ssh import ConnectionPool, SSHHost
@@ -45,7 +45,16 @@ async def validate(
         checks.append(check)
         report(check)
 
-    add(Check.ok("backup", f"{plan.manifest.id}, manifest schema {plan.manifest.schema}"))
+    manifest = plan.manifest
+    by = f" by {manifest.operator}" if manifest.operator else ""
+    add(
+        Check.ok(
+            "backup",
+            f"{manifest.id}{f' ({manifest.label})' if manifest.label else ''}, taken "
+            f"{manifest.created_at:%Y-%m-%d %H:%M}Z{by}; manifest schema "
+            f"{manifest.schema_version} is known",
+        )
+    )
     for problem in plan.problems:
         add(problem)
     for step in plan.steps:
@@ -125,20 +134,11 @@ async def _preflight(
 
 def _age_checks(config: Config, plan: RestorePlan, now: datetime) -> list[Check]:
     """A warning per tier whose RPO the backup is older than (it may lose more than agreed)."""
-    age = now - plan.manifest.created_at
-    restored = {step.source for step in plan.steps}
-    checks = []
-    for name, tier in config.tiers.items():
-        if restored & set(tier.sources) and age > tier.rpo:
-            checks.append(
-                Check.warning(
-                    f"age {name}",
-                    f"the backup is {format_duration(age)} old, beyond tier {name}'s RPO of "
-                    f"{format_duration(tier.rpo)}: data written since is lost; is there a "
-                    "newer backup?",
-                )
-            )
-    return checks
+    restored = tuple(step.source for step in plan.steps)
+    return [
+        Check.warning("age", f"{text}: data written since is lost; is there a newer backup?")
+        for text in age_warnings(config, plan.manifest, restored, now)
+    ]
 
 
 def failed(checks: list[Check]) -> list[Check]:

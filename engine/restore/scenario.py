@@ -1,0 +1,123 @@
+"""From a decision tree's outcome to a recommended restore: sources, globs, backup, notes.
+
+The recommendation is a starting point the operator edits; ``choose_backup`` picks the
+newest verified backup that covers every source (never a safety backup taken before an
+earlier restore: that holds the broken state) and warns when it is older than a tier's RPO.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from engine.config import Config
+from engine.durations import format_duration
+from engine.errors import UsageError
+from engine.manifest import Manifest
+from engine.repository import Repository
+from engine.restore.tree import OutcomeNode, Walk
+
+SAFETY_TRIGGER = "pre-restore"
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """What an outcome recommends for this config."""
+
+    title: str
+    text: str
+    sources: tuple[str, ...]
+    namespaces: tuple[str, ...]
+    alternate_target: bool
+    notes: tuple[str, ...]
+    checklist: str
+
+
+@dataclass(frozen=True)
+class BackupChoice:
+    manifest: Manifest | None
+    verified: bool
+    warnings: tuple[str, ...]
+
+
+def recommend(config: Config, walk: Walk) -> Recommendation:
+    """The plan an outcome stands for; ``UsageError`` when no configured source fits it."""
+    outcome = walk.ending
+    if not isinstance(outcome, OutcomeNode):
+        raise UsageError("this answer ends in advice, not a restore")
+    sources = [name for name in outcome.sources if name in config.sources]
+    sources += [
+        name
+        for name, source in config.sources.items()
+        if source.kind in outcome.kinds and name not in sources
+    ]
+    if not sources:
+        wanted = ", ".join([*outcome.sources, *(f"any {kind} source" for kind in outcome.kinds)])
+        raise UsageError(
+            f"{outcome.title}: the config has no {wanted}; add the source, or restore by id "
+            "with `lifeboat restore ID --scope SOURCE`"
+        )
+    namespaces = outcome.namespaces
+    if outcome.namespaces_from is not None:
+        typed = walk.answers.get(outcome.namespaces_from, "")
+        namespaces = tuple(typed.replace(",", " ").split())
+        if not namespaces:
+            raise UsageError(
+                f"{outcome.title} needs namespace globs: answer {outcome.namespaces_from}="
+                "'db.collection db.prefix_*'"
+            )
+    return Recommendation(
+        title=outcome.title,
+        text=outcome.text,
+        sources=tuple(sources),
+        namespaces=namespaces,
+        alternate_target=outcome.target == "alternate",
+        notes=outcome.notes,
+        checklist=outcome.checklist,
+    )
+
+
+def covers(manifest: Manifest, sources: tuple[str, ...]) -> bool:
+    return all(manifest.artifact(name) is not None for name in sources)
+
+
+def candidates(repo: Repository, sources: tuple[str, ...]) -> list[Manifest]:
+    """Backups holding every source, newest first (safety backups included, for a choice)."""
+    manifests, _unreadable = repo.list_backups()
+    return [manifest for manifest in manifests if covers(manifest, sources)]
+
+
+def choose_backup(
+    config: Config, repo: Repository, sources: tuple[str, ...], now: datetime
+) -> BackupChoice:
+    """The newest verified backup covering ``sources`` (else the newest unverified one)."""
+    found = [m for m in candidates(repo, sources) if m.trigger != SAFETY_TRIGGER]
+    if not found:
+        return BackupChoice(
+            None, False, (f"no backup holds all of {', '.join(sources)}; take one first",)
+        )
+    verifications = repo.verifications()
+    verified = [m for m in found if (v := verifications.get(m.id)) is not None and v.ok]
+    manifest = verified[0] if verified else found[0]
+    warnings = (
+        []
+        if verified
+        else [
+            f"no backup of {', '.join(sources)} has been verified; the validator checks its "
+            "checksums before anything is written"
+        ]
+    )
+    warnings += age_warnings(config, manifest, sources, now)
+    return BackupChoice(manifest, bool(verified), tuple(warnings))
+
+
+def age_warnings(
+    config: Config, manifest: Manifest, sources: tuple[str, ...], now: datetime
+) -> list[str]:
+    age = now - manifest.created_at
+    return [
+        f"{manifest.id} is {format_duration(age)} old, beyond tier {name}'s RPO of "
+        f"{format_duration(tier.rpo)}"
+        for name, tier in config.tiers.items()
+        if set(sources) & set(tier.sources) and age > tier.rpo
+    ]
