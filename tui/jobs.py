@@ -10,7 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from engine.events import Event, JobFinished, JobStarted, LogLine, Progress, StageChanged
+from engine.events import (
+    CheckReported,
+    Event,
+    JobFinished,
+    JobStarted,
+    LogLine,
+    Progress,
+    StageChanged,
+)
 from engine.manifest import utc_now
 
 MAX_LOG_LINES = 2000
@@ -33,6 +41,7 @@ class JobState:
     job_id: str | None = None  # the engine's (a backup id), from JobStarted
     scope: tuple[str, ...] = ()  # the sources the job covers, from JobStarted
     sources: dict[str, SourceState] = field(default_factory=dict)
+    checks: list[CheckReported] = field(default_factory=list)  # a restore's validator
     finished: JobFinished | None = None
 
     @property
@@ -85,6 +94,11 @@ class JobBoard:
             )
         elif isinstance(event, LogLine):
             self.note(event.source, event.level, event.text)
+        elif isinstance(event, CheckReported):
+            job.checks.append(event)
+            if event.status != "ok":
+                self.note("validator", "error" if event.status == "fail" else "warning",
+                          f"{event.name}: {event.detail}")  # fmt: skip
 
     def fail(self, key: str, message: str) -> None:
         """A job ended with an error before or without its JobFinished (a worker error)."""

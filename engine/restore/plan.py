@@ -100,6 +100,16 @@ def build_plan(config: Config, manifest: Manifest, request: RestoreRequest) -> R
                 plan.problems.append(step)
             else:
                 plan.steps.append(step)
+    kinds = {step.config.kind for step in plan.steps}
+    for kind, used in request.options.for_kind().items():
+        if used and plan.steps and kind not in kinds:
+            plan.problems.append(
+                Check.fail(
+                    "options",
+                    f"{RestoreOptions.FLAGS[kind]} applies to {kind} sources, and none is "
+                    "being restored; drop it or add a source of that kind",
+                )
+            )
     return plan
 
 
@@ -107,9 +117,10 @@ def _step(
     config: Config, name: str, artifact: Artifact, request: RestoreRequest
 ) -> RestoreStep | Check:
     source = config.sources[name]
+    options = request.options.only_for(source.kind)
     if request.target is None:
         host = request.target_host or source.host
-        return RestoreStep(name, artifact, host, source, request.options)
+        return RestoreStep(name, artifact, host, source, options)
     entry = config.targets[request.target].sources.get(name)
     if entry is None:
         return Check.fail(
@@ -124,7 +135,6 @@ def _step(
         updates["endpoint"] = entry.endpoint
     if entry.data_dir is not None:
         updates["data_dir"] = entry.data_dir
-    options = request.options
     if entry.directory is not None:
         options = replace(options, target_dir=entry.directory)
     return RestoreStep(name, artifact, updates["host"], source.model_copy(update=updates), options)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -86,13 +86,30 @@ class RestoreOptions:
     ns_to: str | None = None
     drop: bool = True  # mongo: drop each target collection before restoring it
 
+    FLAGS: ClassVar[dict[str, str]] = {
+        "files": "--target-dir",
+        "etcd": "--swap",
+        "mongo": "--ns/--ns-from/--ns-to",
+    }
+
     def for_kind(self) -> dict[str, bool]:
-        """Which kind-specific options are set, to refuse them on other kinds."""
+        """Which kind-specific options are set."""
         return {
             "files": self.target_dir is not None,
             "etcd": self.swap,
             "mongo": bool(self.namespaces or self.ns_from or self.ns_to),
         }
+
+    def only_for(self, kind: str) -> RestoreOptions:
+        """These options as one source of ``kind`` sees them (others' settings cleared)."""
+        keep = RestoreOptions(drop=self.drop)
+        if kind == "files":
+            return replace(keep, target_dir=self.target_dir)
+        if kind == "etcd":
+            return replace(keep, swap=self.swap)
+        if kind == "mongo":
+            return replace(keep, namespaces=self.namespaces, ns_from=self.ns_from, ns_to=self.ns_to)
+        return keep
 
 
 @dataclass(frozen=True)
@@ -157,12 +174,7 @@ class Source(ABC):
 
     def restore_problems(self, artifact: Artifact, options: RestoreOptions) -> list[str]:
         """Reasons ``artifact`` cannot be restored with ``options`` (checked before anything)."""
-        flags = {"files": "--target-dir", "etcd": "--swap", "mongo": "--ns/--ns-from/--ns-to"}
-        return [
-            f"{self.name}: {flags[kind]} applies to {kind} sources only, not {self.kind}"
-            for kind, used in options.for_kind().items()
-            if used and kind != self.kind
-        ]
+        return []
 
 
 async def read_chunks(path: Path, meter: ProgressMeter) -> AsyncIterator[bytes]:
