@@ -19,6 +19,7 @@ from engine.demo.sandbox import open_sandbox
 from engine.jobs import BackupRequest, run_backup, run_verify
 from engine.repository import Repository
 from tui.app import LifeboatApp, make_app
+from tui.screens.wizard import RestoreWizard
 
 HERE = Path(__file__).resolve().parent
 WIDE = (120, 36)
@@ -64,16 +65,25 @@ async def shoot(root: Path) -> list[Path]:
             await pilot.press("v")
             await _settle(app, pilot)
             saved.append(Path(app.save_screenshot("browser-verify-result.svg", str(HERE))))
-            await pilot.press("r")
+        app = make_app(config, settings=root / "console.json")
+        async with app.run_test(size=NARROW) as pilot:
+            await pilot.press("r")  # the guided restore, from the dashboard
             await pilot.pause()
-            await pilot.press("tab", "tab", "enter")  # past Cancel to "Run checks"
+            wizard = app.screen
+            assert isinstance(wizard, RestoreWizard)
+            scenarios = [choice.value for choice in wizard.state.tree.scenarios()]
+            await pilot.press(*["down"] * scenarios.index("module-removed"), "enter")
+            await pilot.press(*"app.users", "enter")
+            await pilot.pause()
+            saved.append(Path(app.save_screenshot("wizard-plan.svg", str(HERE))))
+            await pilot.press("ctrl+n", "enter", "enter")  # plan, newest verified backup, target
             await _settle(app, pilot)
-            saved.append(Path(app.save_screenshot("restore-checks.svg", str(HERE))))
-            await pilot.press("enter")  # continue to the typed confirmation
+            saved.append(Path(app.save_screenshot("wizard-checks.svg", str(HERE))))
+            await pilot.press("ctrl+n")
             await pilot.pause()
             await pilot.press(*"dem")
             await pilot.pause()
-            saved.append(Path(app.save_screenshot("restore-confirm.svg", str(HERE))))
+            saved.append(Path(app.save_screenshot("wizard-confirm.svg", str(HERE))))
             await pilot.press("escape")
             await _settle(app, pilot)
     return saved

@@ -45,8 +45,16 @@ class LifeboatApp(App[None]):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, config: Config, repository: Repository, *, settings: Path | None = None):
+    def __init__(
+        self,
+        config: Config,
+        repository: Repository,
+        *,
+        settings: Path | None = None,
+        wizard: str | None = None,
+    ):
         super().__init__()
+        self.open_wizard_on_start = wizard  # "": the wizard; a backup id: on that backup
         self.config = config
         self.repository = repository
         self.settings_path = settings or paths.console_settings_file()
@@ -131,7 +139,18 @@ class LifeboatApp(App[None]):
             self.jobs_changed.publish(key)
             self.backups_changed.publish(None)
 
+    def on_mount(self) -> None:
+        if self.open_wizard_on_start is not None:
+            backup = self.open_wizard_on_start
+            self.action_restore_wizard(backup or None)
+
     # -- actions -------------------------------------------------------------------------
+
+    def action_restore_wizard(self, backup_id: str | None = None) -> None:
+        """Open the guided restore (on ``backup_id`` when given, skipping the backup step)."""
+        from tui.screens.wizard import open_wizard
+
+        open_wizard(self, self.repository.load(backup_id) if backup_id else None)
 
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen
@@ -139,6 +158,13 @@ class LifeboatApp(App[None]):
         self.push_screen(HelpScreen())
 
 
-def make_app(config: Config, *, settings: Path | None = None) -> LifeboatApp:
-    """The console on ``config``'s repository (tests and screenshot scripts use this too)."""
-    return LifeboatApp(config, Repository.open(config.repository.path), settings=settings)
+def make_app(
+    config: Config, *, settings: Path | None = None, wizard: str | None = None
+) -> LifeboatApp:
+    """The console on ``config``'s repository (tests and screenshot scripts use this too).
+
+    ``wizard`` opens the guided restore at once ("" or a backup id to restore from)."""
+    repository = Repository.open(config.repository.path)
+    if wizard:
+        repository.load(wizard)  # an unknown id is refused before the console opens
+    return LifeboatApp(config, repository, settings=settings, wizard=wizard)

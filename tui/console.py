@@ -21,4 +21,4 @@ async def run_console(config: Config, *, mouse: bool, wizard: str | None = None)
     from tui.app import make_app  # Textual loads only when the console opens
 
     require_terminal()
-    await make_app(config).run_async(mouse=mouse)
+    await make_app(config, wizard=wizard).run_async(mouse=mouse)

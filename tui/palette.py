@@ -28,6 +28,11 @@ class LifeboatCommands(Provider):
             ("Back up now (all sources)", app.start_backup, "start a backup of every source"),
             ("Go to dashboard", partial(app.switch_mode, "dashboard"), "tiers, jobs, log"),
             ("Go to backups", partial(app.switch_mode, "backups"), "verify, restore, delete"),
+            (
+                "Restore (guided wizard)",
+                app.action_restore_wizard,
+                "what happened -> plan -> checks -> confirm -> restore",
+            ),
             ("Open backup by id …", partial(open_backup, app, None), "type part of its id"),
             ("Show keys", app.action_help, "every key binding"),
         ]

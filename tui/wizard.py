@@ -24,13 +24,13 @@ from engine.restore.tree import Tree, Walk, walk
 from engine.sources import RestoreOptions
 
 STEPS = (
-    ("scenario", "What happened"),
+    ("scenario", "Scenario"),
     ("plan", "Plan"),
     ("backup", "Backup"),
     ("target", "Target"),
     ("checks", "Checks"),
     ("confirm", "Confirm"),
-    ("safety", "Safety backup"),
+    ("safety", "Safety"),
     ("restore", "Restore"),
     ("done", "Done"),
 )

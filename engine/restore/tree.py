@@ -208,7 +208,7 @@ def parse_tree(
         tree = Tree.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
-            loc = ".".join(str(part) for part in error["loc"] if part not in _KIND_TAGS)
+            loc = _location(error["loc"])
             problems.append(f"{where}: {loc or 'file'}: {_message(error['msg'])}")
         return None
     found = [f"{where}: {line}" for line in tree_problems(tree, sources, kinds)]
@@ -217,6 +217,17 @@ def parse_tree(
 
 
 _KIND_TAGS = {"question", "input", "advice", "outcome"}
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    """A pydantic location as a key path (``nodes.x.choices[0].next``), without the union's
+    kind tag that pydantic inserts after the node id (a node may itself be named ``outcome``)."""
+    if len(loc) > 2 and loc[0] == "nodes" and loc[2] in _KIND_TAGS:
+        loc = (*loc[:2], *loc[3:])
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text
 
 
 def _message(text: str) -> str:

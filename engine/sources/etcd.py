@@ -184,12 +184,15 @@ class EtcdSource(Source):
 
     def _status_version(self, local_port: int) -> str:
         import grpc
+        from etcd3.exceptions import Etcd3Exception
 
         client = self._client(local_port, timeout=STATUS_TIMEOUT)
         try:
             return str(client.status().version)
         except grpc.RpcError as exc:
             raise EtcdError(f"{exc.code().name}: {exc.details()}") from None
+        except Etcd3Exception as exc:  # the client maps UNAVAILABLE etc. to its own errors
+            raise EtcdError(str(exc) or type(exc).__name__) from None
         finally:
             client.close()
 

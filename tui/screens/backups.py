@@ -26,8 +26,8 @@ from engine.manifest import Manifest
 from engine.repository import Repository
 from engine.retention import delete_backup
 from tui.format import human_size
-from tui.screens.modals import TypedConfirmModal
-from tui.screens.restore_dialog import restore_flow, worker_named, wrapped
+from tui.screens.modals import TypedConfirmModal, worker_named, wrapped
+from tui.screens.wizard import open_wizard
 from tui.widgets.backup_detail import BackupDetail
 from tui.widgets.backup_list import BackupList, BackupRow
 
@@ -341,11 +341,7 @@ class BackupsScreen(Screen[None]):
     def action_restore(self) -> None:
         manifest = self._current()
         if manifest is not None:
-            self._restore(manifest)
-
-    @work(exclusive=True, group="restore-flow", exit_on_error=False)
-    async def _restore(self, manifest: Manifest) -> None:
-        await restore_flow(self.lifeboat, manifest)
+            open_wizard(self.lifeboat, manifest)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker

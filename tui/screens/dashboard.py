@@ -27,6 +27,7 @@ class DashboardScreen(Screen[None]):
     CSS_PATH = "dashboard.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("b", "backup", "Back up"),
+        Binding("r", "app.restore_wizard", "Restore"),
         Binding("c", "cancel_job", "Cancel job"),
     ]
 

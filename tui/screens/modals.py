@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, SelectionList
+from textual.worker import Worker
 
 MODAL_CSS = """
 {name} {{ align: center middle; }}
@@ -27,6 +30,17 @@ MODAL_CSS = """
 {name} Label {{ width: 100%; }}
 {name} .problem {{ color: $error; }}
 """
+DIALOG_TEXT_WIDTH = 56  # inside the 64 columns of a modal
+
+
+def wrapped(text: str) -> str:
+    """``text`` as markup-safe lines that fit a confirmation dialog (its label does not wrap)."""
+    return escape("\n".join(textwrap.wrap(text, DIALOG_TEXT_WIDTH)))
+
+
+def worker_named(app: App[object], key: str) -> Worker[Any]:
+    """The running worker of the job the console started as ``key``."""
+    return next(worker for worker in app.workers if worker.name == key)
 
 
 @dataclass(frozen=True)
