@@ -70,7 +70,11 @@ def tree_snapshot(root: Path) -> dict[str, bytes]:
 
 
 def stored_backup(
-    repo: Repository, moment: datetime, contents: dict[str, bytes], label: str | None = None
+    repo: Repository,
+    moment: datetime,
+    contents: dict[str, bytes],
+    label: str | None = None,
+    trigger: str = "manual",
 ) -> Manifest:
     """A real backup of command-output artifacts (one file per source, true sha256), committed
     through the repository API, with a fixed time and an id derived from it."""
@@ -89,7 +93,7 @@ def stored_backup(
         label=label,
         created_at=moment,
         finished_at=moment,
-        trigger="manual",
+        trigger=trigger,
         operator="tester",
         tool_version="0.1.0",
         scope=tuple(contents),

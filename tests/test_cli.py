@@ -216,7 +216,15 @@ async def test_backup_list_verify_restore_delete(ssh_server: SSHTestServer, tmp_
     audit = [
         json.loads(line) for line in (tmp_path / "repo" / "audit.jsonl").read_text().splitlines()
     ]
-    assert [a["action"] for a in audit] == ["restore.start", "restore.finish", "backup.delete"]
+    assert [a["action"] for a in audit] == [
+        "restore.validate",
+        "restore.confirm",
+        "restore.safety-backup",  # nothing to save: the target dir was empty
+        "restore.start",
+        "restore.finish",
+        "backup.delete",
+    ]
+    assert audit[2]["result"] == "nothing to save"
 
 
 async def test_ctrl_c_mid_backup_leaves_nothing(ssh_server: SSHTestServer, tmp_path: Path) -> None:

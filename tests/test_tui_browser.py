@@ -16,7 +16,8 @@ from rich.console import Console, RenderableType
 from sshd import SSHTestServer
 from textual.geometry import Region
 from textual.widget import Widget
-from textual.widgets import Input
+from textual.widgets import Input, SelectionList
+from wizard_pilot import answer, choose, flat, next_button, run_checks, settle, shown
 
 from engine.config import Config, parse_config
 from engine.events import Event
@@ -26,7 +27,7 @@ from engine.repository import Repository, new_backup_id
 from tui.app import LifeboatApp
 from tui.screens.backups import BackupsScreen, open_backup
 from tui.screens.modals import TypedConfirmModal
-from tui.screens.restore_dialog import RestoreCheckModal, RestoreModal
+from tui.screens.wizard import RestoreWizard
 from tui.widgets.backup_detail import BackupDetail, describe_backup
 from tui.widgets.backup_list import BackupList
 
@@ -153,14 +154,6 @@ async def open_browser(app: LifeboatApp, pilot: object) -> BackupsScreen:
     await pilot.pause()  # type: ignore[attr-defined]
     assert isinstance(app.screen, BackupsScreen)
     return app.screen
-
-
-async def settle(app: LifeboatApp, pilot: object) -> None:
-    """Let every worker finish except a restore flow waiting on the operator."""
-    await pilot.pause()  # type: ignore[attr-defined]
-    while busy := [w for w in app.workers if w.group != "restore-flow" and not w.is_finished]:
-        await app.workers.wait_for_complete(busy)
-        await pilot.pause()  # type: ignore[attr-defined]
 
 
 def detail_text(screen: BackupsScreen) -> str:
@@ -328,37 +321,56 @@ async def test_delete_needs_the_typed_id_and_is_audited(
 
 
 async def test_restore_dry_run_passes_and_stops_at_the_typed_host(
-    repo_and_config: tuple[Repository, Config], tmp_path: Path
+    asyncssh_server: SSHTestServer, tmp_path: Path
 ) -> None:
-    repo, config = repo_and_config
+    target = tmp_path / "restored.dump"
+    config = make_config(
+        asyncssh_server,
+        tmp_path / "repo",
+        command_source("db", ["cat", "/nonexistent"], ["dd", f"of={target}", "status=none"]),
+    )
+    repo = Repository.open(config.repository.path)
     backup = command_backup(repo, START, "to-restore")
     app = console(config, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_browser(app, pilot)
         await pilot.press("r")
         await pilot.pause()
-        assert isinstance(app.screen, RestoreModal)
-        await pilot.press("tab", "tab", "enter")  # past Cancel to "Run checks"
-        await settle(app, pilot)
-        checks = app.screen
-        assert isinstance(checks, RestoreCheckModal)
-        shown = painted(checks.query_one("#verdict"))
-        assert "Every check passed" in shown
-        assert "db → h1" in shown
+        wizard = app.screen
+        assert isinstance(wizard, RestoreWizard)
+        assert wizard.state.backup == backup
+        assert "Backup" not in shown(wizard, "#steps")  # chosen in the browser: no backup step
+        await choose(pilot, wizard, "other")  # every source, in place
+        assert wizard.query_one("#plan-sources", SelectionList).selected == ["db"]
+        await pilot.press("ctrl+n")
+        assert shown(wizard, "#target-list") == "original hosts: h1"
+        await run_checks(app, pilot, wizard)
+        (job,) = app.board.jobs.values()
+        assert [(check.name, check.status) for check in job.checks] == [
+            ("backup", "ok"),
+            ("checksums", "ok"),
+            ("ssh h1", "ok"),
+            ("tools h1", "ok"),
+            ("lock h1", "ok"),
+        ]
+        table = shown(wizard, "#checks-table")
+        assert "✓ tools h1  dd is installed" in table
+        assert "Every check passed" in shown(wizard, "#checks-verdict")
+        assert not next_button(wizard).disabled
+        assert str(next_button(wizard).label) == "Continue"
         await pilot.press("enter")  # Continue (focused once the checks passed)
-        await pilot.pause()
-        confirm = app.screen
-        assert isinstance(confirm, TypedConfirmModal)
-        assert confirm.expected == "h1"
+        assert wizard.step == "confirm"
+        assert f"Restore db from {backup.id} onto h1." in flat(shown(wizard, "#confirm-text"))
+        assert wizard.query_one("#confirm-name", Input).placeholder == "h1"
         await pilot.press("escape")
         await settle(app, pilot)
         assert app.screen is screen
         kinds = [job.kind for job in app.board.jobs.values()]
         assert kinds == ["restore"]  # the dry run only
-        finished = next(iter(app.board.jobs.values())).finished
-        assert finished is not None
-        assert finished.ok
+        assert job.finished is not None
+        assert job.finished.ok
     assert not (repo.path / "audit.jsonl").exists()  # nothing was applied
+    assert not target.exists()
     assert repo.is_backup(backup.id)
 
 
@@ -372,18 +384,28 @@ async def test_restore_refused_lists_each_problem(tmp_path: Path) -> None:
         await open_browser(app, pilot)
         await pilot.press("r")
         await pilot.pause()
-        await pilot.press("tab", "tab", "enter")
-        await settle(app, pilot)
-        checks = app.screen
-        assert isinstance(checks, RestoreCheckModal)
-        shown = painted(checks.query_one("#verdict"))
-        assert "Restore refused; nothing was changed" in shown
-        assert "no restore command is configured" in shown
-        assert "db.out (db): size is 7 bytes" in shown
-        assert checks.query_one("#continue").disabled
+        wizard = app.screen
+        assert isinstance(wizard, RestoreWizard)
+        await choose(pilot, wizard, "other")
+        await pilot.press("ctrl+n")
+        await run_checks(app, pilot, wizard)
+        (job,) = app.board.jobs.values()
+        failed = [check.name for check in job.checks if check.status == "fail"]
+        assert failed == ["options db", "checksums", "ssh h1"]  # h1 is port 1: nobody answers
+        table = flat(shown(wizard, "#checks-table"))
+        assert "✗ options db" in table
+        assert "no restore command is configured" in table
+        assert "db.out (db): size is 7 bytes" in table
+        assert "✗ ssh h1" in table
+        verdict = flat(shown(wizard, "#checks-verdict"))
+        assert "Restore refused: 3 check(s) failed; nothing was changed" in verdict
+        assert next_button(wizard).disabled
+        await pilot.press("ctrl+n")  # refused: there is no way on to the confirmation
+        assert wizard.step == "checks"
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, BackupsScreen)
+    assert not (repo.path / "audit.jsonl").exists()
 
 
 async def test_restore_namespace_globs_are_for_mongo_only(tmp_path: Path) -> None:
@@ -399,21 +421,31 @@ async def test_restore_namespace_globs_are_for_mongo_only(tmp_path: Path) -> Non
         await open_browser(app, pilot)
         await pilot.press("r")
         await pilot.pause()
-        modal = app.screen
-        assert isinstance(modal, RestoreModal)
-        assert "holds app.groups, app.users" in painted(modal.query_one(".hint"))
-        await pilot.press("tab")
-        modal.query_one(Input).value = "app.users"
-        await pilot.press("enter")
-        assert "deselect etcd" in painted(modal.query_one("#problem"))
-        await pilot.press("shift+tab", "end", "space", "tab", "enter")
-        await settle(app, pilot)
-        checks = app.screen
-        assert isinstance(checks, RestoreCheckModal)
+        wizard = app.screen
+        assert isinstance(wizard, RestoreWizard)
+        await choose(pilot, wizard, "module-removed")
+        await answer(pilot, wizard, "app.users")
+        sources = wizard.query_one("#plan-sources", SelectionList)
+        assert sources.selected == ["mongo"]  # the plan offers etcd too, unselected
+        assert "etcd  etcd on h1" in shown(wizard, "#plan-sources")
+        assert wizard.query_one("#plan-globs", Input).value == "app.users"
+        await pilot.press("ctrl+n")
+        await run_checks(app, pilot, wizard)
         (job,) = app.board.jobs.values()
         assert job.scope == ("mongo",)
-        shown = painted(checks.query_one("#verdict"))
-        assert "mongo.archive.gz (mongo): missing" in shown
+        assert "mongo.archive.gz (mongo): missing" in flat(shown(wizard, "#checks-table"))
+        assert wizard.state.request().options.namespaces == ("app.users",)
+
+        await pilot.press("ctrl+b", "ctrl+b")  # back to the plan: etcd instead of mongo
+        assert wizard.step == "plan"
+        assert sources.has_focus
+        await pilot.press("home", "space", "down", "space", "ctrl+n")
+        await run_checks(app, pilot, wizard)
+        etcd_job = list(app.board.jobs.values())[-1]
+        assert etcd_job.scope == ("etcd",)
+        assert wizard.state.request().options.namespaces == ()  # the globs stay with mongo
+        assert not [check for check in etcd_job.checks if check.name == "options"]
+        assert "etcd.snapshot.db (etcd): missing" in flat(shown(wizard, "#checks-table"))
         await pilot.press("escape")
 
 
@@ -452,20 +484,37 @@ async def test_restore_applies_after_typing_the_host(
         await open_browser(app, pilot)
         await pilot.press("r")
         await pilot.pause()
-        await pilot.press("tab", "tab", "enter")
-        await settle(app, pilot)
+        wizard = app.screen
+        assert isinstance(wizard, RestoreWizard)
+        await choose(pilot, wizard, "other")
+        await pilot.press("ctrl+n")
+        await run_checks(app, pilot, wizard)
         await pilot.press("enter")  # Continue
-        await pilot.pause()
-        assert isinstance(app.screen, TypedConfirmModal)
+        assert wizard.step == "confirm"
         await pilot.press(*"h1", "enter")
         await settle(app, pilot)
-        assert app.current_mode == "dashboard"
+        assert wizard.step == "done"
         restores = [job for job in app.board.jobs.values() if job.kind == "restore"]
         assert len(restores) == 2  # the dry run, then the real one
         assert all(job.finished is not None and job.finished.ok for job in restores)
+        (safety,) = [m for m in repo.list_backups()[0] if m.trigger == "pre-restore"]
+        done = flat(shown(wizard, "#done-text"))
+        assert f"From backup {manifest.id} onto their own hosts." in done
+        assert f"The state before is kept in backup {safety.id}." in done
+        await pilot.press("ctrl+n")  # Close
+        await pilot.pause()
+        assert isinstance(app.screen, BackupsScreen)
     assert target.read_bytes() == source.read_bytes()
-    actions = [
-        json.loads(line)["action"] for line in (repo.path / "audit.jsonl").read_text().splitlines()
+    assert (repo.backup_dir(safety.id) / "db.out").read_bytes() == source.read_bytes()
+    records = [json.loads(line) for line in (repo.path / "audit.jsonl").read_text().splitlines()]
+    assert [record["action"] for record in records] == [
+        "restore.validate",
+        "restore.confirm",
+        "restore.safety-backup",
+        "restore.start",
+        "restore.finish",
     ]
-    assert actions == ["restore.start", "restore.finish"]
-    assert manifest.id in (repo.path / "audit.jsonl").read_text()
+    assert all(record["backup"] == manifest.id for record in records)
+    assert records[1]["confirmed"] == ["h1"]
+    assert records[2]["safety_backup"] == safety.id
+    assert records[4]["result"] == "ok"

@@ -127,3 +127,28 @@ async def test_no_color_is_respected(tmp_path: Path, monkeypatch: pytest.MonkeyP
         await pilot.pause()
         assert app.no_color
         assert app.screen.query_one("#tiers")
+
+
+async def test_quit_with_a_running_job_asks_first(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    config = make_config(
+        asyncssh_server,
+        tmp_path / "repo",
+        command_source("db", ["cat", "/dev/zero"]),
+        bulk_transport="asyncssh",
+    )
+    app = console(config, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        key = app.start_backup()
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmModal)
+        assert "1 job(s) running (backup)" in str(app.screen.question)
+        await pilot.press("escape")  # no: the backup goes on
+        await pilot.pause()
+        assert app.is_running
+        assert app.board.jobs[key].running
+        await pilot.press("q")
+        await pilot.click("#yes")
+        await pilot.pause()
+        assert not app.is_running

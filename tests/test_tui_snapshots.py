@@ -67,5 +67,7 @@ def test_browser(app: LifeboatApp, size: tuple[int, int], snap_compare: Callable
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_restore_dialog(app: LifeboatApp, size: tuple[int, int], snap_compare: Callable) -> None:
+def test_restore_wizard_from_browser(
+    app: LifeboatApp, size: tuple[int, int], snap_compare: Callable
+) -> None:
     assert snap_compare(app, press=["l", "r"], terminal_size=size)

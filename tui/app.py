@@ -146,6 +146,30 @@ class LifeboatApp(App[None]):
 
     # -- actions -------------------------------------------------------------------------
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide the key of the mode already shown (the 80-column footer needs the room)."""
+        return not (action == "switch_mode" and parameters == (self.current_mode,))
+
+    async def action_quit(self) -> None:
+        """Quit; with jobs running, only after the operator agreed to cancel them."""
+        from tui.screens.modals import ConfirmModal, wrapped
+
+        running = self.board.running()
+        if not running:
+            self.exit()
+            return
+        kinds = ", ".join(sorted({job.kind for job in running}))
+        question = (
+            f"{len(running)} job(s) running ({kinds}). Quitting cancels them: a backup leaves "
+            "nothing, a restore stops half way. Quit anyway?"
+        )
+
+        def answered(quit_anyway: bool | None) -> None:
+            if quit_anyway:
+                self.exit()
+
+        self.push_screen(ConfirmModal(wrapped(question)), answered)
+
     def action_restore_wizard(self, backup_id: str | None = None) -> None:
         """Open the guided restore (on ``backup_id`` when given, skipping the backup step)."""
         from tui.screens.wizard import open_wizard

@@ -18,6 +18,7 @@ from engine.restore.scenario import (
     Recommendation,
     candidates,
     choose_backup,
+    covers,
     recommend,
 )
 from engine.restore.tree import Tree, Walk, walk
@@ -44,12 +45,14 @@ class WizardState:
     fixed_backup: Manifest | None = None  # chosen in the browser: the backup step is skipped
     answers: dict[str, str] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)  # answered keys, to step back one by one
+    remembered: dict[str, str] = field(default_factory=dict)  # answers stepped back over
     recommendation: Recommendation | None = None
     sources: tuple[str, ...] = ()
     namespaces: tuple[str, ...] = ()
     backup: Manifest | None = None
     choice: BackupChoice | None = None
     target: str | None = None  # None: the sources' own hosts
+    target_chosen: bool = False  # the operator picked ``target`` (kept when stepping back)
     safety_backup: bool = True
     skip_reason: str = ""
 
@@ -73,7 +76,8 @@ class WizardState:
         """Forget the last answer; False when there was none."""
         if not self.order:
             return False
-        del self.answers[self.order.pop()]
+        key = self.order.pop()
+        self.remembered[key] = self.answers.pop(key)
         return True
 
     def take_recommendation(self, now: datetime) -> Recommendation:
@@ -84,12 +88,16 @@ class WizardState:
         if self.fixed_backup is not None:
             self.sources = tuple(s for s in self.sources if self.fixed_backup.artifact(s))
         self.namespaces = recommendation.namespaces
-        self.target = None
+        self.target, self.target_chosen = None, False
+        self.backup = self.fixed_backup
         self.choose_default_backup(now)
         return recommendation
 
     def choose_default_backup(self, now: datetime) -> None:
+        """The recommended backup, unless the one already chosen still holds every source."""
         if self.fixed_backup is not None:
+            return
+        if self.backup is not None and covers(self.backup, self.sources):
             return
         self.choice = choose_backup(self.config, self.repo, self.sources, now)
         self.backup = self.choice.manifest
@@ -106,14 +114,16 @@ class WizardState:
                 found.append((name, f"{name}: {target.description or 'alternate target'}"))
         return found
 
+    def has_mongo(self) -> bool:
+        return any(self.config.sources[name].kind == "mongo" for name in self.sources)
+
     def request(self, *, apply: bool = False, confirm: tuple[str, ...] = ()) -> RestoreRequest:
         assert self.backup is not None
-        mongo = [n for n in self.sources if self.config.sources[n].kind == "mongo"]
         return RestoreRequest(
             backup_id=self.backup.id,
             scope=self.sources,
             target=self.target,
-            options=RestoreOptions(namespaces=self.namespaces if mongo else ()),
+            options=RestoreOptions(namespaces=self.namespaces if self.has_mongo() else ()),
             apply=apply,
             confirm=confirm,
             safety_backup=self.safety_backup,

@@ -34,7 +34,7 @@ from textual.widgets.option_list import Option
 from textual.widgets.selection_list import Selection
 from textual.worker import Worker, WorkerState
 
-from engine.errors import UsageError
+from engine.errors import UsageError, describe_error
 from engine.manifest import Manifest
 from engine.restore.tree import AdviceNode, InputNode, QuestionNode
 from tui.format import age, current_time, human_size
@@ -49,6 +49,10 @@ if TYPE_CHECKING:
 
 MARKS = {"ok": ("✓", "success"), "warning": ("!", "warning"), "fail": ("✗", "error")}
 SAFETY_SUFFIX = " (safety backup)"
+NO_ALTERNATE = (
+    "this plan restores to another cluster and leaves this one alone: choose a target from "
+    "[targets] (add one to the config), or go back and choose another scenario"
+)
 
 
 class RestoreWizard(Screen[None]):
@@ -66,6 +70,7 @@ class RestoreWizard(Screen[None]):
         self.check_job: str | None = None
         self.restore_job: str | None = None
         self.report: RestoreReport | None = None
+        self.listed_backups: list[Manifest] = []
         self.check_worker: Worker[RestoreReport] | None = None
         self.restore_worker: Worker[RestoreReport] | None = None
 
@@ -172,20 +177,22 @@ class RestoreWizard(Screen[None]):
         answer = self.query_one("#answer", Input)
         choices.display = isinstance(node, QuestionNode)
         answer.display = isinstance(node, InputNode)
+        before = self.state.remembered.get(node.key)
         if isinstance(node, QuestionNode):
             choices.clear_options()
             choices.add_options(Option(c.label, id=c.value) for c in node.choices)
-            choices.highlighted = 0
+            values = [c.value for c in node.choices]
+            choices.highlighted = values.index(before) if before in values else 0
             choices.focus()
         else:
             answer.placeholder = node.placeholder
-            answer.value = ""
+            answer.value = before or ""
             answer.focus()
 
     def _show_advice(self, advice: AdviceNode) -> None:
         self._go("scenario", "pane-advice")
         lines: list[RenderableType] = [
-            Text(f"No restore: {advice.title}", style="bold"),
+            Text(advice.title, style="bold"),
             Text(""),
             Text(advice.text),
         ]
@@ -223,11 +230,21 @@ class RestoreWizard(Screen[None]):
                 continue
             label = f"{name}  {source.kind} on {source.host}"
             sources.add_option(Selection(label, name, name in self.state.sources))
+        if sources.option_count:
+            sources.highlighted = 0
         globs = self.query_one("#plan-globs", Input)
         globs.value = " ".join(self.state.namespaces)
+        globs.display = self.state.has_mongo()
         notes = [f"• {note}" for note in plan.notes] + [f"Afterwards: checklist {plan.checklist}"]
         self.query_one("#plan-notes", Static).update("\n".join(notes))
         sources.focus()
+
+    @on(SelectionList.SelectedChanged, "#plan-sources")
+    def _sources_changed(self, event: SelectionList.SelectedChanged[str]) -> None:
+        chosen = event.selection_list.selected
+        self.query_one("#plan-globs").display = any(
+            self.state.config.sources[name].kind == "mongo" for name in chosen
+        )
 
     @on(OptionList.OptionSelected, "#choices")
     def _chosen(self, event: OptionList.OptionSelected) -> None:
@@ -270,7 +287,7 @@ class RestoreWizard(Screen[None]):
     def _show_backups(self) -> None:
         self._go("backup", "pane-backup")
         state = self.state
-        found = state.backups()
+        found = self.listed_backups = state.backups()
         verified = state.repo.verifications()
         hint = [Text(f"Backups holding {', '.join(state.sources)}, newest first:", style="bold")]
         if state.choice is not None:
@@ -300,7 +317,7 @@ class RestoreWizard(Screen[None]):
             self._problem("choose a backup")
             return
         chosen = backups.get_option_at_index(backups.highlighted).id
-        self.state.backup = next(m for m in self.state.backups() if m.id == chosen)
+        self.state.backup = next(m for m in self.listed_backups if m.id == chosen)
         self._show_targets()
 
     def _show_targets(self) -> None:
@@ -310,21 +327,37 @@ class RestoreWizard(Screen[None]):
         targets = self.state.targets()
         for name, label in targets:
             options.add_option(Option(label, id=name or ""))
-        wants_alternate = self.state.recommendation and self.state.recommendation.alternate_target
-        options.highlighted = 1 if wants_alternate and len(targets) > 1 else 0
-        if wants_alternate and len(targets) == 1:
-            self._problem("this plan restores elsewhere: add a [targets.NAME] to the config")
+        names = [name for name, _ in targets]
+        if self.state.target_chosen and self.state.target in names:
+            options.highlighted = names.index(self.state.target)
+        else:
+            options.highlighted = 1 if self._wants_alternate() and len(targets) > 1 else 0
+        if self._wants_alternate() and len(targets) == 1:
+            self._problem(NO_ALTERNATE)
         options.focus()
+
+    def _wants_alternate(self) -> bool:
+        return bool(self.state.recommendation and self.state.recommendation.alternate_target)
 
     def _leave_targets(self) -> None:
         options = self.query_one("#target-list", OptionList)
         index = options.highlighted or 0
-        self.state.target = options.get_option_at_index(index).id or None
+        target = options.get_option_at_index(index).id or None
+        if target is None and self._wants_alternate():
+            self._problem(NO_ALTERNATE)
+            return
+        self.state.target, self.state.target_chosen = target, True
         self._start_checks()
 
     @on(OptionList.OptionSelected, "#backup-list")
     def _backup_chosen(self) -> None:
         self._leave_backups()
+
+    @on(OptionList.OptionHighlighted, "#backup-list")
+    def _backup_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        chosen = next((m for m in self.listed_backups if m.id == event.option.id), None)
+        if chosen is not None:
+            self.state.backup = chosen  # kept when the operator steps back and returns
 
     @on(OptionList.OptionSelected, "#target-list")
     def _target_chosen(self) -> None:
@@ -392,6 +425,8 @@ class RestoreWizard(Screen[None]):
             next_button.disabled = False
             next_button.focus()
         else:
+            if not failed and worker is not None and worker.error is not None:
+                self._problem(describe_error(worker.error))
             reason = f"{len(failed)} check(s) failed" if failed else "the checks did not finish"
             verdict.update(
                 Text(
@@ -454,6 +489,7 @@ class RestoreWizard(Screen[None]):
         )
         self.restore_worker = worker_named(self.app, self.restore_job)
         self._go("safety" if safety else "restore", "pane-progress")
+        self.query_one("#progress-job", VerticalScroll).focus()
         self.query_one("#progress-job", VerticalScroll).mount(
             JobView(self.lifeboat.board.jobs[self.restore_job], {})
         )
@@ -485,17 +521,19 @@ class RestoreWizard(Screen[None]):
         checklist = recommendation.checklist if recommendation else "post-restore"
         lines: list[RenderableType] = []
         state = self.state
+        worker = self.restore_worker
         where = f"target {state.target}" if state.target else "their own hosts"
         if job.finished.ok:
             assert state.backup is not None
             lines.append(Text(f"Restored {', '.join(state.sources)}.", style="bold"))
             lines.append(Text(f"From backup {state.backup.id} onto {where}."))
-            if state.namespaces:
+            if state.namespaces and state.has_mongo():
                 lines.append(Text(f"Namespaces: {' '.join(state.namespaces)}"))
         else:
             lines.append(Text("The restore FAILED.", style="bold red"))
             lines += [Text(f"✗ {error.source}: {error.error}") for error in job.finished.errors]
-        worker = self.restore_worker
+            if worker is not None and worker.error is not None and not job.finished.errors:
+                lines.append(Text(f"✗ {describe_error(worker.error)}"))
         report = worker.result if worker and worker.state == WorkerState.SUCCESS else None
         if report is not None and report.safety_backup:
             lines.append(Text(f"The state before is kept in backup {report.safety_backup}."))
@@ -503,6 +541,7 @@ class RestoreWizard(Screen[None]):
             lines += [Text(f"• {note}") for note in recommendation.notes]
         lines.append(Text(f"Next: validate the result with the {checklist} checklist."))
         self.query_one("#done-text", Static).update(Group(*lines))
+        self.query_one("#next", Button).focus()
 
     # -- navigation ---------------------------------------------------------------------------
 
