@@ -1,4 +1,4 @@
-"""Shared fixtures: real SSH servers on loopback (see DESIGN.md, "Testing").
+"""Shared fixtures: real SSH servers, etcd and a Mongo wire server on loopback (DESIGN.md).
 
 ``ssh_server`` runs a test once against the in-process asyncssh server and once against the
 system OpenSSH sshd. Tests using it must be ``async``: the asyncssh server is served by the
@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from etcd_server import EtcdServer
+from mongo_server import MongoServer
 from sshd import SSHD, OpenSSHServer, SSHTestServer, in_process_server
 
 from engine.demo.server import SandboxKeys, generate_keys
@@ -50,3 +52,29 @@ def ssh_server(request: pytest.FixtureRequest) -> SSHTestServer:
     """Each SSH server in turn: the test runs once per kind."""
     server: SSHTestServer = request.getfixturevalue(f"{request.param}_server")
     return server
+
+
+@pytest.fixture
+def mongo(tmp_path: Path) -> Iterator[MongoServer]:
+    """A Mongo wire-protocol server (mongod, else nx-27017) on a random loopback port."""
+    directory = tmp_path / "mongo"
+    directory.mkdir()
+    server = MongoServer(directory)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def etcd_member(tmp_path: Path) -> Iterator[EtcdServer]:
+    """A real single-member etcd on random loopback ports."""
+    directory = tmp_path / "etcd"
+    directory.mkdir()
+    server = EtcdServer(directory)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,18 +18,6 @@ from engine.restore.run import RestoreRefusedError, RestoreRequest, run_restore
 from engine.sources import RestoreOptions
 
 KEYS = 5000
-
-
-@pytest.fixture
-def etcd_member(tmp_path: Path) -> Iterator[EtcdServer]:
-    directory = tmp_path / "etcd"
-    directory.mkdir()
-    server = EtcdServer(directory)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def seed(server: EtcdServer) -> dict[bytes, bytes]:

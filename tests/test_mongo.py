@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,18 +23,6 @@ from engine.sources import RestoreOptions
 
 RAW = CodecOptions(document_class=RawBSONDocument)
 SEEDED = {"app.users": 4000, "app.events": 5000, "billing.invoices": 1000}
-
-
-@pytest.fixture
-def mongo(tmp_path: Path) -> Iterator[MongoServer]:
-    directory = tmp_path / "mongo"
-    directory.mkdir()
-    server = MongoServer(directory)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def seed(server: MongoServer) -> None:

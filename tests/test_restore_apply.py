@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -230,18 +229,6 @@ async def test_an_alternate_target_gets_the_restore_and_the_original_is_untouche
 
 
 # -- a selective Mongo restore from the decision tree ---------------------------------------
-
-
-@pytest.fixture
-def mongo(tmp_path: Path) -> Iterator[MongoServer]:
-    directory = tmp_path / "mongo"
-    directory.mkdir()
-    server = MongoServer(directory)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def documents(server: MongoServer, namespace: str) -> dict[object, bytes]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,30 +33,6 @@ from engine.sources import RestoreOptions
 RAW = CodecOptions(document_class=RawBSONDocument)
 
 # -- peers and their state ------------------------------------------------------------------
-
-
-@pytest.fixture
-def mongo(tmp_path: Path) -> Iterator[MongoServer]:
-    directory = tmp_path / "mongo"
-    directory.mkdir()
-    server = MongoServer(directory)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def etcd_member(tmp_path: Path) -> Iterator[EtcdServer]:
-    directory = tmp_path / "etcd"
-    directory.mkdir()
-    server = EtcdServer(directory)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def make_files(root: Path) -> None:

@@ -35,18 +35,6 @@ BILLING = "app.mod_billing_invoices"
 USERS = "app.users"
 
 
-@pytest.fixture
-def mongo(tmp_path: Path) -> Iterator[MongoServer]:
-    directory = tmp_path / "mongo"
-    directory.mkdir()
-    server = MongoServer(directory)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def seed_two(server: MongoServer) -> None:
     """A module's collection and one that belongs to nobody's module."""
     with server.client() as client:
