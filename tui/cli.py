@@ -32,6 +32,7 @@ class LazyGroup(click.Group):
         "restore": "tui.commands.restore:restore",
         "demo": "tui.commands.demo:demo",
         "runbook": "tui.commands.runbook:runbook",
+        "audit": "tui.commands.audit:audit",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
