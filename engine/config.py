@@ -101,6 +101,18 @@ class RunbooksConfig(BaseModel):
     """Tree files; a tree with the name of a built-in one replaces it."""
 
 
+class ChecklistsConfig(BaseModel):
+    """Validation checklists: extra files, and the values the built-in ones name."""
+
+    model_config = MODEL_CONFIG
+    paths: tuple[AbsolutePath, ...] = Field((), examples=[["/etc/lifeboat/post-restore.toml"]])
+    """Checklist files; one with the name of a built-in checklist replaces it."""
+    values: dict[str, NonEmptyStr] = Field(
+        default_factory=dict, examples=[{"controller": "ctl1", "mongo": "mongo"}]
+    )
+    """Values for the ``{name}`` placeholders in checklists (hosts, URLs, sources)."""
+
+
 class RestoreConfig(BaseModel):
     """How the restore validator judges a target."""
 
@@ -163,6 +175,8 @@ class Config(BaseModel):
     """Extra runbook files."""
     restore: RestoreConfig = RestoreConfig()
     """Restore validator settings."""
+    checklists: ChecklistsConfig = ChecklistsConfig()
+    """Validation checklists."""
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     """Alternate restore targets by name."""
     path: Path | None = None
@@ -270,6 +284,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
                 )
     runbooks = _validate(RunbooksConfig, data.get("runbooks", {}), "runbooks", problems)
     restore = _validate(RestoreConfig, data.get("restore", {}), "restore", problems)
+    checklists = _validate(ChecklistsConfig, data.get("checklists", {}), "checklists", problems)
     raw_targets = _tables(data, "targets", 'description = "staging"', problems)
     targets = {
         n: _validate(TargetConfig, raw, f"targets.{_key(n)}", problems) for n, raw in raw_targets
@@ -285,6 +300,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         "tiers": tiers,
         "runbooks": runbooks,
         "restore": restore,
+        "checklists": checklists,
         "targets": targets,
     }
     config = _validate(Config, fields | ({"operator": operator} if operator else {}), "", problems)

@@ -123,6 +123,31 @@ class EtcdSource(Source):
             "key_count": keys.count,
         }
 
+    async def key_count(self, host: SSHHost, prefix: str, deadline: float) -> int:
+        """How many keys start with ``prefix`` (all keys when empty), through a tunnel."""
+        address, port = self.config.endpoint.rsplit(":", 1)
+        async with host.forward_local(address, int(port)) as local_port:
+            return await asyncio.to_thread(self._count, local_port, prefix.encode(), deadline)
+
+    def _count(self, local_port: int, prefix: bytes, timeout: float) -> int:
+        import grpc
+        from etcd3 import etcdrpc
+        from etcd3.utils import prefix_range_end
+
+        client = self._client(local_port, timeout=timeout)
+        key, end = (prefix, prefix_range_end(prefix)) if prefix else (b"\0", b"\0")
+        request = etcdrpc.RangeRequest(key=key, range_end=end, count_only=True)
+        call = {"credentials": client.call_credentials, "metadata": client.metadata}
+        try:
+            return int(client.kvstub.Range(request, timeout, **call).count)
+        except grpc.RpcError as exc:
+            raise EtcdError(
+                f"{self.name}: etcd at {self.config.endpoint} failed: {exc.code().name}: "
+                f"{exc.details()}"
+            ) from None
+        finally:
+            client.close()
+
     # -- restore ---------------------------------------------------------------------------
 
     async def preflight(self, check: Preflight) -> list[Check]:

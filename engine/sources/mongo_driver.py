@@ -10,6 +10,8 @@ and given its indexes back.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from engine.checks import Check, compare_versions
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from pymongo import AsyncMongoClient
 
     from engine.sources.mongo import MongoSource
+    from engine.ssh import SSHHost
 
 INSERT_BATCH_DOCUMENTS = 1000
 INSERT_BATCH_BYTES = 8 * 1024 * 1024
@@ -40,6 +43,18 @@ async def _client(source: MongoSource, local_port: int) -> AsyncMongoClient:
         await client.close()
         raise _error(source, "cannot reach MongoDB through the SSH tunnel", exc) from None
     return client
+
+
+@asynccontextmanager
+async def connected(source: MongoSource, host: SSHHost) -> AsyncIterator[AsyncMongoClient]:
+    """A client of the source's server through an SSH tunnel from ``host`` (pinged)."""
+    target = source.target()
+    async with host.forward_local(target.address, target.port) as local_port:
+        client = await _client(source, local_port)
+        try:
+            yield client
+        finally:
+            await client.close()
 
 
 def _error(source: MongoSource, what: str, exc: BaseException) -> Exception:
@@ -61,15 +76,10 @@ async def preflight_with_driver(source: MongoSource, check: Preflight) -> list[C
     from engine.errors import LifeboatError
 
     name = f"mongo {source.name}"
-    target = source.target()
     try:
-        async with check.host.forward_local(target.address, target.port) as local_port:
-            client = await _client(source, local_port)
-            try:
-                build = await client.admin.command("buildInfo")
-                stats = await client.admin.command("dbStats")
-            finally:
-                await client.close()
+        async with connected(source, check.host) as client:
+            build = await client.admin.command("buildInfo")
+            stats = await client.admin.command("dbStats")
     except PyMongoError as exc:
         return [Check.fail(name, str(_error(source, "the server did not answer", exc)))]
     except (LifeboatError, OSError) as exc:

@@ -1,0 +1,1 @@
+"""Validation checklists: items as data, automatic checks, runs with sign-off, reports."""

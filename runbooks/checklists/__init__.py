@@ -1,0 +1,1 @@
+"""Built-in validation checklists (``*.toml``); see engine.checklist.model."""
