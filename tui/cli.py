@@ -33,6 +33,7 @@ class LazyGroup(click.Group):
         "demo": "tui.commands.demo:demo",
         "runbook": "tui.commands.runbook:runbook",
         "audit": "tui.commands.audit:audit",
+        "checklist": "tui.commands.checklist:checklist",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StrictInt, ValidationError, field_validator
 
+from engine.config import Config
 from engine.config_types import MODEL_CONFIG, Command, NonEmptyStr, Seconds
 from engine.errors import ConfigError
 
@@ -251,3 +252,13 @@ def _reference_problems(
                 "keyspace's count only)"
             )
     return problems
+
+
+def checklists_for(config: Config) -> dict[str, Loaded]:
+    """Every checklist the config can run, with its values filled in."""
+    return load_checklists(
+        config.checklists.paths,
+        config.checklists.values,
+        config.hosts,
+        {name: source.kind for name, source in config.sources.items()},
+    )
