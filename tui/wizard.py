@@ -14,7 +14,7 @@ from engine.manifest import Manifest
 from engine.repository import Repository
 from engine.restore.plan import RestoreRequest
 from engine.restore.scenario import (
-    BackupChoice,
+    DefaultBackup,
     Recommendation,
     candidates,
     choose_backup,
@@ -50,7 +50,7 @@ class WizardState:
     sources: tuple[str, ...] = ()
     namespaces: tuple[str, ...] = ()
     backup: Manifest | None = None
-    choice: BackupChoice | None = None
+    choice: DefaultBackup | None = None
     target: str | None = None  # None: the sources' own hosts
     target_chosen: bool = False  # the operator picked ``target`` (kept when stepping back)
     safety_backup: bool = True

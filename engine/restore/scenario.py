@@ -34,7 +34,7 @@ class Recommendation:
 
 
 @dataclass(frozen=True)
-class BackupChoice:
+class DefaultBackup:
     manifest: Manifest | None
     verified: bool
     warnings: tuple[str, ...]
@@ -89,11 +89,11 @@ def candidates(repo: Repository, sources: tuple[str, ...]) -> list[Manifest]:
 
 def choose_backup(
     config: Config, repo: Repository, sources: tuple[str, ...], now: datetime
-) -> BackupChoice:
+) -> DefaultBackup:
     """The newest verified backup covering ``sources`` (else the newest unverified one)."""
     found = [m for m in candidates(repo, sources) if m.trigger != SAFETY_TRIGGER]
     if not found:
-        return BackupChoice(
+        return DefaultBackup(
             None, False, (f"no backup holds all of {', '.join(sources)}; take one first",)
         )
     verifications = repo.verifications()
@@ -108,7 +108,7 @@ def choose_backup(
         ]
     )
     warnings += age_warnings(config, manifest, sources, now)
-    return BackupChoice(manifest, bool(verified), tuple(warnings))
+    return DefaultBackup(manifest, bool(verified), tuple(warnings))
 
 
 def age_warnings(

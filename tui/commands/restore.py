@@ -19,7 +19,7 @@ from engine.checks import Check
 from engine.errors import UsageError
 from engine.manifest import utc_now
 from engine.restore.run import RestoreRefusedError, RestoreReport, RestoreRequest, run_restore
-from engine.restore.scenario import BackupChoice, Recommendation, choose_backup, recommend
+from engine.restore.scenario import DefaultBackup, Recommendation, choose_backup, recommend
 from engine.restore.tree import BUILT_IN, AdviceNode, Walk, load_trees, walk
 from engine.sources import RestoreOptions
 from tui.commands.common import CliState, pass_state, print_json, run_async
@@ -284,7 +284,7 @@ def _print_advice(advice: AdviceNode, as_json: bool) -> None:
 
 
 def _print_plan(
-    plan: Recommendation, backup_id: str | None, choice: BackupChoice, as_json: bool
+    plan: Recommendation, backup_id: str | None, choice: DefaultBackup, as_json: bool
 ) -> None:
     command = ["lifeboat", "restore", backup_id or "ID"]
     for source in plan.sources:
