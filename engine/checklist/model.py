@@ -28,6 +28,7 @@ from engine.config_types import MODEL_CONFIG, Command, NonEmptyStr, Seconds
 from engine.errors import ConfigError
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+ONE_NAMESPACE = re.compile(r"[^.*?\[]+\.[^*?\[]+")
 SOURCE_KIND_OF_ITEM = {"mongo_count": "mongo", "mongo_query": "mongo", "etcd_keys": "etcd"}
 
 
@@ -110,7 +111,16 @@ class Checklist(BaseModel):
     model_config = MODEL_CONFIG
     name: NonEmptyStr
     title: NonEmptyStr
-    items: tuple[Item, ...] = Field(min_length=1)
+    items: tuple[Item, ...]
+
+    @field_validator("items", mode="before")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        # Checked on the input: a length limit on the field counts the items that validated,
+        # and would add "at least 1 item" to the error of a file whose only item is wrong.
+        if isinstance(value, list | tuple) and not value:
+            raise ValueError("a checklist needs at least one [[items]] table")
+        return value
 
     def item(self, item_id: str) -> Item:
         return next(item for item in self.items if item.id == item_id)
@@ -138,11 +148,15 @@ def load_checklists(
         if item.name.endswith(".toml")
     ]
     problems: list[str] = []
+    built_in = len(files)
     for path in extra_paths:
         try:
             files.append((str(path), path.read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(f"{path}: cannot read ({exc}); fix checklists.paths")
+    # A replaced built-in is not checked: the values may be meant for its replacement.
+    replaced = {_declared_name(text) for _, text in files[built_in:]}
+    files = [f for f in files[:built_in] if _declared_name(f[1]) not in replaced] + files[built_in:]
     found: dict[str, Loaded] = {}
     for where, text in files:
         loaded = parse_checklist(text, where, values, set(hosts), sources, problems)
@@ -151,6 +165,13 @@ def load_checklists(
     if problems:
         raise ConfigError(problems)
     return found
+
+
+def _declared_name(text: str) -> object:
+    try:
+        return tomllib.loads(text).get("name")
+    except tomllib.TOMLDecodeError:
+        return None
 
 
 def parse_checklist(
@@ -243,8 +264,20 @@ def _reference_problems(
         source = getattr(item, "source", None)
         if wanted and source is not None and sources.get(source) != wanted:
             choices = ", ".join(n for n, k in sources.items() if k == wanted) or "none"
+            article = "an" if wanted == "etcd" else "a"
             problems.append(
-                f"{where}.source: {source!r} is not a {wanted} source; {wanted} sources: {choices}"
+                f"{where}.source: {source!r} is not {article} {wanted} source; "
+                f"{wanted} sources: {choices}"
+            )
+        if (
+            isinstance(item, MongoCountItem | MongoQueryItem)
+            and (isinstance(item, MongoQueryItem) or item.min is not None)
+            and not ONE_NAMESPACE.fullmatch(item.namespace)
+        ):
+            problems.append(
+                f"{where}.namespace: {item.namespace!r} must name one collection as "
+                "db.collection, without * ? [ (only mongo_count without min takes a glob, "
+                "compared with the backup)"
             )
         if isinstance(item, EtcdKeysItem) and item.min is None and item.prefix:
             problems.append(

@@ -84,18 +84,28 @@ def _ask(run: ChecklistRun, loaded: Loaded, repo_path: Path, operator: str) -> N
         if isinstance(item, ManualItem):
             click.echo(f"\n{item.title}\n  {item.instruction}")
             if click.confirm("  done?", default=False):
-                need = "required" if item.note == "required" else "optional"
-                note = click.prompt(f"  note ({need})", default="", show_default=False)
+                if item.note == "required":
+                    note = _given("  note (required)")
+                else:
+                    note = click.prompt("  note (optional)", default="", show_default=False)
                 tick(run, loaded, item.id, note)
     for item in run.blocking():
         if click.confirm(
             f"\n{item.id} is {item.status}: {item.detail}\n  waive it?", default=False
         ):
-            waive(run, item.id, click.prompt("  reason (recorded)"))
+            waive(run, item.id, _given("  reason (recorded)"))
     save(repo_path, run)
     if not run.blocking() and click.confirm("\nsign the run off?", default=False):
         signed = sign_off(run, repo_path, operator)
         click.echo(f"signed off by {signed.operator} at {signed.at}")
+
+
+def _given(prompt: str) -> str:
+    """An answer that is more than blanks, asked for again until given."""
+    answer = ""
+    while not answer.strip():
+        answer = click.prompt(prompt)
+    return answer
 
 
 def items_table(run: ChecklistRun, width: int = 100) -> str:
