@@ -387,7 +387,7 @@ def _validate(model: type[_M], raw: Any, prefix: str, problems: list[str]) -> _M
 def _describe(model: type[BaseModel], prefix: str, error: ErrorDetails) -> list[str]:
     """One line per problem in one pydantic error, in our words."""
     loc, kind, value, ctx = error["loc"], error["type"], error["input"], error.get("ctx", {})
-    where = _join(prefix, loc)
+    where = key_path(prefix, loc)
     field = loc[0] if loc and isinstance(loc[0], str) and loc[0] in model.model_fields else None
     examples = model.model_fields[field].examples if field else None
     example = f"{field} = {_show(examples[0])}" if examples else ""
@@ -459,7 +459,7 @@ def _syntax_problem(source: str, message: str) -> str:
     return f"{source}: {where}{message}; fix the TOML syntax"
 
 
-def _join(prefix: str, loc: tuple[int | str, ...]) -> str:
+def key_path(prefix: str, loc: tuple[int | str, ...]) -> str:
     """A pydantic location as a key path: ``hosts.db1.port``, ``sources.x.paths[1]``."""
     text = prefix
     for part in loc:

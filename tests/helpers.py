@@ -101,3 +101,41 @@ def stored_backup(
     )
     repo.commit(staging, manifest)
     return manifest
+
+
+def incident_tree(selects: str = 'kinds = ["mongo"]', placeholder: str | None = None) -> str:
+    """A small valid restore tree (question, input, outcome, advice) for tests; ``selects``
+    is the outcome's sources line."""
+    asked = f'placeholder = "{placeholder}"\n' if placeholder else ""
+    return f"""
+name = "incident"
+title = "Which incident?"
+start = "first"
+
+[nodes.first]
+kind = "question"
+key = "scenario"
+text = "What happened?"
+choices = [
+  {{ value = "module", label = "A module was removed", next = "ask" }},
+  {{ value = "nothing", label = "Nothing", next = "done" }},
+]
+
+[nodes.ask]
+kind = "input"
+key = "globs"
+text = "Which namespaces?"
+{asked}next = "restore"
+
+[nodes.restore]
+kind = "outcome"
+title = "Put the module back"
+text = "Restore its namespaces."
+{selects}
+namespaces_from = "globs"
+
+[nodes.done]
+kind = "advice"
+title = "Relax"
+text = "Nothing to restore."
+"""

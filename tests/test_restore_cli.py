@@ -15,46 +15,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from helpers import config_text, files_source, stored_backup, tree_snapshot
+from helpers import config_text, files_source, incident_tree, stored_backup, tree_snapshot
 from sshd import SSHTestServer
 
 from engine.manifest import utc_now
 from engine.repository import Repository, VerifyRecord
 from tui.cli import main
 
-TREE = """
-name = "incident"
-title = "Which incident?"
-start = "first"
-
-[nodes.first]
-kind = "question"
-key = "scenario"
-text = "What happened?"
-choices = [
-  { value = "module", label = "A module was removed", next = "ask" },
-  { value = "nothing", label = "Nothing", next = "done" },
-]
-
-[nodes.ask]
-kind = "input"
-key = "globs"
-text = "Which namespaces?"
-placeholder = "app.mod_x_*"
-next = "restore"
-
-[nodes.restore]
-kind = "outcome"
-title = "Put the module back"
-text = "Restore its namespaces."
-sources = ["db"]
-namespaces_from = "globs"
-
-[nodes.done]
-kind = "advice"
-title = "Relax"
-text = "Nothing to restore."
-"""
+TREE = incident_tree('sources = ["db"]', "app.mod_x_*")
 
 
 @dataclass

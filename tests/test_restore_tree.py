@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from helpers import stored_backup
+from helpers import incident_tree, stored_backup
 
 from engine.config import Config, parse_config
 from engine.errors import ConfigError, UsageError
@@ -239,38 +239,7 @@ def test_recommend_refuses_when_no_configured_source_fits(tree: Tree, tmp_path: 
 
 # -- tree files and their mistakes ----------------------------------------------------------
 
-VALID = """
-name = "incident"
-title = "Which incident?"
-start = "first"
-
-[nodes.first]
-kind = "question"
-key = "scenario"
-text = "What happened?"
-choices = [
-  { value = "module", label = "A module was removed", next = "ask" },
-  { value = "nothing", label = "Nothing", next = "done" },
-]
-
-[nodes.ask]
-kind = "input"
-key = "globs"
-text = "Which namespaces?"
-next = "restore"
-
-[nodes.restore]
-kind = "outcome"
-title = "Put the module back"
-text = "Restore its namespaces."
-kinds = ["mongo"]
-namespaces_from = "globs"
-
-[nodes.done]
-kind = "advice"
-title = "Relax"
-text = "Nothing to restore."
-"""
+VALID = incident_tree()
 
 
 def tree_file(tmp_path: Path, text: str, name: str = "tree.toml") -> Path:

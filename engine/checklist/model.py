@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StrictInt, ValidationError, field_validator
 
-from engine.config import Config
+from engine.config import Config, key_path
 from engine.config_types import MODEL_CONFIG, Command, NonEmptyStr, Seconds
 from engine.errors import ConfigError
 
@@ -229,15 +229,11 @@ def _fill(raw: dict[str, Any], values: Mapping[str, str]) -> list[str]:
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for index, part in enumerate(loc):
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif index == 2 and loc[0] == "items":
-            continue  # the kind tag pydantic puts after the item's index
-        else:
-            text += f".{part}" if text else part
-    return text
+    """A pydantic location as a key path, without the kind tag pydantic puts after an item's
+    index (``items[2].url``)."""
+    if len(loc) > 2 and loc[0] == "items":
+        loc = (*loc[:2], *loc[3:])
+    return key_path("", loc)
 
 
 def _reference_problems(

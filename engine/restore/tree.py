@@ -22,6 +22,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from engine.config import SOURCE_KINDS, key_path
 from engine.config_types import MODEL_CONFIG, NonEmptyStr
 from engine.errors import ConfigError, UsageError
 
@@ -154,8 +155,6 @@ def load_trees(
     With ``source_names``, outcomes must name only those sources. Raises ``ConfigError``
     listing every problem in every file.
     """
-    from engine.config import SOURCE_KINDS
-
     known = set(source_names) if source_names is not None else None
     trees: dict[str, Tree] = {}
     problems: list[str] = []
@@ -181,8 +180,6 @@ def load_trees(
 
 def check_tree_file(path: Path, source_names: Iterable[str] | None = None) -> Tree:
     """Validate one tree file (``lifeboat runbook check``); raises ``ConfigError``."""
-    from engine.config import SOURCE_KINDS
-
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -224,10 +221,7 @@ def _location(loc: tuple[int | str, ...]) -> str:
     kind tag that pydantic inserts after the node id (a node may itself be named ``outcome``)."""
     if len(loc) > 2 and loc[0] == "nodes" and loc[2] in _KIND_TAGS:
         loc = (*loc[:2], *loc[3:])
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
-    return text
+    return key_path("", loc)
 
 
 def _message(text: str) -> str:
