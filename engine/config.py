@@ -153,6 +153,18 @@ class TargetConfig(BaseModel):
     """Shown when choosing the target."""
     sources: dict[str, TargetSourceConfig] = Field(min_length=1)
     """Per source name: where it goes. Sources not listed cannot be restored to this target."""
+    drill: StrictBool = Field(False, examples=[True])
+    """A DR drill may destroy and restore this target's data (``lifeboat drill --target``)."""
+
+
+class DrillConfig(BaseModel):
+    """How ``lifeboat drill`` proves a restore: markers, and the checklist it runs after."""
+
+    model_config = MODEL_CONFIG
+    markers: StrictInt = Field(100, gt=0, le=10_000, examples=[100])
+    """Marker records seeded per Mongo database and etcd source (files: up to 10 per directory)."""
+    checklist: NonEmptyStr | None = Field(None, examples=["post-restore"])
+    """A checklist whose automatic items must pass after the drill's restore."""
 
 
 class Config(BaseModel):
@@ -179,6 +191,8 @@ class Config(BaseModel):
     """Validation checklists."""
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     """Alternate restore targets by name."""
+    drill: DrillConfig = DrillConfig()
+    """DR drill settings."""
     path: Path | None = None
     """The file this was loaded from (not a TOML key); None when parsed from a string."""
 
@@ -290,6 +304,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         n: _validate(TargetConfig, raw, f"targets.{_key(n)}", problems) for n, raw in raw_targets
     }
     problems.extend(_target_problems(raw_targets, data.get("sources", {}), hosts))
+    drill = _validate(DrillConfig, data.get("drill", {}), "drill", problems)
     problems = [p for p in problems if p]
     if problems:
         raise ConfigError(problems)
@@ -302,6 +317,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         "restore": restore,
         "checklists": checklists,
         "targets": targets,
+        "drill": drill,
     }
     config = _validate(Config, fields | ({"operator": operator} if operator else {}), "", problems)
     if config is None:  # every check above passed, so only a bug in this module gets here

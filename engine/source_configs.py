@@ -8,13 +8,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, StrictInt, field_validator
+from pydantic import BaseModel, Field, SecretStr, StrictBool, StrictInt, field_validator
 from pydantic_core import PydanticCustomError
 
 from engine.config_types import MODEL_CONFIG, AbsolutePath, Command, NonEmptyStr, Seconds
 
 
-class FilesSourceConfig(BaseModel):
+class _SourceBase(BaseModel):
+    """What every source kind has."""
+
+    model_config = MODEL_CONFIG
+    drill: StrictBool = Field(False, examples=[True])
+    """A DR drill may seed markers here, destroy this source's data and restore it (``lifeboat
+    drill``); only sources flagged so are ever touched by a drill."""
+
+
+class FilesSourceConfig(_SourceBase):
     """Files and directories copied from a host."""
 
     model_config = MODEL_CONFIG
@@ -39,7 +48,7 @@ class FilesSourceConfig(BaseModel):
         return value
 
 
-class CommandSourceConfig(BaseModel):
+class CommandSourceConfig(_SourceBase):
     """The output of a command run on a host (a database dump, say)."""
 
     model_config = MODEL_CONFIG
@@ -53,7 +62,7 @@ class CommandSourceConfig(BaseModel):
     """Command that reads a backup on standard input; without it the source cannot be restored."""
 
 
-class EtcdSourceConfig(BaseModel):
+class EtcdSourceConfig(_SourceBase):
     """An etcd member's snapshot, taken through an SSH tunnel to the member's host."""
 
     model_config = MODEL_CONFIG
@@ -100,7 +109,7 @@ class EtcdSourceConfig(BaseModel):
         return value
 
 
-class MongoSourceConfig(BaseModel):
+class MongoSourceConfig(_SourceBase):
     """MongoDB databases, dumped through an SSH tunnel (driver) or by a remote mongodump."""
 
     model_config = MODEL_CONFIG

@@ -34,6 +34,7 @@ class LazyGroup(click.Group):
         "runbook": "tui.commands.runbook:runbook",
         "audit": "tui.commands.audit:audit",
         "checklist": "tui.commands.checklist:checklist",
+        "drill": "tui.commands.drill:drill",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -82,6 +82,7 @@ known_hosts = {quote(str(root / "known_hosts"))}
 [sources.app-config]
 kind = "files"
 host = "{DEMO_HOST}"
+drill = true
 paths = [{quote(str(data / "etc" / "app"))}, {quote(str(data / "var" / "lib" / "app"))}]
 
 [sources.app-db]
@@ -128,7 +129,11 @@ data_dir = {json.dumps(str(services.etcd_data_dir))}
 name = "demo"
 initial_cluster = "demo={peer}"
 initial_advertise_peer_urls = "{peer}"
+drill = true
 """
+        if services.etcd_service is not None:
+            text += f"stop = {json.dumps(services.etcd_service.stop)}\n"
+            text += f"start = {json.dumps(services.etcd_service.start)}\n"
         covered.append("demo-etcd")
     if services.mongo_port is not None:
         text += f"""
@@ -136,11 +141,50 @@ initial_advertise_peer_urls = "{peer}"
 kind = "mongo"
 host = "{DEMO_HOST}"
 uri = "mongodb://127.0.0.1:{services.mongo_port}/"
+drill = true
 """
         covered.append("demo-mongo")
     if covered:
         text += f'\n[tiers.databases]\nrpo = "1h"\nrto = "30m"\nsources = {json.dumps(covered)}\n'
     return text
+
+
+def _drill_checklist(root: Path, services: DemoServices) -> str:
+    """The checklist the demo's drill runs after its restore, and the config that names it."""
+    app_toml = root / "data" / "etc" / "app" / "app.toml"
+    items = f"""
+[[items]]
+id = "app-config"
+kind = "command"
+title = "The app's config is back"
+host = "{DEMO_HOST}"
+argv = ["cat", {json.dumps(str(app_toml))}]
+stdout = "listen"
+"""
+    if services.mongo_port is not None:
+        items += """
+[[items]]
+id = "mongo-counts"
+kind = "mongo_count"
+title = "Every app collection has as many documents as the backup"
+source = "demo-mongo"
+namespace = "app.*"
+"""
+    if services.etcd_port is not None:
+        items += """
+[[items]]
+id = "etcd-keys"
+kind = "etcd_keys"
+title = "etcd holds as many keys as the backup"
+source = "demo-etcd"
+"""
+    path = root / "drill-checklist.toml"
+    text = 'name = "demo-drill"\ntitle = "After the demo drill: is it all back?"\n' + items
+    atomic_write(path, text.encode())
+    return (
+        f"\n[checklists]\npaths = [{json.dumps(str(path))}]\n"
+        '\n[drill]\nmarkers = 100\nchecklist = "demo-drill"\n'
+    )
 
 
 @asynccontextmanager
@@ -162,7 +206,11 @@ async def open_sandbox(
                 services = await stack.enter_async_context(demo_services(root / "services"))
             write_known_hosts(root / "known_hosts", "127.0.0.1", server.port, keys.host_public_key)
             config_path = root / "lifeboat.toml"
-            text = _config_text(root, server.port, keys.client_key) + _database_sources(services)
+            text = (
+                _config_text(root, server.port, keys.client_key)
+                + _database_sources(services)
+                + _drill_checklist(root, services)
+            )
             atomic_write(config_path, text.encode())
             os.chmod(config_path, 0o600)
             yield Sandbox(root, config_path, root / "data", root / "repository", server)

@@ -26,6 +26,47 @@ class DemoServices:
     etcd_peer_port: int | None = None
     etcd_data_dir: Path | None = None
     mongo_port: int | None = None
+    etcd_service: BackgroundService | None = None  # its stop/start commands (drills swap it)
+
+
+@dataclass(frozen=True)
+class BackgroundService:
+    """A server run in the background with its pid in a file, so that shell commands (run over
+    SSH, like a host's ``systemctl``) can stop it and start it again: an etcd drill swaps the
+    member's data directory between the two."""
+
+    argv: list[str]
+    pid_file: Path
+    log: Path
+
+    @property
+    def start(self) -> list[str]:
+        script = 'log=$1; pid=$2; shift 2; setsid "$@" >>"$log" 2>&1 </dev/null & echo $! >"$pid"'
+        return ["sh", "-c", script, "sh", str(self.log), str(self.pid_file), *self.argv]
+
+    @property
+    def stop(self) -> list[str]:
+        """Stop it and wait until it is gone (or a zombie nobody reaps: it holds nothing)."""
+        script = (
+            'p=$(cat "$1" 2>/dev/null) || exit 0; kill "$p" 2>/dev/null; '
+            'while [ -d "/proc/$p" ] && ! grep -q "^State:.*Z" "/proc/$p/status" 2>/dev/null; '
+            'do sleep 0.1; done; rm -f "$1"'
+        )
+        return ["sh", "-c", script, "sh", str(self.pid_file)]
+
+
+async def _run(argv: list[str]) -> None:
+    process = await asyncio.create_subprocess_exec(*argv)
+    await process.wait()
+
+
+@asynccontextmanager
+async def _running(service: BackgroundService) -> AsyncIterator[None]:
+    await _run(service.start)
+    try:
+        yield
+    finally:
+        await _run(service.stop)
 
 
 def _free_port() -> int:
@@ -118,9 +159,15 @@ async def demo_services(root: Path) -> AsyncIterator[DemoServices]:
                 "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
                 "--initial-cluster", f"demo={peer_url}",
             ]  # fmt: skip
-            await stack.enter_async_context(_process(argv, root / "etcd.log"))
+            service = BackgroundService(argv, root / "etcd.pid", root / "etcd.log")
+            await stack.enter_async_context(_running(service))
             await asyncio.to_thread(_wait_for_etcd, client)
-            found.update(etcd_port=client, etcd_peer_port=peer, etcd_data_dir=data / "member.etcd")
+            found.update(
+                etcd_port=client,
+                etcd_peer_port=peer,
+                etcd_data_dir=data / "member.etcd",
+                etcd_service=service,
+            )
         mongo_data = root / "mongo" / "data"
         shutil.rmtree(mongo_data.parent, ignore_errors=True)
         mongo_data.mkdir(mode=0o700, parents=True)

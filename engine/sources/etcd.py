@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from typing import Any, ClassVar
+from functools import partial
+from typing import Any, ClassVar, TypeVar
 
 from engine.checks import Check, compare_versions
 from engine.errors import LifeboatError, RemoteCommandError
@@ -26,6 +27,7 @@ from engine.ssh import SSHHost, quote_command
 SNAPSHOT_SUFFIX = "snapshot.db"
 STATUS_TIMEOUT = 10.0  # seconds for the validator's status call
 WAL_BYTES = 64 * 1024 * 1024  # a restored member preallocates its first WAL file
+T = TypeVar("T")
 
 
 class EtcdError(LifeboatError):
@@ -125,28 +127,41 @@ class EtcdSource(Source):
 
     async def key_count(self, host: SSHHost, prefix: str, deadline: float) -> int:
         """How many keys start with ``prefix`` (all keys when empty), through a tunnel."""
+        return await self.with_client(host, partial(self._count, prefix.encode()), deadline)
+
+    async def with_client(self, host: SSHHost, call: Callable[[Any], T], rpc_seconds: float) -> T:
+        """``call(client)`` with an etcd3 client through a tunnel from ``host``, in a thread
+        (the blocking client must not stop the loop that carries the tunnel); each RPC may
+        take ``rpc_seconds``."""
+        import grpc
+        from etcd3.exceptions import Etcd3Exception
+
         address, port = self.config.endpoint.rsplit(":", 1)
         async with host.forward_local(address, int(port)) as local_port:
-            return await asyncio.to_thread(self._count, local_port, prefix.encode(), deadline)
 
-    def _count(self, local_port: int, prefix: bytes, timeout: float) -> int:
-        import grpc
+            def in_thread() -> T:
+                client = self._client(local_port, timeout=rpc_seconds)
+                failed = f"{self.name}: etcd at {self.config.endpoint} failed"
+                try:
+                    return call(client)
+                except grpc.RpcError as exc:
+                    raise EtcdError(f"{failed}: {exc.code().name}: {exc.details()}") from None
+                except Etcd3Exception as exc:  # the client maps UNAVAILABLE etc. to its own
+                    raise EtcdError(f"{failed}: {exc or type(exc).__name__}") from None
+                finally:
+                    client.close()
+
+            return await asyncio.to_thread(in_thread)
+
+    @staticmethod
+    def _count(prefix: bytes, client: Any) -> int:
         from etcd3 import etcdrpc
         from etcd3.utils import prefix_range_end
 
-        client = self._client(local_port, timeout=timeout)
         key, end = (prefix, prefix_range_end(prefix)) if prefix else (b"\0", b"\0")
         request = etcdrpc.RangeRequest(key=key, range_end=end, count_only=True)
         call = {"credentials": client.call_credentials, "metadata": client.metadata}
-        try:
-            return int(client.kvstub.Range(request, timeout, **call).count)
-        except grpc.RpcError as exc:
-            raise EtcdError(
-                f"{self.name}: etcd at {self.config.endpoint} failed: {exc.code().name}: "
-                f"{exc.details()}"
-            ) from None
-        finally:
-            client.close()
+        return int(client.kvstub.Range(request, client.timeout, **call).count)
 
     # -- restore ---------------------------------------------------------------------------
 

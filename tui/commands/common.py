@@ -53,3 +53,13 @@ def require_confirmation(given: str | None, expected: str, what: str) -> None:
             f"{what}: confirm by typing its name exactly: --confirm {expected}"
             + (f" (got {given!r})" if given else "")
         )
+
+
+class RunByDefaultGroup(click.Group):
+    """A group whose hidden ``run`` command takes anything that is not a subcommand:
+    ``restore plan ...`` is a subcommand, ``restore ID ...`` is ``restore run ID ...``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)

@@ -8,10 +8,13 @@ import click
 
 from engine.config import Config, load_config
 from engine.demo.sandbox import Sandbox, default_root, open_sandbox
+from engine.drill.history import DrillRecord
+from engine.drill.run import DrillRequest, plan_drill, run_drill
 from engine.jobs import BackupRequest, run_backup, run_verify
 from engine.manifest import Manifest
 from engine.repository import Repository
 from tui.commands.common import CliState, run_async
+from tui.commands.drill import DrillFailedError, summary
 from tui.console import require_terminal
 from tui.progress import make_renderer
 
@@ -20,24 +23,31 @@ from tui.progress import make_renderer
 @click.pass_context
 @click.option("--no-tui", is_flag=True, help="Run a backup and a verify, print them, and exit.")
 @click.option(
+    "--drill", "drill", is_flag=True, help="Run a DR drill in the sandbox, print it, and exit."
+)
+@click.option(
     "--dir",
     "root",
     type=click.Path(path_type=Path, file_okay=False),
     help=f"Sandbox directory (default: {default_root()}).",
 )
-def demo(ctx: click.Context, no_tui: bool, root: Path | None) -> None:
+def demo(ctx: click.Context, no_tui: bool, drill: bool, root: Path | None) -> None:
     """Open the console on a demo sandbox: an SSH host on 127.0.0.1, sample data, backups."""
     mouse = ctx.obj.mouse if isinstance(ctx.obj, CliState) else True
-    if not no_tui:
+    if not (no_tui or drill):
         require_terminal()
-    run_async(_demo(root, no_tui, mouse))
+    record = run_async(_demo(root, no_tui, drill, mouse))
+    if record is not None and not record.passed:
+        raise DrillFailedError(f"the demo drill {record.id} FAILED")
 
 
-async def _demo(root: Path | None, no_tui: bool, mouse: bool) -> None:
+async def _demo(root: Path | None, no_tui: bool, drill: bool, mouse: bool) -> DrillRecord | None:
     async with open_sandbox(root) as sandbox:
         config = load_config(sandbox.config_path)
         repo = Repository.open(config.repository.path)
         click.echo(f"sandbox at {sandbox.root}; SSH host 'demo' on 127.0.0.1:{sandbox.server.port}")
+        if drill:
+            return await _drill(config, repo)
         if no_tui:
             manifest = await _backup_and_verify(config, repo, "demo")
             _explain(sandbox, manifest.id)
@@ -48,6 +58,18 @@ async def _demo(root: Path | None, no_tui: bool, mouse: bool) -> None:
         from tui.app import make_app
 
         await make_app(config).run_async(mouse=mouse)
+        return None
+
+
+async def _drill(config: Config, repo: Repository) -> DrillRecord:
+    """The sandbox's drill, confirmed on the operator's behalf: the sandbox is made for it."""
+    plan = plan_drill(config, DrillRequest())
+    click.echo(f"drill: {plan.scenario}")
+    with make_renderer(False) as renderer:
+        request = DrillRequest(confirm=plan.confirm_names)
+        record = await run_drill(config, repo, request, renderer.emit)
+    click.echo(summary(record))
+    return record
 
 
 async def _backup_and_verify(config: Config, repo: Repository, label: str) -> Manifest:

@@ -22,22 +22,13 @@ from engine.restore.run import RestoreRefusedError, RestoreReport, RestoreReques
 from engine.restore.scenario import DefaultBackup, Recommendation, choose_backup, recommend
 from engine.restore.tree import BUILT_IN, AdviceNode, Walk, load_trees, walk
 from engine.sources import RestoreOptions
-from tui.commands.common import CliState, pass_state, print_json, run_async
+from tui.commands.common import CliState, RunByDefaultGroup, pass_state, print_json, run_async
 from tui.progress import make_renderer
 
 MARKS = {"ok": "ok", "warning": "warn", "fail": "FAIL"}
 
 
-class RestoreGroup(click.Group):
-    """``restore plan ...`` is a subcommand; anything else is ``restore ID ...``."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or args[0] not in self.commands and args[0] not in ("-h", "--help"):
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
-
-
-@click.group(cls=RestoreGroup)
+@click.group(cls=RunByDefaultGroup)
 def restore() -> None:
     """Restore a backup: `restore ID --dry-run|--apply`, `restore plan`, `restore --wizard`.
 

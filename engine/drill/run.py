@@ -1,0 +1,370 @@
+"""A DR drill: seed markers, back up, verify, destroy, restore, check, and time it.
+
+Only sources (and a target) flagged ``drill = true`` are touched; anything else is refused
+before the first write, with the reason. The drill's backup is an ordinary verified backup
+(trigger ``drill``). The restore is the real one (validator, then apply; the safety backup is
+skipped with a recorded reason, since the drill destroyed the data on purpose). The measured
+RTO is the restore's seconds until every restored source answers again with its markers.
+The result goes to ``drills.jsonl`` and the audit log, passed or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from engine import audit, locks
+from engine.atomic import make_private_dir
+from engine.checklist.model import checklists_for
+from engine.checklist.run import new_run, now_text, run_automatic, save
+from engine.config import Config
+from engine.drill import history
+from engine.drill.history import DrillRecord
+from engine.drill.markers import Drill, MarkerCheck, Markers, markers_for, unmarkable
+from engine.errors import LifeboatError, RepositoryLockedError, UsageError, describe_error
+from engine.events import Emit, JobFinished, JobStarted, LogLine, SourceFailed, StageChanged
+from engine.jobs import BackupRequest, run_backup, run_verify
+from engine.manifest import Manifest
+from engine.repository import Repository, new_backup_id
+from engine.restore.plan import RestorePlan, RestoreRequest, build_plan
+from engine.restore.run import run_restore
+from engine.source_configs import EtcdSourceConfig
+from engine.sources import RestoreOptions
+from engine.ssh import ConnectionPool
+
+READY_SECONDS = 60.0  # how long restored sources may take to answer again (etcd restarts)
+RETRY_SECONDS = 0.5
+STAGE = "drill"  # the pseudo-source drill stages are reported on
+
+
+@dataclass(frozen=True)
+class DrillRequest:
+    sources: tuple[str, ...] = ()  # default: every source flagged drill = true
+    target: str | None = None  # a [targets.NAME] flagged drill = true; None: in place
+    confirm: tuple[str, ...] = ()  # the names typed: the target's, or each host's
+
+
+@dataclass(frozen=True)
+class DrillPlan:
+    sources: tuple[str, ...]
+    target: str | None
+    confirm_names: tuple[str, ...]
+    destroys: tuple[str, ...]  # what the drill will destroy, one line per source
+
+    @property
+    def scenario(self) -> str:
+        where = f"onto target {self.target}" if self.target else "in place"
+        return f"restore {', '.join(self.sources)} {where}"
+
+
+def plan_drill(config: Config, request: DrillRequest) -> DrillPlan:
+    """What a drill would touch; every reason to refuse it at once (UsageError)."""
+    problems: list[str] = []
+    names = request.sources or tuple(n for n, s in config.sources.items() if s.drill)
+    if not names:
+        raise UsageError(
+            "no source is flagged for drills: a drill destroys a source's data to prove the "
+            "restore, so it only touches sources with drill = true; set it on the "
+            "[sources.NAME] of a staging or drill system"
+        )
+    for name in names:
+        source = config.sources.get(name)
+        if source is None:
+            problems.append(f"unknown source {name!r}; configured: {', '.join(config.sources)}")
+        elif not source.drill:
+            problems.append(
+                f"sources.{name} is not flagged for drills: a drill destroys its data. Set "
+                f"drill = true on [sources.{name}] only if that data may be destroyed"
+            )
+    target = config.targets.get(request.target) if request.target else None
+    if request.target and target is None:
+        known = ", ".join(config.targets) or "none"
+        problems.append(f"unknown target {request.target!r}; configured: {known}")
+    elif request.target and target is not None and not target.drill:
+        problems.append(
+            f"targets.{request.target} is not flagged for drills: a drill destroys its data. "
+            f"Set drill = true on [targets.{request.target}] only if that data may be destroyed"
+        )
+    if problems:
+        raise UsageError("drill refused, nothing was touched:\n" + "\n".join(problems))
+    destroys, hosts = [], []
+    for name in names:
+        source = config.sources[name]
+        entry = target.sources.get(name) if target else None
+        if target is not None and entry is None:
+            problems.append(f"targets.{request.target} does not say where {name} goes")
+            continue
+        host = (entry.host if entry else None) or source.host
+        hosts.append(host)
+        if source.kind not in DESTROYS:
+            problems.append(unmarkable(name, source.kind))
+            continue
+        if isinstance(source, EtcdSourceConfig) and not (source.stop and source.start):
+            problems.append(
+                f"sources.{name}: a drill restores etcd live (--swap), which needs stop and "
+                'start commands, e.g. stop = ["systemctl", "stop", "etcd"]'
+            )
+        destroys.append(f"{name} on {host}: {DESTROYS[source.kind]}")
+    checklist = config.drill.checklist
+    if checklist is not None and checklist not in checklists_for(config):
+        problems.append(f"drill.checklist: no checklist {checklist!r}")
+    if problems:
+        raise UsageError("drill refused, nothing was touched:\n" + "\n".join(problems))
+    confirm = (request.target,) if request.target else tuple(dict.fromkeys(hosts))
+    return DrillPlan(tuple(names), request.target, confirm, tuple(destroys))
+
+
+DESTROYS = {
+    "mongo": "every collection it backs up is dropped",
+    "etcd": "every key is deleted, then the member is stopped, swapped and started",
+    "files": "every path it backs up is removed",
+}
+
+
+async def run_drill(
+    config: Config, repo: Repository, request: DrillRequest, emit: Emit
+) -> DrillRecord:
+    """Run one drill to its verdict (recorded whatever happens); refuses with UsageError."""
+    plan = plan_drill(config, request)
+    if set(request.confirm) != set(plan.confirm_names):
+        raise UsageError(
+            "a drill destroys data on "
+            + ", ".join(plan.confirm_names)
+            + "; confirm by typing each name: "
+            + " ".join(f"--confirm {name}" for name in plan.confirm_names)
+        )
+    drill = Drill(new_backup_id(), secrets.token_hex(8), config.drill.markers)
+    record = DrillRecord(
+        drill.id, now_text(), config.operator, list(plan.sources), plan.target, plan.scenario
+    )
+    with _drill_lock(repo, config.operator):
+        emit(JobStarted(drill.id, "drill", plan.sources))
+        audit.record(
+            repo.path,
+            config.operator,
+            "drill.start",
+            drill=drill.id,
+            scenario=plan.scenario,
+            destroys=list(plan.destroys),
+        )
+        pool = ConnectionPool(dict(config.hosts))
+        try:
+            await _drill(config, repo, plan, drill, record, pool, emit)
+        except LifeboatError as exc:
+            record.problems.append(describe_error(exc))
+        except BaseException:
+            record.problems.append("stopped by the operator before the end")
+            _finish(config, repo, record, emit)
+            raise
+        finally:
+            await pool.close()
+        _finish(config, repo, record, emit)
+    return record
+
+
+def _finish(config: Config, repo: Repository, record: DrillRecord, emit: Emit) -> None:
+    record.verdict = "failed" if record.problems else "passed"
+    record.finished = now_text()
+    history.append(repo.path, record)
+    audit.record(
+        repo.path,
+        config.operator,
+        "drill.finish",
+        drill=record.id,
+        verdict=record.verdict,
+        backup=record.backup_id,
+        backup_seconds=record.backup_seconds,
+        restore_seconds=record.restore_seconds,
+        problems=record.problems,
+    )
+    errors = tuple(SourceFailed(STAGE, problem) for problem in record.problems)
+    emit(JobFinished(record.id, ok=record.passed, errors=errors))
+
+
+@contextmanager
+def _drill_lock(repo: Repository, operator: str) -> Iterator[None]:
+    directory = repo.path / "locks"
+    make_private_dir(directory)
+    try:
+        with locks.hold(directory / "drill.lock", "drill", operator):
+            yield
+    except locks.LockBusy as busy:
+        raise RepositoryLockedError(f"another drill is running: {busy.holder}") from None
+
+
+async def _drill(
+    config: Config,
+    repo: Repository,
+    plan: DrillPlan,
+    drill: Drill,
+    record: DrillRecord,
+    pool: ConnectionPool,
+    emit: Emit,
+) -> None:
+    def say(text: str, level: str = "info") -> None:
+        emit(LogLine(STAGE, level, text))
+
+    emit(StageChanged(STAGE, "seeding markers"))
+    seeded: dict[str, tuple[Markers, list[str]]] = {}
+    for name in plan.sources:
+        markers = markers_for(name, config.sources[name], drill)
+        host = await pool.get(config.sources[name].host)
+        places = await markers.places(host)
+        seeded[name] = (markers, places)
+        count = await markers.seed(host, places)
+        say(f"{name}: seeded {count} markers in {', '.join(places)}")
+    try:
+        manifest = await _backup_and_verify(config, repo, plan, drill, record, emit)
+    except BaseException:
+        await _clean(pool, {n: (m, p, config.sources[n].host) for n, (m, p) in seeded.items()})
+        raise
+    if manifest is None:
+        await _clean(pool, {n: (m, p, config.sources[n].host) for n, (m, p) in seeded.items()})
+        return
+    request = RestoreRequest(
+        manifest.id,
+        scope=plan.sources,
+        target=plan.target,
+        options=RestoreOptions(swap=any(config.sources[n].kind == "etcd" for n in plan.sources)),
+        apply=True,
+        confirm=plan.confirm_names,
+        safety_backup=False,
+        skip_reason=f"drill {drill.id}: the data is destroyed on purpose; backup {manifest.id} "
+        "holds it",
+    )
+    restore_plan = build_plan(config, manifest, request)
+    at_target = {
+        step.source: (
+            markers_for(step.source, step.config, drill, step.options.target_dir),
+            seeded[step.source][1],
+            step.target_host,
+        )
+        for step in restore_plan.steps
+    }
+    emit(StageChanged(STAGE, "destroying"))
+    for name, (markers, _places, host_name) in at_target.items():
+        artifact = manifest.artifact(name)
+        assert artifact is not None
+        done = await markers.destroy(await pool.get(host_name), artifact)
+        audit.record(repo.path, config.operator, "drill.destroy", drill=drill.id, source=name,
+                     host=host_name, destroyed=done)  # fmt: skip
+        say(f"{name} on {host_name}: {'; '.join(done)}")
+    emit(StageChanged(STAGE, "restoring"))
+    started = time.monotonic()
+    try:
+        await run_restore(config, repo, request, emit)
+    except LifeboatError as exc:
+        record.problems.append(
+            f"the restore failed, so the drill target's data is gone: {describe_error(exc)}; "
+            f"restore backup {manifest.id} by hand (lifeboat restore {manifest.id} --dry-run)"
+        )
+        return
+    checks = await _markers_back(pool, at_target)
+    record.restore_seconds = round(time.monotonic() - started, 3)
+    record.markers = [
+        {"source": c.source, "expected": c.expected, "found": c.found, "missing": list(c.missing)}
+        for c in checks
+    ]
+    for check in checks:
+        say(check.describe(), "info" if check.ok else "error")
+        if not check.ok:
+            record.problems.append(f"markers missing after the restore: {check.describe()}")
+    await _checklist(config, restore_plan, manifest, record, repo, emit)
+    if not record.problems:
+        await _clean(pool, at_target)
+        if plan.target:
+            await _clean(pool, {n: (m, p, config.sources[n].host) for n, (m, p) in seeded.items()})
+        await _drop_swapped_aside(restore_plan, manifest.id, pool)
+
+
+async def _backup_and_verify(
+    config: Config,
+    repo: Repository,
+    plan: DrillPlan,
+    drill: Drill,
+    record: DrillRecord,
+    emit: Emit,
+) -> Manifest | None:
+    """The drill's backup, timed and verified (None, with the problem recorded, when the
+    verify fails: nothing is destroyed then)."""
+    emit(StageChanged(STAGE, "backing up"))
+    started = time.monotonic()
+    request = BackupRequest(scope=plan.sources, label=f"drill {drill.id}", trigger="drill")
+    manifest = await run_backup(config, repo, request, emit)
+    record.backup_seconds = round(time.monotonic() - started, 3)
+    record.backup_id = manifest.id
+    emit(StageChanged(STAGE, "verifying"))
+    started = time.monotonic()
+    result = await run_verify(repo, manifest.id, emit)
+    record.verify_seconds = round(time.monotonic() - started, 3)
+    if not result.ok:
+        record.problems.append(
+            f"backup {manifest.id} does not verify, so nothing was destroyed: "
+            + "; ".join(str(problem) for problem in result.problems)
+        )
+        return None
+    return manifest
+
+
+async def _markers_back(
+    pool: ConnectionPool, at_target: dict[str, tuple[Markers, list[str], str]]
+) -> list[MarkerCheck]:
+    """Each source's markers, once it answers (a restarted etcd takes a moment)."""
+    deadline = time.monotonic() + READY_SECONDS
+    checks = []
+    for markers, places, host_name in at_target.values():
+        while True:
+            try:
+                checks.append(await markers.check(await pool.get(host_name), places))
+                break
+            except (LifeboatError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(RETRY_SECONDS)
+    return checks
+
+
+async def _checklist(
+    config: Config,
+    restore_plan: RestorePlan,
+    manifest: Manifest,
+    record: DrillRecord,
+    repo: Repository,
+    emit: Emit,
+) -> None:
+    name = config.drill.checklist
+    if name is None:
+        return
+    emit(StageChanged(STAGE, f"checklist {name}"))
+    loaded = checklists_for(config)[name]
+    restore = {"sources": list(record.sources), "target": record.target,
+               "hosts": list(restore_plan.hosts), "drill": record.id}  # fmt: skip
+    run = new_run(loaded, manifest.id, restore)
+    await run_automatic(run, loaded, restore_plan.target_config(config), manifest)
+    save(repo.path, run)
+    record.checklist, record.checklist_run = name, run.id
+    record.checklist_failed = [
+        f"{item.id}: {item.detail}"
+        for item in run.items
+        if item.required and item.status == "failed"
+    ]
+    for failure in record.checklist_failed:
+        record.problems.append(f"checklist {name}: {failure}")
+
+
+async def _clean(pool: ConnectionPool, markers: dict[str, tuple[Markers, list[str], str]]) -> None:
+    for each, places, host_name in markers.values():
+        await each.clean(await pool.get(host_name), places)
+
+
+async def _drop_swapped_aside(plan: RestorePlan, backup_id: str, pool: ConnectionPool) -> None:
+    """An etcd swap keeps the data dir it replaced: after a drill that is the destroyed
+    state, not worth keeping (a restored member's first WAL alone is 64 MiB)."""
+    for step in plan.steps:
+        if isinstance(step.config, EtcdSourceConfig) and step.config.data_dir is not None:
+            aside = f"{step.config.data_dir}.before-{backup_id}"
+            await (await pool.get(step.target_host)).capture(["rm", "-rf", "--", aside])
