@@ -1,4 +1,5 @@
-"""Tier status: which backup covers a tier, and its age against the RPO."""
+"""Tier status: which backup covers a tier, its age against the RPO, and the last drill's
+restore time against the RTO."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from engine.config import parse_config
+from engine.drill import history
+from engine.drill.history import DrillRecord
 from engine.manifest import Artifact, ArtifactFile, Manifest
 from engine.repository import Repository, VerifyRecord
 from engine.status import RpoState, rpo_state, tier_statuses
@@ -74,3 +77,36 @@ def test_verify_outcomes_are_kept_latest_last(tmp_path: Path) -> None:
         "x": VerifyRecord("x", "t2", True),
         "y": VerifyRecord("y", "t3", True),
     }
+
+
+def drill(drill_id: str, sources: list[str], restore_seconds: float, verdict: str) -> DrillRecord:
+    return DrillRecord(
+        drill_id, drill_id, "t", sources, None, "s",
+        restore_seconds=restore_seconds, verdict=verdict,
+    )  # fmt: skip
+
+
+def test_a_tiers_last_drill_restored_all_its_sources_and_is_judged_against_its_rto() -> None:
+    slow = drill("3", ["cfg"], 31 * 60, "passed")  # newest, but covers only config
+    failed = drill("2", ["db", "cfg"], 5, "failed")
+    older = drill("1", ["db", "cfg"], 5, "passed")
+    data, config = tier_statuses(CONFIG, [], {}, now=NOW, drills=[slow, failed, older])
+    assert data.last_drill is failed
+    assert data.rto_met is False
+    assert config.last_drill is slow
+    assert config.rto_met is False  # 31 minutes against 30
+    fast = drill("4", ["cfg"], 12.5, "passed")
+    data, config = tier_statuses(CONFIG, [], {}, now=NOW, drills=[fast, slow])
+    assert config.rto_met is True
+    assert data.last_drill is None
+    assert data.rto_met is None
+
+
+def test_the_drill_history_reads_newest_first_and_skips_a_torn_line(tmp_path: Path) -> None:
+    history.append(tmp_path, drill("20261121T100000Z-a", ["cfg"], 1.5, "passed"))
+    history.append(tmp_path, drill("20261121T110000Z-b", ["cfg"], 2.5, "failed"))
+    with (tmp_path / history.DRILLS_FILE).open("a") as log:
+        log.write('{"id": "torn')
+    assert [r.id for r in history.load(tmp_path)] == ["20261121T110000Z-b", "20261121T100000Z-a"]
+    assert (tmp_path / history.DRILLS_FILE).stat().st_mode & 0o777 == 0o600
+    assert history.load(tmp_path)[1].timings() == "restore 1.5s"

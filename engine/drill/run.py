@@ -26,7 +26,7 @@ from engine.drill import history
 from engine.drill.history import DrillRecord
 from engine.drill.markers import Drill, MarkerCheck, Markers, markers_for, unmarkable
 from engine.errors import LifeboatError, RepositoryLockedError, UsageError, describe_error
-from engine.events import Emit, JobFinished, JobStarted, LogLine, SourceFailed, StageChanged
+from engine.events import Emit, Event, JobFinished, JobStarted, LogLine, SourceFailed, StageChanged
 from engine.jobs import BackupRequest, run_backup, run_verify
 from engine.manifest import Manifest
 from engine.repository import Repository, new_backup_id
@@ -208,6 +208,8 @@ async def _drill(
     def say(text: str, level: str = "info") -> None:
         emit(LogLine(STAGE, level, text))
 
+    emit_inner = _nested(emit)
+
     emit(StageChanged(STAGE, "seeding markers"))
     seeded: dict[str, tuple[Markers, list[str]]] = {}
     for name in plan.sources:
@@ -218,7 +220,7 @@ async def _drill(
         count = await markers.seed(host, places)
         say(f"{name}: seeded {count} markers in {', '.join(places)}")
     try:
-        manifest = await _backup_and_verify(config, repo, plan, drill, record, emit)
+        manifest = await _backup_and_verify(config, repo, plan, drill, record, emit_inner)
     except BaseException:
         await _clean(pool, {n: (m, p, config.sources[n].host) for n, (m, p) in seeded.items()})
         raise
@@ -256,7 +258,7 @@ async def _drill(
     emit(StageChanged(STAGE, "restoring"))
     started = time.monotonic()
     try:
-        await run_restore(config, repo, request, emit)
+        await run_restore(config, repo, request, emit_inner)
     except LifeboatError as exc:
         record.problems.append(
             f"the restore failed, so the drill target's data is gone: {describe_error(exc)}; "
@@ -279,6 +281,22 @@ async def _drill(
         if plan.target:
             await _clean(pool, {n: (m, p, config.sources[n].host) for n, (m, p) in seeded.items()})
         await _drop_swapped_aside(restore_plan, manifest.id, pool)
+
+
+def _nested(emit: Emit) -> Emit:
+    """The drill is one job around a backup, a verify and a restore: their starts and ends
+    become log lines, so that a listener sees one job from its start to its verdict."""
+
+    def forward(event: Event) -> None:
+        if isinstance(event, JobStarted):
+            emit(LogLine(STAGE, "info", f"{event.kind} {event.job_id} started"))
+        elif isinstance(event, JobFinished):
+            verdict = "finished" if event.ok else "FAILED"
+            emit(LogLine(STAGE, "info" if event.ok else "error", f"{event.job_id} {verdict}"))
+        else:
+            emit(event)
+
+    return forward
 
 
 async def _backup_and_verify(
