@@ -26,6 +26,7 @@ from engine.manifest import Artifact, ArtifactFile, Manifest
 from engine.repository import Repository, new_backup_id
 from tui.app import LifeboatApp
 from tui.screens.backups import BackupsScreen, open_backup
+from tui.screens.checklist import ChecklistScreen
 from tui.screens.modals import TypedConfirmModal
 from tui.screens.wizard import RestoreWizard
 from tui.widgets.backup_detail import BackupDetail, describe_backup
@@ -501,7 +502,14 @@ async def test_restore_applies_after_typing_the_host(
         done = flat(shown(wizard, "#done-text"))
         assert f"From backup {manifest.id} onto their own hosts." in done
         assert f"The state before is kept in backup {safety.id}." in done
-        await pilot.press("ctrl+n")  # Close
+        await pilot.press("ctrl+n")  # Checklist: the post-restore checklist on this restore
+        await settle(app, pilot)
+        checklist = app.screen
+        assert isinstance(checklist, ChecklistScreen)
+        assert checklist.run.backup == manifest.id
+        assert checklist.run.restore is not None
+        assert checklist.run.restore["safety_backup"] == safety.id
+        await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, BackupsScreen)
     assert target.read_bytes() == source.read_bytes()

@@ -21,12 +21,14 @@ from textual.pilot import Pilot
 from textual.widgets import Checkbox, ContentSwitcher, Input, OptionList, SelectionList
 from wizard_pilot import answer, choose, flat, next_button, run_checks, settle, shown
 
+from engine.checklist.run import load_run
 from engine.config import Config, parse_config
 from engine.demo.server import InProcessSSHServer, SandboxKeys, write_known_hosts
 from engine.jobs import BackupRequest, run_backup, run_verify
 from engine.manifest import Manifest
 from engine.repository import Repository
 from tui.app import LifeboatApp
+from tui.screens.checklist import ChecklistScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.wizard import RestoreWizard
 
@@ -153,7 +155,8 @@ async def test_selective_mongo_restore_from_the_dashboard(
         assert "Namespaces: app.mod_billing_*" in done
         (safety,) = safety_backups(repo)
         assert f"The state before is kept in backup {safety.id}." in done
-        await pilot.press("ctrl+n")  # Close
+        assert str(next_button(wizard).label) == "Checklist"
+        await pilot.press("escape")  # Esc still just closes
         await pilot.pause()
         assert isinstance(app.screen, DashboardScreen)
 
@@ -487,11 +490,13 @@ async def test_skipping_the_safety_backup_needs_a_reason_that_is_audited(
     assert records[3]["safety_backup"] is None
 
 
-async def test_enter_closes_the_done_pane(asyncssh_server: SSHTestServer, tmp_path: Path) -> None:
+async def test_enter_on_the_done_pane_opens_the_checklist(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
     target = tmp_path / "restored.dump"
     config = command_config(asyncssh_server, tmp_path, target)
     repo = Repository.open(config.repository.path)
-    stored_backup(repo, NOW, {"db": b"dump\n"}, "nightly")
+    backup = stored_backup(repo, NOW, {"db": b"dump\n"}, "nightly")
     app = console(config, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         dashboard = app.screen
@@ -503,7 +508,25 @@ async def test_enter_closes_the_done_pane(asyncssh_server: SSHTestServer, tmp_pa
         await settle(app, pilot)
         assert wizard.step == "done"
         assert target.read_bytes() == b"dump\n"
-        await pilot.press("enter")
+        assert "Next: validate the result with the post-restore checklist" in flat(
+            shown(wizard, "#done-text")
+        )
+        assert str(next_button(wizard).label) == "Checklist"
+        await pilot.press("enter")  # the plan's checklist, on what was restored
+        await settle(app, pilot)
+        checklist = app.screen
+        assert isinstance(checklist, ChecklistScreen)
+        run = checklist.run
+        assert (run.checklist, run.backup) == ("post-restore", backup.id)
+        assert run.restore == {
+            "sources": ["db"],
+            "namespaces": [],
+            "target": None,
+            "hosts": ["h1"],
+            "safety_backup": None,  # skipped
+        }
+        assert load_run(repo.path, run.id) == run
+        await pilot.press("escape")
         await pilot.pause()
         assert app.screen is dashboard
 

@@ -28,19 +28,26 @@ from tui.jobs import JobBoard
 from tui.palette import LifeboatCommands
 from tui.screens.backups import BackupsScreen
 from tui.screens.dashboard import DashboardScreen
+from tui.screens.drills import DrillsScreen
 
 if TYPE_CHECKING:
+    from engine.drill.run import DrillRequest
     from engine.restore.run import RestoreRequest
 
 
 class LifeboatApp(App[None]):
     TITLE = "Lifeboat"
-    MODES: ClassVar[dict[str, Any]] = {"dashboard": DashboardScreen, "backups": BackupsScreen}
+    MODES: ClassVar[dict[str, Any]] = {
+        "dashboard": DashboardScreen,
+        "backups": BackupsScreen,
+        "drills": DrillsScreen,
+    }
     DEFAULT_MODE = "dashboard"
     COMMANDS = App.COMMANDS | {LifeboatCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("d", "switch_mode('dashboard')", "Dashboard"),
         Binding("l", "switch_mode('backups')", "Backups"),
+        Binding("D", "switch_mode('drills')", "Drills", show=False),  # the dashboard shows it
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
     ]
@@ -122,6 +129,14 @@ class LifeboatApp(App[None]):
             "restore", lambda emit: run_restore(self.config, self.repository, request, emit)
         )
 
+    def start_drill(self, request: DrillRequest) -> str:
+        """Seed, back up, destroy, restore and check the drill sources; records the verdict."""
+        from engine.drill.run import run_drill
+
+        return self._start(
+            "drill", lambda emit: run_drill(self.config, self.repository, request, emit)
+        )
+
     def cancel_job(self, key: str) -> None:
         for worker in self.workers:
             if worker.name == key and worker.is_running:
@@ -175,6 +190,12 @@ class LifeboatApp(App[None]):
         from tui.screens.wizard import open_wizard
 
         open_wizard(self, self.repository.load(backup_id) if backup_id else None)
+
+    def action_checklist(self, backup_id: str | None = None) -> None:
+        """Run a validation checklist on ``backup_id`` (or resume one left open)."""
+        from tui.screens.checklist import open_checklist
+
+        open_checklist(self, backup_id)
 
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen

@@ -23,3 +23,8 @@ def eta(done: int, total: int | None, rate: float) -> str:
     if not total or rate <= 0 or done >= total:
         return ""
     return format_duration(timedelta(seconds=(total - done) / rate))
+
+
+def seconds_text(seconds: float) -> str:
+    """A measured time, short: 0.4s under ten seconds, else as durations are (12s, 3m 5s)."""
+    return f"{seconds:.1f}s" if seconds < 10 else format_duration(timedelta(seconds=seconds))

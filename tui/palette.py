@@ -28,6 +28,7 @@ class LifeboatCommands(Provider):
             ("Back up now (all sources)", app.start_backup, "start a backup of every source"),
             ("Go to dashboard", partial(app.switch_mode, "dashboard"), "tiers, jobs, log"),
             ("Go to backups", partial(app.switch_mode, "backups"), "verify, restore, delete"),
+            ("Go to drills", partial(app.switch_mode, "drills"), "tested recoveries, run a drill"),
             (
                 "Restore (guided wizard)",
                 app.action_restore_wizard,
@@ -37,6 +38,14 @@ class LifeboatCommands(Provider):
             ("Show keys", app.action_help, "every key binding"),
         ]
         latest = list(itertools.islice(app.repository.iter_backups(), 1))
+        newest = latest[0].id if latest else None
+        commands.append(
+            (
+                "Validation checklist",
+                partial(app.action_checklist, newest),
+                f"run or resume one on backup {newest}" if newest else "run or resume one",
+            )
+        )
         if latest:
             commands.append(
                 (

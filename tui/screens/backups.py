@@ -18,7 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.markup import escape
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.errors import BackupNotFoundError, ManifestError, describe_error
@@ -30,6 +30,7 @@ from tui.screens.modals import TypedConfirmModal, worker_named, wrapped
 from tui.screens.wizard import open_wizard
 from tui.widgets.backup_detail import BackupDetail
 from tui.widgets.backup_list import BackupList, BackupRow
+from tui.widgets.footer import KeysFooter
 
 if TYPE_CHECKING:
     from tui.app import LifeboatApp
@@ -67,6 +68,7 @@ class BackupsScreen(Screen[None]):
         Binding("slash", "filter", "Filter", key_display="/", show=False),  # the box says so
         Binding("v", "verify", "Verify"),
         Binding("r", "restore", "Restore"),
+        Binding("c", "checklist", "Checklist"),  # k is the list's vi-style up
         Binding("x,delete", "delete", "Delete", key_display="x"),
         Binding("enter", "detail", "Detail", show=False),
         Binding("escape", "back", "Back"),
@@ -112,7 +114,7 @@ class BackupsScreen(Screen[None]):
         yield Static(id="problems", classes="-none")
         yield BackupList(id="backups")
         yield BackupDetail(id="detail")
-        yield Footer(compact=True)
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         listing = self.query_one(BackupList)
@@ -342,6 +344,12 @@ class BackupsScreen(Screen[None]):
         manifest = self._current()
         if manifest is not None:
             open_wizard(self.lifeboat, manifest)
+
+    def action_checklist(self) -> None:
+        """A validation checklist run on the highlighted backup (or one to resume)."""
+        manifest = self._current()
+        if manifest is not None:
+            self.lifeboat.action_checklist(manifest.id)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker

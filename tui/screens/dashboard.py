@@ -8,10 +8,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
+from engine.drill import history
 from engine.status import tier_statuses
 from tui.screens.modals import BackupChoice, BackupModal, ConfirmModal
+from tui.widgets.footer import KeysFooter
 from tui.widgets.job_view import JobView
 from tui.widgets.log_pane import LogPane
 from tui.widgets.tier_card import TierCard
@@ -29,6 +31,7 @@ class DashboardScreen(Screen[None]):
         Binding("b", "backup", "Back up"),
         Binding("r", "app.restore_wizard", "Restore"),
         Binding("c", "cancel_job", "Cancel job"),
+        Binding("D", "app.switch_mode('drills')", "Drills"),
     ]
 
     @property
@@ -43,7 +46,7 @@ class DashboardScreen(Screen[None]):
             jobs.border_title = "jobs"
             yield Static("no jobs yet: press b to back up", id="no-jobs")
         yield LogPane()
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.lifeboat.jobs_changed.subscribe(self, self.on_jobs_changed)
@@ -55,7 +58,10 @@ class DashboardScreen(Screen[None]):
     def refresh_tiers(self) -> None:
         app = self.lifeboat
         statuses = tier_statuses(
-            app.config, app.repository.iter_backups(), app.repository.verifications()
+            app.config,
+            app.repository.iter_backups(),
+            app.repository.verifications(),
+            drills=history.load(app.repository.path),
         )
         box = self.query_one("#tiers", Container)
         self.query_one("#no-tiers").display = not statuses

@@ -38,6 +38,7 @@ class HelpScreen(ModalScreen[None]):
             for binding in owner.BINDINGS:
                 if isinstance(binding, Binding) and binding.description and binding.key not in seen:
                     seen.add(binding.key)
-                    table.add_row(binding.key_display or binding.key, binding.description)
+                    does = binding.tooltip or binding.description  # the longer, if any
+                    table.add_row(binding.key_display or binding.key, does)
         table.add_row("ctrl+p", "command palette")
         table.add_row("tab / shift+tab", "move between panes")

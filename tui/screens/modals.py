@@ -143,3 +143,52 @@ class TypedConfirmModal(ModalScreen[bool]):
             self.dismiss(True)
         else:
             self.query_one("#problem", Label).update(f"that is not {self.expected!r}")
+
+
+class TextModal(ModalScreen[str | None]):
+    """A line of text asked for (a note, a reason, a file name). ``required`` is what is said
+    when it is left blank; without it, blank is an answer too. Esc is None."""
+
+    DEFAULT_CSS = MODAL_CSS.format(name="TextModal")
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(
+        self,
+        question: str,
+        *,
+        verb: str,
+        value: str = "",
+        placeholder: str = "",
+        required: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.question = question
+        self.verb = verb
+        self.value = value
+        self.placeholder = placeholder
+        self.required = required
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.question)
+            yield Input(self.value, placeholder=self.placeholder, id="text")
+            yield Label("", classes="problem", id="problem")
+            with Horizontal():
+                yield Button("Cancel", id="cancel")
+                yield Button(self.verb, variant="primary", id="ok")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "ok":
+            self._answer()
+        else:
+            self.dismiss(None)
+
+    def on_input_submitted(self) -> None:
+        self._answer()
+
+    def _answer(self) -> None:
+        value = self.query_one("#text", Input).value
+        if self.required is not None and not value.strip():
+            self.query_one("#problem", Label).update(escape(self.required))
+            return
+        self.dismiss(value)

@@ -539,9 +539,41 @@ class RestoreWizard(Screen[None]):
             lines.append(Text(f"The state before is kept in backup {report.safety_backup}."))
         if recommendation:
             lines += [Text(f"• {note}") for note in recommendation.notes]
-        lines.append(Text(f"Next: validate the result with the {checklist} checklist."))
+        if job.finished.ok:
+            lines.append(
+                Text(
+                    f"Next: validate the result with the {checklist} checklist (Checklist "
+                    "opens it; Esc closes)."
+                )
+            )
+            self.query_one("#next", Button).label = "Checklist"
+        else:
+            lines.append(Text(f"Next: validate the result with the {checklist} checklist."))
         self.query_one("#done-text", Static).update(Group(*lines))
         self.query_one("#next", Button).focus()
+
+    def _done(self) -> None:
+        """Close; after a successful restore, open the plan's checklist on what it did."""
+        job = self.lifeboat.board.jobs.get(self.restore_job or "")
+        self.dismiss()
+        if job is None or job.finished is None or not job.finished.ok:
+            return
+        from tui.screens.checklist import open_checklist
+
+        state = self.state
+        worker = self.restore_worker
+        report = worker.result if worker and worker.state == WorkerState.SUCCESS else None
+        restore = {
+            "sources": list(state.sources),
+            "namespaces": list(state.namespaces) if state.has_mongo() else [],
+            "target": state.target,
+            "hosts": list(report.plan.hosts) if report is not None else [],
+            "safety_backup": report.safety_backup if report is not None else None,
+        }
+        recommendation = state.recommendation
+        checklist = recommendation.checklist if recommendation else "post-restore"
+        backup = state.backup.id if state.backup else None
+        open_checklist(self.lifeboat, backup, restore, checklist)
 
     # -- navigation ---------------------------------------------------------------------------
 
@@ -553,7 +585,7 @@ class RestoreWizard(Screen[None]):
             "target": self._leave_targets,
             "checks": self._show_confirm,
             "confirm": self._confirm,
-            "done": self.dismiss,
+            "done": self._done,
         }
         if self.step == "scenario":
             self._next_in_scenario()
