@@ -10,6 +10,8 @@ import pytest
 from helpers import stored_backup
 
 from engine.config import parse_config
+from engine.drill import history
+from engine.drill.history import DrillRecord
 from engine.repository import Repository, VerifyRecord
 from tui.app import LifeboatApp
 
@@ -38,7 +40,26 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LifeboatApp:
     )
     repo.record_verify(VerifyRecord(both.id, "2026-11-21T12:10:00Z", True))
     repo.record_verify(VerifyRecord(old.id, "2026-11-21T12:10:00Z", False, ("bad",)))
+    record_drills(repo_path, both.id)
     return LifeboatApp(config, repo, settings=tmp_path / "console.json")
+
+
+def record_drills(repo_path: Path, backup_id: str) -> None:
+    """A failed drill of everything, then a passed one of the config tier (42.5 s)."""
+    everything = DrillRecord(
+        "20261120T090000Z-d1f0", "2026-11-20T09:00:00Z", "alice", ["mongo", "config"], None,
+        "restore mongo, config in place", "2026-11-20T09:04:00Z", backup_id, 12.0, 1.5, 95.0,
+        markers=[{"source": "mongo", "expected": 100, "found": 95, "missing": ["m-00003"]}],
+        problems=["markers missing after the restore: mongo: 95 of 100 markers came back"],
+    )  # fmt: skip
+    config = DrillRecord(
+        "20261121T140000Z-d2c1", "2026-11-21T14:00:00Z", "alice", ["config"], None,
+        "restore config in place", "2026-11-21T14:01:00Z", backup_id, 3.2, 0.4, 42.5,
+        markers=[{"source": "config", "expected": 10, "found": 10, "missing": []}],
+        verdict="passed",
+    )  # fmt: skip
+    history.append(repo_path, everything)
+    history.append(repo_path, config)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -71,3 +92,8 @@ def test_restore_wizard_from_browser(
     app: LifeboatApp, size: tuple[int, int], snap_compare: Callable
 ) -> None:
     assert snap_compare(app, press=["l", "r"], terminal_size=size)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_drills(app: LifeboatApp, size: tuple[int, int], snap_compare: Callable) -> None:
+    assert snap_compare(app, press=["D", "down"], terminal_size=size)
