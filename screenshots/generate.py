@@ -16,9 +16,11 @@ from textual.worker import WorkerCancelled
 
 from engine.config import load_config
 from engine.demo.sandbox import open_sandbox
+from engine.drill.run import DrillRequest, plan_drill, run_drill
 from engine.jobs import BackupRequest, run_backup, run_verify
 from engine.repository import Repository
 from tui.app import LifeboatApp, make_app
+from tui.screens.checklist import open_checklist
 from tui.screens.wizard import RestoreWizard
 
 HERE = Path(__file__).resolve().parent
@@ -48,6 +50,10 @@ async def shoot(root: Path) -> list[Path]:
         for label in ("nightly", "pre-v1.4-upgrade"):
             manifest = await run_backup(config, repo, BackupRequest(label=label), ignore)
             await run_verify(repo, manifest.id, ignore)
+        plan = plan_drill(config, DrillRequest())
+        drill = await run_drill(config, repo, DrillRequest(confirm=plan.confirm_names), ignore)
+        if not drill.passed:
+            raise RuntimeError(f"the demo drill failed: {drill.problems}")
         for size, name in ((WIDE, "dashboard-backup-running"), (NARROW, "dashboard-80x24")):
             app = make_app(config, settings=root / "console.json")
             async with app.run_test(size=size) as pilot:
@@ -86,6 +92,16 @@ async def shoot(root: Path) -> list[Path]:
             saved.append(Path(app.save_screenshot("wizard-confirm.svg", str(HERE))))
             await pilot.press("escape")
             await _settle(app, pilot)
+        app = make_app(config, settings=root / "console.json")
+        async with app.run_test(size=NARROW) as pilot:
+            await pilot.press("D")
+            await pilot.pause()
+            saved.append(Path(app.save_screenshot("drills.svg", str(HERE))))
+            open_checklist(app, manifest.id, name="demo-drill")  # pre-v1.4-upgrade
+            await _settle(app, pilot)
+            await app.workers.wait_for_complete()
+            await pilot.pause(0.5)
+            saved.append(Path(app.save_screenshot("checklist.svg", str(HERE))))
     return saved
 
 
