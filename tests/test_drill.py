@@ -25,6 +25,7 @@ from engine.drill.run import DrillRequest, plan_drill, run_drill
 from engine.errors import UsageError
 from engine.events import Event, StageChanged
 from engine.repository import Repository
+from engine.restore.locks import RepositoryTargetLocks
 from tui.cli import main
 
 MARKERS = 30
@@ -344,3 +345,21 @@ async def test_the_etcd_fixture_service_restarts(
         client.status()
     await asyncio.to_thread(_sh, service.start)
     await asyncio.to_thread(_wait_until_ready, member)
+
+
+async def test_a_refused_restore_fails_the_drill_and_names_the_backup_holding_the_data(
+    asyncssh_server: SSHTestServer, mongo: MongoServer, tmp_path: Path
+) -> None:
+    seed_data(tmp_path / "data", mongo)
+    config = drill_config(asyncssh_server, tmp_path, mongo, None)
+    repo = Repository.open(config.repository.path)
+    request = DrillRequest(("cfg",), confirm=("h1",))
+    with RepositoryTargetLocks(repo.path).hold("h1", "bob"):  # another restore is running
+        record = await run_drill(config, repo, request, EventLog().emit)
+    assert not record.passed
+    (problem,) = record.problems
+    assert problem.startswith("the drill stopped after destroying data on the drill target")
+    assert "another restore holds h1" in problem
+    assert f"backup {record.backup_id} holds it: lifeboat restore {record.backup_id}" in problem
+    assert not (tmp_path / "data" / "etc").exists()  # destroyed, as the drill said
+    assert record.restore_seconds is None

@@ -248,21 +248,22 @@ async def _drill(
         for step in restore_plan.steps
     }
     emit(StageChanged(STAGE, "destroying"))
-    for name, (markers, _places, host_name) in at_target.items():
-        artifact = manifest.artifact(name)
-        assert artifact is not None
-        done = await markers.destroy(await pool.get(host_name), artifact)
-        audit.record(repo.path, config.operator, "drill.destroy", drill=drill.id, source=name,
-                     host=host_name, destroyed=done)  # fmt: skip
-        say(f"{name} on {host_name}: {'; '.join(done)}")
-    emit(StageChanged(STAGE, "restoring"))
-    started = time.monotonic()
     try:
+        for name, (markers, _places, host_name) in at_target.items():
+            artifact = manifest.artifact(name)
+            assert artifact is not None
+            done = await markers.destroy(await pool.get(host_name), artifact)
+            audit.record(repo.path, config.operator, "drill.destroy", drill=drill.id,
+                         source=name, host=host_name, destroyed=done)  # fmt: skip
+            say(f"{name} on {host_name}: {'; '.join(done)}")
+        emit(StageChanged(STAGE, "restoring"))
+        started = time.monotonic()
         await run_restore(config, repo, request, emit_inner)
     except LifeboatError as exc:
         record.problems.append(
-            f"the restore failed, so the drill target's data is gone: {describe_error(exc)}; "
-            f"restore backup {manifest.id} by hand (lifeboat restore {manifest.id} --dry-run)"
+            f"the drill stopped after destroying data on the drill target: "
+            f"{describe_error(exc)}; backup {manifest.id} holds it: lifeboat restore "
+            f"{manifest.id} --dry-run, then --apply"
         )
         return
     checks = await _markers_back(pool, at_target)
