@@ -17,12 +17,9 @@ from helpers import config_text, stored_backup
 from sshd import SSHTestServer
 from test_checklist import checklists_toml, http_server, item, write_checklist  # noqa: F401
 from textual.app import App
-from textual.geometry import Region
 from textual.pilot import Pilot
-from textual.screen import Screen
-from textual.widget import Widget
 from textual.widgets import DataTable, Input, Label, OptionList
-from wizard_pilot import flat, settle
+from wizard_pilot import flat, settle, shown
 
 from engine import audit
 from engine.checklist.model import checklists_for
@@ -42,16 +39,6 @@ def console(config: Config, tmp_path: Path) -> LifeboatApp:
     return LifeboatApp(
         config, Repository.open(config.repository.path), settings=tmp_path / "console.json"
     )
-
-
-def painted(screen: Screen[object], selector: str) -> str:
-    """What the widget ``selector`` paints right now (inside any border), as plain text."""
-    widget: Widget = screen.query_one(selector)
-    width, height = widget.outer_size
-    lines = [strip.text for strip in widget.render_lines(Region(0, 0, width, height))]
-    if widget.styles.border_top[0]:
-        lines = [line[1:-1] for line in lines[1:-1]]
-    return "\n".join(line.strip() for line in lines)
 
 
 def notices(app: App[object]) -> list[str]:
@@ -129,26 +116,26 @@ async def test_run_waive_tick_sign_off_and_export_against_real_peers(
         assert run_ids(repo.path) == [run.id]  # saved as soon as it started
         await settle(app, pilot)  # the automatic items ran at once
 
-        assert [line.split() for line in painted(screen, "#items").splitlines()] == [
+        assert [line.split() for line in shown(screen, "#items").splitlines()] == [
             ["✓", "Check", "ready", "PASSED"],
             ["✗", "Check", "quorum", "FAILED"],
             ["✗", "Check", "extra", "(optional)", "FAILED"],
             ["·", "Check", "deploy", "to", "tick"],
         ]
         assert served == ["/ready"]
-        assert f"backup {backup.id} (nightly)" in flat(painted(screen, "#about"))
-        evidence = flat(painted(screen, "#evidence-text"))
+        assert f"backup {backup.id} (nightly)" in flat(shown(screen, "#about"))
+        evidence = flat(shown(screen, "#evidence-text"))
         assert "Check ready http · required · PASSED at" in evidence
         assert "HTTP 200 evidence: HTTP 200 lifeboat-ready: all 3 controllers healthy" in evidence
         await highlight(pilot, screen, "quorum")  # the evidence follows the cursor
-        evidence = flat(painted(screen, "#evidence-text"))
+        evidence = flat(shown(screen, "#evidence-text"))
         assert "`sh -c echo no quorum; exit 4` exited 4 evidence: no quorum" in evidence
         assert "w waives it with a reason" in evidence
         stored = load_run(repo.path, run.id)
         assert [(i.id, i.status) for i in stored.items] == [
             ("ready", "passed"), ("quorum", "failed"), ("extra", "failed"), ("deploy", "pending"),
         ]  # fmt: skip
-        assert flat(painted(screen, "#status")) == "2 required item(s) open: quorum, deploy"
+        assert flat(shown(screen, "#status")) == "2 required item(s) open: quorum, deploy"
 
         # Sign-off is refused, naming what is open; nothing is signed or audited.
         await pilot.press("s")
@@ -164,13 +151,13 @@ async def test_run_waive_tick_sign_off_and_export_against_real_peers(
         await pilot.press("w")
         modal = await answer(pilot, app, "")
         assert app.screen is modal
-        assert painted(modal, "#problem") == "a waiver needs a written reason"
+        assert shown(modal, "#problem") == "a waiver needs a written reason"
         await answer(pilot, app, "quorum probe is wrong on staging, OPS-12")
         assert app.screen is screen
         assert run.state("quorum").status == "waived"
-        assert "~ Check quorum" in painted(screen, "#items")
+        assert "~ Check quorum" in shown(screen, "#items")
         assert "waived: quorum probe is wrong on staging, OPS-12" in flat(
-            painted(screen, "#evidence-text")
+            shown(screen, "#evidence-text")
         )
 
         # A manual item is ticked, not run; this one needs a note.
@@ -179,11 +166,11 @@ async def test_run_waive_tick_sign_off_and_export_against_real_peers(
         assert notices(app)[-1] == "deploy is a manual item: t ticks it when done, w waives it"
         await pilot.press("t")
         modal = await answer(pilot, app, "   ")
-        assert painted(modal, "#problem") == "this item needs a note saying what was seen"
+        assert shown(modal, "#problem") == "this item needs a note saying what was seen"
         await answer(pilot, app, "deploy 4711 healthy")
         assert run.state("deploy").status == "ticked"
         assert load_run(repo.path, run.id).state("deploy").note == "deploy 4711 healthy"
-        assert flat(painted(screen, "#status")) == (
+        assert flat(shown(screen, "#status")) == (
             "every required item is done: s signs the run off"
         )
 
@@ -198,7 +185,7 @@ async def test_run_waive_tick_sign_off_and_export_against_real_peers(
         await pilot.pause()
         assert app.screen is screen
         assert run.signoff is not None
-        assert flat(painted(screen, "#status")).startswith("Signed off by alice on ")
+        assert flat(shown(screen, "#status")).startswith("Signed off by alice on ")
         await pilot.press("t")  # a signed-off run does not change
         assert "signed off by alice" in notices(app)[-1]
         assert run.state("deploy").note == "deploy 4711 healthy"
@@ -270,7 +257,7 @@ async def test_c_in_the_browser_starts_a_run_and_the_palette_resumes_it(tmp_path
         assert (first.checklist, first.backup) == ("post-restore", older.id)
         assert {i.status for i in first.items if i.kind != "manual"} == {"failed"}
         assert "not configured: set checklists.values.ready_url, checklists.values." in flat(
-            painted(screen, "#evidence-text")
+            shown(screen, "#evidence-text")
         )
         await pilot.press("question_mark")  # Help lists the screen's keys, shift+a too
         await pilot.pause()
@@ -415,7 +402,7 @@ async def test_leaving_while_items_run_keeps_them_as_not_run(
             if screen.run.state("slow").status == "running":
                 break
             await pilot.pause(0.01)
-        assert "checking 1 automatic item(s)…" in painted(screen, "#status")
+        assert "checking 1 automatic item(s)…" in shown(screen, "#status")
         await pilot.press("escape")
         await settle(app, pilot)
         assert app.screen is dashboard

@@ -6,15 +6,16 @@ from __future__ import annotations
 from textual.app import App
 from textual.geometry import Region
 from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, OptionList
 
 from tui.screens.wizard import RestoreWizard
 
 
-def shown(wizard: RestoreWizard, selector: str) -> str:
+def shown(screen: Screen[object], selector: str) -> str:
     """What the widget ``selector`` paints right now (inside any border), as plain text."""
-    widget: Widget = wizard.query_one(selector)
+    widget: Widget = screen.query_one(selector)
     width, height = widget.outer_size
     lines = [strip.text for strip in widget.render_lines(Region(0, 0, width, height))]
     if widget.styles.border_top[0]:
