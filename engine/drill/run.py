@@ -39,6 +39,7 @@ from engine.ssh import ConnectionPool
 READY_SECONDS = 60.0  # how long restored sources may take to answer again (etcd restarts)
 RETRY_SECONDS = 0.5
 STAGE = "drill"  # the pseudo-source drill stages are reported on
+Placed = tuple[Markers, list[str], str]  # a source's markers, where they went, on which host
 
 
 @dataclass(frozen=True)
@@ -211,21 +212,22 @@ async def _drill(
     emit_inner = _nested(emit)
 
     emit(StageChanged(STAGE, "seeding markers"))
-    seeded: dict[str, tuple[Markers, list[str]]] = {}
+    seeded: dict[str, Placed] = {}
     for name in plan.sources:
         markers = markers_for(name, config.sources[name], drill)
-        host = await pool.get(config.sources[name].host)
+        host_name = config.sources[name].host
+        host = await pool.get(host_name)
         places = await markers.places(host)
-        seeded[name] = (markers, places)
+        seeded[name] = (markers, places, host_name)
         count = await markers.seed(host, places)
         say(f"{name}: seeded {count} markers in {', '.join(places)}")
     try:
         manifest = await _backup_and_verify(config, repo, plan, drill, record, emit_inner)
     except BaseException:
-        await _clean(pool, {n: (m, p, config.sources[n].host) for n, (m, p) in seeded.items()})
+        await _clean(pool, seeded)
         raise
     if manifest is None:
-        await _clean(pool, {n: (m, p, config.sources[n].host) for n, (m, p) in seeded.items()})
+        await _clean(pool, seeded)
         return
     request = RestoreRequest(
         manifest.id,
@@ -280,7 +282,7 @@ async def _drill(
     if not record.problems:
         await _clean(pool, at_target)
         if plan.target:
-            await _clean(pool, {n: (m, p, config.sources[n].host) for n, (m, p) in seeded.items()})
+            await _clean(pool, seeded)
         await _drop_swapped_aside(restore_plan, manifest.id, pool)
 
 
@@ -329,9 +331,7 @@ async def _backup_and_verify(
     return manifest
 
 
-async def _markers_back(
-    pool: ConnectionPool, at_target: dict[str, tuple[Markers, list[str], str]]
-) -> list[MarkerCheck]:
+async def _markers_back(pool: ConnectionPool, at_target: dict[str, Placed]) -> list[MarkerCheck]:
     """Each source's markers, once it answers (a restarted etcd takes a moment)."""
     deadline = time.monotonic() + READY_SECONDS
     checks = []
@@ -375,7 +375,7 @@ async def _checklist(
         record.problems.append(f"checklist {name}: {failure}")
 
 
-async def _clean(pool: ConnectionPool, markers: dict[str, tuple[Markers, list[str], str]]) -> None:
+async def _clean(pool: ConnectionPool, markers: dict[str, Placed]) -> None:
     for each, places, host_name in markers.values():
         await each.clean(await pool.get(host_name), places)
 
