@@ -29,6 +29,12 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from engine import paths
+from engine.config_schedules import (
+    CatalogConfig,
+    CoordinationConfig,
+    RetentionConfig,
+    ScheduleConfig,
+)
 from engine.config_types import MODEL_CONFIG, AbsolutePath, Duration, NonEmptyStr, Seconds
 from engine.errors import ConfigError
 from engine.source_configs import (
@@ -193,6 +199,14 @@ class Config(BaseModel):
     """Alternate restore targets by name."""
     drill: DrillConfig = DrillConfig()
     """DR drill settings."""
+    schedules: dict[str, ScheduleConfig] = Field(default_factory=dict)
+    """Backups that run by themselves (``lifeboat scheduler run``), by name."""
+    retention: RetentionConfig = RetentionConfig()
+    """The prune policy for backups no schedule's own policy covers."""
+    coordination: CoordinationConfig | None = None
+    """etcd coordination between several Lifeboat instances."""
+    catalog: CatalogConfig | None = None
+    """A shared MongoDB catalog of backups, checklist runs and drills."""
     path: Path | None = None
     """The file this was loaded from (not a TOML key); None when parsed from a string."""
 
@@ -288,14 +302,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
     raw_tiers = _tables(data, "tiers", 'rpo = "24h"', problems)
     tiers = {n: _validate(TierConfig, raw, f"tiers.{_key(n)}", problems) for n, raw in raw_tiers}
     for name, raw in raw_tiers:
-        wanted = raw.get("sources") if isinstance(raw.get("sources"), list) else []
-        for source in wanted:
-            if isinstance(source, str) and source and source not in data.get("sources", {}):
-                known = ", ".join(sorted(data.get("sources", {}))) or "none are configured"
-                problems.append(
-                    f"tiers.{_key(name)}.sources: unknown source {_show(source)}; "
-                    f"configured sources: {known}"
-                )
+        problems.extend(_unknown_sources(f"tiers.{_key(name)}.sources", raw.get("sources"), data))
     runbooks = _validate(RunbooksConfig, data.get("runbooks", {}), "runbooks", problems)
     restore = _validate(RestoreConfig, data.get("restore", {}), "restore", problems)
     checklists = _validate(ChecklistsConfig, data.get("checklists", {}), "checklists", problems)
@@ -305,6 +312,23 @@ def parse_config(text: str, source: str = "<string>") -> Config:
     }
     problems.extend(_target_problems(raw_targets, data.get("sources", {}), hosts))
     drill = _validate(DrillConfig, data.get("drill", {}), "drill", problems)
+    raw_schedules = _tables(data, "schedules", 'cron = "0 2 * * *"', problems)
+    schedules = {
+        n: _validate(ScheduleConfig, raw, f"schedules.{_key(n)}", problems)
+        for n, raw in raw_schedules
+    }
+    for name, raw in raw_schedules:
+        problems.extend(_unknown_sources(f"schedules.{_key(name)}.scope", raw.get("scope"), data))
+    retention = _validate(RetentionConfig, data.get("retention", {}), "retention", problems)
+    coordination = catalog = None
+    if "coordination" in data:
+        raw = data["coordination"]
+        coordination = _validate(CoordinationConfig, raw, "coordination", problems)
+        host = raw.get("host") if isinstance(raw, dict) else None
+        if isinstance(host, str) and host and host not in hosts:
+            problems.append(f"coordination.host: unknown host {_show(host)}; define [hosts.{host}]")
+    if "catalog" in data:
+        catalog = _validate(CatalogConfig, data["catalog"], "catalog", problems)
     problems = [p for p in problems if p]
     if problems:
         raise ConfigError(problems)
@@ -318,11 +342,26 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         "checklists": checklists,
         "targets": targets,
         "drill": drill,
+        "schedules": schedules,
+        "retention": retention,
+        "coordination": coordination,
+        "catalog": catalog,
     }
     config = _validate(Config, fields | ({"operator": operator} if operator else {}), "", problems)
     if config is None:  # every check above passed, so only a bug in this module gets here
         raise ConfigError(problems)
     return config
+
+
+def _unknown_sources(where: str, wanted: Any, data: dict[str, Any]) -> list[str]:
+    """A problem for each name in the list ``wanted`` that is not a configured source."""
+    configured = data.get("sources", {}) if isinstance(data.get("sources"), dict) else {}
+    known = ", ".join(sorted(configured)) or "none are configured"
+    return [
+        f"{where}: unknown source {_show(source)}; configured sources: {known}"
+        for source in (wanted if isinstance(wanted, list) else [])
+        if isinstance(source, str) and source and source not in configured
+    ]
 
 
 def _target_problems(
