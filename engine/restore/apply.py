@@ -8,7 +8,8 @@ target now, so a mistaken restore can itself be undone by restoring it.
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+import asyncio
+from contextlib import AsyncExitStack
 from dataclasses import replace
 from pathlib import Path
 
@@ -60,9 +61,11 @@ async def apply_plan(
         hosts=list(plan.hosts),
         confirmed=list(request.confirm),
     )
-    with ExitStack() as held:
-        for host in plan.hosts:
-            held.enter_context(locks.hold(host, config.operator))
+    async with AsyncExitStack() as held:
+        for host in plan.hosts:  # in a thread: etcd may be reached through a tunnel on this loop
+            lock = locks.hold(host, config.operator)
+            await asyncio.to_thread(lock.__enter__)
+            held.push_async_callback(asyncio.to_thread, lock.__exit__, None, None, None)
         safety_id = await _safety_backup(config, repo, plan, request, emit)
         await _restore(config, repo, plan, safety_id, emit)
     return safety_id

@@ -12,6 +12,7 @@ from datetime import datetime
 from engine import audit
 from engine.checks import Check, Status
 from engine.config import Config
+from engine.coordination import open_coordinator
 from engine.errors import LifeboatError, UsageError, describe_error
 from engine.events import (
     CheckReported,
@@ -73,8 +74,12 @@ async def run_restore(
     now: datetime | None = None,
 ) -> RestoreReport:
     """Validate, then (with ``request.apply``) restore. Raises RestoreRefusedError on a failed
-    check, before anything is written."""
-    locks = locks or RepositoryTargetLocks(repo.path)
+    check, before anything is written. Targets are locked through etcd when ``[coordination]``
+    is configured, else through the repository's lock files."""
+    if locks is None:
+        async with open_coordinator(config, repo) as coordinator:
+            shared = coordinator.target_locks() if coordinator else RepositoryTargetLocks(repo.path)
+            return await run_restore(config, repo, request, emit, locks=shared, now=now)
     plan = build_plan(config, repo.load(request.backup_id), request)
     if request.apply:
         _check_consent(plan, request)

@@ -75,7 +75,7 @@ async def validate(
     finally:
         await pool.close()
     for host in plan.hosts:
-        holder = locks.holder(host)
+        holder = await asyncio.to_thread(locks.holder, host)  # etcd may be behind a tunnel
         if holder is None:
             add(Check.ok(f"lock {host}", "no other restore holds this target"))
         else:

@@ -1,0 +1,83 @@
+"""Opening the coordinator a config asks for: directly, or through an SSH tunnel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
+
+from engine.config import Config
+from engine.coordination.coordinator import Coordinator
+from engine.coordination.lease import etcd_failures, failure_detail
+from engine.coordination.model import CoordinationError
+from engine.repository import MARKER, Repository
+from engine.ssh import connect
+
+if TYPE_CHECKING:
+    import etcd3
+
+RECONNECT_MS = 1000  # most gRPC waits between attempts to reach etcd again
+
+
+def repository_id(repo: Repository) -> str:
+    """The ``repo_id`` in the repository's marker file: instances sharing a repository (and
+    only those) share locks."""
+    marker = repo.path / MARKER
+    try:
+        repo_id = json.loads(marker.read_text()).get("repo_id")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise CoordinationError(f"coordination: cannot read {marker}: {exc}") from None
+    if not isinstance(repo_id, str) or not repo_id:
+        raise CoordinationError(
+            f"coordination: {marker} has no repo_id; re-create the repository with a current "
+            "Lifeboat, or remove [coordination] to run uncoordinated"
+        )
+    return repo_id
+
+
+def _client(host: str, port: int, timeout: float) -> etcd3.MultiEndpointEtcd3Client:
+    """A client that recovers as soon as etcd answers again: etcd3's default refuses every
+    request for 300 s after one failure, and gRPC's reconnect backoff grows to 2 minutes."""
+    import etcd3
+
+    options = [("grpc.max_reconnect_backoff_ms", RECONNECT_MS)]
+    endpoint = etcd3.Endpoint(host, port, secure=False, time_retry=0, opts=options)
+    return etcd3.MultiEndpointEtcd3Client(endpoints=[endpoint], timeout=timeout)
+
+
+@asynccontextmanager
+async def open_coordinator(config: Config, repo: Repository) -> AsyncIterator[Coordinator | None]:
+    """The coordinator for ``config.coordination`` (None when it is not configured), checked
+    to answer; on exit every lock still held is released and the connection closed."""
+    settings = config.coordination
+    if settings is None:
+        yield None
+        return
+    repo_id = repository_id(repo)
+    instance = settings.instance or f"{socket.gethostname()}-{os.getpid()}"
+    address, port = settings.etcd.rsplit(":", 1)
+    timeout = settings.lease_ttl / 2  # a stuck refresh still leaves time for the next one
+    async with AsyncExitStack() as stack:
+        where = settings.etcd
+        if settings.host is None:
+            client = _client(address, int(port), timeout)
+        else:
+            where += f" seen from {settings.host}"
+            ssh = await connect(settings.host, config.hosts[settings.host])
+            stack.push_async_callback(ssh.close)
+            forward = ssh.forward_local(address.strip("[]"), int(port))
+            client = _client("127.0.0.1", await stack.enter_async_context(forward), timeout)
+        coordinator = Coordinator(client, repo_id, instance, settings.lease_ttl)
+        stack.push_async_callback(asyncio.to_thread, coordinator.close)
+        try:
+            await asyncio.to_thread(client.status)
+        except etcd_failures() as exc:
+            raise CoordinationError(
+                f"coordination: etcd at {where} does not answer ({failure_detail(exc)}); "
+                "check [coordination] etcd, or remove [coordination] to run uncoordinated"
+            ) from None
+        yield coordinator
