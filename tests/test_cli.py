@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from helpers import command_source, config_text, files_source
+from helpers import command_source, config_text, files_source, stored_backup
 from sshd import SSHTestServer
+
+from engine.manifest import Manifest
+from engine.repository import Repository, VerifyRecord
 
 LIFEBOAT = str(Path(sys.executable).with_name("lifeboat"))
 
@@ -120,6 +125,99 @@ async def test_usage_errors_exit_2(tmp_path: Path) -> None:
     shown = await lifeboat("backup", "show", "20260101T000000Z-abcd", config=config)
     assert shown.rc == 2
     assert "no backup" in shown.stderr
+
+
+PRUNE_POLICY = """
+[retention]
+keep_last = 1
+pin = ["pre-*"]
+[schedules.nightly]
+cron = "0 2 * * *"
+timezone = "Europe/Berlin"
+[schedules.nightly.retention]
+keep_daily = 2
+"""
+
+
+def prune_repository(tmp_path: Path, policy: str) -> tuple[Path, list[Manifest]]:
+    """A repository of six backups (manual, pinned, nightly) and a config with ``policy``."""
+    repo = Repository.open(tmp_path / "repo")
+    made = [
+        stored_backup(repo, datetime(2026, 11, 20, 10, tzinfo=UTC), {"mongo": b"3"}),
+        stored_backup(repo, datetime(2026, 11, 19, 10, tzinfo=UTC), {"mongo": b"2"}),
+        stored_backup(repo, datetime(2026, 11, 1, 10, tzinfo=UTC), {"mongo": b"1"}, "pre-up"),
+        *(
+            stored_backup(repo, at, {"mongo": b"n"}, "nightly", trigger="schedule:nightly")
+            for at in (
+                datetime(2026, 11, 20, 1, tzinfo=UTC),
+                datetime(2026, 11, 19, 23, 30, tzinfo=UTC),  # 00:30 on the 20th in Berlin
+                datetime(2026, 11, 18, 1, tzinfo=UTC),
+            )
+        ),
+    ]
+    repo.record_verify(VerifyRecord(made[1].id, "2026-11-19T11:00:00Z", True))
+    text = f"[repository]\npath = {json.dumps(str(repo.path))}\n{policy}"
+    return write_config(tmp_path / "c.toml", text), made
+
+
+async def test_backup_prune_dry_run_explains_every_backup(tmp_path: Path) -> None:
+    config, made = prune_repository(tmp_path, PRUNE_POLICY)
+    run = await lifeboat("backup", "prune", "--dry-run", config=config)
+    assert run.rc == 0, run.stderr
+    *lines, summary = run.stdout.splitlines()
+    assert summary == "5 kept, would remove 1"
+    expected = [
+        (made[0], "keep", "last 1"),
+        (made[3], "keep", "daily 2026-11-20"),
+        (made[4], "remove", "no rule of schedule nightly keeps it"),
+        (made[1], "keep", "newest verified backup of mongo"),
+        (made[5], "keep", "daily 2026-11-18"),
+        (made[2], "keep", "pinned (pre-*)"),
+    ]
+    assert [line.split()[:2] for line in lines] == [[verb, m.id] for m, verb, _ in expected]
+    for line, (m, _, reason) in zip(lines, expected, strict=True):
+        _, _, age, label, reasons = line.split(maxsplit=4)
+        assert re.fullmatch(r"\d+[dhms]", age)
+        assert (label, reasons) == (m.label or "-", reason)
+        assert len(line) <= 80
+    assert len(Repository.open(tmp_path / "repo").list_backups()[0]) == 6
+
+    removed = await lifeboat("backup", "prune", config=config)
+    assert removed.rc == 0, removed.stderr
+    assert removed.stdout.splitlines()[-1] == "5 kept, 1 removed"
+    left = {m.id for m in Repository.open(tmp_path / "repo").list_backups()[0]}
+    assert left == {m.id for m in made} - {made[4].id}
+
+
+async def test_backup_prune_json_and_keep_override(tmp_path: Path) -> None:
+    config, made = prune_repository(tmp_path, PRUNE_POLICY)
+    run = await lifeboat("backup", "prune", "--dry-run", "--json", "--keep", "1", config=config)
+    assert run.rc == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["dry_run"] is True
+    assert result["remove"] == [made[4].id, made[5].id]
+    assert result["keep"] == [made[0].id, made[3].id, made[1].id, made[2].id]
+    first = result["decisions"][0]
+    assert first == {
+        "id": made[0].id,
+        "label": None,
+        "created_at": "2026-11-20T10:00:00+00:00",
+        "trigger": "manual",
+        "keep": True,
+        "reasons": ["last 1"],
+    }
+    assert result["decisions"][2]["reasons"] == [
+        "not among the last 1 of schedule nightly (--keep)"
+    ]
+
+
+async def test_backup_prune_without_a_policy_exits_2(tmp_path: Path) -> None:
+    config, _ = prune_repository(tmp_path, "")
+    run = await lifeboat("backup", "prune", "--dry-run", config=config)
+    assert run.rc == 2
+    assert "no retention policy is configured" in run.stderr
+    assert "--keep N" in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 async def test_backup_list_verify_restore_delete(ssh_server: SSHTestServer, tmp_path: Path) -> None:

@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 from helpers import stored_backup
 
+from engine.config import parse_config
 from engine.errors import (
     BackupNotFoundError,
     ManifestError,
     RepositoryError,
     RepositoryLockedError,
-    UsageError,
 )
 from engine.manifest import Manifest
 from engine.repository import BACKUP_ID, MANIFEST, Repository, new_backup_id
-from engine.retention import plan_keep_last, prune
+from engine.retention import prune
 
 
 def mode(path: Path) -> int:
@@ -120,6 +120,7 @@ def test_delete_refuses_what_is_not_a_backup(tmp_path: Path) -> None:
 
 def test_prune_keeps_the_newest_and_leaves_foreign_directories(tmp_path: Path) -> None:
     repo = Repository.open(tmp_path / "repo")
+    config = parse_config(f'[repository]\npath = "{repo.path}"\n')
     made = [fake_backup(repo, datetime(2026, 1, day, tzinfo=UTC)) for day in range(1, 6)]
     foreign = repo.backups_dir / "20200101T000000Z-keep-me"
     foreign.mkdir()
@@ -127,11 +128,11 @@ def test_prune_keeps_the_newest_and_leaves_foreign_directories(tmp_path: Path) -
     lookalike = repo.backups_dir / "20200101T000000Z-abcd"
     lookalike.mkdir()  # id-shaped, but no manifest: not a backup
 
-    plan = prune(repo, 2, "tester", dry_run=True)
+    plan = prune(config, repo, "tester", dry_run=True, keep_last=2)
     assert [m.id for m in plan.remove] == [m.id for m in reversed(made[:3])]
     assert len(repo.list_backups()[0]) == 5
 
-    prune(repo, 2, "tester", dry_run=False)
+    prune(config, repo, "tester", dry_run=False, keep_last=2)
     assert [m.id for m in repo.list_backups()[0]] == [made[4].id, made[3].id]
     assert foreign.exists()
     assert lookalike.exists()
@@ -139,8 +140,3 @@ def test_prune_keeps_the_newest_and_leaves_foreign_directories(tmp_path: Path) -
     assert [json.loads(line)["backup"] for line in audit_lines] == [
         m.id for m in reversed(made[:3])
     ]
-
-
-def test_keep_must_be_positive() -> None:
-    with pytest.raises(UsageError, match="at least 1"):
-        plan_keep_last([], 0)

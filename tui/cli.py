@@ -35,6 +35,9 @@ class LazyGroup(click.Group):
         "audit": "tui.commands.audit:audit",
         "checklist": "tui.commands.checklist:checklist",
         "drill": "tui.commands.drill:drill",
+        "schedule": "tui.commands.schedule:schedule",
+        "scheduler": "tui.commands.schedule:scheduler",
+        "status": "tui.commands.status:status",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

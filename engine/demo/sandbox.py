@@ -112,6 +112,23 @@ sources = ["app-config"]
 rpo = "7d"
 rto = "1h"
 sources = ["app-config", "app-db", "app-logs"]
+
+# `lifeboat demo` runs a scheduler while the console is open (its log: scheduler.log).
+[schedules.app-db]
+cron = "*/5 * * * *"
+scope = ["app-db"]
+label = "every 5 minutes"
+
+[schedules.nightly]
+cron = "0 2 * * *"
+timezone = "Europe/Berlin"
+label = "nightly"
+
+[retention]
+keep_last = 5
+keep_hourly = 24
+keep_daily = 7
+pin = ["pre-*", "first demo backup"]
 """
 
 

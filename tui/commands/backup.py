@@ -10,7 +10,7 @@ from engine.errors import UsageError
 from engine.events import Emit
 from engine.jobs import BackupRequest, run_backup, run_verify
 from engine.manifest import Manifest
-from engine.retention import delete_backup, prune
+from engine.retention import Decision, PrunePlan, delete_backup, prune
 from engine.verify import VerifyResult
 from tui.commands.common import CliState, pass_state, print_json, require_confirmation, run_async
 from tui.format import age, human_size
@@ -140,27 +140,59 @@ def backup_verify(state: CliState, backup_id: str | None, verify_all: bool, as_j
 
 
 @backup.command("prune")
-@click.option("--keep", type=click.IntRange(min=1), required=True, help="How many to keep.")
-@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@click.option(
+    "--keep",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Keep the N newest of each group instead of the configured rules.",
+)
+@click.option("--dry-run", is_flag=True, help="Only show what would be removed.")
 @json_option
 @pass_state
-def backup_prune(state: CliState, keep: int, dry_run: bool, as_json: bool) -> None:
-    """Remove the oldest backups beyond the newest N (never anything that is not a backup)."""
+def backup_prune(state: CliState, keep: int | None, dry_run: bool, as_json: bool) -> None:
+    """Remove the backups no retention rule keeps (never anything that is not a backup)."""
     config = state.config()
-    plan = prune(state.repository(), keep, config.operator, dry_run=dry_run)
+    plan = prune(config, state.repository(), config.operator, dry_run=dry_run, keep_last=keep)
     if as_json:
-        print_json(
-            {
-                "dry_run": dry_run,
-                "keep": [m.id for m in plan.keep],
-                "remove": [m.id for m in plan.remove],
-            }
-        )
+        print_json(prune_json(plan, dry_run))
         return
-    verb = "would remove" if dry_run else "removed"
-    for m in plan.remove:
-        click.echo(f"{verb} {m.id} {m.label or ''}".rstrip())
-    click.echo(f"{len(plan.keep)} kept, {len(plan.remove)} {verb}")
+    label_width = max((len(d.manifest.label or "-") for d in plan.decisions), default=1)
+    for decision in plan.decisions:
+        click.echo(prune_line(decision, label_width))
+    kept, removed = len(plan.keep), len(plan.remove)
+    click.echo(
+        f"{kept} kept, would remove {removed}" if dry_run else f"{kept} kept, {removed} removed"
+    )
+
+
+def prune_line(decision: Decision, label_width: int) -> str:
+    """``remove 20261121T150000Z-7f3a   3d nightly  no rule of schedule nightly keeps it``
+    (the age in its largest unit: the id already says when)."""
+    m = decision.manifest
+    action = "keep" if decision.keep else "remove"
+    label = (m.label or "-").ljust(label_width)
+    short_age = age(m.created_at).split()[0]
+    return f"{action:<6} {m.id} {short_age:>4} {label}  {', '.join(decision.reasons)}"
+
+
+def prune_json(plan: PrunePlan, dry_run: bool) -> dict[str, object]:
+    """The plan for scripts: the ids kept and removed, and every decision with its reasons."""
+    return {
+        "dry_run": dry_run,
+        "keep": [m.id for m in plan.keep],
+        "remove": [m.id for m in plan.remove],
+        "decisions": [
+            {
+                "id": d.manifest.id,
+                "label": d.manifest.label,
+                "created_at": d.manifest.created_at.isoformat(),
+                "trigger": d.manifest.trigger,
+                "keep": d.keep,
+                "reasons": list(d.reasons),
+            }
+            for d in plan.decisions
+        ],
+    }
 
 
 @backup.command("delete")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import click
@@ -13,8 +17,11 @@ from engine.drill.run import DrillRequest, plan_drill, run_drill
 from engine.jobs import BackupRequest, run_backup, run_verify
 from engine.manifest import Manifest
 from engine.repository import Repository
+from engine.scheduler import Scheduler, default_instance
+from engine.ticks import local_claimer
 from tui.commands.common import CliState, run_async
 from tui.commands.drill import DrillFailedError, summary
+from tui.commands.schedule import json_log
 from tui.console import require_terminal
 from tui.progress import make_renderer
 
@@ -57,8 +64,26 @@ async def _demo(root: Path | None, no_tui: bool, drill: bool, mouse: bool) -> Dr
             await _backup_and_verify(config, repo, "second demo backup")
         from tui.app import make_app
 
-        await make_app(config).run_async(mouse=mouse)
+        async with _scheduler(config, repo, sandbox.root / "scheduler.log"):
+            await make_app(config).run_async(mouse=mouse)
         return None
+
+
+@asynccontextmanager
+async def _scheduler(config: Config, repo: Repository, log_path: Path) -> AsyncIterator[None]:
+    """The sandbox's schedules, run while the console is open; the log goes to ``log_path``."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as stream:
+        instance = default_instance()
+        daemon = Scheduler(
+            config, repo, local_claimer(repo, config.operator), json_log(instance, stream), instance
+        )
+        task = asyncio.create_task(daemon.run())
+        try:
+            yield
+        finally:
+            daemon.stop(cancel=True)
+            await task
 
 
 async def _drill(config: Config, repo: Repository) -> DrillRecord:

@@ -11,11 +11,14 @@ from textual.screen import Screen
 from textual.widgets import Header, Static
 
 from engine.drill import history
+from engine.schedule import schedule_statuses
 from engine.status import tier_statuses
+from engine.status_report import local_locks
 from tui.screens.modals import BackupChoice, BackupModal, ConfirmModal
 from tui.widgets.footer import KeysFooter
 from tui.widgets.job_view import JobView
 from tui.widgets.log_pane import LogPane
+from tui.widgets.schedule_strip import ScheduleStrip
 from tui.widgets.tier_card import TierCard
 
 if TYPE_CHECKING:
@@ -42,6 +45,7 @@ class DashboardScreen(Screen[None]):
         yield Header()
         with Container(id="tiers"):
             yield Static("no tiers configured: add [tiers.NAME] to the config", id="no-tiers")
+        yield ScheduleStrip()
         with VerticalScroll(id="jobs") as jobs:
             jobs.border_title = "jobs"
             yield Static("no jobs yet: press b to back up", id="no-jobs")
@@ -57,11 +61,15 @@ class DashboardScreen(Screen[None]):
 
     def refresh_tiers(self) -> None:
         app = self.lifeboat
-        statuses = tier_statuses(
+        statuses = tier_statuses(  # both read manifests lazily, newest first, as far as needed
             app.config,
             app.repository.iter_backups(),
             app.repository.verifications(),
             drills=history.load(app.repository.path),
+        )
+        self.query_one(ScheduleStrip).show(
+            schedule_statuses(app.config, app.repository, app.repository.iter_backups()),
+            local_locks(app.repository),
         )
         box = self.query_one("#tiers", Container)
         self.query_one("#no-tiers").display = not statuses

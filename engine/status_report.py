@@ -1,0 +1,134 @@
+"""Everything ``lifeboat status`` and the dashboard say, gathered once: tiers (RPO, RTO),
+schedules (next runs, overdue), and who holds which lock.
+
+Unhealthy means a tier past its RPO or a schedule overdue: ``lifeboat status`` exits 1, so
+cron or monitoring can alert on it. A warning (80% of the RPO) or a missed RTO is shown but
+does not fail the check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from engine import locks
+from engine.config import Config
+from engine.drill import history
+from engine.durations import format_duration
+from engine.manifest import utc_now
+from engine.repository import Repository
+from engine.schedule import ScheduleStatus, iso, schedule_statuses
+from engine.status import RpoState, TierStatus, tier_statuses
+
+
+@dataclass(frozen=True)
+class LockLine:
+    """A held lock: what it guards and who holds it."""
+
+    kind: str  # "repository", "restore", "schedule"
+    name: str
+    holder: str
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    at: datetime
+    tiers: list[TierStatus]
+    schedules: list[ScheduleStatus]
+    locks: list[LockLine]
+
+    @property
+    def problems(self) -> list[str]:
+        """One line per breached tier and overdue schedule."""
+        lines = []
+        for tier in self.tiers:
+            if tier.state is RpoState.BREACH:
+                ago = (
+                    f"last backup {format_duration(tier.age)} ago"
+                    if tier.age is not None
+                    else "never backed up"
+                )
+                lines.append(
+                    f"tier {tier.name}: RPO {format_duration(tier.tier.rpo)} breached ({ago})"
+                )
+        lines.extend(f"schedule {p}" for s in self.schedules if (p := s.problem()))
+        return lines
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": iso(self.at),
+            "healthy": self.healthy,
+            "problems": self.problems,
+            "tiers": [tier_dict(t) for t in self.tiers],
+            "schedules": [schedule_dict(s) for s in self.schedules],
+            "locks": [lock.__dict__ for lock in self.locks],
+        }
+
+
+def local_locks(repo: Repository) -> list[LockLine]:
+    """The repository's flock files that someone holds right now."""
+    held = []
+    if holder := locks.holder_of(repo.lock_path):
+        held.append(LockLine("repository", str(repo.path), holder))
+    directory = repo.path / "locks"
+    for path in sorted(directory.glob("*.lock")) if directory.is_dir() else []:
+        kind, _, name = path.stem.partition("-")
+        if holder := locks.holder_of(path):
+            held.append(LockLine(kind, name, holder))
+    return held
+
+
+def gather(
+    config: Config,
+    repo: Repository,
+    now: datetime | None = None,
+    shared_locks: Sequence[LockLine] = (),
+) -> StatusReport:
+    """The whole status; ``shared_locks`` are the coordination (etcd) lock holders."""
+    moment = now or utc_now()
+    manifests = list(repo.iter_backups())
+    return StatusReport(
+        at=moment,
+        tiers=tier_statuses(
+            config, manifests, repo.verifications(), moment, history.load(repo.path)
+        ),
+        schedules=schedule_statuses(config, repo, manifests, moment),
+        locks=[*local_locks(repo), *shared_locks],
+    )
+
+
+def tier_dict(status: TierStatus) -> dict[str, Any]:
+    drill = status.last_drill
+    return {
+        "name": status.name,
+        "state": status.state.value,
+        "rpo_seconds": status.tier.rpo.total_seconds(),
+        "age_seconds": status.age.total_seconds() if status.age is not None else None,
+        "last_backup": status.last.id if status.last else None,
+        "rto_seconds": status.tier.rto.total_seconds(),
+        "last_drill": drill.id if drill else None,
+        "drill_restore_seconds": drill.restore_seconds if drill else None,
+        "rto_met": status.rto_met,
+    }
+
+
+def schedule_dict(status: ScheduleStatus) -> dict[str, Any]:
+    state = status.state
+    return {
+        "name": status.name,
+        "cron": status.schedule.cron,
+        "timezone": status.schedule.timezone,
+        "enabled": status.schedule.enabled,
+        "next_runs": [iso(t) for t in status.next_runs],
+        "last_backup": status.last.id if status.last else None,
+        "last_outcome": state.last_outcome if state else None,
+        "last_error": state.last_error if state else None,
+        "overdue": status.overdue,
+        "missed": iso(status.missed) if status.missed else None,
+    }

@@ -1,0 +1,315 @@
+"""The scheduler daemon on a real repository and a real SSH server: ticks, catch-up after
+downtime, no overlap, prune after success, JSON logs, and stopping on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from helpers import command_source, config_text
+from sshd import SSHTestServer
+
+from engine.config import Config, parse_config
+from engine.repository import Repository
+from engine.schedule import ScheduleState, iso, read_state, write_state
+from engine.scheduler import Scheduler
+from engine.ticks import local_claimer
+
+LIFEBOAT = str(Path(sys.executable).with_name("lifeboat"))
+DEADLINE = 60.0  # seconds any wait below may take before the test fails
+
+
+class Log(list[dict[str, Any]]):
+    """The scheduler's log records, as the JSON log would carry them."""
+
+    def __call__(self, event: str, level: str = "info", **fields: Any) -> None:
+        self.append({"event": event, "level": level, **json.loads(json.dumps(fields, default=str))})
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [record for record in self if record["event"] == name]
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE
+    while not condition():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+def schedule_config(
+    server: SSHTestServer, repo: Path, cron: str, backup: list[str], extra: str = ""
+) -> str:
+    return config_text(
+        server,
+        repo,
+        command_source("db", backup)
+        + f'[schedules.tick]\ncron = "{cron}"\nscope = ["db"]\nlabel = "auto"\n'
+        + extra,
+    )
+
+
+def scheduled(repo: Repository) -> list[Any]:
+    return [m for m in repo.iter_backups() if m.trigger == "schedule:tick"]
+
+
+async def run_for(
+    config: Config, repo: Repository, log: Log, enough: Callable[[], bool], what: str
+) -> None:
+    daemon = Scheduler(config, repo, local_claimer(repo, "tester"), log, "test")
+    task = asyncio.create_task(daemon.run())
+    try:
+        await until(enough, what)
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, DEADLINE)
+
+
+async def test_each_tick_runs_once_and_never_early(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    repo = Repository.open(tmp_path / "repo")
+    config = parse_config(
+        schedule_config(asyncssh_server, repo.path, "*/2 * * * * *", ["echo", "x"])
+    )
+    log = Log()
+    await run_for(config, repo, log, lambda: len(log.events("backup.finished")) >= 3, "3 backups")
+
+    fired = [record["fire"] for record in log.events("fired")]
+    assert len(fired) == len(set(fired))
+    finished = {record["backup"]: record["fire"] for record in log.events("backup.finished")}
+    backups = scheduled(repo)
+    assert {m.id for m in backups} == set(finished)
+    for manifest in backups:
+        assert manifest.label == "auto"
+        assert iso(manifest.created_at) >= finished[manifest.id]  # never before its tick
+        assert int(finished[manifest.id][17:19]) % 2 == 0  # a */2 seconds tick
+    state = read_state(repo, "tick")
+    assert state is not None
+    assert state.last_outcome == "ok"
+    assert log[0]["event"] == "started"
+    assert log[-1]["event"] == "stopped"
+
+
+async def test_after_downtime_the_newest_missed_tick_runs_once(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    repo = Repository.open(tmp_path / "repo")
+    config = parse_config(schedule_config(asyncssh_server, repo.path, "@hourly", ["echo", "x"]))
+    write_state(
+        repo,
+        "tick",
+        ScheduleState(first_seen="2026-01-01T00:00:00Z", last_fire="2026-01-02T00:00:00Z"),
+    )
+    log = Log()
+    await run_for(config, repo, log, lambda: bool(log.events("backup.finished")), "the catch-up")
+    await asyncio.sleep(0.5)  # nothing else may start: the next tick is up to an hour away
+
+    [catch_up] = log.events("catch-up")
+    assert catch_up["last"] == "2026-01-02T00:00:00Z"
+    assert catch_up["fire"].endswith(":00:00Z")
+    assert len(log.events("fired")) == 1
+    assert len(scheduled(repo)) == 1
+    state = read_state(repo, "tick")
+    assert state is not None
+    assert state.last_fire == catch_up["fire"]
+
+
+async def test_a_schedule_never_overlaps_itself(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    repo = Repository.open(tmp_path / "repo")
+    slow = ["sh", "-c", "sleep 2.5; echo x"]
+    config = parse_config(schedule_config(asyncssh_server, repo.path, "* * * * * *", slow))
+    log = Log()
+    await run_for(config, repo, log, lambda: len(log.events("backup.finished")) >= 2, "2 backups")
+
+    skipped = log.events("skipped")
+    assert skipped
+    assert all(record["reason"] == "run still going" for record in skipped)
+    backups = sorted(scheduled(repo), key=lambda m: m.created_at)
+    for earlier, later in zip(backups, backups[1:], strict=False):
+        assert earlier.finished_at <= later.created_at
+
+
+async def test_prunes_after_each_success_and_a_prune_failure_fails_no_backup(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    repo = Repository.open(tmp_path / "repo")
+    text = schedule_config(
+        asyncssh_server, repo.path, "*/2 * * * * *", ["echo", "x"], "[retention]\nkeep_last = 2\n"
+    )
+    config = parse_config(text)
+    log = Log()
+    await run_for(config, repo, log, lambda: len(log.events("prune")) >= 3, "3 prunes")
+    finished = [record["backup"] for record in log.events("backup.finished")]
+    assert len(finished) >= 3
+    assert sorted(m.id for m in scheduled(repo)) == sorted(finished)[-2:]
+    assert log.events("prune")[-1]["removed"]
+
+    (repo.path / ".trash").rmdir()  # emptied by each delete
+    (repo.path / ".trash").write_text("in the way")  # so deleting a backup now fails
+    failures = Log()
+    await run_for(
+        config, repo, failures, lambda: bool(failures.events("prune.failed")), "a failed prune"
+    )
+    assert failures.events("backup.finished")
+    assert not failures.events("backup.failed")
+    state = read_state(repo, "tick")
+    assert state is not None
+    assert state.last_outcome == "ok"
+
+
+async def start_daemon(config: Path, *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        LIFEBOAT,
+        "--config",
+        str(config),
+        "scheduler",
+        "run",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "LIFEBOAT_CONFIG": ""},
+    )
+
+
+async def read_until(proc: asyncio.subprocess.Process, event: str) -> list[dict[str, Any]]:
+    """JSON log records up to and including the first ``event``."""
+    assert proc.stdout is not None
+    records = []
+    while True:
+        line = await asyncio.wait_for(proc.stdout.readline(), DEADLINE)
+        assert line, f"the scheduler exited before {event}"
+        records.append(json.loads(line))
+        if records[-1]["event"] == event:
+            return records
+
+
+async def test_sigterm_lets_the_running_backup_finish(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    slow = ["sh", "-c", "sleep 1.5; echo x"]
+    config = tmp_path / "lifeboat.toml"
+    config.write_text(schedule_config(asyncssh_server, repo, "* * * * * *", slow))
+    proc = await start_daemon(config)
+    await read_until(proc, "fired")
+    proc.send_signal(signal.SIGTERM)
+    rest = await read_until(proc, "stopped")
+    assert await asyncio.wait_for(proc.wait(), DEADLINE) == 0
+    events = [record["event"] for record in rest]
+    assert events.index("stopping") < events.index("backup.finished")
+    assert "fired" not in events[events.index("stopping") :]
+    assert len(scheduled(Repository.open(repo))) == 1
+
+
+async def test_sigterm_with_cancel_on_stop_cancels_cleanly(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    slow = ["sh", "-c", "sleep 30; echo x"]
+    config = tmp_path / "lifeboat.toml"
+    config.write_text(schedule_config(asyncssh_server, repo, "* * * * * *", slow))
+    proc = await start_daemon(config, "--cancel-on-stop")
+    await read_until(proc, "fired")
+    proc.send_signal(signal.SIGTERM)
+    rest = await read_until(proc, "stopped")
+    assert await asyncio.wait_for(proc.wait(), DEADLINE) == 0
+    assert "backup.cancelled" in [record["event"] for record in rest]
+    repository = Repository.open(repo)
+    assert scheduled(repository) == []
+    assert not list((repo / ".staging").iterdir())
+    state = read_state(repository, "tick")
+    assert state is not None
+    assert state.last_outcome == "cancelled"
+    assert state.last_fire is None  # a cancelled tick is run again after a restart
+
+
+class Daemon:
+    """A ``lifeboat scheduler run`` process whose JSON log is read as it comes."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.records: list[dict[str, Any]] = []
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            self.records.append(json.loads(line))
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [record for record in self.records if record["event"] == name]
+
+    async def stop(self) -> int:
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(self.proc.wait(), DEADLINE)
+        await self.reader
+        return code
+
+
+def coordinated(server: SSHTestServer, repo: Path, endpoint: str, backup: list[str]) -> str:
+    coordination = f'[coordination]\netcd = "{endpoint}"\nlease_ttl = 2\n'
+    return schedule_config(server, repo, "*/2 * * * * *", backup, coordination)
+
+
+async def test_three_schedulers_run_each_tick_exactly_once(
+    asyncssh_server: SSHTestServer, etcd_member: Any, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    config = tmp_path / "lifeboat.toml"
+    config.write_text(coordinated(asyncssh_server, repo, etcd_member.endpoint, ["echo", "x"]))
+    daemons = [Daemon(await start_daemon(config)) for _ in range(3)]
+    finished = lambda: [r for d in daemons for r in d.events("backup.finished")]  # noqa: E731
+    await until(lambda: len(finished()) >= 5, "5 scheduled backups")
+    assert [await daemon.stop() for daemon in daemons] == [0, 0, 0]
+
+    runs = finished()
+    fires = [record["fire"] for record in runs]
+    assert len(fires) == len(set(fires)), "a tick ran twice"
+    backups = scheduled(Repository.open(repo))
+    assert sorted(m.id for m in backups) == sorted(record["backup"] for record in runs)
+    reasons = {r["reason"].split(" ", 2)[0] for d in daemons for r in d.events("skipped")}
+    assert reasons <= {"claimed", "tick", "previous", "run"}
+    # Every tick from the first run to the last ran once, unless a run was still going.
+    busy = {r["fire"] for d in daemons for r in d.events("skipped") if "still going" in r["reason"]}
+    tick = datetime.fromisoformat(min(fires))
+    while iso(tick) < max(fires):
+        assert iso(tick) in fires or iso(tick) in busy, f"tick {iso(tick)} never ran"
+        tick += timedelta(seconds=2)
+
+
+async def test_killing_the_holder_of_a_tick_lets_its_lease_expire_and_the_next_tick_run(
+    asyncssh_server: SSHTestServer, etcd_member: Any, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    flag = tmp_path / "fast"
+    backup = ["sh", "-c", f"test -e {flag} || sleep 20; echo x"]
+    config = tmp_path / "lifeboat.toml"
+    config.write_text(coordinated(asyncssh_server, repo, etcd_member.endpoint, backup))
+    daemons = [Daemon(await start_daemon(config)) for _ in range(2)]
+    await until(lambda: any(d.events("fired") for d in daemons), "a tick to be claimed")
+    victim, survivor = daemons if daemons[0].events("fired") else daemons[::-1]
+    [claimed] = victim.events("fired")
+    victim.proc.kill()
+    await victim.proc.wait()
+    flag.touch()
+
+    await until(lambda: bool(survivor.events("backup.finished")), "the survivor's backup")
+    assert await survivor.stop() == 0
+    [run] = survivor.events("backup.finished")
+    assert run["fire"] > claimed["fire"]
+    pid = f"pid {victim.proc.pid} "
+    assert any(pid in r["reason"] for r in survivor.events("skipped")), "the lease ended early"
+    backups = scheduled(Repository.open(repo))
+    assert [m.id for m in backups] == [run["backup"]]  # the victim's half-made backup is not one
