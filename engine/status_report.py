@@ -8,6 +8,7 @@ does not fail the check.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +16,7 @@ from typing import Any
 
 from engine import locks
 from engine.config import Config
+from engine.coordination import open_coordinator
 from engine.drill import history
 from engine.durations import format_duration
 from engine.manifest import utc_now
@@ -82,6 +84,13 @@ def local_locks(repo: Repository) -> list[LockLine]:
         if holder := locks.holder_of(path):
             held.append(LockLine(kind, name, holder))
     return held
+
+
+async def shared_locks(config: Config, repo: Repository) -> list[LockLine]:
+    """The etcd lock holders when ``[coordination]`` is configured (else none)."""
+    async with open_coordinator(config, repo) as coordinator:
+        held = await asyncio.to_thread(coordinator.holders) if coordinator else []
+    return [LockLine(info.kind, info.name, info.describe()) for info in held]
 
 
 def gather(

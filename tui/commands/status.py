@@ -6,17 +6,13 @@ on it; 0 otherwise (warnings included).
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import click
 
-from engine.config import Config
-from engine.coordination import open_coordinator
 from engine.durations import format_duration
-from engine.repository import Repository
 from engine.status import RpoState, TierStatus
-from engine.status_report import LockLine, StatusReport, gather
+from engine.status_report import StatusReport, gather, shared_locks
 from tui.commands.common import CliState, pass_state, print_json, run_async
 from tui.commands.schedule import describe_schedule
 from tui.format import age, seconds_text
@@ -30,20 +26,14 @@ EXIT_UNHEALTHY = 1
 def status(state: CliState, as_json: bool) -> None:
     """RPO/RTO per tier, overdue schedules and lock holders; exits 1 on a breach."""
     config = state.config()
-    report = run_async(_gather(config, state.repository()))
+    repo = state.repository()
+    report = gather(config, repo, shared_locks=run_async(shared_locks(config, repo)))
     if as_json:
         print_json(report.to_dict())
     else:
         click.echo("\n".join(describe_report(report)))
     if not report.healthy:
         sys.exit(EXIT_UNHEALTHY)
-
-
-async def _gather(config: Config, repo: Repository) -> StatusReport:
-    async with open_coordinator(config, repo) as coordinator:
-        held = await asyncio.to_thread(coordinator.holders) if coordinator else []
-    shared = [LockLine(info.kind, info.name, info.describe()) for info in held]
-    return gather(config, repo, shared_locks=shared)
 
 
 def describe_report(report: StatusReport) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
@@ -11,9 +12,10 @@ from textual.screen import Screen
 from textual.widgets import Header, Static
 
 from engine.drill import history
-from engine.schedule import schedule_statuses
+from engine.errors import LifeboatError
+from engine.schedule import ScheduleStatus, schedule_statuses
 from engine.status import tier_statuses
-from engine.status_report import local_locks
+from engine.status_report import LockLine, local_locks, shared_locks
 from tui.screens.modals import BackupChoice, BackupModal, ConfirmModal
 from tui.widgets.footer import KeysFooter
 from tui.widgets.job_view import JobView
@@ -36,6 +38,9 @@ class DashboardScreen(Screen[None]):
         Binding("c", "cancel_job", "Cancel job"),
         Binding("D", "app.switch_mode('drills')", "Drills"),
     ]
+
+    _schedules: Sequence[ScheduleStatus] = ()
+    _shared_locks: Sequence[LockLine] = ()
 
     @property
     def lifeboat(self) -> LifeboatApp:
@@ -67,10 +72,12 @@ class DashboardScreen(Screen[None]):
             app.repository.verifications(),
             drills=history.load(app.repository.path),
         )
-        self.query_one(ScheduleStrip).show(
-            schedule_statuses(app.config, app.repository, app.repository.iter_backups()),
-            local_locks(app.repository),
+        self._schedules = schedule_statuses(
+            app.config, app.repository, app.repository.iter_backups()
         )
+        self._show_schedules()
+        if app.config.coordination is not None:
+            self.run_worker(self._fetch_shared_locks, group="locks", exclusive=True)
         box = self.query_one("#tiers", Container)
         self.query_one("#no-tiers").display = not statuses
         for status in statuses:
@@ -79,6 +86,19 @@ class DashboardScreen(Screen[None]):
                 cards.first(TierCard).update_status(status)
             else:
                 box.mount(TierCard(status))
+
+    def _show_schedules(self) -> None:
+        held = [*local_locks(self.lifeboat.repository), *self._shared_locks]
+        self.query_one(ScheduleStrip).show(self._schedules, held)
+
+    async def _fetch_shared_locks(self) -> None:
+        """The etcd lock holders (the engine talks to etcd; this only shows them)."""
+        app = self.lifeboat
+        try:
+            self._shared_locks = await shared_locks(app.config, app.repository)
+        except LifeboatError as exc:
+            self._shared_locks = [LockLine("etcd", "locks", f"unknown: {exc}")]
+        self._show_schedules()
 
     def on_jobs_changed(self, _key: str) -> None:
         board = self.lifeboat.board
