@@ -13,6 +13,7 @@ from engine.config import parse_config
 from engine.drill import history
 from engine.drill.history import DrillRecord
 from engine.repository import Repository, VerifyRecord
+from engine.schedule import ScheduleState, write_state
 from tui.app import LifeboatApp
 
 NOW = datetime(2026, 11, 21, 15, 0, tzinfo=UTC)
@@ -31,10 +32,21 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LifeboatApp:
         '[tiers.data]\nrpo = "1h"\nrto = "15m"\nsources = ["mongo"]\n'
         '[tiers.config]\nrpo = "24h"\nrto = "30m"\nsources = ["config"]\n'
         '[tiers.archive]\nrpo = "30m"\nrto = "4h"\nsources = ["mongo", "config"]\n'
+        '[schedules.hourly]\ncron = "0 * * * *"\nscope = ["mongo"]\n'
+        '[schedules.nightly]\ncron = "0 2 * * *"\ntimezone = "Europe/Berlin"\n'
     )
     repo = Repository.open(repo_path)
-    old = stored_backup(repo, NOW - timedelta(hours=30), {"mongo": b"m" * 5000}, "nightly")
-    stored_backup(repo, NOW - timedelta(minutes=50), {"mongo": b"m" * 9000}, "hourly")
+    old = stored_backup(
+        repo, NOW - timedelta(hours=30), {"mongo": b"m" * 5000}, "nightly", "schedule:nightly"
+    )
+    stored_backup(
+        repo, NOW - timedelta(minutes=50), {"mongo": b"m" * 9000}, "hourly", "schedule:hourly"
+    )
+    write_state(repo, "hourly", ScheduleState("2026-11-18T00:00:00Z"))
+    failed = ScheduleState(
+        "2026-11-18T00:00:00Z", "2026-11-21T01:00:00Z", "failed", None, "db1: connection refused"
+    )
+    write_state(repo, "nightly", failed)
     both = stored_backup(
         repo, NOW - timedelta(hours=3), {"mongo": b"x" * 7000, "config": b"c" * 300}, "pre-v1.4"
     )

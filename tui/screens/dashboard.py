@@ -16,6 +16,7 @@ from engine.errors import LifeboatError
 from engine.schedule import ScheduleStatus, schedule_statuses
 from engine.status import tier_statuses
 from engine.status_report import LockLine, local_locks, shared_locks
+from tui import format as fmt
 from tui.screens.modals import BackupChoice, BackupModal, ConfirmModal
 from tui.widgets.footer import KeysFooter
 from tui.widgets.job_view import JobView
@@ -72,8 +73,9 @@ class DashboardScreen(Screen[None]):
             app.repository.verifications(),
             drills=history.load(app.repository.path),
         )
+        repo = app.repository
         self._schedules = schedule_statuses(
-            app.config, app.repository, app.repository.iter_backups()
+            app.config, repo, repo.iter_backups(), fmt.current_time()
         )
         self._show_schedules()
         if app.config.coordination is not None:

@@ -12,7 +12,7 @@ from textual.widget import Widget
 from engine.durations import format_duration
 from engine.schedule import ScheduleStatus
 from engine.status_report import LockLine
-from tui.format import current_time
+from tui import format as fmt
 
 RUNS_SHOWN = 2
 
@@ -23,6 +23,8 @@ class ScheduleStrip(Widget):
         height: auto;
         max-height: 4;
         padding: 0 1;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     """
 
@@ -38,7 +40,7 @@ class ScheduleStrip(Widget):
 
     def render(self) -> Text:
         colours = self.app.theme_variables
-        now = current_time()
+        now = fmt.current_time()
         text = Text(no_wrap=True, overflow="ellipsis")
         width = max((len(s.name) for s in self.schedules), default=0)
         for status in self.schedules:
