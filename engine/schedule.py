@@ -80,13 +80,12 @@ class ScheduleStatus:
         if self.missed is None:
             return None
         if self.state is None:
-            return f"{self.name}: never run; start `lifeboat scheduler run`"
-        why = f" (last run {self.state.last_outcome}: {self.state.last_error})"
-        failed = self.state.last_outcome == "failed" and self.state.last_error
+            return "never run; start `lifeboat scheduler run`"
+        state = self.state
+        failed = f" (last run failed: {state.last_error})" if state.last_outcome == "failed" else ""
         return (
-            f"{self.name}: no backup for the tick at {iso(self.missed)}"
-            + (why if failed else "")
-            + "; check that `lifeboat scheduler run` is running and its log"
+            f"no backup for the {iso(self.missed)} tick{failed}; "
+            "is `lifeboat scheduler run` running? see its log"
         )
 
 

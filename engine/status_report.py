@@ -55,7 +55,7 @@ class StatusReport:
                 lines.append(
                     f"tier {tier.name}: RPO {format_duration(tier.tier.rpo)} breached ({ago})"
                 )
-        lines.extend(f"schedule {p}" for s in self.schedules if (p := s.problem()))
+        lines.extend(f"schedule {s.name}: {p}" for s in self.schedules if (p := s.problem()))
         return lines
 
     @property

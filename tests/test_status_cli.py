@@ -95,7 +95,7 @@ def test_an_overdue_schedule_exits_1(tmp_path: Path, capsys: pytest.CaptureFixtu
     report = json.loads(out)
     assert code == 1
     [problem] = report["problems"]  # the tier is fine; the schedule made nothing
-    assert problem.startswith("schedule hourly: no backup for the tick at ")
+    assert problem.startswith("schedule hourly: no backup for the ")
     [schedule] = report["schedules"]
     assert schedule["overdue"] is True
     assert len(schedule["next_runs"]) == 5
