@@ -22,7 +22,8 @@ from sshd import SSHTestServer, free_port
 
 from engine.checks import Check, Status
 from engine.config import Config, parse_config
-from engine.events import CheckReported
+from engine.coordination import Coordinator, repository_id
+from engine.events import CheckReported, StageChanged
 from engine.jobs import BackupRequest, run_backup
 from engine.manifest import Manifest
 from engine.repository import Repository
@@ -319,6 +320,40 @@ async def test_a_held_target_lock_is_refused(
     # Released, the same request passes the validator.
     report = await run_restore(config, repo, RestoreRequest(manifest.id), EventLog().emit)
     assert named(report, "lock h1").status is Status.OK
+
+
+async def test_with_coordination_a_target_held_in_etcd_is_refused(
+    asyncssh_server: SSHTestServer, etcd_member: EtcdServer, tmp_path: Path
+) -> None:
+    """Another instance's restore of h1, held in etcd, refuses this one; and this restore holds
+    h1 in etcd while it applies, so the other instance would be refused in turn."""
+    extra = f'[coordination]\netcd = "{etcd_member.endpoint}"\n'
+    config, repo, manifest, data = await files_backup(asyncssh_server, tmp_path, extra)
+    other = Coordinator(etcd_member.client(), repository_id(repo), "console-b", 10)
+    try:
+        with other.target_locks().hold("h1", "bob"):
+            report, _ = await refused_apply(config, repo, manifest.id)
+        check = only_failure(report)
+        assert check.name == "lock h1"
+        assert check.detail.startswith("another restore holds h1: console-b (pid ")
+        assert "operator bob" in check.detail
+        assert_nothing_started(repo)
+
+        seen: list[str | None] = []
+        events = EventLog()
+        request = RestoreRequest(manifest.id, apply=True, confirm=("h1",))
+
+        def watch(event: object) -> None:
+            events.emit(event)  # type: ignore[arg-type]
+            if isinstance(event, StageChanged) and event.stage == "restoring":
+                seen.append(other.target_locks().holder("h1"))
+
+        await run_restore(config, repo, request, watch)
+        assert seen
+        assert all(holder is not None and "operator tester" in holder for holder in seen)
+        assert other.target_locks().holder("h1") is None  # released after the apply
+    finally:
+        other.close()
 
 
 async def test_too_little_disk_is_refused(asyncssh_server: SSHTestServer, tmp_path: Path) -> None:
