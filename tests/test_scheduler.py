@@ -194,41 +194,40 @@ async def read_until(proc: asyncio.subprocess.Process, event: str) -> list[dict[
             return records
 
 
-async def test_sigterm_lets_the_running_backup_finish(
-    asyncssh_server: SSHTestServer, tmp_path: Path
-) -> None:
+async def sigterm_while_running(
+    server: SSHTestServer, tmp_path: Path, seconds: float, *args: str
+) -> tuple[list[str], Repository]:
+    """Start a scheduler whose backups take ``seconds``, SIGTERM it once one has fired; the
+    events it logged from then on, and the repository."""
     repo = tmp_path / "repo"
-    slow = ["sh", "-c", "sleep 1.5; echo x"]
+    slow = ["sh", "-c", f"sleep {seconds}; echo x"]
     config = tmp_path / "lifeboat.toml"
-    config.write_text(schedule_config(asyncssh_server, repo, "* * * * * *", slow))
-    proc = await start_daemon(config)
+    config.write_text(schedule_config(server, repo, "* * * * * *", slow))
+    proc = await start_daemon(config, *args)
     await read_until(proc, "fired")
     proc.send_signal(signal.SIGTERM)
     rest = await read_until(proc, "stopped")
     assert await asyncio.wait_for(proc.wait(), DEADLINE) == 0
-    events = [record["event"] for record in rest]
+    return [record["event"] for record in rest], Repository.open(repo)
+
+
+async def test_sigterm_lets_the_running_backup_finish(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    events, repo = await sigterm_while_running(asyncssh_server, tmp_path, 1.5)
     assert events.index("stopping") < events.index("backup.finished")
     assert "fired" not in events[events.index("stopping") :]
-    assert len(scheduled(Repository.open(repo))) == 1
+    assert len(scheduled(repo)) == 1
 
 
 async def test_sigterm_with_cancel_on_stop_cancels_cleanly(
     asyncssh_server: SSHTestServer, tmp_path: Path
 ) -> None:
-    repo = tmp_path / "repo"
-    slow = ["sh", "-c", "sleep 30; echo x"]
-    config = tmp_path / "lifeboat.toml"
-    config.write_text(schedule_config(asyncssh_server, repo, "* * * * * *", slow))
-    proc = await start_daemon(config, "--cancel-on-stop")
-    await read_until(proc, "fired")
-    proc.send_signal(signal.SIGTERM)
-    rest = await read_until(proc, "stopped")
-    assert await asyncio.wait_for(proc.wait(), DEADLINE) == 0
-    assert "backup.cancelled" in [record["event"] for record in rest]
-    repository = Repository.open(repo)
-    assert scheduled(repository) == []
-    assert not list((repo / ".staging").iterdir())
-    state = read_state(repository, "tick")
+    events, repo = await sigterm_while_running(asyncssh_server, tmp_path, 30, "--cancel-on-stop")
+    assert "backup.cancelled" in events
+    assert scheduled(repo) == []
+    assert not list((repo.path / ".staging").iterdir())
+    state = read_state(repo, "tick")
     assert state is not None
     assert state.last_outcome == "cancelled"
     assert state.last_fire is None  # a cancelled tick is run again after a restart
