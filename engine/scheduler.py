@@ -84,9 +84,16 @@ class Scheduler:
         while not self._stopping.is_set():
             now = self.clock()
             if handled is not None and now > handled:
-                skipped = sum(1 for _ in _until(cron.fire_times(handled, zone), now))
-                if skipped:
-                    self.log("skipped", schedule=name, ticks=skipped, reason="run still going")
+                missed = list(_until(cron.fire_times(handled, zone), now))
+                if missed:
+                    self.log(
+                        "skipped",
+                        schedule=name,
+                        ticks=len(missed),
+                        first=iso(missed[0]),
+                        last=iso(missed[-1]),
+                        reason="run still going",
+                    )
             fire = next(cron.fire_times(max(now, handled or now), zone))
             if not await self._sleep_until(fire):
                 return
@@ -168,7 +175,9 @@ class Scheduler:
 
         def emit(event: Event) -> None:
             if isinstance(event, LogLine) and event.level in ("warning", "error"):
-                self.log("job", level=event.level, schedule=name, message=event.message)
+                self.log(
+                    "job", level=event.level, schedule=name, source=event.source, text=event.text
+                )
 
         return emit
 
