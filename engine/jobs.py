@@ -3,7 +3,8 @@
 A backup holds the repository's write lock, runs its sources concurrently (bounded) into a
 staging directory and commits it in one rename. A failed source, an exception or a
 cancellation leaves nothing under ``backups/``: staging is removed (cancel) or kept under
-``.failed/`` for diagnosis (failure).
+``.failed/`` for diagnosis (failure). After a backup or a verify the catalog, if there is one,
+is brought up to date; when it does not answer, that is a warning, never a failed job.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 from dataclasses import dataclass
 
 from engine import __version__
+from engine.catalog import refresh_after_job
 from engine.config import Config
 from engine.errors import DiskFullError, LifeboatError, describe_error
 from engine.events import (
@@ -110,14 +112,21 @@ async def run_backup(
             artifacts=tuple(r for r in results if isinstance(r, Artifact)),
         )
         repo.commit(staging, manifest)
-        emit(JobFinished(backup_id, ok=True, manifest_id=backup_id))
-        return manifest
+    emit(JobFinished(backup_id, ok=True, manifest_id=backup_id))
+    await refresh_after_job(config, repo, emit)  # outside the lock: it may wait for the catalog
+    return manifest
 
 
 async def run_verify(
-    repo: Repository, backup_id: str, emit: Emit, sources: tuple[str, ...] | None = None
+    repo: Repository,
+    backup_id: str,
+    emit: Emit,
+    sources: tuple[str, ...] | None = None,
+    *,
+    config: Config | None = None,
 ) -> VerifyResult:
-    """Verify one backup, reporting progress as the ``verify`` pseudo-source."""
+    """Verify one backup, reporting progress as the ``verify`` pseudo-source; with ``config``,
+    its [catalog] learns the result too."""
     manifest = repo.load(backup_id)
     emit(JobStarted(backup_id, "verify", manifest.scope))
     meter = ProgressMeter("verify", emit, manifest.size)
@@ -136,4 +145,6 @@ async def run_verify(
     for problem in result.problems:
         emit(LogLine(problem.source, "error", str(problem)))
     emit(JobFinished(backup_id, ok=result.ok))
+    if config is not None:
+        await refresh_after_job(config, repo, emit)
     return result

@@ -109,6 +109,20 @@ class Repository:
                 f"reads format {FORMAT_VERSION}: use a matching Lifeboat version"
             )
 
+    def repo_id(self) -> str:
+        """The ``repo_id`` in the marker file: what instances sharing this repository share
+        (etcd locks, catalog documents)."""
+        marker = self.path / MARKER
+        try:
+            value = json.loads(marker.read_text()).get("repo_id")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise RepositoryError(f"cannot read {marker}: {exc}") from None
+        if not isinstance(value, str) or not value:
+            raise RepositoryError(
+                f"{marker} has no repo_id; re-create the repository with a current Lifeboat"
+            )
+        return value
+
     # -- locking ---------------------------------------------------------------------------
 
     @contextmanager

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 from engine import retention
+from engine.catalog import refresh_catalog
 from engine.config import Config
 from engine.config_schedules import ScheduleConfig
 from engine.errors import LifeboatError, RepositoryLockedError, describe_error
@@ -212,7 +213,12 @@ class Scheduler:
             else:
                 removed = [m.id for m in plan.remove]
                 self.log("prune", schedule=name, kept=len(plan.keep), removed=removed)
+                if removed and (warning := await asyncio.to_thread(self._catalog)) is not None:
+                    self.log("catalog", level="warning", schedule=name, error=warning)
             return
+
+    def _catalog(self) -> str | None:
+        return refresh_catalog(self.config, self.repo)
 
 
 class ScheduleOutcome:

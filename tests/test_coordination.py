@@ -27,7 +27,6 @@ from engine.coordination import (
     LockInfo,
     TickClaim,
     open_coordinator,
-    repository_id,
 )
 from engine.errors import RepositoryLockedError
 from engine.repository import Repository
@@ -315,7 +314,7 @@ async def test_open_coordinator_through_an_ssh_tunnel(
     config = parse_config(config_text(asyncssh_server, tmp_path / "repo", coordination))
     repo = Repository.open(config.repository.path)
     repo_id = json.loads((repo.path / "lifeboat-repo.json").read_text())["repo_id"]
-    assert repository_id(repo) == repo_id
+    assert repo.repo_id() == repo_id
     direct = Coordinator(etcd_member.client(), repo_id, "direct", 2)
     try:
         async with open_coordinator(config, repo) as coordinator:

@@ -22,7 +22,7 @@ from sshd import SSHTestServer, free_port
 
 from engine.checks import Check, Status
 from engine.config import Config, parse_config
-from engine.coordination import Coordinator, repository_id
+from engine.coordination import Coordinator
 from engine.events import CheckReported, StageChanged
 from engine.jobs import BackupRequest, run_backup
 from engine.manifest import Manifest
@@ -329,7 +329,7 @@ async def test_with_coordination_a_target_held_in_etcd_is_refused(
     h1 in etcd while it applies, so the other instance would be refused in turn."""
     extra = f'[coordination]\netcd = "{etcd_member.endpoint}"\n'
     config, repo, manifest, data = await files_backup(asyncssh_server, tmp_path, extra)
-    other = Coordinator(etcd_member.client(), repository_id(repo), "console-b", 10)
+    other = Coordinator(etcd_member.client(), repo.repo_id(), "console-b", 10)
     try:
         with other.target_locks().hold("h1", "bob"):
             report, _ = await refused_apply(config, repo, manifest.id)

@@ -13,7 +13,7 @@ from etcd_server import EtcdServer
 from helpers import stored_backup
 
 from engine import locks
-from engine.coordination import Coordinator, repository_id
+from engine.coordination import Coordinator
 from engine.manifest import utc_now
 from engine.repository import Repository
 from engine.schedule import ScheduleState, iso, write_state
@@ -122,7 +122,7 @@ def test_etcd_lock_holders_show_in_status(
     config = write_config(tmp_path, extra)
     repo = Repository.open(tmp_path / "repo")
     ran_on_time(repo, timedelta(minutes=5))
-    coordinator = Coordinator(etcd_member.client(), repository_id(repo), "scheduler-b", 10)
+    coordinator = Coordinator(etcd_member.client(), repo.repo_id(), "scheduler-b", 10)
     try:
         claim = coordinator.claim_tick("hourly", utc_now().replace(microsecond=0))
         assert not isinstance(claim, str)

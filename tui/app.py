@@ -119,7 +119,9 @@ class LifeboatApp(App[None]):
     def start_verify(self, backup_id: str) -> str:
         from engine.jobs import run_verify
 
-        return self._start("verify", lambda emit: run_verify(self.repository, backup_id, emit))
+        return self._start(
+            "verify", lambda emit: run_verify(self.repository, backup_id, emit, config=self.config)
+        )
 
     def start_restore(self, request: RestoreRequest) -> str:
         """Check (and with ``request.apply``, restore); the report is the worker's result."""

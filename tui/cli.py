@@ -35,6 +35,7 @@ class LazyGroup(click.Group):
         "audit": "tui.commands.audit:audit",
         "checklist": "tui.commands.checklist:checklist",
         "drill": "tui.commands.drill:drill",
+        "catalog": "tui.commands.catalog:catalog",
         "schedule": "tui.commands.schedule:schedule",
         "scheduler": "tui.commands.schedule:scheduler",
         "status": "tui.commands.status:status",

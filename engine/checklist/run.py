@@ -26,7 +26,7 @@ from engine.checklist.model import Loaded, ManualItem
 from engine.config import Config
 from engine.errors import UsageError
 from engine.manifest import Manifest, utc_now
-from engine.repository import new_backup_id
+from engine.repository import Repository, new_backup_id
 from engine.ssh import ConnectionPool
 
 RUNS_DIR = "checklists"
@@ -201,11 +201,17 @@ def sign_off(
     return run.signoff
 
 
-def save(repo_path: Path, run: ChecklistRun) -> Path:
+def save(repo_path: Path, run: ChecklistRun, config: Config | None = None) -> Path:
+    """Write the run atomically. With ``config``, its [catalog] learns of it too: that may wait
+    up to the catalog's timeout (call it off a UI thread), and a failure there is only logged."""
     directory = repo_path / RUNS_DIR
     make_private_dir(directory)
     path = directory / f"{run.id}.json"
     atomic_write(path, (json.dumps(run.to_dict(), indent=2) + "\n").encode())
+    if config is not None:
+        from engine.catalog import refresh_catalog  # the catalog reads runs: imported on use
+
+        refresh_catalog(config, Repository(repo_path))
     return path
 
 

@@ -13,7 +13,7 @@ Leased keys vanish when their holder stops refreshing for a TTL, so a dead insta
 keeps a lock.
 """
 
-from engine.coordination.connect import open_coordinator, repository_id
+from engine.coordination.connect import open_coordinator
 from engine.coordination.coordinator import Coordinator, EtcdTargetLocks, TickClaim
 from engine.coordination.model import CoordinationError, LockInfo
 
@@ -24,5 +24,4 @@ __all__ = [
     "LockInfo",
     "TickClaim",
     "open_coordinator",
-    "repository_id",
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -14,29 +13,13 @@ from engine.config import Config
 from engine.coordination.coordinator import Coordinator
 from engine.coordination.lease import etcd_failures, failure_detail
 from engine.coordination.model import CoordinationError
-from engine.repository import MARKER, Repository
+from engine.repository import Repository
 from engine.ssh import connect
 
 if TYPE_CHECKING:
     import etcd3
 
 RECONNECT_MS = 1000  # most gRPC waits between attempts to reach etcd again
-
-
-def repository_id(repo: Repository) -> str:
-    """The ``repo_id`` in the repository's marker file: instances sharing a repository (and
-    only those) share locks."""
-    marker = repo.path / MARKER
-    try:
-        repo_id = json.loads(marker.read_text()).get("repo_id")
-    except (OSError, ValueError, AttributeError) as exc:
-        raise CoordinationError(f"coordination: cannot read {marker}: {exc}") from None
-    if not isinstance(repo_id, str) or not repo_id:
-        raise CoordinationError(
-            f"coordination: {marker} has no repo_id; re-create the repository with a current "
-            "Lifeboat, or remove [coordination] to run uncoordinated"
-        )
-    return repo_id
 
 
 def _client(host: str, port: int, timeout: float) -> etcd3.MultiEndpointEtcd3Client:
@@ -57,7 +40,7 @@ async def open_coordinator(config: Config, repo: Repository) -> AsyncIterator[Co
     if settings is None:
         yield None
         return
-    repo_id = repository_id(repo)
+    repo_id = repo.repo_id()
     instance = settings.instance or f"{socket.gethostname()}-{os.getpid()}"
     address, port = settings.etcd.rsplit(":", 1)
     timeout = settings.lease_ttl / 2  # a stuck refresh still leaves time for the next one

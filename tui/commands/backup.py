@@ -12,7 +12,14 @@ from engine.jobs import BackupRequest, run_backup, run_verify
 from engine.manifest import Manifest
 from engine.retention import Decision, PrunePlan, delete_backup, prune
 from engine.verify import VerifyResult
-from tui.commands.common import CliState, pass_state, print_json, require_confirmation, run_async
+from tui.commands.common import (
+    CliState,
+    pass_state,
+    print_json,
+    refresh_catalog_or_warn,
+    require_confirmation,
+    run_async,
+)
 from tui.format import age, human_size
 from tui.progress import make_renderer
 
@@ -116,7 +123,7 @@ def backup_verify(state: CliState, backup_id: str | None, verify_all: bool, as_j
     with make_renderer(as_json) as renderer:
         emit: Emit = renderer.emit
         for one in ids:
-            results.append(run_async(run_verify(repo, one, emit)))
+            results.append(run_async(run_verify(repo, one, emit, config=state.config())))
     if as_json:
         print_json(
             [
@@ -152,7 +159,10 @@ def backup_verify(state: CliState, backup_id: str | None, verify_all: bool, as_j
 def backup_prune(state: CliState, keep: int | None, dry_run: bool, as_json: bool) -> None:
     """Remove the backups no retention rule keeps (never anything that is not a backup)."""
     config = state.config()
-    plan = prune(config, state.repository(), config.operator, dry_run=dry_run, keep_last=keep)
+    repo = state.repository()
+    plan = prune(config, repo, config.operator, dry_run=dry_run, keep_last=keep)
+    if not dry_run:
+        refresh_catalog_or_warn(config, repo)
     if as_json:
         print_json(prune_json(plan, dry_run))
         return
@@ -207,3 +217,4 @@ def backup_delete(state: CliState, backup_id: str, confirm: str | None) -> None:
     require_confirmation(confirm, backup_id, f"deleting backup {backup_id}")
     delete_backup(repo, backup_id, config.operator)
     click.echo(f"deleted {backup_id}")
+    refresh_catalog_or_warn(config, repo)

@@ -29,7 +29,13 @@ from engine.checklist.run import (
     waive,
 )
 from engine.errors import LifeboatError, UsageError
-from tui.commands.common import CliState, pass_state, print_json, run_async
+from tui.commands.common import (
+    CliState,
+    pass_state,
+    print_json,
+    refresh_catalog_or_warn,
+    run_async,
+)
 
 
 class ChecklistFailedError(LifeboatError):
@@ -39,6 +45,14 @@ class ChecklistFailedError(LifeboatError):
 @click.group()
 def checklist() -> None:
     """Validate a restore (or a backup) with a checklist and sign it off."""
+
+
+@checklist.result_callback()
+@pass_state
+def _after(state: CliState, *_: object, **__: object) -> None:
+    """After any checklist command, the [catalog] learns of the runs it wrote."""
+    if state.config().catalog is not None:
+        refresh_catalog_or_warn(state.config(), state.repository())
 
 
 @checklist.command("run")

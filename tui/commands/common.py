@@ -43,6 +43,15 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
+def refresh_catalog_or_warn(config: Config, repo: Repository) -> None:
+    """Bring the [catalog] up to date after a write; when it does not answer, warn on stderr
+    (the write itself stands)."""
+    from engine.catalog import refresh_catalog  # pymongo only when a command writes
+
+    if (warning := refresh_catalog(config, repo)) is not None:
+        click.echo(f"lifeboat: warning: {warning}", err=True)
+
+
 def print_json(data: object) -> None:
     click.echo(json.dumps(data, default=str))
 

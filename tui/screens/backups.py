@@ -5,10 +5,15 @@ Reading 10,000 manifests takes a second or more (JSON plus validation): the newe
 is read before the first paint and a thread reads the rest, the list painting each chunk as it
 arrives. Only one small row per backup is kept; a manifest is read again when it is shown.
 Manifests never change once committed, so later refreshes read only new backups.
+
+With a ``[catalog]``, the filter asks the catalog which backups match (in a thread, through
+engine.catalog); without one, or once it did not answer, the list filters itself on the same
+fields.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
@@ -33,6 +38,7 @@ from tui.widgets.backup_list import BackupList, BackupRow
 from tui.widgets.footer import KeysFooter
 
 if TYPE_CHECKING:
+    from engine.catalog import Catalog
     from tui.app import LifeboatApp
 
 FIRST_CHUNK = 60  # the first screenful, read before the first paint (a few milliseconds)
@@ -99,18 +105,29 @@ class BackupsScreen(Screen[None]):
         self._wanted: str | None = None  # an id to put the cursor on once it is read
         self._jobs: dict[str, Worker[object]] = {}  # backup id -> its verify's worker
         self._problems: list[str] = []
+        self._total = 0  # rows read, whether the filter shows them or not
+        self._hits: set[str] | None = None  # the catalog's answer for the filter, if asked
+        self._asking: str | None = None  # the query the catalog is answering now
+        self._catalog: Catalog | None = None  # opened by the first search, in its thread
+        self._catalog_lock = threading.Lock()
+        self._catalog_down = False
 
     @property
     def lifeboat(self) -> LifeboatApp:
         return self.app  # type: ignore[return-value]
 
+    @property
+    def _searches_catalog(self) -> bool:
+        """Whether the filter asks the catalog: one is configured, and it has answered."""
+        return self.lifeboat.config.catalog is not None and not self._catalog_down
+
+    def _placeholder(self) -> str:
+        how = "search the catalog" if self._searches_catalog else "filter"
+        return f"/ to {how} by id, label, scope, host or namespace"
+
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(
-            placeholder="/ to filter by id, label, scope, host or namespace",
-            id="filter",
-            compact=True,
-        )
+        yield Input(placeholder=self._placeholder(), id="filter", compact=True)
         yield Static(id="problems", classes="-none")
         yield BackupList(id="backups")
         yield BackupDetail(id="detail")
@@ -124,6 +141,10 @@ class BackupsScreen(Screen[None]):
         self.lifeboat.backups_changed.subscribe(self, lambda _: self.refresh_index())
         self.lifeboat.jobs_changed.subscribe(self, self._job_changed)
         self.refresh_index()
+
+    def on_unmount(self) -> None:
+        if self._catalog is not None:
+            self._catalog.close()
 
     # -- the index -------------------------------------------------------------------------
 
@@ -143,6 +164,8 @@ class BackupsScreen(Screen[None]):
             self.on_backups_screen_loaded(self.Loaded(read, problems, ids))
             fresh = fresh[FIRST_CHUNK:]
         self._load(fresh, ids)
+        if self._hits is not None:  # the catalog may know of new backups
+            self._filter(self.query_one("#filter", Input).value)
         self._show_detail()
 
     @work(thread=True, exclusive=True, group="backups-index", exit_on_error=False)
@@ -174,7 +197,11 @@ class BackupsScreen(Screen[None]):
     def _publish_rows(self) -> None:
         listing = self.query_one(BackupList)
         listing.empty_text = "loading backups…" if self._loading else "no backups yet"
-        listing.set_rows([self._rows[i] for i in self._order if i in self._rows])
+        rows = [self._rows[i] for i in self._order if i in self._rows]
+        self._total = len(rows)
+        if self._hits is not None:
+            rows = [row for row in rows if row.id in self._hits]
+        listing.set_rows(rows)
         if self._wanted is not None and listing.select(self._wanted):
             self._wanted = None
         self._update_counts()
@@ -191,10 +218,12 @@ class BackupsScreen(Screen[None]):
     def _update_counts(self) -> None:
         listing = self.query_one(BackupList)
         query = self.query_one("#filter", Input).value.strip()
-        counts = f"{listing.total:,}"
+        counts = f"{self._total:,}"
         if query:
-            counts = f"{listing.shown:,} of {listing.total:,} match {query!r}"
+            counts = f"{listing.shown:,} of {self._total:,} match {query!r}"
             listing.empty_text = f"no backup matches {query!r}: Esc clears the filter"
+        if self._asking is not None:
+            counts += " · asking the catalog"
         if self._loading:
             counts += f" · reading {len(self._rows):,}/{len(self._order):,}"
         listing.border_subtitle = counts
@@ -207,7 +236,7 @@ class BackupsScreen(Screen[None]):
         listing = self.query_one(BackupList)
         if not listing.select(backup_id):
             self.query_one("#filter", Input).value = ""
-            listing.set_filter("")
+            self._filter("")
         if listing.select(backup_id):
             self._wanted = None
         listing.focus()
@@ -216,8 +245,42 @@ class BackupsScreen(Screen[None]):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
-            self.query_one(BackupList).set_filter(event.value)
-            self._update_counts()
+            self._filter(event.value)
+
+    def _filter(self, query: str) -> None:
+        """Show the backups matching ``query``: the catalog's answer when there is a catalog,
+        else the list's own."""
+        if not self._searches_catalog:
+            self.query_one(BackupList).set_filter(query)
+        elif query.split():
+            self._asking = query
+            self._search(query)
+        else:
+            self._asking = self._hits = None
+            self._publish_rows()
+        self._update_counts()
+
+    @work(thread=True, exclusive=True, group="catalog-search", exit_on_error=False)
+    def _search(self, query: str) -> tuple[str, list[str]]:
+        from engine.catalog import open_catalog, search  # pymongo loads only with a catalog
+
+        with self._catalog_lock:
+            if self._catalog is None:
+                self._catalog = open_catalog(self.lifeboat.config)
+            catalog = self._catalog
+        return query, search(catalog, self.lifeboat.repository, query) if catalog else []
+
+    def _searched(self, worker: Worker[tuple[str, list[str]]], state: WorkerState) -> None:
+        if state == WorkerState.SUCCESS and worker.result is not None:
+            asked, ids = worker.result
+            if asked == self._asking:  # else a newer query's answer is still to come
+                self._asking, self._hits = None, set(ids)
+                self._publish_rows()
+        elif state == WorkerState.ERROR and worker.error is not None and not self._catalog_down:
+            self._catalog_down, self._asking, self._hits = True, None, None
+            self.query_one("#filter", Input).placeholder = self._placeholder()
+            self._problem(f"filtering here: {describe_error(worker.error)}", "error")
+            self._filter(self.query_one("#filter", Input).value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "filter":
@@ -340,6 +403,13 @@ class BackupsScreen(Screen[None]):
         delete_backup(self.lifeboat.repository, backup_id, self.lifeboat.config.operator)
         return backup_id
 
+    @work(thread=True, group="catalog-refresh", exit_on_error=False)
+    def _refresh_catalog(self) -> str | None:
+        """Tell the catalog what changed (a warning when it does not answer)."""
+        from engine.catalog import refresh_catalog
+
+        return refresh_catalog(self.lifeboat.config, self.lifeboat.repository)
+
     def action_restore(self) -> None:
         manifest = self._current()
         if manifest is not None:
@@ -353,10 +423,17 @@ class BackupsScreen(Screen[None]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
-        if worker.group == "backup-delete" and event.state == WorkerState.SUCCESS:
+        if worker.group == "catalog-search":
+            self._searched(worker, event.state)
+        elif worker.group == "catalog-refresh" and event.state == WorkerState.SUCCESS:
+            if worker.result is not None:
+                self._problem(worker.result)
+        elif worker.group == "backup-delete" and event.state == WorkerState.SUCCESS:
             self.lifeboat.board.note("backups", "info", f"backup {worker.result} deleted")
             self.notify(f"deleted {worker.result}")
             self.lifeboat.backups_changed.publish(None)
+            if self.lifeboat.config.catalog is not None:
+                self._refresh_catalog()
         elif event.state == WorkerState.ERROR and worker.error is not None:
             what = {"backup-delete": "delete", "backups-index": "reading the backups"}
             message = f"{what.get(worker.group, 'restore')} failed: {describe_error(worker.error)}"

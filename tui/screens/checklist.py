@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -332,6 +332,17 @@ class ChecklistScreen(Screen[None]):
             save(self.lifeboat.repository.path, self.run)
         except OSError as exc:
             self.notify(f"the run is not saved: {exc}", severity="error", markup=False)
+            return
+        if self.lifeboat.config.catalog is not None:
+            self._refresh_catalog()
+
+    @work(thread=True, group="catalog-refresh", exclusive=True, exit_on_error=False)
+    def _refresh_catalog(self) -> None:
+        """Tell the catalog about the run (off the UI thread: it may wait for the server)."""
+        from engine.catalog import refresh_catalog
+
+        if (warning := refresh_catalog(self.lifeboat.config, self.lifeboat.repository)) is not None:
+            self.app.call_from_thread(self.notify, warning, severity="warning", markup=False)
 
     # -- actions -------------------------------------------------------------------------
 
