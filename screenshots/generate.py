@@ -14,11 +14,13 @@ from pathlib import Path
 from textual.pilot import Pilot
 from textual.worker import WorkerCancelled
 
-from engine.config import load_config
+from engine.config import Config, load_config
 from engine.demo.sandbox import open_sandbox
 from engine.drill.run import DrillRequest, plan_drill, run_drill
 from engine.jobs import BackupRequest, run_backup, run_verify
 from engine.repository import Repository
+from engine.scheduler import Scheduler
+from engine.ticks import local_claimer
 from tui.app import LifeboatApp, make_app
 from tui.screens.checklist import open_checklist
 from tui.screens.wizard import RestoreWizard
@@ -42,6 +44,20 @@ async def _wait_for_progress(app: LifeboatApp, key: str, pilot: Pilot[None]) -> 
     raise RuntimeError("the demo backup made no progress")
 
 
+async def _start_scheduler_once(config: Config, repo: Repository) -> None:
+    """Start the real scheduler and stop it: it takes note of the schedules (as `lifeboat demo`
+    does), so they show their next runs rather than "never run"."""
+    daemon = Scheduler(config, repo, local_claimer(repo, config.operator), ignore_log, "shots")
+    task = asyncio.create_task(daemon.run())
+    await asyncio.sleep(0.5)
+    daemon.stop(cancel=True)
+    await task
+
+
+def ignore_log(*_args: object, **_fields: object) -> None:
+    """The scheduler's log, unused here."""
+
+
 async def shoot(root: Path) -> list[Path]:
     saved: list[Path] = []
     async with open_sandbox(root / "sandbox") as sandbox:
@@ -50,6 +66,7 @@ async def shoot(root: Path) -> list[Path]:
         for label in ("nightly", "pre-v1.4-upgrade"):
             manifest = await run_backup(config, repo, BackupRequest(label=label), ignore)
             await run_verify(repo, manifest.id, ignore)
+        await _start_scheduler_once(config, repo)
         plan = plan_drill(config, DrillRequest())
         drill = await run_drill(config, repo, DrillRequest(confirm=plan.confirm_names), ignore)
         if not drill.passed:
