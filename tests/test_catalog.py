@@ -441,6 +441,17 @@ def lifeboat(
     return run
 
 
+def config_file(tmp_path: Path, repo: Repository, uri: str) -> Path:
+    path = tmp_path / "lifeboat.toml"
+    path.write_text(
+        f'operator = "tester"\n[repository]\npath = "{repo.path}"\n'
+        + HOST
+        + DB_SOURCE
+        + catalog_toml(uri)
+    )
+    return path
+
+
 def test_cli_sync_search_and_delete(
     filled: Filled,
     mongo: MongoServer,
@@ -448,13 +459,7 @@ def test_cli_sync_search_and_delete(
     lifeboat: Callable[..., tuple[int, str, str]],
 ) -> None:
     repo, _config, made = filled
-    path = tmp_path / "lifeboat.toml"
-    path.write_text(
-        f'operator = "tester"\n[repository]\npath = "{repo.path}"\n'
-        + HOST
-        + DB_SOURCE
-        + catalog_toml(mongo.uri)
-    )
+    path = config_file(tmp_path, repo, mongo.uri)
     rc, out, err = lifeboat(path, "catalog", "sync")
     assert rc == 0, err
     assert out.splitlines() == [
@@ -494,13 +499,7 @@ def test_cli_prune_and_checklist_commands_keep_it_current(
     lifeboat: Callable[..., tuple[int, str, str]],
 ) -> None:
     repo, config, made = filled
-    path = tmp_path / "lifeboat.toml"
-    path.write_text(
-        f'operator = "tester"\n[repository]\npath = "{repo.path}"\n'
-        + HOST
-        + DB_SOURCE
-        + catalog_toml(mongo.uri)
-    )
+    path = config_file(tmp_path, repo, mongo.uri)
     synced(config, repo)
     rc, _out, err = lifeboat(path, "backup", "prune", "--keep", "1")
     assert rc == 0, err
