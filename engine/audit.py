@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.atomic import atomic_write
-from engine.manifest import utc_now
+from engine.manifest import iso_z, utc_now
 
 AUDIT_FILE = "audit.jsonl"
 HEAD_FILE = "audit.head"
@@ -62,7 +62,7 @@ def record(repo_path: Path, operator: str, action: str, **details: Any) -> dict[
         last = _last_line(fd)
         lines = _line_count(repo_path, fd) if last is not None else 0
         entry = {
-            "ts": utc_now().isoformat().replace("+00:00", "Z"),
+            "ts": iso_z(utc_now()),
             "operator": operator,
             "host": socket.gethostname(),
             "action": action,

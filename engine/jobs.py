@@ -25,7 +25,7 @@ from engine.events import (
     SourceFailed,
     StageChanged,
 )
-from engine.manifest import Artifact, Manifest, utc_now
+from engine.manifest import Artifact, Manifest, iso_z, utc_now
 from engine.repository import Repository, VerifyRecord, new_backup_id
 from engine.sources import SourceContext, make_source, resolve_scope
 from engine.ssh import ConnectionPool
@@ -137,7 +137,7 @@ async def run_verify(
     repo.record_verify(
         VerifyRecord(
             backup_id,
-            utc_now().isoformat().replace("+00:00", "Z"),
+            iso_z(utc_now()),
             result.ok,
             tuple(str(p) for p in result.problems),
         )

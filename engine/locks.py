@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from engine.manifest import utc_now
+from engine.manifest import iso_z, utc_now
 
 UNREADABLE = "another process (its details are not readable)"
 
@@ -57,7 +57,7 @@ def hold(path: Path, operation: str, operator: str) -> Iterator[None]:
             host=socket.gethostname(),
             operation=operation,
             operator=operator,
-            since=utc_now().isoformat().replace("+00:00", "Z"),
+            since=iso_z(utc_now()),
         )
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(asdict(holder)).encode(), 0)

@@ -98,3 +98,8 @@ class Manifest(BaseModel):
 
 def utc_now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
+
+
+def iso_z(moment: datetime) -> str:
+    """An aware UTC time as ISO 8601 with ``Z``: ``2026-11-21T15:00:00Z``."""
+    return moment.isoformat().replace("+00:00", "Z")

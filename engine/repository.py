@@ -28,7 +28,7 @@ from engine.errors import (
     RepositoryError,
     RepositoryLockedError,
 )
-from engine.manifest import Manifest, utc_now
+from engine.manifest import Manifest, iso_z, utc_now
 
 MARKER = "lifeboat-repo.json"
 FORMAT_VERSION = 1
@@ -92,7 +92,7 @@ class Repository:
         if not (self.path / MARKER).exists():
             marker = {
                 "format": FORMAT_VERSION,
-                "created": utc_now().isoformat().replace("+00:00", "Z"),
+                "created": iso_z(utc_now()),
                 "repo_id": str(uuid.uuid4()),
                 "tool_version": __version__,
             }

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from engine.atomic import atomic_write, make_private_dir
 from engine.config import Config
 from engine.config_schedules import ScheduleConfig
-from engine.manifest import Manifest, utc_now
+from engine.manifest import Manifest, iso_z, utc_now
 from engine.repository import Repository
 
 NEXT_RUNS = 5
@@ -30,10 +30,6 @@ STATE_DIR = "schedules"
 
 def trigger_of(name: str) -> str:
     return f"schedule:{name}"
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -84,7 +80,7 @@ class ScheduleStatus:
         state = self.state
         failed = f" (last run failed: {state.last_error})" if state.last_outcome == "failed" else ""
         return (
-            f"no backup for the {iso(self.missed)} tick{failed}; "
+            f"no backup for the {iso_z(self.missed)} tick{failed}; "
             "is `lifeboat scheduler run` running? see its log"
         )
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
+from functools import partial
+from typing import TypeVar
 
 from engine import retention
 from engine.catalog import refresh_catalog
@@ -24,14 +25,16 @@ from engine.config_schedules import ScheduleConfig
 from engine.errors import LifeboatError, RepositoryLockedError, describe_error
 from engine.events import Event, LogLine
 from engine.jobs import BackupRequest, run_backup
-from engine.manifest import Manifest, utc_now
+from engine.manifest import Manifest, iso_z, utc_now
 from engine.repository import Repository
-from engine.schedule import ScheduleState, iso, read_state, trigger_of, write_state
+from engine.schedule import ScheduleState, read_state, trigger_of, write_state
 from engine.ticks import Claim, ClaimTick
 
 Log = Callable[..., None]
 MAX_SLEEP = 30.0  # seconds: wake up now and then, in case the clock jumped
 LOCK_RETRY = 0.5  # seconds between tries of a repository another job holds
+PRUNE_WAIT = timedelta(minutes=1)  # how long a prune waits for the repository
+T = TypeVar("T")
 
 
 def default_instance() -> str:
@@ -91,8 +94,8 @@ class Scheduler:
                         "skipped",
                         schedule=name,
                         ticks=len(missed),
-                        first=iso(missed[0]),
-                        last=iso(missed[-1]),
+                        first=iso_z(missed[0]),
+                        last=iso_z(missed[-1]),
                         reason="run still going",
                     )
             fire = next(cron.fire_times(max(now, handled or now), zone))
@@ -106,14 +109,14 @@ class Scheduler:
         now = self.clock()
         state = await asyncio.to_thread(read_state, self.repo, name)
         if state is None:
-            write_state(self.repo, name, ScheduleState(first_seen=iso(now)))
+            write_state(self.repo, name, ScheduleState(first_seen=iso_z(now)))
             return None
         missed = schedule.parsed.previous_run(now, schedule.zone)
         done = datetime.fromisoformat(state.last_fire) if state.last_fire else None
         first_seen = datetime.fromisoformat(state.first_seen)
         if missed is None or missed < first_seen or (done is not None and missed <= done):
             return None
-        self.log("catch-up", schedule=name, fire=iso(missed), last=state.last_fire)
+        self.log("catch-up", schedule=name, fire=iso_z(missed), last=state.last_fire)
         await self._fire(name, schedule, missed)
         return missed
 
@@ -130,9 +133,9 @@ class Scheduler:
     async def _fire(self, name: str, schedule: ScheduleConfig, fire: datetime) -> None:
         claim = await asyncio.to_thread(self.claim, name, fire)
         if isinstance(claim, str):
-            self.log("skipped", schedule=name, fire=iso(fire), reason=claim)
+            self.log("skipped", schedule=name, fire=iso_z(fire), reason=claim)
             return
-        self.log("fired", schedule=name, fire=iso(fire))
+        self.log("fired", schedule=name, fire=iso_z(fire))
         outcome = ScheduleOutcome(fire)
         try:
             manifest = await self._backup(name, schedule, fire)
@@ -140,19 +143,19 @@ class Scheduler:
             self.log(
                 "backup.finished",
                 schedule=name,
-                fire=iso(fire),
+                fire=iso_z(fire),
                 backup=manifest.id,
                 seconds=round((manifest.finished_at - manifest.created_at).total_seconds(), 3),
                 bytes=manifest.size,
             )
         except asyncio.CancelledError:
             outcome.cancelled()
-            self.log("backup.cancelled", level="warning", schedule=name, fire=iso(fire))
+            self.log("backup.cancelled", level="warning", schedule=name, fire=iso_z(fire))
             raise
         except Exception as exc:
             outcome.failed(describe_error(exc))
             self.log(
-                "backup.failed", level="error", schedule=name, fire=iso(fire), error=outcome.error
+                "backup.failed", level="error", schedule=name, fire=iso_z(fire), error=outcome.error
             )
         finally:
             await self._record(name, claim, outcome)
@@ -163,13 +166,19 @@ class Scheduler:
         request = BackupRequest(schedule.scope, schedule.label, trigger_of(name))
         deadline = next(schedule.parsed.fire_times(fire, schedule.zone))
         async with self._backups:
-            while True:
-                try:
-                    return await run_backup(self.config, self.repo, request, self._job_log(name))
-                except RepositoryLockedError:
-                    if self.clock() + timedelta(seconds=LOCK_RETRY) >= deadline:
-                        raise
-                    await asyncio.sleep(LOCK_RETRY)
+            return await self._when_unlocked(
+                lambda: run_backup(self.config, self.repo, request, self._job_log(name)), deadline
+            )
+
+    async def _when_unlocked(self, call: Callable[[], Awaitable[T]], deadline: datetime) -> T:
+        """``call()``, tried again while another job holds the repository, until ``deadline``."""
+        while True:
+            try:
+                return await call()
+            except RepositoryLockedError:
+                if self.clock() + timedelta(seconds=LOCK_RETRY) >= deadline:
+                    raise
+                await asyncio.sleep(LOCK_RETRY)
 
     def _job_log(self, name: str) -> Callable[[Event], None]:
         """Pass a job's warnings and errors on to the log; progress is left out."""
@@ -189,7 +198,7 @@ class Scheduler:
             write_state(self.repo, name, outcome.state(state, self.instance, self.clock()))
         finally:
             if claim.lost:
-                self.log("claim.lost", level="warning", schedule=name, fire=iso(outcome.fire))
+                self.log("claim.lost", level="warning", schedule=name, fire=iso_z(outcome.fire))
             if outcome.outcome == "cancelled":
                 await asyncio.to_thread(claim.release)
             else:
@@ -197,28 +206,22 @@ class Scheduler:
 
     async def _prune(self, name: str) -> None:
         """Prune by policy; a failure is logged and never fails the backup before it."""
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                plan = await asyncio.to_thread(
-                    retention.prune, self.config, self.repo, self.config.operator, dry_run=False
-                )
-            except RepositoryLockedError as exc:
-                if time.monotonic() < deadline:
-                    await asyncio.sleep(LOCK_RETRY)
-                    continue
-                self.log("prune.failed", level="warning", schedule=name, error=str(exc))
-            except (LifeboatError, OSError) as exc:
-                self.log("prune.failed", level="warning", schedule=name, error=describe_error(exc))
-            else:
-                removed = [m.id for m in plan.remove]
-                self.log("prune", schedule=name, kept=len(plan.keep), removed=removed)
-                if removed and (warning := await asyncio.to_thread(self._catalog)) is not None:
-                    self.log("catalog", level="warning", schedule=name, error=warning)
+        prune = partial(
+            retention.prune, self.config, self.repo, self.config.operator, dry_run=False
+        )
+        deadline = self.clock() + PRUNE_WAIT
+        try:
+            plan = await self._when_unlocked(lambda: asyncio.to_thread(prune), deadline)
+        except (LifeboatError, OSError) as exc:
+            self.log("prune.failed", level="warning", schedule=name, error=describe_error(exc))
             return
-
-    def _catalog(self) -> str | None:
-        return refresh_catalog(self.config, self.repo)
+        removed = [m.id for m in plan.remove]
+        self.log("prune", schedule=name, kept=len(plan.keep), removed=removed)
+        if not removed:
+            return
+        warning = await asyncio.to_thread(refresh_catalog, self.config, self.repo)
+        if warning is not None:
+            self.log("catalog", level="warning", schedule=name, error=warning)
 
 
 class ScheduleOutcome:
@@ -243,8 +246,8 @@ class ScheduleOutcome:
         """The new state; a cancelled run leaves the last tick run as it was (to run again)."""
         previous = old.last_fire if old else None
         return ScheduleState(
-            first_seen=old.first_seen if old else iso(now),
-            last_fire=previous if self.outcome == "cancelled" else iso(self.fire),
+            first_seen=old.first_seen if old else iso_z(now),
+            last_fire=previous if self.outcome == "cancelled" else iso_z(self.fire),
             last_outcome=self.outcome,
             last_backup=self.backup,
             last_error=self.error,

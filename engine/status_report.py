@@ -19,9 +19,9 @@ from engine.config import Config
 from engine.coordination import open_coordinator
 from engine.drill import history
 from engine.durations import format_duration
-from engine.manifest import utc_now
+from engine.manifest import iso_z, utc_now
 from engine.repository import Repository
-from engine.schedule import ScheduleStatus, iso, schedule_statuses
+from engine.schedule import ScheduleStatus, schedule_statuses
 from engine.status import RpoState, TierStatus, tier_statuses
 
 
@@ -64,7 +64,7 @@ class StatusReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "at": iso(self.at),
+            "at": iso_z(self.at),
             "healthy": self.healthy,
             "problems": self.problems,
             "tiers": [tier_dict(t) for t in self.tiers],
@@ -99,15 +99,15 @@ def gather(
     now: datetime | None = None,
     shared_locks: Sequence[LockLine] = (),
 ) -> StatusReport:
-    """The whole status; ``shared_locks`` are the coordination (etcd) lock holders."""
+    """The whole status; ``shared_locks`` are the coordination (etcd) lock holders. Tiers and
+    schedules each read manifests lazily, newest first, only as far as they need."""
     moment = now or utc_now()
-    manifests = list(repo.iter_backups())
     return StatusReport(
         at=moment,
         tiers=tier_statuses(
-            config, manifests, repo.verifications(), moment, history.load(repo.path)
+            config, repo.iter_backups(), repo.verifications(), moment, history.load(repo.path)
         ),
-        schedules=schedule_statuses(config, repo, manifests, moment),
+        schedules=schedule_statuses(config, repo, repo.iter_backups(), moment),
         locks=[*local_locks(repo), *shared_locks],
     )
 
@@ -134,10 +134,10 @@ def schedule_dict(status: ScheduleStatus) -> dict[str, Any]:
         "cron": status.schedule.cron,
         "timezone": status.schedule.timezone,
         "enabled": status.schedule.enabled,
-        "next_runs": [iso(t) for t in status.next_runs],
+        "next_runs": [iso_z(t) for t in status.next_runs],
         "last_backup": status.last.id if status.last else None,
         "last_outcome": state.last_outcome if state else None,
         "last_error": state.last_error if state else None,
         "overdue": status.overdue,
-        "missed": iso(status.missed) if status.missed else None,
+        "missed": iso_z(status.missed) if status.missed else None,
     }

@@ -13,8 +13,9 @@ from helpers import stored_backup
 from engine.config import parse_config
 from engine.cron import parse_cron, zone_named
 from engine.errors import ConfigError
+from engine.manifest import iso_z
 from engine.repository import Repository
-from engine.schedule import ScheduleState, iso, schedule_statuses, write_state
+from engine.schedule import ScheduleState, schedule_statuses, write_state
 
 UTC_ZONE = zone_named("UTC")
 BERLIN = zone_named("Europe/Berlin")
@@ -26,7 +27,7 @@ def at(text: str) -> datetime:
 
 def runs(expression: str, after: str, count: int, zone: str = "UTC") -> list[str]:
     times = parse_cron(expression).next_runs(at(after), zone_named(zone), count)
-    return [iso(t) for t in times]
+    return [iso_z(t) for t in times]
 
 
 def test_five_fields_are_standard_cron() -> None:
@@ -100,7 +101,7 @@ def test_berlin_spring_forward_never_skips_a_day() -> None:
 def test_berlin_fall_back_never_runs_twice() -> None:
     # 2026-10-25 02:30 happens twice in Berlin: it fires once, at the first.
     daily = parse_cron("30 2 * * *").next_runs(at("2026-10-23T12:00:00+00:00"), BERLIN, 4)
-    assert [iso(t) for t in daily] == [
+    assert [iso_z(t) for t in daily] == [
         "2026-10-24T00:30:00Z",
         "2026-10-25T00:30:00Z",
         "2026-10-26T01:30:00Z",
@@ -135,7 +136,10 @@ def test_a_schedule_nothing_ran_is_overdue_and_one_that_ran_is_not(tmp_path: Pat
     [never] = schedule_statuses(config, repo, [], now)
     assert never.overdue
     assert never.problem() == "never run; start `lifeboat scheduler run`"
-    assert [iso(t) for t in never.next_runs[:2]] == ["2026-11-21T16:00:00Z", "2026-11-21T17:00:00Z"]
+    assert [iso_z(t) for t in never.next_runs[:2]] == [
+        "2026-11-21T16:00:00Z",
+        "2026-11-21T17:00:00Z",
+    ]
 
     write_state(repo, "hourly", ScheduleState(first_seen="2026-11-21T13:30:00Z"))
     backup = stored_backup(

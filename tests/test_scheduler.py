@@ -17,8 +17,9 @@ from helpers import command_source, config_text
 from sshd import SSHTestServer
 
 from engine.config import Config, parse_config
+from engine.manifest import iso_z
 from engine.repository import Repository
-from engine.schedule import ScheduleState, iso, read_state, write_state
+from engine.schedule import ScheduleState, read_state, write_state
 from engine.scheduler import Scheduler
 from engine.ticks import local_claimer
 
@@ -89,7 +90,7 @@ async def test_each_tick_runs_once_and_never_early(
     assert {m.id for m in backups} == set(finished)
     for manifest in backups:
         assert manifest.label == "auto"
-        assert iso(manifest.created_at) >= finished[manifest.id]  # never before its tick
+        assert iso_z(manifest.created_at) >= finished[manifest.id]  # never before its tick
         assert int(finished[manifest.id][17:19]) % 2 == 0  # a */2 seconds tick
     state = read_state(repo, "tick")
     assert state is not None
@@ -284,9 +285,9 @@ async def test_three_schedulers_run_each_tick_exactly_once(
     skips = [r for d in daemons for r in d.events("skipped") if "still going" in r["reason"]]
     busy = [(r.get("first", r.get("fire")), r.get("last", r.get("fire"))) for r in skips]
     tick = datetime.fromisoformat(min(fires))
-    while iso(tick) < max(fires):
-        late = any(first <= iso(tick) <= last for first, last in busy)
-        assert iso(tick) in fires or late, f"tick {iso(tick)} never ran"
+    while iso_z(tick) < max(fires):
+        late = any(first <= iso_z(tick) <= last for first, last in busy)
+        assert iso_z(tick) in fires or late, f"tick {iso_z(tick)} never ran"
         tick += timedelta(seconds=2)
 
 

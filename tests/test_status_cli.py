@@ -14,9 +14,9 @@ from helpers import stored_backup
 
 from engine import locks
 from engine.coordination import Coordinator
-from engine.manifest import utc_now
+from engine.manifest import iso_z, utc_now
 from engine.repository import Repository
-from engine.schedule import ScheduleState, iso, write_state
+from engine.schedule import ScheduleState, write_state
 from tui.cli import main
 
 
@@ -47,7 +47,7 @@ def ran_on_time(repo: Repository, age: timedelta) -> None:
     tick = now.replace(minute=0, second=0, microsecond=0)
     if now - tick < timedelta(minutes=10):  # that tick is still within its grace
         tick -= timedelta(hours=1)
-    write_state(repo, "hourly", ScheduleState(first_seen=iso(now - timedelta(days=1))))
+    write_state(repo, "hourly", ScheduleState(first_seen=iso_z(now - timedelta(days=1))))
     moment = max(tick, now - age)
     stored_backup(repo, moment, {"db": b"x"}, label="auto", trigger="schedule:hourly")
 
@@ -68,7 +68,7 @@ def test_healthy_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 def test_a_breached_tier_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(tmp_path, '[tiers.slow]\nrpo = "2h"\nrto = "1h"\nsources = ["db"]\n')
     repo = Repository.open(tmp_path / "repo")
-    write_state(repo, "hourly", ScheduleState(first_seen=iso(utc_now())))
+    write_state(repo, "hourly", ScheduleState(first_seen=iso_z(utc_now())))
     stored_backup(repo, utc_now() - timedelta(minutes=100), {"db": b"x"})
     code, out = lifeboat(capsys, config, "status")
     assert code == 1
@@ -89,7 +89,7 @@ def test_an_overdue_schedule_exits_1(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert never in report["problems"]
     assert "tier gold: RPO 1h breached (never backed up)" in report["problems"]
 
-    write_state(repo, "hourly", ScheduleState(first_seen=iso(utc_now() - timedelta(days=1))))
+    write_state(repo, "hourly", ScheduleState(first_seen=iso_z(utc_now() - timedelta(days=1))))
     stored_backup(repo, utc_now() - timedelta(minutes=30), {"db": b"x"})  # a manual one
     code, out = lifeboat(capsys, config, "status", "--json")
     report = json.loads(out)

@@ -25,7 +25,7 @@ from engine.checklist.items import ItemContext, Outcome, check_item
 from engine.checklist.model import Loaded, ManualItem
 from engine.config import Config
 from engine.errors import UsageError
-from engine.manifest import Manifest, utc_now
+from engine.manifest import Manifest, iso_z, utc_now
 from engine.repository import Repository, new_backup_id
 from engine.ssh import ConnectionPool
 
@@ -88,7 +88,7 @@ class ChecklistRun:
 
 
 def now_text() -> str:
-    return utc_now().isoformat().replace("+00:00", "Z")
+    return iso_z(utc_now())
 
 
 def new_run(

@@ -19,9 +19,9 @@ import click
 from engine.config import Config
 from engine.coordination import open_coordinator
 from engine.errors import UsageError
-from engine.manifest import utc_now
+from engine.manifest import iso_z, utc_now
 from engine.repository import Repository
-from engine.schedule import NEXT_RUNS, ScheduleStatus, iso, schedule_statuses
+from engine.schedule import NEXT_RUNS, ScheduleStatus, schedule_statuses
 from engine.scheduler import Log, Scheduler, default_instance
 from engine.status_report import schedule_dict
 from engine.ticks import local_claimer
@@ -66,7 +66,9 @@ def describe_schedule(
     lines = [f"{status.name}: {sched.cron} ({sched.timezone}) backs up {scope}{off}"]
     for moment in status.next_runs[:runs]:
         local = moment.astimezone(sched.zone)
-        shown = iso(moment) if sched.timezone == "UTC" else f"{iso(moment)}  {local:%a %H:%M %Z}"
+        shown = (
+            iso_z(moment) if sched.timezone == "UTC" else f"{iso_z(moment)}  {local:%a %H:%M %Z}"
+        )
         lines.append(f"  next {shown}")
     if status.last is not None:
         lines.append(f"  last backup {status.last.id} ({age(status.last.created_at, now)})")
@@ -118,7 +120,7 @@ def json_log(instance: str, stream: TextIO) -> Log:
     """A log function writing one JSON object per line to ``stream``."""
 
     def log(event: str, level: str = "info", **fields: Any) -> None:
-        record = {"ts": iso(utc_now()), "level": level, "event": event, "instance": instance}
+        record = {"ts": iso_z(utc_now()), "level": level, "event": event, "instance": instance}
         stream.write(json.dumps({**record, **fields}, default=str) + "\n")
         stream.flush()
 
