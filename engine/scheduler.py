@@ -131,7 +131,10 @@ class Scheduler:
         return not self._stopping.is_set()
 
     async def _fire(self, name: str, schedule: ScheduleConfig, fire: datetime) -> None:
-        claim = await asyncio.to_thread(self.claim, name, fire)
+        try:
+            claim = await asyncio.to_thread(self.claim, name, fire)
+        except LifeboatError as exc:  # etcd did not answer in time: this tick only is lost
+            claim = f"cannot claim it: {exc}"
         if isinstance(claim, str):
             self.log("skipped", schedule=name, fire=iso_z(fire), reason=claim)
             return

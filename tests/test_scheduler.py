@@ -17,6 +17,7 @@ from helpers import command_source, config_text
 from sshd import SSHTestServer
 
 from engine.config import Config, parse_config
+from engine.coordination import CoordinationError
 from engine.manifest import iso_z
 from engine.repository import Repository
 from engine.schedule import ScheduleState, read_state, write_state
@@ -339,3 +340,35 @@ async def test_a_failed_run_is_logged_with_its_error_and_recorded(
     assert state.last_outcome == "failed"
     assert state.last_fire == failed["fire"]
     assert "disk on fire" in (state.last_error or "")
+
+
+async def test_a_claim_that_fails_loses_that_tick_only(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    """etcd not answering in time at one tick: that tick is skipped with the reason, and the
+    schedule goes on firing."""
+    repo = Repository.open(tmp_path / "repo")
+    config = parse_config(schedule_config(asyncssh_server, repo.path, "*/2 * * * * *", ["echo"]))
+    claim = local_claimer(repo, "tester")
+    attempts: list[str] = []
+
+    def flaky(schedule: str, fire: datetime) -> Any:
+        attempts.append(iso_z(fire))
+        if len(attempts) == 1:
+            raise CoordinationError("coordination: etcd request failed (deadline exceeded)")
+        return claim(schedule, fire)
+
+    log = Log()
+    daemon = Scheduler(config, repo, flaky, log, "test")
+    task = asyncio.create_task(daemon.run())
+    try:
+        await until(lambda: bool(log.events("backup.finished")), "a backup after the failure")
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, DEADLINE)
+    [lost, *_] = log.events("skipped")
+    assert lost["fire"] == attempts[0]
+    assert (
+        lost["reason"] == "cannot claim it: coordination: etcd request failed (deadline exceeded)"
+    )
+    assert log.events("backup.finished")[0]["fire"] > attempts[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     import etcd3
 
 RECONNECT_MS = 1000  # most gRPC waits between attempts to reach etcd again
+CONNECT_WAIT = 5.0  # seconds etcd has to answer a new connection
 
 
 def _client(host: str, port: int, timeout: float) -> etcd3.MultiEndpointEtcd3Client:
@@ -30,6 +32,20 @@ def _client(host: str, port: int, timeout: float) -> etcd3.MultiEndpointEtcd3Cli
     options = [("grpc.max_reconnect_backoff_ms", RECONNECT_MS)]
     endpoint = etcd3.Endpoint(host, port, secure=False, time_retry=0, opts=options)
     return etcd3.MultiEndpointEtcd3Client(endpoints=[endpoint], timeout=timeout)
+
+
+async def _answering(client: etcd3.MultiEndpointEtcd3Client) -> None:
+    """Wait until etcd answers, for up to CONNECT_WAIT: the first connection of a loaded
+    machine may take longer than one request's timeout."""
+    deadline = time.monotonic() + CONNECT_WAIT
+    while True:
+        try:
+            await asyncio.to_thread(client.status)
+            return
+        except etcd_failures():
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 @asynccontextmanager
@@ -57,7 +73,7 @@ async def open_coordinator(config: Config, repo: Repository) -> AsyncIterator[Co
         coordinator = Coordinator(client, repo_id, instance, settings.lease_ttl)
         stack.push_async_callback(asyncio.to_thread, coordinator.close)
         try:
-            await asyncio.to_thread(client.status)
+            await _answering(client)
         except etcd_failures() as exc:
             raise CoordinationError(
                 f"coordination: etcd at {where} does not answer ({failure_detail(exc)}); "
