@@ -1,21 +1,34 @@
 # Lifeboat: `make demo` opens the demo sandbox, `make test` runs every test.
-# Both bootstrap what they need: a .venv with the project, and (for tests) system packages.
+# Both bootstrap what they need: a .venv holding exactly what uv.lock says, and (for tests)
+# system packages. `make lock` upgrades uv.lock on purpose.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# uv itself comes from PyPI through pip, pinned, into a venv of its own (uv sync would
+# otherwise remove it from .venv as a package the lock does not name).
+UV_VERSION := 0.13.9
+UV := .uv/bin/uv
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 # command -> Debian package that provides it, for the real servers the tests start
 SYSTEM_DEPS := /usr/sbin/sshd:openssh-server ssh:openssh-client etcd:etcd-server \
                etcdctl:etcd-client tmux:tmux zstd:zstd
 
-.PHONY: demo test lint screenshots system-deps clean
+.PHONY: demo test lint lock screenshots system-deps clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(UV):
+	$(PYTHON) -m venv .uv
+	.uv/bin/python -m pip install --quiet 'uv==$(UV_VERSION)'
+
+$(STAMP): pyproject.toml uv.lock $(UV)
+	$(UV) sync --quiet --locked --compile-bytecode --python $(PYTHON) --extra test --group lint
 	touch $(STAMP)
+
+# Upgrade every locked package to the newest release the ranges in pyproject.toml allow.
+# Run it on purpose, then `make test`, and commit uv.lock with the snapshots it changes.
+lock: $(UV)
+	$(UV) lock --upgrade
 
 demo: $(STAMP)
 	$(BIN)/lifeboat demo
@@ -41,11 +54,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check engine tui themes tests bench screenshots
 	$(BIN)/ruff format --check engine tui themes tests bench screenshots
 
+# Bytecode is compiled up front: with PYTHONDONTWRITEBYTECODE set, every `lifeboat` the tests
+# start would otherwise compile the project again.
 test: $(STAMP) system-deps lint
+	$(BIN)/python -m compileall -q engine tui themes tests >/dev/null
 	$(BIN)/pytest
 
 screenshots: $(STAMP)
 	$(BIN)/python screenshots/generate.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .uv .pytest_cache .ruff_cache

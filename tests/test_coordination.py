@@ -19,6 +19,7 @@ import pytest
 from etcd_server import EtcdServer
 from helpers import config_text
 from sshd import SSHTestServer, free_port
+from timing import DEADLINE, ETCD_CLIENT_TIMEOUT, LEASE_TTL, eventually
 
 from engine.config import parse_config
 from engine.coordination import (
@@ -34,7 +35,6 @@ from engine.restore.locks import TargetLocks
 
 REPO = "repo-1"
 T0 = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
-DEADLINE = 20.0  # seconds any eventual outcome gets before the test fails
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def coordinators(etcd_member: EtcdServer) -> Iterator[Callable[..., Coordinator]
     """Makes Coordinators on the test etcd, each with its own client; closes them after."""
     made: list[Coordinator] = []
 
-    def make(instance: str, ttl: float = 2, repo_id: str = REPO) -> Coordinator:
+    def make(instance: str, ttl: float = LEASE_TTL, repo_id: str = REPO) -> Coordinator:
         coordinator = Coordinator(etcd_member.client(), repo_id, instance, ttl)
         made.append(coordinator)
         return coordinator
@@ -55,14 +55,6 @@ def coordinators(etcd_member: EtcdServer) -> Iterator[Callable[..., Coordinator]
 def claimed(result: TickClaim | str) -> TickClaim:
     assert isinstance(result, TickClaim), result
     return result
-
-
-def eventually(condition: Callable[[], bool]) -> None:
-    """Poll ``condition`` until it holds; fail after ``DEADLINE`` seconds."""
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, "condition never held"
-        time.sleep(0.1)
 
 
 def lease_of(member: EtcdServer, key: str) -> int:
@@ -196,7 +188,7 @@ def test_a_claim_whose_lease_was_revoked_is_lost_and_never_clobbers_its_successo
     claim = claimed(a.claim_tick("nightly", T0))
     with etcd_member.client() as client:
         client.revoke_lease(lease_of(etcd_member, f"/lifeboat/{REPO}/schedules/nightly/running"))
-    eventually(lambda: claim.lost)
+    eventually(lambda: claim.lost, "the claim to be lost")
     assert a.holders() == []
 
     successor = claimed(b.claim_tick("nightly", T0))  # the tick was never done
@@ -214,7 +206,7 @@ async def test_a_claim_is_lost_while_etcd_is_away_and_the_client_recovers(
     repo = Repository.open(tmp_path / "repo")
     config = parse_config(
         f'[repository]\npath = "{repo.path}"\n'
-        f'[coordination]\netcd = "{etcd_member.endpoint}"\nlease_ttl = 2\n'
+        f'[coordination]\netcd = "{etcd_member.endpoint}"\nlease_ttl = {LEASE_TTL}\n'
     )
     async with open_coordinator(config, repo) as coordinator:
         assert coordinator is not None
@@ -223,9 +215,12 @@ async def test_a_claim_is_lost_while_etcd_is_away_and_the_client_recovers(
         etcd_member.stop()
         with pytest.raises(CoordinationError, match=r"^coordination: etcd request failed \("):
             coordinator.holders()
-        eventually(lambda: claim.lost)
+        eventually(lambda: claim.lost, "the claim to be lost")
         etcd_member.start()
-        eventually(lambda: not isinstance(_try(coordinator.holders), CoordinationError))
+        eventually(
+            lambda: not isinstance(_try(coordinator.holders), CoordinationError),
+            "etcd to answer again",
+        )
         assert claim.lost  # for good: the lease may have been someone else's meanwhile
         claim.release()
         claimed(coordinator.claim_tick("nightly", T0 + timedelta(hours=1))).finish()
@@ -243,8 +238,8 @@ import sys, time
 from datetime import datetime
 import etcd3
 from engine.coordination import Coordinator
-client = etcd3.client(host="127.0.0.1", port=int(sys.argv[1]), timeout=1)
-coordinator = Coordinator(client, sys.argv[2], "victim", 2)
+client = etcd3.client(host="127.0.0.1", port=int(sys.argv[1]), timeout=float(sys.argv[4]))
+coordinator = Coordinator(client, sys.argv[2], "victim", int(sys.argv[5]))
 claim = coordinator.claim_tick("nightly", datetime.fromisoformat(sys.argv[3]))
 print(claim if isinstance(claim, str) else "claimed", flush=True)
 time.sleep(600)
@@ -256,11 +251,12 @@ def test_a_killed_holder_keeps_its_claim_until_the_lease_expires(
 ) -> None:
     survivor = coordinators("survivor")
     argv = [sys.executable, "-c", VICTIM, str(etcd_member.client_port), REPO, T0.isoformat()]
+    argv += [str(ETCD_CLIENT_TIMEOUT), str(LEASE_TTL)]
     with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as victim:
         try:
             assert victim.stdout is not None
             assert victim.stdout.readline().strip() == "claimed"
-            time.sleep(3)  # alive, it keeps its 2 s lease refreshed well past the TTL
+            time.sleep(LEASE_TTL + 1)  # alive, it keeps its lease refreshed past the TTL
             (held,) = survivor.holders()
             assert (held.instance, held.pid) == ("victim", victim.pid)
             lease = lease_of(etcd_member, held.key)
@@ -270,8 +266,8 @@ def test_a_killed_holder_keeps_its_claim_until_the_lease_expires(
 
     next_tick = T0 + timedelta(hours=1)
     # Its last refresh was at most a third of the TTL before the kill: a claim tried within
-    # half a second of it meets a live lease.
-    soon = time.monotonic() - killed < 0.5
+    # half the TTL of it meets a live lease.
+    soon = time.monotonic() - killed < LEASE_TTL / 2
     refusals: list[str] = []
     while isinstance(result := survivor.claim_tick("nightly", next_tick), str):
         refusals.append(result)
@@ -309,18 +305,18 @@ async def test_open_coordinator_through_an_ssh_tunnel(
 ) -> None:
     coordination = (
         f'[coordination]\netcd = "{etcd_member.endpoint}"\nhost = "h1"\n'
-        'lease_ttl = 2\ninstance = "tunnelled"\n'
+        f'lease_ttl = {LEASE_TTL}\ninstance = "tunnelled"\n'
     )
     config = parse_config(config_text(asyncssh_server, tmp_path / "repo", coordination))
     repo = Repository.open(config.repository.path)
     repo_id = json.loads((repo.path / "lifeboat-repo.json").read_text())["repo_id"]
     assert repo.repo_id() == repo_id
-    direct = Coordinator(etcd_member.client(), repo_id, "direct", 2)
+    direct = Coordinator(etcd_member.client(), repo_id, "direct", LEASE_TTL)
     try:
         async with open_coordinator(config, repo) as coordinator:
             assert coordinator is not None
             claim = claimed(await asyncio.to_thread(coordinator.claim_tick, "nightly", T0))
-            await asyncio.sleep(3)  # longer than the TTL: refreshes go through the tunnel
+            await asyncio.sleep(LEASE_TTL + 1)  # past the TTL: refreshes go through the tunnel
             assert not claim.lost
             (held,) = await asyncio.to_thread(direct.holders)
             assert (held.instance, held.pid) == ("tunnelled", os.getpid())

@@ -17,8 +17,10 @@ from helpers import config_text, stored_backup
 from sshd import SSHTestServer
 from test_checklist import checklists_toml, http_server, item, write_checklist  # noqa: F401
 from textual.app import App
+from textual.command import CommandList
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Label, OptionList
+from timing import pilot_until
 from wizard_pilot import flat, settle, shown
 
 from engine import audit
@@ -33,6 +35,15 @@ from tui.screens.help import HelpScreen
 from tui.screens.modals import ConfirmModal, TextModal
 
 NOW = datetime(2026, 11, 21, 15, 0, tzinfo=UTC)
+
+
+def palette_offers(app: App[object], prompt: str) -> bool:
+    """Whether the command palette's search has highlighted a command matching ``prompt``."""
+    found = app.screen.query(CommandList)
+    if not found or found.first().highlighted is None:
+        return False
+    commands = found.first()
+    return prompt in str(commands.get_option_at_index(commands.highlighted or 0).prompt)
 
 
 def console(config: Config, tmp_path: Path) -> LifeboatApp:
@@ -277,7 +288,9 @@ async def test_c_in_the_browser_starts_a_run_and_the_palette_resumes_it(tmp_path
 
         # Now a run is open: the palette's "Validation checklist" offers to resume it.
         await pilot.press("ctrl+p", *"Validation checklist")
-        await pilot.pause(0.3)
+        await pilot_until(
+            pilot, lambda: palette_offers(app, "Validation checklist"), "the palette's search"
+        )
         await pilot.press("enter")
         await pilot.pause()
         picker = app.screen
@@ -398,10 +411,9 @@ async def test_leaving_while_items_run_keeps_them_as_not_run(
         await pilot.press("down", "enter")  # the picker: post-restore, then slow
         screen = app.screen
         assert isinstance(screen, ChecklistScreen)
-        for _ in range(500):
-            if screen.run.state("slow").status == "running":
-                break
-            await pilot.pause(0.01)
+        await pilot_until(
+            pilot, lambda: screen.run.state("slow").status == "running", "the item to run"
+        )
         assert "checking 1 automatic item(s)…" in shown(screen, "#status")
         await pilot.press("escape")
         await settle(app, pilot)

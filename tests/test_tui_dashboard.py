@@ -10,6 +10,7 @@ import pytest
 from helpers import command_source, make_config
 from rich.console import Console, RenderableType
 from sshd import SSHTestServer
+from timing import pilot_until
 
 from engine.config import Config
 from engine.repository import Repository
@@ -61,10 +62,11 @@ async def test_backup_started_from_the_dashboard_runs_to_completion(
         assert "db" in shown
         assert app.screen.query_one("#tier-data", TierCard).status.state is RpoState.OK
         await pilot.press("l")  # the new backup is in the browser, on top
-        for _ in range(50):
-            if app.screen.query(BackupList) and app.screen.query_one(BackupList).shown:
-                break
-            await pilot.pause(0.05)
+        await pilot_until(
+            pilot,
+            lambda: bool(app.screen.query(BackupList) and app.screen.query_one(BackupList).shown),
+            "the browser to list the backup",
+        )
         assert app.screen.query_one(BackupList).shown_ids() == [manifest.id]
 
 

@@ -19,6 +19,7 @@ from sshd import SSHTestServer
 from test_mongo import documents, mongo_config
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, ContentSwitcher, Input, OptionList, SelectionList
+from timing import pilot_until
 from wizard_pilot import answer, choose, flat, next_button, run_checks, settle, shown
 
 from engine.checklist.run import load_run
@@ -369,10 +370,11 @@ async def test_esc_while_the_checks_run_stops_them(tmp_path: Path) -> None:
             await pilot.press("ctrl+n", "enter", "enter")  # plan, backup, target
             assert wizard.step == "checks"
             (job,) = app.board.jobs.values()
-            for _ in range(500):  # until the checks reach the silent host
-                if accepted and any(c.name == "checksums" for c in job.checks):
-                    break
-                await pilot.pause(0.01)
+            await pilot_until(
+                pilot,
+                lambda: bool(accepted and any(c.name == "checksums" for c in job.checks)),
+                "the checks to reach the silent host",
+            )
             assert accepted
             assert job.finished is None  # still checking
             assert next_button(wizard).disabled
