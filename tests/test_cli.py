@@ -354,9 +354,21 @@ async def test_ctrl_c_mid_backup_leaves_nothing(ssh_server: SSHTestServer, tmp_p
     assert not (repo / ".failed").exists()
 
 
+WARNING = re.compile(r"\w*Warning\b")
+
+
+async def test_help_prints_nothing_on_stderr() -> None:
+    """No third-party warning reaches an operator (asyncssh's DSA deprecation, say)."""
+    run = await lifeboat("--help")
+    assert run.rc == 0
+    assert "backup" in run.stdout
+    assert run.stderr == ""
+
+
 async def test_demo_makes_a_real_backup_and_verifies_it(tmp_path: Path) -> None:
     run = await lifeboat("demo", "--no-tui", "--dir", str(tmp_path / "sandbox"))
     assert run.rc == 0, run.stderr
+    assert not WARNING.search(run.stderr), run.stderr  # stderr carries progress, no warning
     assert "verify " in run.stdout
     assert ": OK" in run.stdout
     config = tmp_path / "sandbox" / "lifeboat.toml"
