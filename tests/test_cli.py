@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from helpers import command_source, config_text, files_source, stored_backup
 from sshd import SSHTestServer
+from timing import DEADLINE
 
 from engine.manifest import Manifest
 from engine.repository import Repository, VerifyRecord
@@ -43,9 +44,23 @@ async def lifeboat(*args: str, config: Path | None = None, cwd: Path | None = No
         cwd=cwd,
         env={**os.environ, "LIFEBOAT_CONFIG": ""},
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    out, err = await asyncio.wait_for(proc.communicate(), DEADLINE)
     assert proc.returncode is not None
     return Run(proc.returncode, out.decode(), err.decode())
+
+
+def with_default_sigint(argv: list[str]) -> list[str]:
+    """``argv`` started with SIGINT at its default, as from a terminal where Ctrl-C works.
+
+    A shell that starts pytest in the background without job control hands it SIGINT
+    ignored, and an ignored signal stays ignored across exec: the child would never see
+    the Ctrl-C a test sends it.
+    """
+    reset = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    return [sys.executable, "-c", reset, *argv]
 
 
 def write_config(path: Path, text: str) -> Path:
@@ -328,24 +343,23 @@ async def test_backup_list_verify_restore_delete(ssh_server: SSHTestServer, tmp_
 async def test_ctrl_c_mid_backup_leaves_nothing(ssh_server: SSHTestServer, tmp_path: Path) -> None:
     sources = command_source("endless", ["cat", "/dev/zero"])
     config = write_config(tmp_path / "c.toml", config_text(ssh_server, tmp_path / "repo", sources))
+    argv = [LIFEBOAT, "--config", str(config), "backup", "create", "--json"]
     proc = await asyncio.create_subprocess_exec(
-        LIFEBOAT,
-        "--config",
-        str(config),
-        "backup",
-        "create",
-        "--json",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        *with_default_sigint(argv), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     assert proc.stdout is not None
-    while True:  # wait until bytes are flowing
-        line = await asyncio.wait_for(proc.stdout.readline(), 30)
-        event = json.loads(line)
-        if event["event"] == "Progress" and event["done"] > 1_000_000:
-            break
-    proc.send_signal(signal.SIGINT)
-    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    try:
+        while True:  # wait until bytes are flowing
+            line = await asyncio.wait_for(proc.stdout.readline(), DEADLINE)
+            event = json.loads(line)
+            if event["event"] == "Progress" and event["done"] > 1_000_000:
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), DEADLINE)
+    finally:  # a failure here must not leave the endless backup running into later tests
+        if proc.returncode is None:
+            proc.kill()
+            await proc.communicate()
     assert proc.returncode == 130
     assert "interrupted" in err.decode()
     repo = tmp_path / "repo"
