@@ -7,6 +7,7 @@ from datetime import timedelta
 
 UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _PART = re.compile(r"(\d+)([wdhms])")
+MAX_DAYS = 36500  # 100 years: longer is a typo, and dates that far back do not exist
 
 
 def parse_duration(text: str) -> timedelta:
@@ -18,6 +19,8 @@ def parse_duration(text: str) -> timedelta:
     seconds = sum(int(number) * UNITS[unit] for number, unit in parts)
     if seconds <= 0:
         raise ValueError(f"must be longer than zero, got {text!r}")
+    if seconds > MAX_DAYS * UNITS["d"]:
+        raise ValueError(f"must be at most {MAX_DAYS}d (100 years), got {text!r}")
     return timedelta(seconds=seconds)
 
 
