@@ -124,7 +124,7 @@ class RestoreConfig(BaseModel):
     """How the restore validator judges a target."""
 
     model_config = MODEL_CONFIG
-    free_space_margin: float = Field(1.2, ge=1.0, examples=[1.2])
+    free_space_margin: float = Field(1.2, ge=1.0, le=100.0, allow_inf_nan=False, examples=[1.2])
     """A target needs this many times the restored size free on its disk."""
 
 
@@ -288,6 +288,10 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([_syntax_problem(source, str(exc))]) from None
+    except ValueError:  # int() refuses a number of more than 4300 digits
+        raise ConfigError(
+            [f"{source}: a number is too long to read (thousands of digits); fix the value"]
+        ) from None
     except RecursionError:
         raise ConfigError(
             [
@@ -295,7 +299,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
                 "Lifeboat config needs a few: fix the file"
             ]
         ) from None
-    problems = [_unknown_key(key, _TOP_KEYS) for key in data if key not in _TOP_KEYS]
+    problems = [_unknown_key(_key(key), _TOP_KEYS) for key in data if key not in _TOP_KEYS]
     operator = data.get("operator")
     if operator is not None and not (isinstance(operator, str) and operator.strip()):
         problems.append(

@@ -161,7 +161,7 @@ def zone_named(name: str) -> ZoneInfo:
     """A time zone by IANA name; raises ValueError naming the fix."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
         raise ValueError(
             f'unknown time zone {name!r}; use an IANA name such as "UTC" or "Europe/Berlin"'
         ) from None

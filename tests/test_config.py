@@ -674,3 +674,22 @@ async def test_config_check_exits_2_with_one_message_for_each_hostile_file(tmp_p
         assert run.stderr.count("lifeboat: error: ") == 1, run.stderr
         assert expected[name] in run.stderr
         assert "Traceback" not in run.stderr
+
+
+def test_an_unknown_top_level_key_is_named_as_written() -> None:
+    line = only_problem('"operator y" = "alice"\n' + REPOSITORY)
+    assert line.startswith('"operator y": unknown key; did you mean operator? valid keys: ')
+
+
+def test_numbers_of_thousands_of_digits_are_one_problem() -> None:
+    line = only_problem(REPOSITORY + "[drill]\nmarkers = " + "9" * 5000 + "\n")
+    assert line == "<string>: a number is too long to read (thousands of digits); fix the value"
+    line = only_problem(REPOSITORY + '[retention]\nkeep_within = "' + "9" * 5000 + 'd"\n')
+    assert line.startswith("retention.keep_within: must be at most 36500d (100 years), got '999")
+    assert len(line) < 200
+    assert parse_duration("0000000000000001d").days == 1  # leading zeros are no length
+
+
+def test_an_infinite_free_space_margin_is_refused() -> None:
+    line = only_problem(REPOSITORY + "[restore]\nfree_space_margin = inf\n")
+    assert line.startswith("restore.free_space_margin: must be a finite number, got inf")

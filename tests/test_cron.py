@@ -155,6 +155,14 @@ def test_a_schedule_whose_runs_cannot_be_computed_is_reported_and_the_others_are
     assert report.to_dict()["schedules"][1]["error"] == feb.error
 
 
+@pytest.mark.parametrize(
+    "name", ["x" * 300, "Europe", "../../etc/passwd"], ids=["too-long", "a-directory", "outside"]
+)
+def test_a_time_zone_that_is_no_zone_file_is_unknown(name: str) -> None:
+    with pytest.raises(ValueError, match="^unknown time zone"):
+        zone_named(name)
+
+
 def test_berlin_spring_forward_never_skips_a_day() -> None:
     # 2026-03-29 02:30 does not exist in Berlin: that day it fires at 03:30 CEST.
     local = [
