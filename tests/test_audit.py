@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from helpers import stored_backup
+from sshd import free_port
 from test_cli import lifeboat, write_config
 from timing import LEASE_TTL
 
@@ -313,3 +314,28 @@ async def test_the_catalog_anchors_what_the_cli_writes_and_verify_names_it(
     assert gone.rc == 1
     assert f"the log has 0 lines but {name} anchors line 1" in gone.stderr
     assert "Traceback" not in gone.stderr
+
+
+def test_an_anchor_that_does_not_answer_warns_on_write_and_fails_verify(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The record is written all the same (the operation it records happened); verify cannot
+    vouch for the log without its anchor, and says which."""
+    port = free_port()  # nothing listens there
+    config = parse_config(
+        f'[repository]\npath = "{tmp_path / "repo"}"\n'
+        f'[catalog]\nmongo_uri = "mongodb://127.0.0.1:{port}/?directConnection=true"\n'
+        "timeout = 0.2\n"
+    )
+    repo = Repository.open(config.repository.path)
+    anchor_audit_log(config)
+    audit.record(repo.path, "alice", "backup.delete", backup="b1")
+    assert audit.verify(repo.path) == audit.Verdict(1)
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "engine.audit"]
+    assert warning.startswith(f"could not anchor the audit head in the catalog at 127.0.0.1:{port}")
+    assert warning.endswith("the next write tries again")
+    verdict = audit.verify(repo.path, anchors_of(config))
+    assert (verdict.ok, verdict.bad_line) == (False, None)
+    assert verdict.problem.startswith(
+        f"cannot check the anchored audit head: catalog: 127.0.0.1:{port} does not answer"
+    )
