@@ -330,6 +330,28 @@ def search(catalog: Catalog, repo: Repository, text: str) -> list[str]:
         return [doc["id"] for doc in catalog.db.backups.find(query, {"id": 1}).sort("id", -1)]
 
 
+# -- the audit head's anchor -----------------------------------------------------------------
+
+
+def audit_head(catalog: Catalog, rid: str) -> Document | None:
+    """The audit head anchored for repository ``rid`` (``engine.audit_anchors``), if any."""
+    with _answering(catalog):
+        return catalog.db.audit_heads.find_one({"_id": rid}, {"_id": 0})
+
+
+def swap_audit_head(
+    catalog: Catalog, rid: str, decide: Callable[[Document | None], Document | None]
+) -> bool:
+    """Replace the anchored audit head with ``decide(the current one)`` unless that is None
+    (the audit log's writers take turns under its lock); whether it was replaced."""
+    new = decide(audit_head(catalog, rid))
+    if new is None:
+        return False
+    with _answering(catalog):
+        catalog.db.audit_heads.replace_one({"_id": rid}, {**new, "_id": rid}, upsert=True)
+    return True
+
+
 # -- keeping it current ----------------------------------------------------------------------
 
 

@@ -37,6 +37,7 @@ from engine.config_schedules import (
 )
 from engine.config_types import MODEL_CONFIG, AbsolutePath, Duration, NonEmptyStr, Seconds
 from engine.errors import ConfigError
+from engine.repository import location_problem
 from engine.source_configs import (
     SourceConfig,
 )
@@ -123,7 +124,7 @@ class RestoreConfig(BaseModel):
     """How the restore validator judges a target."""
 
     model_config = MODEL_CONFIG
-    free_space_margin: float = Field(1.2, ge=1.0, examples=[1.2])
+    free_space_margin: float = Field(1.2, ge=1.0, le=100.0, allow_inf_nan=False, examples=[1.2])
     """A target needs this many times the restored size free on its disk."""
 
 
@@ -268,16 +269,37 @@ def load_config(path: Path) -> Config:
         raise ConfigError([f"{path}: not UTF-8 (byte {exc.start}); save it as UTF-8"]) from None
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read ({exc.strerror}); check the path"]) from None
-    return parse_config(text, source=str(path)).model_copy(update={"path": path})
+    config = parse_config(text, source=str(path))
+    if problem := location_problem(config.repository.path):
+        raise ConfigError([f"repository.path: {problem}"])
+    return config.model_copy(update={"path": path})
 
 
 def parse_config(text: str, source: str = "<string>") -> Config:
     """Validate TOML text; ``source`` names it in syntax errors. Raises ``ConfigError``."""
+    if text.startswith("\ufeff"):
+        raise ConfigError(
+            [
+                f"{source}: starts with a UTF-8 byte order mark (BOM); save the file as UTF-8 "
+                "without a BOM"
+            ]
+        )
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([_syntax_problem(source, str(exc))]) from None
-    problems = [_unknown_key(key, _TOP_KEYS) for key in data if key not in _TOP_KEYS]
+    except ValueError:  # int() refuses a number of more than 4300 digits
+        raise ConfigError(
+            [f"{source}: a number is too long to read (thousands of digits); fix the value"]
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            [
+                f"{source}: arrays or tables are nested too deeply (hundreds of levels); a "
+                "Lifeboat config needs a few: fix the file"
+            ]
+        ) from None
+    problems = [_unknown_key(_key(key), _TOP_KEYS) for key in data if key not in _TOP_KEYS]
     operator = data.get("operator")
     if operator is not None and not (isinstance(operator, str) and operator.strip()):
         problems.append(
@@ -461,6 +483,8 @@ def _describe(model: type[BaseModel], prefix: str, error: ErrorDetails) -> list[
             "list each path once"
             for i, path, j in ctx["duplicates"]
         ]
+    if kind == "nul_path":
+        return [f"{where}: {error['msg']}{got}; remove it"]
     if kind == "relative_path":
         full = examples[0] if examples else "/var/backups/lifeboat"
         full = full if isinstance(full, str) else full[0]  # the example of a list of paths
@@ -473,7 +497,8 @@ def _describe(model: type[BaseModel], prefix: str, error: ErrorDetails) -> list[
             f"must be a positive number{got}" if ctx["gt"] == 0 else f"must be > {ctx['gt']}{got}"
         )
     elif kind == "less_than_equal":
-        problem = f"must be at most {ctx['le']}{got}"
+        limit = ctx["le"]  # a float field's limit comes as 604800.0: shown as written
+        problem = f"must be at most {int(limit) if limit == int(limit) else limit}{got}"
     elif kind == "value_error":
         problem = str(ctx["error"])
     else:
@@ -530,14 +555,15 @@ def _key(name: str) -> str:
     return name if _BARE_KEY.fullmatch(name) else json.dumps(name, ensure_ascii=False)
 
 
-def _show(value: object) -> str:
+def _show(value: object, depth: int = 0) -> str:
     """A value as it would be written in TOML, shortened."""
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, str | Path):
         text = json.dumps(str(value), ensure_ascii=False)
-    elif isinstance(value, list | tuple):
-        text = "[" + ", ".join(_show(item) for item in value) + "]"
+    elif isinstance(value, list | tuple):  # deep nesting: shown as [...] past two levels
+        items = ", ".join(_show(item, depth + 1) for item in value) if depth < 2 else "..."
+        text = f"[{items}]"
     elif isinstance(value, dict):
         text = "a table"
     else:

@@ -16,6 +16,8 @@ MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=
 
 
 def _expand_absolute(value: Path) -> Path:
+    if "\0" in str(value):
+        raise PydanticCustomError("nul_path", "must not contain a NUL character")
     with contextlib.suppress(RuntimeError):  # "~nobody/x": reported as not absolute below
         value = value.expanduser()
     if not value.is_absolute():
@@ -25,7 +27,8 @@ def _expand_absolute(value: Path) -> Path:
 
 AbsolutePath = Annotated[Path, AfterValidator(_expand_absolute)]
 NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
-Seconds = Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False)]
+MAX_SECONDS = 7 * 86400  # a week: past that a timeout is a typo (and overflows clocks)
+Seconds = Annotated[StrictFloat, Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False)]
 Command = Annotated[tuple[NonEmptyStr, ...], Field(min_length=1)]
 
 

@@ -8,6 +8,10 @@ Fire times are computed on the local wall clock of the schedule's time zone, the
 UTC. A wall time that happens twice (DST fall-back) fires once, at its first occurrence; a wall
 time that does not exist (spring-forward) fires shifted by the gap (02:30 becomes 03:30), so no
 day is skipped. Two wall times landing on one instant fire once.
+
+An expression croniter accepts may still never fire (``0 2 31 2 *``: there is no 31 February):
+``parse_cron`` refuses it, and a ``Cron`` whose next or previous fire time cannot be found
+raises ``CronError`` (a ``LifeboatError``), never croniter's own exceptions.
 """
 
 from __future__ import annotations
@@ -20,9 +24,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 from croniter.croniter import CroniterError
 
+from engine.errors import LifeboatError
+
 MACROS = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly")
 _FIELDS_5 = "minute hour day-of-month month day-of-week"
 _FIELDS_6 = "second minute hour day-of-month month day-of-week"
+_PROBE_START = datetime(2000, 1, 1)  # a fixed start: whether a cron fires never depends on today
+
+
+class CronError(LifeboatError):
+    """A schedule's next or previous fire time cannot be computed."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,18 @@ class Cron:
     def _iterator(self, start: datetime) -> croniter:
         return croniter(self.expression, start, second_at_beginning=self.seconds_first)
 
+    def _step(self, iterator: croniter, *, forward: bool) -> datetime:
+        """The next (or previous) wall time of ``iterator``; croniter's failures (no date
+        matches, a date past year 9999) as ``CronError``."""
+        try:
+            found: datetime = (
+                iterator.get_next(datetime) if forward else iterator.get_prev(datetime)
+            )
+        except (CroniterError, OverflowError, ValueError) as exc:
+            way = "next" if forward else "previous"
+            raise CronError(f"cron {self.expression!r}: no {way} fire time ({exc})") from None
+        return found
+
     def fire_times(self, after: datetime, zone: ZoneInfo) -> Iterator[datetime]:
         """Fire times (aware, UTC) strictly after ``after`` (aware), in increasing order."""
         wall = after.astimezone(zone).replace(tzinfo=None, fold=0)
@@ -45,7 +68,7 @@ class Cron:
         naive = self._iterator(wall - timedelta(hours=1))
         last = after
         while True:
-            local: datetime = naive.get_next(datetime)
+            local = self._step(naive, forward=True)
             instant = local.replace(tzinfo=zone, fold=0).astimezone(UTC)
             if instant > last:
                 last = instant
@@ -62,7 +85,7 @@ class Cron:
         naive = self._iterator(wall + timedelta(hours=1, seconds=1))
         limit = at_or_before - timedelta(days=400)
         while True:
-            local: datetime = naive.get_prev(datetime)
+            local = self._step(naive, forward=False)
             instant = local.replace(tzinfo=zone, fold=0).astimezone(UTC)
             if instant < limit:
                 return None
@@ -88,10 +111,10 @@ def parse_cron(expression: str) -> Cron:
     if len(fields) == 5:
         if not croniter.is_valid(text):
             raise ValueError(f"invalid cron expression {expression!r}; {_fix(text, _FIELDS_5)}")
-        return Cron(text)
+        return _firing(Cron(text), fields[2:4])
     if len(fields) == 6:
         if croniter.is_valid(text, second_at_beginning=True):
-            return Cron(text)
+            return _firing(Cron(text), fields[3:5])
         if croniter.is_valid(text):
             seconds_first = " ".join([fields[5], *fields[:5]])
             raise ValueError(
@@ -104,6 +127,20 @@ def parse_cron(expression: str) -> Cron:
         f"cron expression {expression!r} has {len(fields)} fields; write five "
         f"({_FIELDS_5}), six with seconds first, or a macro such as @daily"
     )
+
+
+def _firing(cron: Cron, day_and_month: list[str]) -> Cron:
+    """``cron``, if it ever fires; else a ValueError naming the day and month fields."""
+    try:
+        cron._step(cron._iterator(_PROBE_START), forward=True)
+    except CronError:
+        day, month = day_and_month
+        raise ValueError(
+            f"cron expression {cron.expression!r} never fires: no date has day-of-month "
+            f"{day!r} in month {month!r} (February has at most 29 days; April, June, September "
+            "and November 30); fix the day-of-month or month field"
+        ) from None
+    return cron
 
 
 def _fix(text: str, names: str) -> str:
@@ -124,7 +161,7 @@ def zone_named(name: str) -> ZoneInfo:
     """A time zone by IANA name; raises ValueError naming the fix."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
         raise ValueError(
             f'unknown time zone {name!r}; use an IANA name such as "UTC" or "Europe/Berlin"'
         ) from None

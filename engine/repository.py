@@ -54,6 +54,21 @@ class VerifyRecord:
     problems: tuple[str, ...] = ()
 
 
+def location_problem(path: Path) -> str | None:
+    """Why ``path`` cannot hold a repository (a file, or a non-empty directory that is not a
+    Lifeboat repository), with the fix; None when it can (also when it cannot be read yet:
+    opening it reports that)."""
+    fix = "point repository.path at a new or empty directory, or at a Lifeboat repository"
+    try:
+        if path.exists() and not path.is_dir():
+            return f"{path} exists and is not a directory; {fix}"
+        if path.is_dir() and not (path / MARKER).exists() and any(path.iterdir()):
+            return f"{path} is not empty and is not a Lifeboat repository (no {MARKER}); {fix}"
+    except OSError:
+        return None
+    return None
+
+
 class Repository:
     """A repository directory; see the module docstring for the layout."""
 
@@ -80,13 +95,8 @@ class Repository:
 
     def init(self) -> None:
         """Create the layout (idempotent): marker, backups/ and .staging/, all private."""
-        if self.path.exists() and not self.path.is_dir():
-            raise RepositoryError(f"{self.path} exists and is not a directory")
-        if self.path.is_dir() and any(self.path.iterdir()) and not (self.path / MARKER).exists():
-            raise RepositoryError(
-                f"{self.path} is not empty and is not a Lifeboat repository; "
-                "choose an empty or new directory for repository.path"
-            )
+        if problem := location_problem(self.path):
+            raise RepositoryError(problem)
         for directory in (self.path, self.backups_dir, self.staging_dir):
             make_private_dir(directory)
         if not (self.path / MARKER).exists():

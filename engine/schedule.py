@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
 from engine.atomic import atomic_write, make_private_dir
 from engine.config import Config
 from engine.config_schedules import ScheduleConfig
+from engine.cron import CronError
 from engine.manifest import Manifest, iso_z, utc_now
 from engine.repository import Repository
 
@@ -66,13 +67,16 @@ class ScheduleStatus:
     state: ScheduleState | None
     grace: timedelta
     missed: datetime | None  # the tick that has no backup, when overdue
+    error: str | None = None  # why its runs cannot be computed (then it is never overdue)
 
     @property
     def overdue(self) -> bool:
         return self.missed is not None
 
     def problem(self) -> str | None:
-        """Why the schedule is overdue, in one line (None when it is not)."""
+        """Why the schedule is overdue or broken, in one line (None when it is neither)."""
+        if self.error is not None:
+            return f"{self.error}; fix its cron in the config"
         if self.missed is None:
             return None
         if self.state is None:
@@ -108,26 +112,34 @@ def last_scheduled(manifests: Iterable[Manifest], names: Iterable[str]) -> dict[
 def schedule_statuses(
     config: Config, repo: Repository, manifests: Iterable[Manifest], now: datetime | None = None
 ) -> list[ScheduleStatus]:
-    """One status per configured schedule; ``manifests`` newest first."""
+    """One status per configured schedule; ``manifests`` newest first. A schedule whose runs
+    cannot be computed gets a status carrying the error: the others are unaffected."""
     moment = now or utc_now()
     newest = last_scheduled(manifests, config.schedules)
-    statuses = []
-    for name, schedule in config.schedules.items():
-        cron, zone = schedule.parsed, schedule.zone
-        state = read_state(repo, name)
-        grace = grace_of(schedule, moment)
-        statuses.append(
-            ScheduleStatus(
-                name=name,
-                schedule=schedule,
-                next_runs=tuple(cron.next_runs(moment, zone, NEXT_RUNS)),
-                last=newest.get(name),
-                state=state,
-                grace=grace,
-                missed=_missed_tick(schedule, state, newest.get(name), moment, grace),
-            )
+    return [
+        _status(name, schedule, read_state(repo, name), newest.get(name), moment)
+        for name, schedule in config.schedules.items()
+    ]
+
+
+def _status(
+    name: str,
+    schedule: ScheduleConfig,
+    state: ScheduleState | None,
+    last: Manifest | None,
+    now: datetime,
+) -> ScheduleStatus:
+    status = ScheduleStatus(name, schedule, (), last, state, MAX_DEFAULT_GRACE, None)
+    try:
+        grace = grace_of(schedule, now)
+        return replace(
+            status,
+            next_runs=tuple(schedule.parsed.next_runs(now, schedule.zone, NEXT_RUNS)),
+            grace=grace,
+            missed=_missed_tick(schedule, state, last, now, grace),
         )
-    return statuses
+    except CronError as exc:
+        return replace(status, error=str(exc))
 
 
 def _missed_tick(

@@ -37,6 +37,10 @@ PRUNE_WAIT = timedelta(minutes=1)  # how long a prune waits for the repository
 T = TypeVar("T")
 
 
+class SchedulerError(LifeboatError):
+    """A schedule's loop ended on an error: the scheduler exits non-zero."""
+
+
 def default_instance() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -63,15 +67,23 @@ class Scheduler:
         self._backups = asyncio.Lock()  # one backup at a time: they share the repository lock
 
     async def run(self) -> None:
-        """Run every enabled schedule until :meth:`stop`."""
+        """Run every enabled schedule until :meth:`stop`. A schedule whose loop fails is
+        logged at once and the others go on; once every loop has ended, raises
+        ``SchedulerError`` naming the schedules that failed (so the daemon exits non-zero)."""
         enabled = {n: s for n, s in self.config.schedules.items() if s.enabled}
         self.log("started", schedules=sorted(enabled), pid=os.getpid())
-        self._tasks = [asyncio.create_task(self._loop(n, s)) for n, s in enabled.items()]
+        self._tasks = [asyncio.create_task(self._guarded(n, s)) for n, s in enabled.items()]
         results = await asyncio.gather(*self._tasks, return_exceptions=True)
-        for result in results:
-            if isinstance(result, Exception):
-                self.log("error", level="error", error=describe_error(result))
-        self.log("stopped")
+        failed = {
+            n: error for n, error in zip(enabled, results, strict=True) if isinstance(error, str)
+        }
+        self.log("stopped", failed=sorted(failed))
+        if failed:
+            errors = "; ".join(f"{name}: {error}" for name, error in failed.items())
+            raise SchedulerError(
+                f"the scheduler stopped firing {', '.join(failed)} after an error ({errors}); "
+                "fix it and start `lifeboat scheduler run` again"
+            )
 
     def stop(self, *, cancel: bool = False) -> None:
         """Stop firing; with ``cancel`` also cancel running jobs instead of letting them end."""
@@ -81,6 +93,17 @@ class Scheduler:
         if cancel:
             for task in self._tasks:
                 task.cancel()
+
+    async def _guarded(self, name: str, schedule: ScheduleConfig) -> str | None:
+        """Run the schedule's loop; an error ends this schedule only: it is logged at once and
+        returned (None when the loop ended because the scheduler stopped)."""
+        try:
+            await self._loop(name, schedule)
+        except Exception as exc:  # one schedule's failure must not take the others down
+            error = describe_error(exc)
+            self.log("schedule.failed", level="error", schedule=name, error=error)
+            return error
+        return None
 
     async def _loop(self, name: str, schedule: ScheduleConfig) -> None:
         cron, zone = schedule.parsed, schedule.zone

@@ -1,9 +1,9 @@
 """Everything ``lifeboat status`` and the dashboard say, gathered once: tiers (RPO, RTO),
 schedules (next runs, overdue), and who holds which lock.
 
-Unhealthy means a tier past its RPO or a schedule overdue: ``lifeboat status`` exits 1, so
-cron or monitoring can alert on it. A warning (80% of the RPO) or a missed RTO is shown but
-does not fail the check.
+Unhealthy means a tier past its RPO, or a schedule overdue or unable to compute its runs:
+``lifeboat status`` exits 1, so cron or monitoring can alert on it. A warning (80% of the
+RPO) or a missed RTO is shown but does not fail the check.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class StatusReport:
 
     @property
     def problems(self) -> list[str]:
-        """One line per breached tier and overdue schedule."""
+        """One line per breached tier, overdue schedule and schedule that cannot run."""
         lines = []
         for tier in self.tiers:
             if tier.state is RpoState.BREACH:
@@ -140,4 +140,5 @@ def schedule_dict(status: ScheduleStatus) -> dict[str, Any]:
         "last_error": state.last_error if state else None,
         "overdue": status.overdue,
         "missed": iso_z(status.missed) if status.missed else None,
+        "error": status.error,
     }

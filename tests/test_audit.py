@@ -5,11 +5,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from helpers import stored_backup
+from sshd import free_port
 from test_cli import lifeboat, write_config
+from timing import LEASE_TTL
 
 from engine import audit
+from engine.audit_anchors import anchor_audit_log, anchors_of
+from engine.config import parse_config
+from engine.manifest import utc_now
 from engine.repository import Repository
 
 Tamper = Callable[[list[bytes]], list[bytes]]
@@ -70,10 +77,10 @@ def edit_last(lines: list[bytes]) -> list[bytes]:
 @pytest.mark.parametrize(
     ("tamper", "bad_line", "words"),
     [
-        (edit_value, 3, "prev hash does not match"),
+        (edit_value, 2, "it was edited: line 3 carries the hash of another line"),
         (reformat, 3, "not canonical JSON"),
-        (delete_middle, 3, "prev hash does not match"),
-        (swap, 2, "prev hash does not match"),
+        (delete_middle, 3, "it was written as line 4: lines before it were removed"),
+        (swap, 2, "it was written as line 3: lines before it were removed, added or moved"),
         (truncate, 4, "the end was cut off"),
         (garble_last, 5, "not a JSON record"),
         (edit_last, 5, "not the last line Lifeboat wrote"),
@@ -133,5 +140,202 @@ async def test_cli_verify_and_show(repo: Repository, tmp_path: Path) -> None:
     rewrite(repo, swap(lines_of(repo)))
     bad = await lifeboat("audit", "verify", config=config)
     assert bad.rc == 1
-    assert "line 2: its prev hash does not match" in bad.stderr
+    assert "line 2: it was written as line 3" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def rechain(entries: list[dict[str, object]], numbered: bool = True) -> list[bytes]:
+    """Lines for ``entries`` with every ``prev`` (and ``n``) recomputed: a whole new chain."""
+    lines, previous = [], audit.GENESIS
+    for number, entry in enumerate(entries, 1):
+        entry = {k: v for k, v in entry.items() if k != "n"} | ({"n": number} if numbered else {})
+        line = audit.canonical({**entry, "prev": previous})
+        lines.append(line + b"\n")
+        previous = audit.line_hash(line)
+    return lines
+
+
+def forge(repo: Repository, line: int) -> None:
+    """Rewrite the log as anyone who can write the repository can: line ``line`` names another
+    backup, and every hash after it and audit.head are recomputed to match."""
+    entries = [json.loads(raw) for raw in lines_of(repo)]
+    entries[line - 1]["backup"] = "innocent"
+    lines = rechain(entries)
+    rewrite(repo, lines)
+    head = audit.Head(len(lines), audit.line_hash(lines[-1].rstrip(b"\n")))
+    (repo.path / audit.HEAD_FILE).write_bytes(head.to_json() + b"\n")
+
+
+def test_an_edit_of_a_line_without_a_number_is_reported_at_that_line(repo: Repository) -> None:
+    """Logs written before lines carried their number: an edited line is still named."""
+    rewrite(repo, rechain([json.loads(raw) for raw in lines_of(repo)], numbered=False))
+    (repo.path / audit.HEAD_FILE).unlink()
+    assert audit.verify(repo.path).ok
+    rewrite(repo, edit_value(lines_of(repo)))
+    verdict = audit.verify(repo.path)
+    assert verdict.bad_line == 2
+    assert verdict.problem.startswith("it was edited, or lines after it removed or moved")
+
+
+def test_a_deleted_log_is_reported_even_after_the_next_write(repo: Repository) -> None:
+    (repo.path / audit.AUDIT_FILE).unlink()
+    verdict = audit.verify(repo.path)
+    assert (verdict.ok, verdict.bad_line) == (False, None)
+    assert verdict.problem == (
+        "audit.jsonl is missing but audit.head says it had 5 lines: the log was deleted"
+    )
+    audit.record(repo.path, "mallory", "backup.delete", backup="b9")  # a fresh log begins
+    assert audit.read_head(repo.path) == (5, audit.read_head(repo.path)[1])  # type: ignore[index]
+    verdict = audit.verify(repo.path)
+    assert not verdict.ok
+    assert "the log ends after line 1 but audit.head says it has 5 lines" in verdict.problem
+
+
+def test_a_crash_between_a_line_and_the_head_is_recovered_by_the_next_write(
+    repo: Repository,
+) -> None:
+    """Lifeboat killed after writing line 6 and before audit.head: the head is one line
+    behind. That verifies (saying so), and the next write brings the head up to date."""
+    head_before = (repo.path / audit.HEAD_FILE).read_bytes()
+    audit.record(repo.path, "bob", "restore.start", backup="b6")
+    (repo.path / audit.HEAD_FILE).write_bytes(head_before)  # as if the head was never written
+    verdict = audit.verify(repo.path)
+    assert (verdict.ok, verdict.lines) == (True, 6)
+    assert verdict.note == (
+        "line 6 is not in audit.head yet (Lifeboat stopped between writing it and the head); "
+        "the next write records it"
+    )
+    audit.record(repo.path, "bob", "restore.finish", backup="b6")
+    assert audit.verify(repo.path) == audit.Verdict(7)
+    assert audit.read_head(repo.path) == (7, audit.line_hash(lines_of(repo)[6].rstrip(b"\n")))
+    assert [json.loads(raw)["n"] for raw in lines_of(repo)] == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_a_head_two_lines_behind_is_still_reported(repo: Repository) -> None:
+    head_before = (repo.path / audit.HEAD_FILE).read_bytes()
+    audit.record(repo.path, "bob", "restore.start")
+    audit.record(repo.path, "bob", "restore.finish")
+    (repo.path / audit.HEAD_FILE).write_bytes(head_before)
+    verdict = audit.verify(repo.path)
+    assert verdict.bad_line == 6
+    assert "appended by hand" in verdict.problem
+
+
+def test_a_rewritten_chain_passes_alone_and_fails_against_an_etcd_anchor(
+    etcd_member: Any, tmp_path: Path
+) -> None:
+    config = parse_config(
+        f'[repository]\npath = "{tmp_path / "repo"}"\n'
+        f'[coordination]\netcd = "{etcd_member.endpoint}"\nlease_ttl = {LEASE_TTL}\n'
+    )
+    repo = Repository.open(config.repository.path)
+    anchor_audit_log(config)
+    for number in range(1, 6):
+        audit.record(repo.path, "alice", "backup.delete", backup=f"b{number}")
+    anchors = anchors_of(config)
+    name = f"etcd at {etcd_member.endpoint}"
+    assert [a.name for a in anchors] == [name]
+    assert audit.verify(repo.path, anchors) == audit.Verdict(5)
+
+    forge(repo, 2)
+    assert audit.verify(repo.path).ok  # the chain and the head alone cannot tell
+    verdict = audit.verify(repo.path, anchors)
+    assert (verdict.ok, verdict.bad_line) == (False, 5)
+    assert verdict.problem == (
+        f"it is not the line anchored in {name}: the log was rewritten up to here "
+        "(chain and audit.head recomputed)"
+    )
+    # The next honest write does not launder the rewrite: the anchor stays as evidence.
+    audit.record(repo.path, "bob", "restore.start")
+    assert audit.verify(repo.path, anchors).bad_line == 5
+
+
+def test_an_anchor_left_behind_catches_up_on_the_next_write(
+    etcd_member: Any, tmp_path: Path
+) -> None:
+    """A write that could not anchor (here: from a process without the config) leaves the
+    anchor behind the log: a note, and the next anchored write brings it up to date."""
+    config = parse_config(
+        f'[repository]\npath = "{tmp_path / "repo"}"\n'
+        f'[coordination]\netcd = "{etcd_member.endpoint}"\nlease_ttl = {LEASE_TTL}\n'
+    )
+    repo = Repository.open(config.repository.path)
+    anchors = anchors_of(config)
+    audit.anchor_with(repo.path, anchors)
+    audit.record(repo.path, "alice", "backup.delete", backup="b1")
+    audit.anchor_with(repo.path, [])
+    audit.record(repo.path, "alice", "backup.delete", backup="b2")
+    verdict = audit.verify(repo.path, anchors)
+    assert verdict.ok
+    name = f"etcd at {etcd_member.endpoint}"
+    assert verdict.note == (
+        f"{name} anchors line 1 of 2 (an update failed; the next write anchors the rest)"
+    )
+    audit.anchor_with(repo.path, anchors)
+    audit.record(repo.path, "alice", "backup.delete", backup="b3")
+    assert audit.verify(repo.path, anchors) == audit.Verdict(3)
+    with etcd_member.client() as client:
+        value, _meta = client.get(f"/lifeboat/{repo.repo_id()}/audit/head")
+    assert audit.Head.parse(value) == audit.read_head(repo.path)
+
+
+async def test_the_catalog_anchors_what_the_cli_writes_and_verify_names_it(
+    mongo: Any, tmp_path: Path
+) -> None:
+    repo_path = tmp_path / "repo"
+    repo = Repository.open(repo_path)
+    backup = stored_backup(repo, utc_now(), {"db": b"x"})
+    uri = mongo.uri
+    config = write_config(
+        tmp_path / "lifeboat.toml",
+        f'operator = "alice"\n[repository]\npath = "{repo_path}"\n'
+        f"[catalog]\nmongo_uri = {json.dumps(uri)}\ntimeout = 10\n",
+    )
+    deleted = await lifeboat("backup", "delete", backup.id, "--confirm", backup.id, config=config)
+    assert deleted.rc == 0, deleted.stderr
+    with mongo.client() as client:
+        [anchored] = client.lifeboat.audit_heads.find({"_id": repo.repo_id()})
+    assert (anchored["lines"], anchored["sha256"]) == audit.read_head(repo_path)
+    good = await lifeboat("audit", "verify", "--json", config=config)
+    assert good.rc == 0, good.stderr
+    name = f"the catalog at 127.0.0.1:{mongo.port}"
+    assert json.loads(good.stdout) | {"note": None} == {
+        "ok": True, "lines": 1, "bad_line": None, "problem": None, "note": None,
+        "anchors": [name],
+    }  # fmt: skip
+
+    forge(repo, 1)
+    bad = await lifeboat("audit", "verify", config=config)
+    assert bad.rc == 1
+    assert f"line 1: it is not the line anchored in {name}: the log was rewritten" in bad.stderr
+    (repo_path / audit.AUDIT_FILE).unlink()
+    (repo_path / audit.HEAD_FILE).unlink()
+    gone = await lifeboat("audit", "verify", config=config)
+    assert gone.rc == 1
+    assert f"the log has 0 lines but {name} anchors line 1" in gone.stderr
+    assert "Traceback" not in gone.stderr
+
+
+def test_an_anchor_that_does_not_answer_warns_on_write_and_fails_verify(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The record is written all the same (the operation it records happened); verify cannot
+    vouch for the log without its anchor, and says which."""
+    port = free_port()  # nothing listens there
+    config = parse_config(
+        f'[repository]\npath = "{tmp_path / "repo"}"\n'
+        f'[catalog]\nmongo_uri = "mongodb://127.0.0.1:{port}/?directConnection=true"\n'
+        "timeout = 0.2\n"
+    )
+    repo = Repository.open(config.repository.path)
+    anchor_audit_log(config)
+    audit.record(repo.path, "alice", "backup.delete", backup="b1")
+    assert audit.verify(repo.path) == audit.Verdict(1)
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "engine.audit"]
+    assert warning.startswith(f"could not anchor the audit head in the catalog at 127.0.0.1:{port}")
+    assert warning.endswith("the next write tries again")
+    verdict = audit.verify(repo.path, anchors_of(config))
+    assert (verdict.ok, verdict.bad_line) == (False, None)
+    assert verdict.problem.startswith(
+        f"cannot check the anchored audit head: catalog: 127.0.0.1:{port} does not answer"
+    )

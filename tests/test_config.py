@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from test_cli import lifeboat
 
 from engine import paths
 from engine.config import (
@@ -18,6 +19,7 @@ from engine.config import (
 )
 from engine.durations import format_duration, parse_duration
 from engine.errors import ConfigError
+from engine.repository import Repository
 from engine.source_configs import (
     CommandSourceConfig,
     EtcdSourceConfig,
@@ -569,3 +571,125 @@ def test_durations_round_trip(text: str, seconds: int) -> None:
     value = parse_duration(text)
     assert value.total_seconds() == seconds
     assert parse_duration(format_duration(value).replace(" ", "")) == value
+
+
+# --- hostile input: one message each, never a traceback -------------------------------------
+
+
+def test_huge_durations_are_refused_by_name() -> None:
+    text = (
+        REPOSITORY
+        + '[tiers.gold]\nrpo = "1000000000d"\nrto = "1h"\nsources = []\n'
+        + '[retention]\nkeep_within = "99999999999h"\n'
+        + '[schedules.n]\ncron = "@daily"\noverdue_after = "36501d"\n'
+    )
+    problems = problems_of(text)
+    assert "tiers.gold.rpo: must be at most 36500d (100 years), got '1000000000d'" in problems[0]
+    assert any(
+        p.startswith("retention.keep_within: must be at most 36500d (100 years)") for p in problems
+    )
+    assert any(p.startswith("schedules.n.overdue_after: must be at most") for p in problems)
+    assert parse_duration("36500d").days == 36500  # the longest allowed still parses
+
+
+def test_huge_timeouts_are_refused_by_name() -> None:
+    line = only_problem(REPOSITORY + '[hosts.db1]\naddress = "a"\nconnect_timeout = 1e300\n')
+    expected = "must be at most 604800, got 1e+300; e.g. connect_timeout = 10"
+    assert line == f"hosts.db1.connect_timeout: {expected}"
+
+
+@pytest.mark.parametrize(
+    "nested",
+    ["x = " + "[" * 100_000 + "]" * 100_000, "x = " + "{a = " * 100_000 + "1" + "}" * 100_000],
+    ids=["arrays", "inline-tables"],
+)
+def test_deep_nesting_is_one_problem_naming_the_file(nested: str) -> None:
+    line = only_problem(REPOSITORY + nested + "\n")
+    assert line.startswith("<string>: arrays or tables are nested too deeply")
+
+
+def test_a_moderately_deep_value_is_shown_short() -> None:
+    line = only_problem("operator = " + "[" * 200 + "]" * 200 + "\n" + REPOSITORY)
+    assert line == 'operator: must be a non-empty string, got [[[...]]]; e.g. operator = "alice"'
+
+
+def test_a_byte_order_mark_is_named(tmp_path: Path) -> None:
+    file = tmp_path / "lifeboat.toml"
+    file.write_bytes(b"\xef\xbb\xbf" + REPOSITORY.encode())
+    with pytest.raises(ConfigError) as info:
+        load_config(file)
+    assert info.value.problems == [
+        f"{file}: starts with a UTF-8 byte order mark (BOM); save the file as UTF-8 without a BOM"
+    ]
+
+
+def test_a_nul_in_a_path_is_refused() -> None:
+    line = only_problem('[repository]\npath = "/var/backups\\u0000x"\n')
+    assert line.startswith("repository.path: must not contain a NUL character")
+
+
+def test_repository_path_must_be_a_new_empty_or_lifeboat_directory(tmp_path: Path) -> None:
+    file = tmp_path / "lifeboat.toml"
+    fix = "point repository.path at a new or empty directory, or at a Lifeboat repository"
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "data.db").write_text("someone else's")
+    for path, problem in [
+        (file, f"{file} exists and is not a directory; {fix}"),
+        (foreign, f"{foreign} is not empty and is not a Lifeboat repository (no "
+                  f"lifeboat-repo.json); {fix}"),
+    ]:  # fmt: skip
+        file.write_text(f'[repository]\npath = "{path}"\n')
+        with pytest.raises(ConfigError) as info:
+            load_config(file)
+        assert info.value.problems == [f"repository.path: {problem}"]
+    (tmp_path / "empty").mkdir()
+    Repository.open(tmp_path / "repo")
+    for fine in ("empty", "new", "repo"):
+        file.write_text(f'[repository]\npath = "{tmp_path / fine}"\n')
+        assert load_config(file).repository.path == tmp_path / fine
+
+
+async def test_config_check_exits_2_with_one_message_for_each_hostile_file(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    files = {
+        "overflow": f'[repository]\npath = "{repo}"\n[retention]\nkeep_within = "99999999999h"\n',
+        "deep": f'[repository]\npath = "{repo}"\nx = ' + "[" * 100_000 + "]" * 100_000,
+        "bom": f'\ufeff[repository]\npath = "{repo}"\n',
+        "file": f'[repository]\npath = "{tmp_path / "file.toml"}"\n',
+    }
+    expected = {
+        "overflow": "retention.keep_within: must be at most 36500d",
+        "deep": "deep.toml: arrays or tables are nested too deeply",
+        "bom": "bom.toml: starts with a UTF-8 byte order mark (BOM)",
+        "file": "repository.path: ",
+    }
+    runs = {}
+    for name, text in files.items():
+        (tmp_path / f"{name}.toml").write_text(text, encoding="utf-8")
+    for name in files:
+        runs[name] = await lifeboat("config", "check", config=tmp_path / f"{name}.toml")
+    for name, run in runs.items():
+        assert run.rc == 2, (name, run.stderr)
+        assert run.stderr.count("lifeboat: error: ") == 1, run.stderr
+        assert expected[name] in run.stderr
+        assert "Traceback" not in run.stderr
+
+
+def test_an_unknown_top_level_key_is_named_as_written() -> None:
+    line = only_problem('"operator y" = "alice"\n' + REPOSITORY)
+    assert line.startswith('"operator y": unknown key; did you mean operator? valid keys: ')
+
+
+def test_numbers_of_thousands_of_digits_are_one_problem() -> None:
+    line = only_problem(REPOSITORY + "[drill]\nmarkers = " + "9" * 5000 + "\n")
+    assert line == "<string>: a number is too long to read (thousands of digits); fix the value"
+    line = only_problem(REPOSITORY + '[retention]\nkeep_within = "' + "9" * 5000 + 'd"\n')
+    assert line.startswith("retention.keep_within: must be at most 36500d (100 years), got '999")
+    assert len(line) < 200
+    assert parse_duration("0000000000000001d").days == 1  # leading zeros are no length
+
+
+def test_an_infinite_free_space_margin_is_refused() -> None:
+    line = only_problem(REPOSITORY + "[restore]\nfree_space_margin = inf\n")
+    assert line.startswith("restore.free_space_margin: must be a finite number, got inf")

@@ -9,13 +9,16 @@ from pathlib import Path
 
 import pytest
 from helpers import stored_backup
+from test_cli import lifeboat, write_config
 
 from engine.config import parse_config
+from engine.config_schedules import ScheduleConfig
 from engine.cron import parse_cron, zone_named
 from engine.errors import ConfigError
 from engine.manifest import iso_z
 from engine.repository import Repository
 from engine.schedule import ScheduleState, schedule_statuses, write_state
+from engine.status_report import gather
 
 UTC_ZONE = zone_named("UTC")
 BERLIN = zone_named("Europe/Berlin")
@@ -87,6 +90,77 @@ def test_an_invalid_schedule_fails_config_loading(tmp_path: Path) -> None:
     assert "schedules.nightly.cron: invalid cron expression '0 0 * * * 30'" in message
     assert "seconds first" in message
     assert "schedules.nightly.timezone: unknown time zone 'Mars/Olympus'" in message
+
+
+@pytest.mark.parametrize(
+    ("expression", "day", "month"),
+    [
+        ("0 2 31 2 *", "31", "2"),
+        ("0 0 2 30 2 *", "30", "2"),
+        ("0 0 31 4,6,9,11 *", "31", "4,6,9,11"),
+    ],
+    ids=["31-feb", "seconds-first", "short-months"],
+)
+def test_a_schedule_that_never_fires_fails_config_loading(
+    tmp_path: Path, expression: str, day: str, month: str
+) -> None:
+    text = f'[repository]\npath = "{tmp_path}"\n[schedules.yearly]\ncron = "{expression}"\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    [problem] = caught.value.problems
+    assert problem.startswith(f"schedules.yearly.cron: cron expression {expression!r} never fires")
+    assert f"day-of-month {day!r} in month {month!r}" in problem
+    assert "fix the day-of-month or month field" in problem
+
+
+def test_a_leap_day_schedule_fires_every_four_years() -> None:
+    runs_ = parse_cron("0 0 29 2 *").next_runs(at("2026-01-01T00:00:00+00:00"), UTC_ZONE, 2)
+    assert [iso_z(t) for t in runs_] == ["2028-02-29T00:00:00Z", "2032-02-29T00:00:00Z"]
+
+
+async def test_schedule_list_and_status_refuse_a_never_firing_cron_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    config = write_config(
+        tmp_path / "lifeboat.toml",
+        f'[repository]\npath = "{tmp_path / "repo"}"\n[schedules.feb]\ncron = "0 2 31 2 *"\n',
+    )
+    for command in (("config", "check"), ("schedule", "list"), ("status",)):
+        run = await lifeboat(*command, config=config)
+        assert run.rc == 2, (command, run.stderr)
+        assert "schedules.feb.cron: cron expression '0 2 31 2 *' never fires" in run.stderr
+        assert "Traceback" not in run.stderr
+
+
+def test_a_schedule_whose_runs_cannot_be_computed_is_reported_and_the_others_are_not_hurt(
+    tmp_path: Path,
+) -> None:
+    """A schedule that got past validation (built in code) but never fires: status and the
+    schedule list report it as a problem instead of crashing, and the other schedule is
+    computed as usual."""
+    repo = Repository.open(tmp_path / "repo")
+    config = parse_config(schedule_config(repo.path))
+    broken = ScheduleConfig.model_construct(cron="0 2 31 2 *")
+    config = config.model_copy(update={"schedules": {**config.schedules, "feb": broken}})
+    now = at("2026-11-21T15:10:00+00:00")
+    hourly, feb = schedule_statuses(config, repo, [], now)
+    assert iso_z(hourly.next_runs[0]) == "2026-11-21T16:00:00Z"
+    assert hourly.error is None
+    assert feb.next_runs == ()
+    assert feb.error == "cron '0 2 31 2 *': no next fire time (failed to find next date)"
+    assert feb.problem() == f"{feb.error}; fix its cron in the config"
+    report = gather(config, repo, now)
+    assert not report.healthy
+    assert f"schedule feb: {feb.problem()}" in report.problems
+    assert report.to_dict()["schedules"][1]["error"] == feb.error
+
+
+@pytest.mark.parametrize(
+    "name", ["x" * 300, "Europe", "../../etc/passwd"], ids=["too-long", "a-directory", "outside"]
+)
+def test_a_time_zone_that_is_no_zone_file_is_unknown(name: str) -> None:
+    with pytest.raises(ValueError, match="^unknown time zone"):
+        zone_named(name)
 
 
 def test_berlin_spring_forward_never_skips_a_day() -> None:

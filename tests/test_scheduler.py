@@ -13,16 +13,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers import command_source, config_text
 from sshd import SSHTestServer
 from timing import DEADLINE, LEASE_TTL, until
 
 from engine.config import Config, parse_config
+from engine.config_schedules import ScheduleConfig
 from engine.coordination import CoordinationError
 from engine.manifest import iso_z
 from engine.repository import Repository
 from engine.schedule import ScheduleState, read_state, write_state
-from engine.scheduler import Scheduler
+from engine.scheduler import Scheduler, SchedulerError
 from engine.ticks import local_claimer
 
 LIFEBOAT = str(Path(sys.executable).with_name("lifeboat"))
@@ -366,3 +368,50 @@ async def test_a_claim_that_fails_loses_that_tick_only(
         lost["reason"] == "cannot claim it: coordination: etcd request failed (deadline exceeded)"
     )
     assert log.events("backup.finished")[0]["fire"] > attempts[0]
+
+
+async def test_a_schedule_that_fails_ends_alone_logged_at_once_and_the_run_fails(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    """A schedule whose next fire time cannot be computed (built in code past the config's
+    check): its loop logs the error at once, the other schedule keeps firing, and the
+    scheduler's run ends with an error naming it."""
+    repo = Repository.open(tmp_path / "repo")
+    config = parse_config(schedule_config(asyncssh_server, repo.path, "*/2 * * * * *", ["echo"]))
+    broken = ScheduleConfig.model_construct(cron="0 2 31 2 *", scope=("db",))
+    config = config.model_copy(update={"schedules": {"feb": broken, **config.schedules}})
+    log = Log()
+    daemon = Scheduler(config, repo, local_claimer(repo, "tester"), log, "test")
+    task = asyncio.create_task(daemon.run())
+    try:
+        await until(lambda: bool(log.events("schedule.failed")), "the broken schedule's error")
+        before = len(log.events("backup.finished"))
+        await until(lambda: len(log.events("backup.finished")) > before, "the other one firing")
+    finally:
+        daemon.stop()
+        with pytest.raises(SchedulerError) as caught:
+            await asyncio.wait_for(task, DEADLINE)
+    [failed] = log.events("schedule.failed")
+    assert failed["schedule"] == "feb"
+    assert "no next fire time" in failed["error"]
+    assert {r["schedule"] for r in log.events("fired")} == {"tick"}
+    assert log.events("stopped")[-1]["failed"] == ["feb"]
+    assert "the scheduler stopped firing feb after an error" in str(caught.value)
+
+
+async def test_a_scheduler_that_stops_on_an_error_exits_non_zero(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    """Its only schedule's state cannot be written (``schedules`` is a file, not the state
+    directory): the loop fails, the daemon stops and says why, with exit status 1."""
+    repo = Repository.open(tmp_path / "repo")
+    (repo.path / "schedules").write_text("in the way")
+    config = tmp_path / "lifeboat.toml"
+    config.write_text(schedule_config(asyncssh_server, repo.path, "* * * * * *", ["echo"]))
+    proc = await start_daemon(config)
+    out, err = await asyncio.wait_for(proc.communicate(), DEADLINE)
+    assert proc.returncode == 1
+    events = [json.loads(line)["event"] for line in out.splitlines()]
+    assert events == ["started", "schedule.failed", "stopped"]
+    assert "lifeboat: error: the scheduler stopped firing tick after an error" in err.decode()
+    assert "Traceback" not in err.decode()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
@@ -169,6 +169,35 @@ class Coordinator:
             for value, meta in found
             if self.keys.is_lock(key := meta.key.decode())
         ]
+
+    def swap_audit_head(self, decide: Callable[[bytes | None], bytes | None]) -> bool:
+        """Replace the anchored audit head with ``decide(the current value)`` unless that is
+        None, in one transaction that fails if the value changed meanwhile (then decided
+        again); whether it was replaced."""
+        key, t = self.keys.audit_head, self.client.transactions
+        while True:
+            current, meta = etcd_call(lambda: self.client.get(key))
+            new = decide(current)
+            if new is None:
+                return False
+            same = t.version(key) == 0 if meta is None else t.mod(key) == meta.mod_revision
+            if self._put_if(same, key, new):
+                return True
+
+    def _put_if(self, compare: Op, key: str, value: bytes) -> bool:
+        """Put ``value`` at ``key`` if ``compare`` holds, in one transaction."""
+        t = self.client.transactions
+        ok, _ = etcd_call(
+            lambda: self.client.transaction(
+                compare=[compare], success=[t.put(key, value)], failure=[]
+            )
+        )
+        return bool(ok)
+
+    def audit_head(self) -> bytes | None:
+        """The anchored audit head, as stored (None when there is none)."""
+        value, _meta = etcd_call(lambda: self.client.get(self.keys.audit_head))
+        return None if value is None else bytes(value)
 
     def target_locks(self) -> EtcdTargetLocks:
         return EtcdTargetLocks(self)

@@ -48,6 +48,11 @@ class Keys:
     def restore(self, target: str) -> str:
         return f"{self.prefix}restore/{quote(target, safe='')}"
 
+    @property
+    def audit_head(self) -> str:
+        """The repository's audit head, anchored here (``engine.audit``)."""
+        return f"{self.prefix}audit/head"
+
     def is_lock(self, key: str) -> bool:
         """Whether ``key`` is a lock ``holders`` reports: a schedule's running key or a
         restore key (not tick claims, which duplicate running, nor done markers)."""

@@ -7,6 +7,7 @@ import json
 import click
 
 from engine import audit as audit_log
+from engine.audit_anchors import anchors_of
 from engine.durations import parse_duration
 from engine.errors import LifeboatError, UsageError
 from engine.manifest import utc_now
@@ -29,10 +30,12 @@ def audit() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @pass_state
 def audit_verify(state: CliState, as_json: bool) -> None:
-    """Check the hash chain; exit 1 naming the first bad line on any edit, deletion,
-    reordering or truncation."""
+    """Check the hash chain, audit.head and the anchored heads (etcd, the catalog); exit 1
+    naming the first bad line on any edit, deletion, reordering or truncation, or a rewrite
+    an anchor disagrees with."""
     repo = state.repository(create=False)
-    verdict = audit_log.verify(repo.path)
+    anchors = anchors_of(state.config())
+    verdict = audit_log.verify(repo.path, anchors)
     if as_json:
         print_json(
             {
@@ -41,13 +44,15 @@ def audit_verify(state: CliState, as_json: bool) -> None:
                 "bad_line": verdict.bad_line,
                 "problem": verdict.problem or None,
                 "note": verdict.note or None,
+                "anchors": [anchor.name for anchor in anchors],
             }
         )
     path = repo.path / audit_log.AUDIT_FILE
     if not verdict.ok:
+        where = f"line {verdict.bad_line}: " if verdict.bad_line is not None else ""
         raise AuditTamperedError(
-            f"{path}: line {verdict.bad_line}: {verdict.problem}; keep a copy of the file as "
-            "evidence and compare it with a backup of the repository"
+            f"{path}: {where}{verdict.problem}; keep a copy of the file as evidence and "
+            "compare it with a backup of the repository"
         )
     if not as_json:
         note = f" ({verdict.note})" if verdict.note else ""

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from engine.audit_anchors import anchor_audit_log
 from engine.config import Config, discover_config_path, load_config
 from engine.errors import UsageError
 from engine.repository import Repository
@@ -27,8 +28,11 @@ class CliState:
     _config: Config | None = None
 
     def config(self) -> Config:
+        """The config, loaded once; from then on every audit record this process writes
+        updates the audit head's anchors (etcd, the catalog) the config names."""
         if self._config is None:
             self._config = load_config(discover_config_path(self.config_path))
+            anchor_audit_log(self._config)
         return self._config
 
     def repository(self, *, create: bool = True) -> Repository:

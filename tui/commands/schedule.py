@@ -75,7 +75,7 @@ def describe_schedule(
     if status.state is not None and status.state.last_outcome not in (None, "ok"):
         lines.append(f"  last run {status.state.last_outcome}: {status.state.last_error}")
     if problem := status.problem():
-        lines.append(f"  OVERDUE: {problem}")
+        lines.append(f"  {'ERROR' if status.error else 'OVERDUE'}: {problem}")
     return lines
 
 

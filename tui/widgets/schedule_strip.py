@@ -65,6 +65,8 @@ def schedule_line(status: ScheduleStatus, now: datetime, colours: dict[str, str]
         line.append(f"OVERDUE {what}", style=breach).append(" · ")
     if not status.schedule.enabled:
         return line.append("disabled", style="dim")
+    if status.error is not None:
+        return line.append(f"ERROR {status.error}", style=breach)
     today = now.astimezone(zone).date()
     first, *more = [t.astimezone(zone) for t in status.next_runs[:RUNS_SHOWN]]
     day = "" if first.date() == today else f"{first:%a} "
