@@ -24,7 +24,7 @@ from engine.restore.scenario import age_warnings
 from engine.sources import source_from
 from engine.sources.base import Preflight
 from engine.ssh import ConnectionPool, SSHHost
-from engine.verify import verify_backup_async
+from engine.verify import VerifyPolicy, verify_backup_async
 
 Report = Callable[[Check], None]
 
@@ -96,6 +96,7 @@ async def _checksums(repo: Repository, plan: RestorePlan, add: Report, emit: Emi
         plan.manifest,
         names,
         lambda done, _total: meter.update(done),
+        VerifyPolicy.of({step.source: step.config for step in plan.steps}),
     )
     meter.finish()
     if result.ok:
