@@ -27,6 +27,7 @@ TYPES = {
     "chr": tarfile.CHRTYPE,
     "blk": tarfile.BLKTYPE,
     "fifo": tarfile.FIFOTYPE,
+    "volume": b"V",  # a GNU volume header: no file a restore should make
 }
 
 

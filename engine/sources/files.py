@@ -7,7 +7,6 @@ land in the original paths or under any ``--target-dir``.
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
 from typing import ClassVar
 
 from engine.checks import Check
@@ -17,12 +16,19 @@ from engine.manifest import Artifact
 from engine.source_configs import FilesSourceConfig
 from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext, read_chunks
 from engine.ssh import quote_command
+from engine.tar_safety import archive_name
 
 COMPRESSION_FLAGS = {"zstd": "--zstd", "gzip": "--gzip"}
 SUFFIXES = {"zstd": "tar.zst", "gzip": "tar.gz"}
 TAR_WARNING_STATUS = 1  # GNU tar: some files changed while being read
 UNPACKED_ESTIMATE = 4  # backups without a recorded size: assume 4x compression
 _ANY = frozenset(range(256))
+# The validator refused anything unsafe in the archive before this runs (engine.tar_safety);
+# extraction keeps GNU tar's own defences as a second line: no -P (a leading / is stripped,
+# `..` members are skipped, links that point away are made only at the end), no -h and no
+# --keep-directory-symlink (a directory entry replaces a symlink on the target, never follows
+# it), and only the backed-up paths are extracted, matched literally.
+EXTRACT_OPTIONS = ("--no-wildcards", "--anchored")
 
 
 class FilesSource(Source):
@@ -34,7 +40,7 @@ class FilesSource(Source):
         ctx.stage("probing")
         compression = "zstd" if await ctx.host.has_command("zstd") else "gzip"
         unpacked = await self._unpacked_bytes(ctx)
-        members = [str(PurePosixPath(p).relative_to("/")) for p in self.config.paths]
+        members = [archive_name(str(p)) for p in self.config.paths]
         argv = ["tar", "-C", "/", COMPRESSION_FLAGS[compression], "-cf", "-", "--", *members]
         filename = f"{self.name}.{SUFFIXES[compression]}"
         ctx.stage("archiving")
@@ -121,10 +127,12 @@ class FilesSource(Source):
                 "install it there (e.g. apt-get install zstd) and retry"
             )
         ctx.stage(f"extracting into {target}")
+        names = [archive_name(path) for path in artifact.meta["paths"]]
+        extract = ["tar", "-C", target, *EXTRACT_OPTIONS, COMPRESSION_FLAGS[compression], "-xpf"]
         command = " && ".join(
             [
                 quote_command(["mkdir", "-p", "--", target]),
-                quote_command(["tar", "-C", target, COMPRESSION_FLAGS[compression], "-xpf", "-"]),
+                quote_command([*extract, "-", "--", *names]),
             ]
         )
         meter = ctx.meter(entry.bytes)
