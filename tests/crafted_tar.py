@@ -83,21 +83,32 @@ def store(
     *,
     paths: Iterable[str] = ("/etc",),
     source: str = "cfg",
-    host: str = "h1",
 ) -> Manifest:
     """``data`` committed as the only artifact of a new files backup of ``paths``."""
+    return store_many(repo, {source: (filename, data, compression)}, paths)
+
+
+def store_many(
+    repo: Repository, archives: Mapping[str, tuple[str, bytes, str]], paths: Iterable[str]
+) -> Manifest:
+    """One backup with an artifact per source: ``{source: (filename, data, compression)}``,
+    each a files archive of ``paths``."""
     moment = datetime(2026, 1, 1, tzinfo=UTC)
     backup_id = new_backup_id(moment)
     staging = repo.create_staging(backup_id)
-    (staging / filename).write_bytes(data)
-    entry = ArtifactFile(path=filename, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
-    artifact = Artifact(
-        source=source,
-        kind="files-tar",
-        host=host,
-        files=(entry,),
-        meta={"compression": compression, "paths": list(paths)},
-    )
+    artifacts = []
+    for source, (filename, data, compression) in archives.items():
+        (staging / filename).write_bytes(data)
+        digest = hashlib.sha256(data).hexdigest()
+        artifacts.append(
+            Artifact(
+                source=source,
+                kind="files-tar",
+                host="h1",
+                files=(ArtifactFile(path=filename, bytes=len(data), sha256=digest),),
+                meta={"compression": compression, "paths": list(paths)},
+            )
+        )
     manifest = Manifest(
         id=backup_id,
         created_at=moment,
@@ -105,15 +116,19 @@ def store(
         trigger="manual",
         operator="t",
         tool_version="0",
-        scope=(source,),
-        artifacts=(artifact,),
+        scope=tuple(archives),
+        artifacts=tuple(artifacts),
     )
     repo.commit(staging, manifest)
     return manifest
 
 
+def gzipped(entries: Sequence[Entry]) -> bytes:
+    return gzip.compress(tar_bytes(entries), compresslevel=1)
+
+
 def store_gzip(
-    repo: Repository, entries: Sequence[Entry], paths: Iterable[str] = ("/etc",), **kw: str
+    repo: Repository, entries: Sequence[Entry], paths: Iterable[str] = ("/etc",)
 ) -> Manifest:
-    """``entries`` as a gzipped files backup of ``paths``."""
-    return store(repo, "cfg.tar.gz", gzip.compress(tar_bytes(entries)), "gzip", paths=paths, **kw)
+    """``entries`` as a gzipped files backup of ``paths`` (source ``cfg``)."""
+    return store(repo, "cfg.tar.gz", gzipped(entries), "gzip", paths=paths)
