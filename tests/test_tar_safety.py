@@ -11,6 +11,7 @@ from helpers import EventLog, config_text, files_source, tree_snapshot
 from sshd import SSHTestServer
 
 from engine.config import parse_config
+from engine.errors import ConfigError
 from engine.jobs import BackupRequest, run_backup, run_verify
 from engine.repository import Repository
 from engine.restore.run import RestoreRefusedError, RestoreRequest, run_restore
@@ -174,6 +175,29 @@ def test_a_manifest_that_does_not_say_what_the_archive_holds_is_refused(
     assert problems(repo, entries, ("etc/app",)) == [
         "the manifest's path 'etc/app' is not an absolute path"
     ]
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        (
+            'kind = "files"\npaths = ["/etc/app"]\nallow_setid = "yes"\n',
+            'sources.cfg.allow_setid: must be true or false, got "yes"; e.g. allow_setid = true',
+        ),
+        (
+            'kind = "command"\nbackup = ["pg_dump"]\nallow_setid = true\n',
+            "sources.cfg.allow_setid: unknown key; valid keys: drill, kind, host, backup, restore",
+        ),
+    ],
+)
+def test_allow_setid_is_a_boolean_of_files_sources(table: str, problem: str) -> None:
+    text = '[repository]\npath = "/tmp/r"\n[hosts.h1]\naddress = "a"\n[sources.cfg]\nhost = "h1"\n'
+    with pytest.raises(ConfigError) as info:
+        parse_config(text + table)
+    assert info.value.problems == [problem]
+    assert (
+        parse_config(text + 'kind = "files"\npaths = ["/x"]\n').sources["cfg"].allow_setid is False
+    )
 
 
 # The same archives through the validator and a restore against a real SSH server.
