@@ -95,7 +95,8 @@ class StructureError(Exception):
     """The content of a file is not what its kind promises."""
 
 
-def _decompressed(reader: HashingReader, compression: str) -> BinaryIO:
+def decompressed(reader: BinaryIO | HashingReader, compression: str) -> BinaryIO:
+    """The decompressed stream of ``reader`` (``compression``: zstd or gzip, as manifests say)."""
     if compression == "zstd":
         return zstandard.ZstdDecompressor().stream_reader(reader, read_across_frames=True)  # type: ignore[return-value]
     if compression == "gzip":
@@ -114,7 +115,7 @@ def check_tar(reader: HashingReader, artifact: Artifact, policy: VerifyPolicy) -
     if artifact.source not in policy.setid_sources:
         setid_key = f"sources.{artifact.source}.allow_setid"
     rules = MemberRules(roots, setid_key)
-    stream = _decompressed(reader, str(artifact.meta.get("compression", "")))
+    stream = decompressed(reader, str(artifact.meta.get("compression", "")))
     try:
         with tarfile.open(fileobj=stream, mode="r|") as archive:
             for member in archive:

@@ -70,7 +70,7 @@ async def validate(
     try:
         await asyncio.gather(
             _checksums(repo, plan, add, emit),
-            *(_host_checks(pool, plan, host, config, add) for host in plan.hosts),
+            *(_host_checks(pool, plan, host, config, repo, add) for host in plan.hosts),
         )
     finally:
         await pool.close()
@@ -106,7 +106,12 @@ async def _checksums(repo: Repository, plan: RestorePlan, add: Report, emit: Emi
 
 
 async def _host_checks(
-    pool: ConnectionPool, plan: RestorePlan, host_name: str, config: Config, add: Report
+    pool: ConnectionPool,
+    plan: RestorePlan,
+    host_name: str,
+    config: Config,
+    repo: Repository,
+    add: Report,
 ) -> None:
     try:
         host = await pool.get(host_name)
@@ -116,16 +121,21 @@ async def _host_checks(
     add(Check.ok(f"ssh {host_name}", f"reachable as {host.config.user}"))
     steps = [step for step in plan.steps if step.target_host == host_name]
     for step in steps:
-        for check in await _preflight(host, step, plan.manifest.id, config):
+        for check in await _preflight(host, step, plan.manifest.id, config, repo):
             add(check)
 
 
 async def _preflight(
-    host: SSHHost, step: RestoreStep, backup_id: str, config: Config
+    host: SSHHost, step: RestoreStep, backup_id: str, config: Config, repo: Repository
 ) -> list[Check]:
     source = source_from(step.source, step.config)
     check = Preflight(
-        host, step.artifact, step.options, backup_id, config.restore.free_space_margin
+        host,
+        step.artifact,
+        step.options,
+        backup_id,
+        config.restore.free_space_margin,
+        repo.backup_dir(backup_id),
     )
     try:
         return await source.preflight(check)
