@@ -3,9 +3,9 @@
 Each archive is a random tree as GNU tar writes it (directories first, links to what is
 inside, long and odd names, setgid and sticky directories) with 0-3 attacks inserted at random
 places: symlinks out (absolute, climbing, chained through a directory symlink), files written
-through a symlink, hard links out, devices, FIFOs, setuid/setgid files, absolute and ``..``
-names, members outside the backed-up path or before their directory. Every attack member's
-name holds ``evil-``, and no safe one's does: so the oracle is the generator's own label.
+through a symlink, hard links out, devices, FIFOs, setuid/setgid files, absolute, ``..`` and
+over-long names, members outside the backed-up path or before their directory. Every attack
+member's name holds ``evil-``, and no safe one's does: the oracle is the generator's label.
 
 Seeded and bounded (a few seconds). Verify must refuse every archive with an attack, naming an
 attack member, and accept every other; the validator must say the same; ``restore --apply``
@@ -36,6 +36,7 @@ from engine.repository import Repository
 from engine.restore.run import RestoreRefusedError, RestoreRequest, run_restore
 from engine.sources import RestoreOptions, SourceContext, source_from
 from engine.ssh import connect
+from engine.tar_safety import MAX_NAME
 from engine.verify import VerifyPolicy, verify_backup
 
 ROOT = "srv/app"  # the backed-up path /srv/app, as a member name
@@ -70,7 +71,7 @@ def safe_tree(rng: random.Random) -> tuple[list[Entry], list[str]]:
         parent = rng.choice(dirs)
         component = odd_name(rng)
         name = f"{parent}/{component}"
-        if name in used or component in (".", ".."):
+        if name in used or component in (".", "..") or len(name) > MAX_NAME:
             continue
         used.add(name)
         kind = rng.random()
@@ -152,6 +153,7 @@ ATTACKS: dict[str, Attack] = {
         Entry(rng.choice([f"srv/{tag}", tag, f"etc/{tag}"]), data=b"x")
     ],
     "before-directory": lambda rng, p, tag: [Entry(f"{p}/{tag}-new/x", data=b"x")],
+    "too-long-name": lambda rng, p, tag: [Entry(f"{ROOT}/{tag}/" + "d/" * 2100 + "x", data=b"x")],
 }
 
 

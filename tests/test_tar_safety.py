@@ -118,6 +118,11 @@ def test_a_setuid_file_is_refused_unless_the_source_allows_it(repo: Repository) 
         (Entry("/etc/app/x", data=b"x"), "absolute member path '/etc/app/x'"),
         (Entry("etc/app/../../x", data=b"x"), "member path 'etc/app/../../x' climbs out with '..'"),
         (Entry("etc/app/vol", "volume"), "'etc/app/vol' is of an unsupported type b'V'"),
+        (
+            Entry("etc/app/" + "d/" * 2100 + "x"),
+            "member name 'etc/app/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/d/'... is "
+            "longer than 4096 characters",
+        ),
     ],
     ids=lambda value: value.name if isinstance(value, Entry) else "",
 )
