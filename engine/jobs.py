@@ -29,7 +29,7 @@ from engine.manifest import Artifact, Manifest, iso_z, utc_now
 from engine.repository import Repository, VerifyRecord, new_backup_id
 from engine.sources import SourceContext, make_source, resolve_scope
 from engine.ssh import ConnectionPool
-from engine.verify import VerifyResult, verify_backup_async
+from engine.verify import VerifyPolicy, VerifyResult, verify_backup_async
 
 MAX_PARALLEL_SOURCES = 4
 
@@ -126,12 +126,16 @@ async def run_verify(
     config: Config | None = None,
 ) -> VerifyResult:
     """Verify one backup, reporting progress as the ``verify`` pseudo-source; with ``config``,
-    its [catalog] learns the result too."""
+    its sources' allowances apply (``allow_setid``) and its [catalog] learns the result too."""
     manifest = repo.load(backup_id)
     emit(JobStarted(backup_id, "verify", manifest.scope))
     meter = ProgressMeter("verify", emit, manifest.size)
     result = await verify_backup_async(
-        repo.backup_dir(backup_id), manifest, sources, lambda done, _total: meter.update(done)
+        repo.backup_dir(backup_id),
+        manifest,
+        sources,
+        lambda done, _total: meter.update(done),
+        VerifyPolicy.of(config.sources) if config is not None else VerifyPolicy(),
     )
     meter.finish()
     repo.record_verify(

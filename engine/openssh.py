@@ -10,20 +10,41 @@ recorded on first use where a host allows it) by the same policy; the ``ssh`` ch
 runs with ``StrictHostKeyChecking=yes`` against that same known_hosts file, never prompts
 (``BatchMode``) and ignores user ssh configs (``-F /dev/null``): Lifeboat's config is the
 only configuration.
+
+``ssh`` exits 255 both when it fails (connection lost, authentication) and when the remote
+command was killed by a signal, and says nothing about the signal (OpenSSH 9.2, tested
+against sshd with ``sh -c 'kill -KILL $$'``); at ``LogLevel=DEBUG1`` its stderr says
+``rtype exit-signal`` (or ``exit-status``) when the answer arrives. So ssh logs at that
+level, and :class:`_ClientStderr` takes its lines out of the command's stderr as they come.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import subprocess
 from collections.abc import AsyncIterable
 
 from engine.config import HostConfig
 from engine.errors import RemoteCommandError
-from engine.remote import CIPHERS, KEEPALIVE_COUNT_MAX, CommandOutput, OutputSink, TailBuffer
+from engine.remote import (
+    CIPHERS,
+    KEEPALIVE_COUNT_MAX,
+    STDERR_TAIL_BYTES,
+    CommandOutput,
+    OutputSink,
+    TailBuffer,
+)
 
 SSH_FAILURE = 255  # ssh's own exit status for connection, authentication and host key errors
+# A log line of ssh's own that LogLevel=ERROR would not print: debug and the verbose ones of a
+# normal session. Each is written whole, ending in \r\n; what the command wrote without a
+# newline just before it comes first on the same line.
+_SSH_LOG_LINE = re.compile(
+    rb"(.*?)(?:debug\d: |Authenticated to |Transferred: sent |Bytes per second: ).*\r\n"
+)
+_EXIT_REPORT = re.compile(rb"rtype (exit-status|exit-signal) ")
 
 
 def openssh_client() -> str | None:
@@ -41,7 +62,7 @@ def openssh_argv(client: str, config: HostConfig, command: str) -> list[str]:
         "ServerAliveInterval": str(max(1, round(config.keepalive_interval))),
         "ServerAliveCountMax": str(KEEPALIVE_COUNT_MAX),
         "Ciphers": ",".join(CIPHERS),
-        "LogLevel": "ERROR",
+        "LogLevel": "DEBUG1",  # the only level that tells a killed command from a lost link
     }
     argv = [client, "-F", "/dev/null", "-T", "-e", "none", "-p", str(config.port)]
     if config.identity is not None:
@@ -51,12 +72,47 @@ def openssh_argv(client: str, config: HostConfig, command: str) -> list[str]:
     return [*argv, "-l", config.user, "--", config.address, command]
 
 
+class _ClientStderr:
+    """The ``ssh`` client's stderr, parted: its debug and statistics lines are read for how the
+    command ended (``exit_report``) and dropped; the rest (the command's stderr and ssh's own
+    errors) is kept as a tail for messages."""
+
+    def __init__(self) -> None:
+        self.tail = TailBuffer()
+        self.exit_report: str | None = None  # "exit-status" or "exit-signal", once sent
+        self._line = b""
+
+    def append(self, data: bytes) -> None:
+        self._line += data
+        *lines, self._line = self._line.split(b"\n")
+        for line in lines:
+            self._take(line + b"\n")
+        if len(self._line) > STDERR_TAIL_BYTES:  # a long line of the command's: no log line
+            self.tail.append(self._line)
+            self._line = b""
+
+    def _take(self, line: bytes) -> None:
+        logged = _SSH_LOG_LINE.fullmatch(line)
+        if logged is None:
+            self.tail.append(line)
+            return
+        self.tail.append(logged.group(1))
+        report = _EXIT_REPORT.search(line)
+        if report is not None:
+            self.exit_report = report.group(1).decode()
+
+    def text(self) -> str:
+        self.tail.append(self._line)
+        self._line = b""
+        return self.tail.text()
+
+
 class _BulkProtocol(asyncio.SubprocessProtocol):
     """Hands stdout to the sink as the pipe delivers it; the sink's pace is the back-pressure."""
 
     def __init__(self, on_stdout: OutputSink | None) -> None:
         self.on_stdout = on_stdout
-        self.stderr = TailBuffer()
+        self.stderr = _ClientStderr()
         self.sink_error: BaseException | None = None
         self.transport: asyncio.SubprocessTransport | None = None
         self.exited = asyncio.get_running_loop().create_future()
@@ -148,7 +204,12 @@ async def stream_openssh(
     status = transport.get_returncode()
     tail = proto.stderr.text()
     detail = f"; stderr: {tail}" if tail else ""
-    if status == SSH_FAILURE:
+    if status == SSH_FAILURE and proto.stderr.exit_report == "exit-signal":
+        raise RemoteCommandError(
+            f"{name}: `{command}` was killed by a signal{detail} (OpenSSH's ssh does not say "
+            "which; the host's kernel log may, e.g. the OOM killer)"
+        )
+    if status == SSH_FAILURE and proto.stderr.exit_report is None:
         raise RemoteCommandError(
             f"{name}: ssh failed or the connection was lost while running `{command}`{detail}; "
             "check the network and the host, then retry"

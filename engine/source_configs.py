@@ -33,6 +33,10 @@ class FilesSourceConfig(_SourceBase):
     """Name of the ``[hosts.<name>]`` table the files live on."""
     paths: tuple[AbsolutePath, ...] = Field(min_length=1, examples=[["/etc/prexorcloud"]])
     """Absolute paths to back up, each listed once."""
+    allow_setid: StrictBool = Field(False, examples=[True])
+    """Whether this source's archives may hold setuid or setgid files; off, ``backup verify``
+    and the restore validator refuse an archive that does (a compromised host could plant a
+    setuid-root program for the restore to install). Setgid directories are always allowed."""
 
     @field_validator("paths")
     @classmethod

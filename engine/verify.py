@@ -11,14 +11,16 @@ import gzip
 import hashlib
 import tarfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import BinaryIO
 
 import zstandard
 
 from engine.manifest import Artifact, ArtifactFile, Manifest
+from engine.source_configs import FilesSourceConfig, SourceConfig
+from engine.tar_safety import MemberRules, backed_up_roots
 
 READ_CHUNK = 1024 * 1024
 ProgressFn = Callable[[int, int], None]
@@ -46,6 +48,23 @@ class VerifyResult:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+@dataclass(frozen=True)
+class VerifyPolicy:
+    """What the configuration allows in artifacts beyond the safe default."""
+
+    setid_sources: frozenset[str] = frozenset()  # files sources with allow_setid
+
+    @classmethod
+    def of(cls, sources: Mapping[str, SourceConfig]) -> VerifyPolicy:
+        return cls(
+            frozenset(
+                name
+                for name, source in sources.items()
+                if isinstance(source, FilesSourceConfig) and source.allow_setid
+            )
+        )
 
 
 class HashingReader:
@@ -76,7 +95,8 @@ class StructureError(Exception):
     """The content of a file is not what its kind promises."""
 
 
-def _decompressed(reader: HashingReader, compression: str) -> BinaryIO:
+def decompressed(reader: BinaryIO | HashingReader, compression: str) -> BinaryIO:
+    """The decompressed stream of ``reader`` (``compression``: zstd or gzip, as manifests say)."""
     if compression == "zstd":
         return zstandard.ZstdDecompressor().stream_reader(reader, read_across_frames=True)  # type: ignore[return-value]
     if compression == "gzip":
@@ -84,31 +104,32 @@ def _decompressed(reader: HashingReader, compression: str) -> BinaryIO:
     raise StructureError(f"unknown compression {compression!r} in the manifest")
 
 
-def unsafe_member_reason(member: tarfile.TarInfo) -> str | None:
-    """Why extracting ``member`` could write outside the target directory, if it could."""
-    names = [member.name] + ([member.linkname] if member.islnk() else [])
-    for name in names:
-        path = PurePosixPath(name)
-        if path.is_absolute():
-            return f"absolute member path {name!r}"
-        if ".." in path.parts:
-            return f"member path {name!r} climbs out with '..'"
-    return None
-
-
-def check_tar(reader: HashingReader, artifact: Artifact) -> None:
-    """The compressed stream decodes to its end and the tar lists, with only safe members."""
-    stream = _decompressed(reader, str(artifact.meta.get("compression", "")))
+def check_tar(reader: HashingReader, artifact: Artifact, policy: VerifyPolicy) -> None:
+    """The compressed stream decodes to its end and the tar lists, with only safe members
+    (engine.tar_safety), inside the paths the manifest says it holds."""
+    try:
+        roots = backed_up_roots(artifact.meta.get("paths"))
+    except ValueError as exc:
+        raise StructureError(str(exc)) from exc
+    setid_key = None
+    if artifact.source not in policy.setid_sources:
+        setid_key = f"sources.{artifact.source}.allow_setid"
+    rules = MemberRules(roots, setid_key)
+    stream = decompressed(reader, str(artifact.meta.get("compression", "")))
     try:
         with tarfile.open(fileobj=stream, mode="r|") as archive:
             for member in archive:
-                reason = unsafe_member_reason(member)
-                if reason:
-                    raise StructureError(f"unsafe archive: {reason}; refusing it")
+                _refuse(rules.check(member))
         while stream.read(READ_CHUNK):
             pass  # the compressed stream must decode to its very end
     except (tarfile.TarError, OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
         raise StructureError(f"the archive does not decode: {exc}") from exc
+    _refuse(rules.finish())
+
+
+def _refuse(reason: str | None) -> None:
+    if reason is not None:
+        raise StructureError(f"unsafe archive: {reason}; refusing it")
 
 
 BOLT_MAGIC = 0xED0CDAED
@@ -116,7 +137,7 @@ BOLT_MAGIC_OFFSET = 16  # after the first page's header (id u64, flags u16, coun
 SNAPSHOT_FOOTER = 32  # etcd appends the sha256 of the bolt database
 
 
-def check_etcd_snapshot(reader: HashingReader, artifact: Artifact) -> None:
+def check_etcd_snapshot(reader: HashingReader, artifact: Artifact, _policy: VerifyPolicy) -> None:
     """A bolt database (magic in its first meta page) followed by its own sha256."""
     body_hash = hashlib.sha256()
     head = b""
@@ -141,7 +162,7 @@ def check_etcd_snapshot(reader: HashingReader, artifact: Artifact) -> None:
         raise StructureError("the snapshot's own sha256 footer does not match its content")
 
 
-def check_mongo_archive(reader: HashingReader, artifact: Artifact) -> None:
+def check_mongo_archive(reader: HashingReader, artifact: Artifact, _policy: VerifyPolicy) -> None:
     """The archive reads end to end (framing, BSON, CRCs) with the manifest's counts."""
     from engine.mongo import ArchiveFormatError, open_archive, summarize
 
@@ -159,7 +180,7 @@ def check_mongo_archive(reader: HashingReader, artifact: Artifact) -> None:
             )
 
 
-StructureCheck = Callable[[HashingReader, Artifact], None]
+StructureCheck = Callable[[HashingReader, Artifact, VerifyPolicy], None]
 STRUCTURE_CHECKS: dict[str, StructureCheck] = {
     "files-tar": check_tar,
     "etcd-snapshot": check_etcd_snapshot,
@@ -168,7 +189,11 @@ STRUCTURE_CHECKS: dict[str, StructureCheck] = {
 
 
 def verify_file(
-    backup_dir: Path, artifact: Artifact, entry: ArtifactFile, progress: Callable[[int], None]
+    backup_dir: Path,
+    artifact: Artifact,
+    entry: ArtifactFile,
+    progress: Callable[[int], None],
+    policy: VerifyPolicy = VerifyPolicy(),
 ) -> list[FileProblem]:
     """Check one file: present, structurally sound, with the recorded size and sha256."""
     path = backup_dir / entry.path
@@ -190,7 +215,7 @@ def verify_file(
         check = STRUCTURE_CHECKS.get(artifact.kind)
         if check is not None:
             try:
-                check(reader, artifact)
+                check(reader, artifact, policy)
             except StructureError as exc:
                 problem(str(exc))
         reader.drain()
@@ -209,6 +234,7 @@ def verify_backup(
     manifest: Manifest,
     sources: tuple[str, ...] | None = None,
     progress: ProgressFn | None = None,
+    policy: VerifyPolicy = VerifyPolicy(),
 ) -> VerifyResult:
     """Verify every file of ``manifest`` (or of the artifacts of ``sources`` only)."""
     artifacts = [a for a in manifest.artifacts if sources is None or a.source in sources]
@@ -222,7 +248,7 @@ def verify_backup(
 
     for artifact in artifacts:
         for entry in artifact.files:
-            result.problems.extend(verify_file(backup_dir, artifact, entry, advance))
+            result.problems.extend(verify_file(backup_dir, artifact, entry, advance, policy))
             result.files_checked += 1
     return result
 
@@ -232,6 +258,7 @@ async def verify_backup_async(
     manifest: Manifest,
     sources: tuple[str, ...] | None = None,
     progress: ProgressFn | None = None,
+    policy: VerifyPolicy = VerifyPolicy(),
 ) -> VerifyResult:
     """:func:`verify_backup` in a thread, with progress delivered on the event loop."""
     loop = asyncio.get_running_loop()
@@ -242,4 +269,4 @@ async def verify_backup_async(
         def relay(done: int, total: int) -> None:
             loop.call_soon_threadsafe(report, done, total)
 
-    return await asyncio.to_thread(verify_backup, backup_dir, manifest, sources, relay)
+    return await asyncio.to_thread(verify_backup, backup_dir, manifest, sources, relay, policy)

@@ -278,7 +278,7 @@ def test_unknown_keys_at_every_level(text: str, where: str) -> None:
 
 def test_unknown_source_key_lists_that_kinds_keys() -> None:
     text = REPOSITORY + HOST + '[sources.s]\nkind="files"\nhost="db1"\npaths=["/x"]\nbackup=["a"]\n'
-    expected = "sources.s.backup: unknown key; valid keys: drill, kind, host, paths"
+    expected = "sources.s.backup: unknown key; valid keys: drill, kind, host, paths, allow_setid"
     assert only_problem(text) == expected
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 from sshd import SSHTestServer
+from timing import DEADLINE, until
 
 from engine.config import HostConfig
 from engine.errors import HostKeyError, RemoteCommandError, SSHConnectError
@@ -178,3 +179,48 @@ async def test_sftp_put_and_get_report_progress(ssh_server: SSHTestServer, tmp_p
         await host.close()
     assert back.read_bytes() == source.read_bytes()
     assert seen[-1] == (source.stat().st_size, source.stat().st_size)
+
+
+# How a bulk command ended, in words, through both clients (asyncssh, the system ssh).
+
+
+@pytest.mark.parametrize("bulk", ["openssh", "asyncssh"])
+async def test_a_command_killed_by_a_signal_is_not_called_a_lost_connection(
+    ssh_server: SSHTestServer, bulk: str
+) -> None:
+    host = await open_host(ssh_server, bulk_transport=bulk)
+    try:
+        with pytest.raises(RemoteCommandError) as info:
+            await host.stream("printf dying >&2; kill -KILL $$", bulk=True)
+        killed = str(info.value)
+        with pytest.raises(RemoteCommandError) as info:
+            await host.stream(["sh", "-c", "echo out of luck >&2; exit 255"], bulk=True)
+        exited = str(info.value)
+    finally:
+        await host.close()
+    words = "killed by signal KILL" if bulk == "asyncssh" else "killed by a signal"
+    assert f"h1: `printf dying >&2; kill -KILL $$` was {words}; stderr: dying" in killed
+    assert "exited with status 255; stderr: out of luck" in exited
+    for message in (killed, exited):
+        assert "connection" not in message
+        assert "debug1" not in message
+
+
+@pytest.mark.parametrize("bulk", ["openssh", "asyncssh"])
+async def test_a_dropped_connection_is_called_one(ssh_server: SSHTestServer, bulk: str) -> None:
+    host = await open_host(ssh_server, bulk_transport=bulk)
+    started = asyncio.Event()
+    stream = asyncio.ensure_future(
+        host.stream("echo up; exec sleep 60", on_stdout=lambda _: started.set(), bulk=True)
+    )
+    try:
+        await until(started.is_set, "the remote command to start")
+        ssh_server.drop()
+        with pytest.raises(RemoteCommandError) as info:
+            await asyncio.wait_for(stream, DEADLINE)
+    finally:
+        stream.cancel()
+        await host.close()
+    assert "connection" in str(info.value)
+    assert "killed" not in str(info.value)
+    assert "debug1" not in str(info.value)

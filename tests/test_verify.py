@@ -3,55 +3,18 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
-import io
-import tarfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import zstandard
+from crafted_tar import store, tar_bytes
 from helpers import EventLog
 
 from engine.config import parse_config
-from engine.manifest import Artifact, ArtifactFile, Manifest
-from engine.repository import Repository, new_backup_id
+from engine.repository import Repository
 from engine.restore.run import RestoreRefusedError, RestoreRequest, run_restore
 from engine.sources import RestoreOptions
 from engine.verify import verify_backup
-
-
-def tar_bytes(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for name, content in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            archive.addfile(info, io.BytesIO(content))
-    return buffer.getvalue()
-
-
-def store(repo: Repository, filename: str, data: bytes, compression: str) -> Manifest:
-    backup_id = new_backup_id(datetime(2026, 1, 1, tzinfo=UTC))
-    staging = repo.create_staging(backup_id)
-    (staging / filename).write_bytes(data)
-    entry = ArtifactFile(path=filename, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
-    artifact = Artifact(
-        source="cfg", kind="files-tar", host="h1", files=(entry,), meta={"compression": compression}
-    )
-    moment = datetime(2026, 1, 1, tzinfo=UTC)
-    manifest = Manifest(
-        id=backup_id,
-        created_at=moment,
-        finished_at=moment,
-        trigger="manual",
-        operator="t",
-        tool_version="0",
-        scope=("cfg",),
-        artifacts=(artifact,),
-    )
-    repo.commit(staging, manifest)
-    return manifest
 
 
 @pytest.fixture

@@ -319,12 +319,13 @@ async def _backup_and_verify(
     started = time.monotonic()
     request = BackupRequest(scope=plan.sources, label=f"drill {drill.id}", trigger="drill")
     # The catalog learns of this backup at the drill's end: its wait is not the backup's time.
-    manifest = await run_backup(config.model_copy(update={"catalog": None}), repo, request, emit)
+    uncatalogued = config.model_copy(update={"catalog": None})
+    manifest = await run_backup(uncatalogued, repo, request, emit)
     record.backup_seconds = round(time.monotonic() - started, 3)
     record.backup_id = manifest.id
     emit(StageChanged(STAGE, "verifying"))
     started = time.monotonic()
-    result = await run_verify(repo, manifest.id, emit)
+    result = await run_verify(repo, manifest.id, emit, config=uncatalogued)
     record.verify_seconds = round(time.monotonic() - started, 3)
     if not result.ok:
         record.problems.append(

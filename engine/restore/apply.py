@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from engine import audit
@@ -175,7 +176,10 @@ async def _restore(
             emit(StageChanged(step.source, "connecting"))
             try:
                 host = await pool.get(step.target_host)
-                ctx = SourceContext(step.source, host, repo.backup_dir(manifest.id), emit)
+                record = partial(
+                    audit.record, repo.path, config.operator, backup=manifest.id, source=step.source
+                )
+                ctx = SourceContext(step.source, host, repo.backup_dir(manifest.id), emit, record)
                 await source_from(step.source, step.config).restore(
                     step.artifact, ctx, step.options
                 )

@@ -142,3 +142,8 @@ def _check_consent(plan: RestorePlan, request: RestoreRequest) -> None:
         raise UsageError(
             "skipping the safety backup needs a reason: --reason TEXT (it goes to the audit log)"
         )
+    if not request.safety_backup and request.options.mirror:
+        raise UsageError(
+            "--mirror removes files, and the safety backup is what keeps them: drop "
+            "--skip-safety-backup, or restore without --mirror"
+        )

@@ -24,7 +24,7 @@ from engine.restore.scenario import age_warnings
 from engine.sources import source_from
 from engine.sources.base import Preflight
 from engine.ssh import ConnectionPool, SSHHost
-from engine.verify import verify_backup_async
+from engine.verify import VerifyPolicy, verify_backup_async
 
 Report = Callable[[Check], None]
 
@@ -70,7 +70,7 @@ async def validate(
     try:
         await asyncio.gather(
             _checksums(repo, plan, add, emit),
-            *(_host_checks(pool, plan, host, config, add) for host in plan.hosts),
+            *(_host_checks(pool, plan, host, config, repo, add) for host in plan.hosts),
         )
     finally:
         await pool.close()
@@ -96,6 +96,7 @@ async def _checksums(repo: Repository, plan: RestorePlan, add: Report, emit: Emi
         plan.manifest,
         names,
         lambda done, _total: meter.update(done),
+        VerifyPolicy.of({step.source: step.config for step in plan.steps}),
     )
     meter.finish()
     if result.ok:
@@ -105,7 +106,12 @@ async def _checksums(repo: Repository, plan: RestorePlan, add: Report, emit: Emi
 
 
 async def _host_checks(
-    pool: ConnectionPool, plan: RestorePlan, host_name: str, config: Config, add: Report
+    pool: ConnectionPool,
+    plan: RestorePlan,
+    host_name: str,
+    config: Config,
+    repo: Repository,
+    add: Report,
 ) -> None:
     try:
         host = await pool.get(host_name)
@@ -115,16 +121,21 @@ async def _host_checks(
     add(Check.ok(f"ssh {host_name}", f"reachable as {host.config.user}"))
     steps = [step for step in plan.steps if step.target_host == host_name]
     for step in steps:
-        for check in await _preflight(host, step, plan.manifest.id, config):
+        for check in await _preflight(host, step, plan.manifest.id, config, repo):
             add(check)
 
 
 async def _preflight(
-    host: SSHHost, step: RestoreStep, backup_id: str, config: Config
+    host: SSHHost, step: RestoreStep, backup_id: str, config: Config, repo: Repository
 ) -> list[Check]:
     source = source_from(step.source, step.config)
     check = Preflight(
-        host, step.artifact, step.options, backup_id, config.restore.free_space_margin
+        host,
+        step.artifact,
+        step.options,
+        backup_id,
+        config.restore.free_space_margin,
+        repo.backup_dir(backup_id),
     )
     try:
         return await source.preflight(check)

@@ -7,7 +7,7 @@ streaming them back; it reports through the context and never knows who is liste
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,6 +21,7 @@ from engine.sizes import human_size
 from engine.ssh import SSHHost
 
 READ_CHUNK = 1024 * 1024
+AuditFn = Callable[..., object]  # (action, **details): one record in the audit log
 
 
 @dataclass
@@ -31,6 +32,7 @@ class SourceContext:
     host: SSHHost
     directory: Path  # staging dir (backup) or backup dir (restore)
     emit: Emit
+    audit: AuditFn = lambda action, **details: None  # a restore records destructive steps
 
     def stage(self, stage: str) -> None:
         self.emit(StageChanged(self.source, stage))
@@ -80,6 +82,7 @@ class RestoreOptions:
     """Per-restore choices; each source kind reads the ones that concern it."""
 
     target_dir: Path | None = None  # files: extract under this directory
+    mirror: bool = False  # files: then remove what the target holds that the backup does not
     swap: bool = False  # etcd: move the restored data dir into place (stop/start configured)
     namespaces: tuple[str, ...] = ()  # mongo: globs of the namespaces to restore (all if empty)
     ns_from: str | None = None  # mongo: rename pattern, with ns_to (mongorestore's semantics)
@@ -87,7 +90,7 @@ class RestoreOptions:
     drop: bool = True  # mongo: drop each target collection before restoring it
 
     FLAGS: ClassVar[dict[str, str]] = {
-        "files": "--target-dir",
+        "files": "--target-dir/--mirror",
         "etcd": "--swap",
         "mongo": "--ns/--ns-from/--ns-to",
     }
@@ -95,7 +98,7 @@ class RestoreOptions:
     def for_kind(self) -> dict[str, bool]:
         """Which kind-specific options are set."""
         return {
-            "files": self.target_dir is not None,
+            "files": self.target_dir is not None or self.mirror,
             "etcd": self.swap,
             "mongo": bool(self.namespaces or self.ns_from or self.ns_to),
         }
@@ -104,7 +107,7 @@ class RestoreOptions:
         """These options as one source of ``kind`` sees them (others' settings cleared)."""
         keep = RestoreOptions(drop=self.drop)
         if kind == "files":
-            return replace(keep, target_dir=self.target_dir)
+            return replace(keep, target_dir=self.target_dir, mirror=self.mirror)
         if kind == "etcd":
             return replace(keep, swap=self.swap)
         if kind == "mongo":
@@ -121,6 +124,7 @@ class Preflight:
     options: RestoreOptions
     backup_id: str
     free_space_margin: float  # the target needs this many times the restored size free
+    backup_dir: Path  # the backup's files, to read (never to change)
 
     async def tool(self, program: str, fix: str) -> Check:
         """Whether ``program`` is on the host's PATH."""

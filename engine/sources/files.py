@@ -7,22 +7,33 @@ land in the original paths or under any ``--target-dir``.
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+import tarfile
+import zlib
 from typing import ClassVar
+
+import zstandard
 
 from engine.checks import Check
 from engine.errors import RemoteCommandError
 from engine.hostfacts import probe_path
 from engine.manifest import Artifact
 from engine.source_configs import FilesSourceConfig
+from engine.sources import files_mirror as mirror
 from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext, read_chunks
 from engine.ssh import quote_command
+from engine.tar_safety import archive_name
 
 COMPRESSION_FLAGS = {"zstd": "--zstd", "gzip": "--gzip"}
 SUFFIXES = {"zstd": "tar.zst", "gzip": "tar.gz"}
 TAR_WARNING_STATUS = 1  # GNU tar: some files changed while being read
 UNPACKED_ESTIMATE = 4  # backups without a recorded size: assume 4x compression
 _ANY = frozenset(range(256))
+# The validator refused anything unsafe in the archive before this runs (engine.tar_safety);
+# extraction keeps GNU tar's own defences as a second line: no -P (a leading / is stripped,
+# `..` members are skipped, links that point away are made only at the end), no -h and no
+# --keep-directory-symlink (a directory entry replaces a symlink on the target, never follows
+# it), and only the backed-up paths are extracted, matched literally.
+EXTRACT_OPTIONS = ("--no-wildcards", "--anchored")
 
 
 class FilesSource(Source):
@@ -34,7 +45,7 @@ class FilesSource(Source):
         ctx.stage("probing")
         compression = "zstd" if await ctx.host.has_command("zstd") else "gzip"
         unpacked = await self._unpacked_bytes(ctx)
-        members = [str(PurePosixPath(p).relative_to("/")) for p in self.config.paths]
+        members = [archive_name(str(p)) for p in self.config.paths]
         argv = ["tar", "-C", "/", COMPRESSION_FLAGS[compression], "-cf", "-", "--", *members]
         filename = f"{self.name}.{SUFFIXES[compression]}"
         ctx.stage("archiving")
@@ -101,12 +112,41 @@ class FilesSource(Source):
             checks.append(
                 check.space(found[0].existing, found[0].free_bytes, size, estimated=estimated)
             )
+        if check.options.mirror:
+            checks.append(await self._mirror_check(check))
         return checks
+
+    async def _mirror_check(self, check: Preflight) -> Check:
+        """What ``--mirror`` would remove: the dry run shows it, the apply removes it."""
+        name = f"mirror {check.host.name}"
+        try:
+            paths = await mirror.extras(
+                check.host, check.artifact, check.backup_dir, check.options.target_dir
+            )
+        except (OSError, tarfile.TarError, EOFError, zlib.error, zstandard.ZstdError) as exc:
+            return Check.fail(name, f"cannot list the archive to compare: {exc}")
+        if not paths:
+            return Check.ok(name, "nothing to remove: the target holds nothing the backup does not")
+        return Check.warning(
+            name,
+            f"--mirror removes {len(paths)} path(s) the backup does not hold, after the safety "
+            f"backup: {mirror.describe(paths)}",
+        )
 
     def restore_problems(self, artifact: Artifact, options: RestoreOptions) -> list[str]:
         problems = super().restore_problems(artifact, options)
         if options.target_dir is not None and not options.target_dir.is_absolute():
             problems.append(f"--target-dir must be an absolute path, got {options.target_dir}")
+        if options.mirror:
+            configured = {str(path) for path in self.config.paths}
+            held = artifact.meta.get("paths")
+            others = [p for p in held if p not in configured] if isinstance(held, list) else [held]
+            if others:
+                problems.append(
+                    f"--mirror removes files only under the paths [sources.{self.name}] lists, "
+                    f"and this backup holds {', '.join(map(str, others))}: add it to paths, or "
+                    "restore without --mirror"
+                )
         return problems
 
     async def restore(
@@ -121,13 +161,28 @@ class FilesSource(Source):
                 "install it there (e.g. apt-get install zstd) and retry"
             )
         ctx.stage(f"extracting into {target}")
+        names = [archive_name(path) for path in artifact.meta["paths"]]
+        extract = ["tar", "-C", target, *EXTRACT_OPTIONS, COMPRESSION_FLAGS[compression], "-xpf"]
         command = " && ".join(
             [
                 quote_command(["mkdir", "-p", "--", target]),
-                quote_command(["tar", "-C", target, COMPRESSION_FLAGS[compression], "-xpf", "-"]),
+                quote_command([*extract, "-", "--", *names]),
             ]
         )
         meter = ctx.meter(entry.bytes)
         await ctx.host.stream(
             command, stdin=read_chunks(ctx.directory / entry.path, meter), bulk=True
         )
+        if options.mirror:
+            await self._mirror(artifact, ctx, options)
+
+    async def _mirror(
+        self, artifact: Artifact, ctx: SourceContext, options: RestoreOptions
+    ) -> None:
+        """Remove what the target holds under the backed-up paths that the backup does not."""
+        ctx.stage("removing what the backup does not hold")
+        paths = await mirror.extras(ctx.host, artifact, ctx.directory, options.target_dir)
+        if paths:
+            await mirror.remove(ctx.host, paths)
+        ctx.audit("restore.mirror", host=ctx.host.name, removed=paths)
+        ctx.log(f"--mirror removed {len(paths)} path(s): {mirror.describe(paths) or 'none'}")

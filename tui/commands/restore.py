@@ -52,6 +52,12 @@ def restore() -> None:
     help="Extract files sources under this directory instead of their original paths.",
 )
 @click.option(
+    "--mirror",
+    is_flag=True,
+    help="files: after the safety backup, remove what the target holds under the backed-up "
+    "paths that the backup does not (the dry run lists it).",
+)
+@click.option(
     "--swap",
     is_flag=True,
     help="etcd: stop the member, move the restored data dir into place, start it again.",
@@ -94,6 +100,7 @@ def restore_run(
     target: str | None,
     target_host: str | None,
     target_dir: Path | None,
+    mirror: bool,
     swap: bool,
     namespaces: tuple[str, ...],
     ns_from: str | None,
@@ -132,6 +139,7 @@ def restore_run(
         target_host=target_host,
         options=RestoreOptions(
             target_dir=target_dir,
+            mirror=mirror,
             swap=swap,
             namespaces=namespaces,
             ns_from=ns_from,
