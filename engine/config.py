@@ -124,7 +124,7 @@ class RestoreConfig(BaseModel):
     """How the restore validator judges a target."""
 
     model_config = MODEL_CONFIG
-    free_space_margin: float = Field(1.2, ge=1.0, le=100.0, allow_inf_nan=False, examples=[1.2])
+    free_space_margin: float = Field(1.2, ge=1.0, le=1e12, allow_inf_nan=False, examples=[1.2])
     """A target needs this many times the restored size free on its disk."""
 
 
