@@ -55,10 +55,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check engine tui themes tests bench screenshots
 
 # Bytecode is compiled up front: with PYTHONDONTWRITEBYTECODE set, every `lifeboat` the tests
-# start would otherwise compile the project again.
+# start would otherwise compile the project again. Two pytest-xdist workers, one per core:
+# each starts its own servers on random ports.
 test: $(STAMP) system-deps lint
 	$(BIN)/python -m compileall -q engine tui themes tests >/dev/null
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 screenshots: $(STAMP)
 	$(BIN)/python screenshots/generate.py
