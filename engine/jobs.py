@@ -3,7 +3,8 @@
 A backup holds the repository's write lock, runs its sources concurrently (bounded) into a
 staging directory and commits it in one rename. A failed source, an exception or a
 cancellation leaves nothing under ``backups/``: staging is removed (cancel) or kept under
-``.failed/`` for diagnosis (failure). After a backup or a verify the catalog, if there is one,
+``.failed/`` for diagnosis (failure); what a kill -9 leaves there is removed by the next
+backup (``engine.leftovers``). After a backup or a verify the catalog, if there is one,
 is brought up to date; when it does not answer, that is a warning, never a failed job.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from engine import __version__
+from engine import __version__, leftovers
 from engine.catalog import refresh_after_job
 from engine.config import Config
 from engine.errors import DiskFullError, LifeboatError, describe_error
@@ -27,6 +28,7 @@ from engine.events import (
 )
 from engine.manifest import Artifact, Manifest, iso_z, utc_now
 from engine.repository import Repository, VerifyRecord, new_backup_id
+from engine.sizes import human_size
 from engine.sources import SourceContext, make_source, resolve_scope
 from engine.ssh import ConnectionPool
 from engine.verify import VerifyResult, verify_backup_async
@@ -62,10 +64,16 @@ async def run_backup(
     """Run one backup to completion and return its manifest; raise JobFailedError on failure."""
     names = resolve_scope(config, request.scope)
     with repo.lock("backup", config.operator):
+        removed = leftovers.remove(repo, config.operator)  # before our own staging exists
         backup_id = new_backup_id()
         staging = repo.create_staging(backup_id)
         created = utc_now()
         emit(JobStarted(backup_id, "backup", names))
+        for leftover in removed:
+            size = human_size(leftover.bytes)
+            emit(
+                LogLine("backup", "info", f"removed {leftover.name} ({size}): {leftovers.LEFT_BY}")
+            )
         pool = ConnectionPool(dict(config.hosts))
         limit = asyncio.Semaphore(MAX_PARALLEL_SOURCES)
 

@@ -71,6 +71,18 @@ def hold(path: Path, operation: str, operator: str) -> Iterator[None]:
 
 def holder_of(path: Path) -> str | None:
     """Who holds the lock at ``path`` (a description), or None when it is free."""
+    held = inspect(path)
+    if held is None:
+        return None
+    return held.describe() if held is not UNKNOWN else UNREADABLE
+
+
+UNKNOWN = LockHolder(pid=0, host="", operation="", operator="", since="")
+
+
+def inspect(path: Path) -> LockHolder | None:
+    """The holder of the lock at ``path``: None when it is free, ``UNKNOWN`` when it is held
+    but its details are not readable."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -79,7 +91,7 @@ def holder_of(path: Path) -> str | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return _describe(fd)
+            return _read_holder(fd)
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
@@ -87,8 +99,13 @@ def holder_of(path: Path) -> str | None:
 
 
 def _describe(fd: int) -> str:
+    holder = _read_holder(fd)
+    return holder.describe() if holder is not UNKNOWN else UNREADABLE
+
+
+def _read_holder(fd: int) -> LockHolder:
     raw = os.pread(fd, 4096, 0)
     try:
-        return LockHolder(**json.loads(raw)).describe()
-    except (ValueError, TypeError):
-        return UNREADABLE
+        return LockHolder(**json.loads(raw))
+    except (ValueError, TypeError, RecursionError):
+        return UNKNOWN

@@ -56,3 +56,23 @@ class TailBuffer:
 def quote_command(argv: Sequence[str]) -> str:
     """Turn an argument list into a remote shell command, each argument quoted."""
     return shlex.join(argv)
+
+
+def ends_with_channel(command: str) -> str:
+    """``command`` wrapped so that it dies when its SSH channel closes (Lifeboat was killed).
+
+    When a client goes away, sshd closes the command's pipes but sends it no signal: a command
+    that neither reads stdin nor writes at that moment (``sleep``, a dump still scanning)
+    runs on. So the command gets /dev/null as stdin, and a watcher reads the channel's stdin,
+    which the client keeps open without writing: EOF there while the command still runs
+    means the client is gone, and the watcher kills the session's process group (sshd starts
+    every session in its own, as the in-process server does). A command that ended was
+    reaped before the server closes its stdin, so then the watcher kills nothing; ``exec``
+    keeps the command's exit status and signal as they were. Only for commands that take no
+    data on stdin (a restore's stdin is its data, and its EOF ends tar or mongorestore).
+    """
+    return (
+        "exec 3<&0 </dev/null; "
+        "{ cat <&3; kill -0 $$ && kill -s KILL 0; } >/dev/null 2>&1 & "
+        f"exec 3<&- sh -c {shlex.quote(command)}"
+    )

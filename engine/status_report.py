@@ -1,24 +1,25 @@
 """Everything ``lifeboat status`` and the dashboard say, gathered once: tiers (RPO, RTO),
-schedules (next runs, overdue), and who holds which lock.
+schedules (next runs, overdue), who holds which lock, and what killed jobs left behind.
 
-Unhealthy means a tier past its RPO or a schedule overdue: ``lifeboat status`` exits 1, so
-cron or monitoring can alert on it. A warning (80% of the RPO) or a missed RTO is shown but
-does not fail the check.
+Unhealthy means a tier past its RPO, a schedule overdue, or what a killed job left behind
+(``engine.leftovers``): ``lifeboat status`` exits 1, so cron or monitoring can alert on it.
+A warning (80% of the RPO) or a missed RTO is shown but does not fail the check.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from engine import locks
+from engine import leftovers, locks
 from engine.config import Config
 from engine.coordination import open_coordinator
 from engine.drill import history
 from engine.durations import format_duration
+from engine.leftovers import Leftover
 from engine.manifest import iso_z, utc_now
 from engine.repository import Repository
 from engine.schedule import ScheduleStatus, schedule_statuses
@@ -40,10 +41,11 @@ class StatusReport:
     tiers: list[TierStatus]
     schedules: list[ScheduleStatus]
     locks: list[LockLine]
+    leftovers: list[Leftover] = field(default_factory=list)
 
     @property
     def problems(self) -> list[str]:
-        """One line per breached tier and overdue schedule."""
+        """One line per breached tier and overdue schedule, and one for dead leftovers."""
         lines = []
         for tier in self.tiers:
             if tier.state is RpoState.BREACH:
@@ -56,6 +58,8 @@ class StatusReport:
                     f"tier {tier.name}: RPO {format_duration(tier.tier.rpo)} breached ({ago})"
                 )
         lines.extend(f"schedule {s.name}: {p}" for s in self.schedules if (p := s.problem()))
+        if self.leftovers:
+            lines.append(leftovers.describe(self.leftovers))
         return lines
 
     @property
@@ -70,6 +74,7 @@ class StatusReport:
             "tiers": [tier_dict(t) for t in self.tiers],
             "schedules": [schedule_dict(s) for s in self.schedules],
             "locks": [lock.__dict__ for lock in self.locks],
+            "leftovers": [{"path": left.name, "bytes": left.bytes} for left in self.leftovers],
         }
 
 
@@ -109,6 +114,7 @@ def gather(
         ),
         schedules=schedule_statuses(config, repo, repo.iter_backups(), moment),
         locks=[*local_locks(repo), *shared_locks],
+        leftovers=leftovers.find(repo),
     )
 
 

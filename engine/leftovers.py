@@ -1,0 +1,134 @@
+"""What killed writers leave in a repository: found, reported, and removed under the lock.
+
+A backup writes into ``.staging/<id>/`` while it holds the repository's write lock, and a
+delete empties ``.trash/<id>/`` under it; a kill -9 leaves them behind, and they can hold
+gigabytes. One is dead once its writer no longer holds the lock: when nobody holds it, or,
+for staging, when it is older than the current holder's lock (its id is the time it was
+made, after its writer took the lock). A leftover that may belong to the current holder is
+never reported nor touched. Only a holder of the lock removes leftovers: the next backup or
+prune does, before writing anything, and so does ``lifeboat repo clean``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from engine import audit, locks
+from engine.repository import BACKUP_ID, Repository
+from engine.sizes import human_size
+
+NAMES_SHOWN = 3
+LEFT_BY = "left by a backup or delete that was killed"
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A dead ``.staging/<id>`` or ``.trash/<id>`` entry and the bytes it holds."""
+
+    path: Path
+    bytes: int
+
+    @property
+    def name(self) -> str:
+        """``.staging/<id>``: where it is, relative to the repository."""
+        return f"{self.path.parent.name}/{self.path.name}"
+
+
+def find(repo: Repository) -> list[Leftover]:
+    """The dead leftovers as a reader sees them (it does not hold the lock)."""
+    holder = locks.inspect(repo.lock_path)
+    if holder is None:
+        return _entries(repo, (repo.staging_dir, repo.trash_dir))
+    taken = _lock_taken(holder)
+    if taken is None:
+        return []
+    return [
+        leftover
+        for leftover in _entries(repo, (repo.staging_dir,))
+        if (made := _made(leftover.path.name)) is not None and made < taken
+    ]
+
+
+def remove(repo: Repository, operator: str) -> list[Leftover]:
+    """Remove every leftover; only for a caller that holds the write lock (every staging dir
+    is then dead: whoever made it held the lock). Recorded in the audit log."""
+    found = _entries(repo, (repo.staging_dir, repo.trash_dir))
+    for leftover in found:
+        if leftover.path.is_dir() and not leftover.path.is_symlink():
+            shutil.rmtree(leftover.path)
+        else:
+            leftover.path.unlink()
+    if found:
+        audit.record(
+            repo.path,
+            operator,
+            "repository.clean",
+            removed=[leftover.name for leftover in found],
+            bytes=sum(leftover.bytes for leftover in found),
+        )
+    return found
+
+
+def clean(repo: Repository, operator: str, *, dry_run: bool) -> list[Leftover]:
+    """``lifeboat repo clean``: the dead leftovers, removed unless ``dry_run``."""
+    if dry_run:
+        return find(repo)
+    with repo.lock("clean", operator):
+        return remove(repo, operator)
+
+
+def describe(leftovers: list[Leftover]) -> str:
+    """One line for ``status``, ``backup list`` and the log: what, how much, what to do."""
+    names = ", ".join(leftover.name for leftover in leftovers[:NAMES_SHOWN])
+    more = len(leftovers) - NAMES_SHOWN
+    total = human_size(sum(leftover.bytes for leftover in leftovers))
+    return (
+        f"{len(leftovers)} killed backup(s) or delete(s) left {total} behind "
+        f"({names}{f' and {more} more' if more > 0 else ''}); the next backup or prune "
+        "removes them, or run `lifeboat repo clean`"
+    )
+
+
+def _entries(repo: Repository, directories: tuple[Path, ...]) -> list[Leftover]:
+    found = []
+    for directory in directories:
+        if directory.is_dir() and not directory.is_symlink():
+            for path in sorted(directory.iterdir()):
+                found.append(Leftover(path, _size(path)))
+    return found
+
+
+def _size(path: Path) -> int:
+    """Bytes under ``path``, never following a link (0 if it vanished meanwhile)."""
+    if not path.is_dir() or path.is_symlink():
+        try:
+            return path.lstat().st_size
+        except FileNotFoundError:
+            return 0
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except FileNotFoundError:
+                continue
+    return total
+
+
+def _made(backup_id: str) -> datetime | None:
+    if not BACKUP_ID.match(backup_id):
+        return None
+    return datetime.strptime(backup_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+
+
+def _lock_taken(holder: locks.LockHolder) -> datetime | None:
+    """When the holder took the lock, to the second as backup ids are (None: not readable)."""
+    try:
+        taken = datetime.fromisoformat(str(holder.since).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return taken.replace(microsecond=0) if taken.tzinfo is not None else None

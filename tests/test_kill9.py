@@ -1,0 +1,128 @@
+"""kill -9 of the real ``lifeboat`` process mid-transfer: nothing outlives it, nothing hides.
+
+A killed backup must take its ``ssh`` child and the remote command with it, and the staging
+directory it leaves is reported by ``status``/``backup list`` and removed by the next writer.
+A killed restore leaves a record that ``status`` reports (exit 1) until it is resolved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import command_source, config_text
+from sshd import SSHTestServer, descendants
+from test_cli import LIFEBOAT, lifeboat, with_default_sigint, write_config
+from timing import DEADLINE, until
+
+
+def processes_mentioning(token: str) -> set[int]:
+    """Live (not zombie) processes whose command line contains ``token``."""
+    found = set()
+    for pid in _live_pids():
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if token.encode() in cmdline:
+            found.add(pid)
+    return found
+
+
+def _live_pids() -> Iterator[int]:
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and _alive(int(entry.name)):
+            yield int(entry.name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2 :].split()[0] != b"Z"
+
+
+def flowing(source: str) -> Callable[[dict[str, Any]], bool]:
+    """Whether an event says over a megabyte of ``source`` went through."""
+    return lambda e: e["event"] == "Progress" and e["source"] == source and e["done"] > 10**6
+
+
+async def start_and_kill(
+    argv: list[str], ready: Callable[[dict[str, Any]], bool], token: str
+) -> set[int]:
+    """Run ``argv`` (JSON events on stdout), SIGKILL it once an event is ``ready`` (the remote
+    command, found by ``token``, running) and return the pids of its descendants then."""
+    proc = await asyncio.create_subprocess_exec(
+        *with_default_sigint(argv),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "LIFEBOAT_CONFIG": ""},
+    )
+    assert proc.stdout is not None
+    try:
+        while True:
+            line = await asyncio.wait_for(proc.stdout.readline(), DEADLINE)
+            assert line, "lifeboat ended before the moment to kill it"
+            if ready(json.loads(line)):
+                break
+        assert processes_mentioning(token), "the remote command is not running"
+        children = descendants(proc.pid)
+        proc.kill()
+        await asyncio.wait_for(proc.wait(), DEADLINE)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    return children
+
+
+@pytest.fixture
+def endless() -> Iterator[tuple[list[str], str]]:
+    """A remote command that never ends, even when its stdout is gone (a failing ``head``
+    does not stop the loop), and a token that finds it (and the ``ssh`` carrying it) in /proc:
+    its ``sleep`` interval, unique to the test. Whatever still runs afterwards is killed."""
+    token = f"0.01{secrets.randbelow(10**8):08d}"
+    yield ["sh", "-c", f"while :; do head -c 65536 /dev/zero; sleep {token}; done"], token
+    for pid in processes_mentioning(token):  # a failed test must not leave it running
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+async def test_kill9_backup_leaves_no_process_and_its_staging_is_reported_then_cleaned(
+    ssh_server: SSHTestServer, tmp_path: Path, endless: tuple[list[str], str]
+) -> None:
+    command, token = endless
+    sources = command_source("endless", command) + command_source("quick", ["echo", "hello"])
+    repo = tmp_path / "repo"
+    config = write_config(tmp_path / "c.toml", config_text(ssh_server, repo, sources))
+    argv = [LIFEBOAT, "--config", str(config), "backup", "create", "--scope", "endless", "--json"]
+    children = await start_and_kill(argv, flowing("endless"), token)
+
+    await until(lambda: not processes_mentioning(token), "the remote command and ssh to end")
+    await until(lambda: not any(_alive(pid) for pid in children), "lifeboat's children to end")
+
+    (dead,) = (repo / ".staging").iterdir()
+    status = await lifeboat("status", config=config)
+    assert status.rc == 1, status
+    assert f".staging/{dead.name}" in status.stdout
+    assert "lifeboat repo clean" in status.stdout
+    listing = await lifeboat("backup", "list", config=config)
+    assert listing.rc == 0
+    assert f".staging/{dead.name}" in listing.stderr
+
+    done = await lifeboat("backup", "create", "--scope", "quick", config=config)
+    assert done.rc == 0, done
+    assert f"removed .staging/{dead.name}" in done.stderr
+    assert list((repo / ".staging").iterdir()) == []
+    status = await lifeboat("status", "--json", config=config)
+    assert json.loads(status.stdout)["leftovers"] == []
