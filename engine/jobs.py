@@ -37,9 +37,14 @@ MAX_PARALLEL_SOURCES = 4
 
 
 class JobFailedError(LifeboatError):
-    """A job ran and failed; ``errors`` has one entry per failed source."""
+    """A job ran and failed; ``errors`` has one entry per failed source, ``hint`` what next."""
 
-    def __init__(self, errors: tuple[SourceFailed, ...], kept_at: str | None = None) -> None:
+    def __init__(
+        self,
+        errors: tuple[SourceFailed, ...],
+        kept_at: str | None = None,
+        hint: str | None = None,
+    ) -> None:
         self.errors = errors
         self.kept_at = kept_at
         by_error: dict[str, list[str]] = {}
@@ -48,6 +53,8 @@ class JobFailedError(LifeboatError):
         lines = [f"{', '.join(sources)}: {error}" for error, sources in by_error.items()]
         if kept_at:
             lines.append(f"the partial backup was kept for diagnosis in {kept_at}")
+        if hint:
+            lines.append(hint)
         super().__init__("\n".join(lines))
 
 

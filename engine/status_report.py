@@ -1,16 +1,17 @@
 """Everything ``lifeboat status`` and the dashboard say, gathered once: tiers (RPO, RTO),
 schedules (next runs, overdue), who holds which lock, and what killed jobs left behind.
 
-Unhealthy means a tier past its RPO, a schedule overdue, or what a killed job left behind
-(``engine.leftovers``): ``lifeboat status`` exits 1, so cron or monitoring can alert on it.
-A warning (80% of the RPO) or a missed RTO is shown but does not fail the check.
+Unhealthy means a tier past its RPO, a schedule overdue, a restore that did not succeed
+(``engine.restore.journal``) or what a killed job left (``engine.leftovers``): ``lifeboat
+status`` exits 1, so cron or monitoring can alert on it. A warning (80% of the RPO) or a
+missed RTO is shown but does not fail the check.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +23,10 @@ from engine.durations import format_duration
 from engine.leftovers import Leftover
 from engine.manifest import iso_z, utc_now
 from engine.repository import Repository
+from engine.restore import journal
+from engine.restore.journal import RestoreRecord
 from engine.schedule import ScheduleStatus, schedule_statuses
+from engine.sizes import human_size
 from engine.status import RpoState, TierStatus, tier_statuses
 
 
@@ -42,10 +46,12 @@ class StatusReport:
     schedules: list[ScheduleStatus]
     locks: list[LockLine]
     leftovers: list[Leftover] = field(default_factory=list)
+    restores: list[RestoreRecord] = field(default_factory=list)  # unfinished ones
 
     @property
     def problems(self) -> list[str]:
-        """One line per breached tier and overdue schedule, and one for dead leftovers."""
+        """One line per breached tier, overdue schedule and unfinished restore, and one for
+        dead leftovers."""
         lines = []
         for tier in self.tiers:
             if tier.state is RpoState.BREACH:
@@ -58,6 +64,7 @@ class StatusReport:
                     f"tier {tier.name}: RPO {format_duration(tier.tier.rpo)} breached ({ago})"
                 )
         lines.extend(f"schedule {s.name}: {p}" for s in self.schedules if (p := s.problem()))
+        lines.extend(record.describe() for record in self.restores)
         if self.leftovers:
             lines.append(leftovers.describe(self.leftovers))
         return lines
@@ -75,6 +82,7 @@ class StatusReport:
             "schedules": [schedule_dict(s) for s in self.schedules],
             "locks": [lock.__dict__ for lock in self.locks],
             "leftovers": [{"path": left.name, "bytes": left.bytes} for left in self.leftovers],
+            "unfinished_restores": [asdict(record) for record in self.restores],
         }
 
 
@@ -115,7 +123,17 @@ def gather(
         schedules=schedule_statuses(config, repo, repo.iter_backups(), moment),
         locks=[*local_locks(repo), *shared_locks],
         leftovers=leftovers.find(repo),
+        restores=journal.unfinished(repo.path),
     )
+
+
+def repository_alerts(repo: Repository) -> list[str]:
+    """Short lines for the dashboard: unfinished restores and dead leftovers."""
+    lines = [record.short() for record in journal.unfinished(repo.path)]
+    if dead := leftovers.find(repo):
+        size = human_size(sum(leftover.bytes for leftover in dead))
+        lines.append(f"{len(dead)} killed job(s) left {size} behind: lifeboat repo clean")
+    return lines
 
 
 def tier_dict(status: TierStatus) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 from collections.abc import Callable, Iterator
@@ -18,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import command_source, config_text
+from helpers import command_source, config_text, stored_backup
 from sshd import SSHTestServer, descendants
 from test_cli import LIFEBOAT, lifeboat, with_default_sigint, write_config
 from timing import DEADLINE, until
+
+from engine.manifest import utc_now
+from engine.repository import Repository
 
 
 def processes_mentioning(token: str) -> set[int]:
@@ -126,3 +130,42 @@ async def test_kill9_backup_leaves_no_process_and_its_staging_is_reported_then_c
     assert list((repo / ".staging").iterdir()) == []
     status = await lifeboat("status", "--json", config=config)
     assert json.loads(status.stdout)["leftovers"] == []
+
+
+async def test_kill9_restore_is_reported_until_a_restore_of_its_target_succeeds(
+    ssh_server: SSHTestServer, tmp_path: Path, endless: tuple[list[str], str]
+) -> None:
+    _, token = endless  # the restore reads slowly and ends at EOF, as tar does
+    slow = ["sh", "-c", f'while [ "$(head -c 65536 | wc -c)" -gt 0 ]; do sleep {token}; done']
+    repo_path = tmp_path / "repo"
+    good = stored_backup(Repository.open(repo_path), utc_now(), {"db": os.urandom(3_000_000)})
+    sources = command_source("db", ["echo", "the state before"], slow)
+    config = write_config(tmp_path / "c.toml", config_text(ssh_server, repo_path, sources))
+    argv = [LIFEBOAT, "--config", str(config), "restore", good.id, "--apply", "--confirm", "h1"]
+    children = await start_and_kill([*argv, "--json"], flowing("db"), token)
+
+    await until(lambda: not processes_mentioning(token), "the remote restore and ssh to end")
+    await until(lambda: not any(_alive(pid) for pid in children), "lifeboat's children to end")
+    audit = [json.loads(line) for line in (repo_path / "audit.jsonl").read_text().splitlines()]
+    (start,) = [entry for entry in audit if entry["action"] == "restore.start"]
+    assert not [entry for entry in audit if entry["action"] == "restore.finish"]
+    safety = start["safety_backup"]
+    assert safety is not None
+
+    status = await lifeboat("status", config=config)
+    assert status.rc == 1, status
+    (problem,) = [line for line in status.stdout.splitlines() if "interrupted" in line]
+    assert f"restore {start['run']} of backup {good.id} onto h1 was interrupted" in problem
+    assert f"started {start['ts'][:16]}" in problem
+    assert f"the state before it is in backup {safety}" in problem
+    dry = await lifeboat("restore", good.id, "--dry-run", config=config)
+    assert dry.rc == 0, dry
+    assert re.search(rf"warn +unfinished restore +restore {start['run']} ", dry.stdout), dry
+
+    fast = command_source("db", ["echo", "the state before"], ["sh", "-c", "cat >/dev/null"])
+    write_config(config, config_text(ssh_server, repo_path, fast))
+    done = await lifeboat(*argv[3:], "--skip-safety-backup", "--reason", "undo", config=config)
+    assert done.rc == 0, done
+    status = await lifeboat("status", "--json", config=config)
+    assert status.rc == 0, status
+    assert json.loads(status.stdout)["unfinished_restores"] == []

@@ -18,6 +18,7 @@ import click
 from engine.checks import Check
 from engine.errors import UsageError
 from engine.manifest import utc_now
+from engine.restore import journal
 from engine.restore.run import RestoreRefusedError, RestoreReport, RestoreRequest, run_restore
 from engine.restore.scenario import DefaultBackup, Recommendation, choose_backup, recommend
 from engine.restore.tree import BUILT_IN, AdviceNode, Walk, load_trees, walk
@@ -37,6 +38,7 @@ def restore() -> None:
     lifeboat restore plan --scenario NAME the decision tree's plan for an incident
     lifeboat restore ID --dry-run         the validator's checks; changes nothing
     lifeboat restore ID --apply --confirm HOST
+    lifeboat restore acknowledge RUN --reason TEXT   clear an unfinished restore
     """
 
 
@@ -198,6 +200,18 @@ def checks_table(checks: list[Check], width: int | None = None) -> str:
         lines.append(head + body[0])
         lines.extend(" " * indent + line for line in body[1:])
     return "\n".join(lines)
+
+
+@restore.command("acknowledge")
+@click.argument("run", metavar="RUN")
+@click.option("--reason", metavar="TEXT", required=True, help="What was checked or done (audited).")
+@pass_state
+def restore_acknowledge(state: CliState, run: str, reason: str) -> None:
+    """Clear an unfinished restore resolved by hand (`lifeboat status` names RUN)."""
+    config = state.config()
+    record = journal.acknowledge(state.repository().path, run, config.operator, reason)
+    target = record.target or "unknown targets"
+    click.echo(f"acknowledged restore {record.run} onto {target}; recorded in the audit log")
 
 
 @restore.command("plan")
