@@ -65,14 +65,15 @@ def ends_with_channel(command: str) -> str:
     that neither reads stdin nor writes at that moment (``sleep``, a dump still scanning)
     runs on. So the command gets /dev/null as stdin, and a watcher reads the channel's stdin,
     which the client keeps open without writing: EOF there while the command still runs
-    means the client is gone, and the watcher kills the session's process group (sshd starts
-    every session in its own, as the in-process server does). A command that ended was
-    reaped before the server closes its stdin, so then the watcher kills nothing; ``exec``
+    means the client is gone, and the watcher kills the process group the session's shell
+    leads (sshd makes every session its own with setsid, as the in-process server does; a
+    server that did not leaves no such group, and nothing is killed). A command that ended
+    was reaped before the server closes its stdin, so then the watcher kills nothing; ``exec``
     keeps the command's exit status and signal as they were. Only for commands that take no
     data on stdin (a restore's stdin is its data, and its EOF ends tar or mongorestore).
     """
     return (
         "exec 3<&0 </dev/null; "
-        "{ cat <&3; kill -0 $$ && kill -s KILL 0; } >/dev/null 2>&1 & "
+        "{ cat <&3; kill -0 $$ && kill -s KILL -- -$$; } >/dev/null 2>&1 & "
         f"exec 3<&- sh -c {shlex.quote(command)}"
     )

@@ -15,6 +15,7 @@ import re
 import secrets
 import signal
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,10 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rindex(b")") + 2 :].split()[0] != b"Z"
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def flowing(source: str) -> Callable[[dict[str, Any]], bool]:
@@ -105,10 +110,25 @@ def endless() -> Iterator[tuple[list[str], str]]:
 async def test_kill9_backup_leaves_no_process_and_its_staging_is_reported_then_cleaned(
     ssh_server: SSHTestServer, tmp_path: Path, endless: tuple[list[str], str]
 ) -> None:
+    """Through an ``ssh`` child (bulk_transport auto), against each server."""
+    await kill9_backup(ssh_server, tmp_path, endless, "auto")
+
+
+async def test_kill9_of_an_asyncssh_transfer_leaves_no_remote_command(
+    openssh_server: SSHTestServer, tmp_path: Path, endless: tuple[list[str], str]
+) -> None:
+    """No child: sshd sees the connection drop, and the command must not run on."""
+    await kill9_backup(openssh_server, tmp_path, endless, "asyncssh")
+
+
+async def kill9_backup(
+    ssh_server: SSHTestServer, tmp_path: Path, endless: tuple[list[str], str], transport: str
+) -> None:
     command, token = endless
     sources = command_source("endless", command) + command_source("quick", ["echo", "hello"])
     repo = tmp_path / "repo"
-    config = write_config(tmp_path / "c.toml", config_text(ssh_server, repo, sources))
+    text = config_text(ssh_server, repo, sources, bulk_transport=transport)
+    config = write_config(tmp_path / "c.toml", text)
     argv = [LIFEBOAT, "--config", str(config), "backup", "create", "--scope", "endless", "--json"]
     children = await start_and_kill(argv, flowing("endless"), token)
 
@@ -133,14 +153,14 @@ async def test_kill9_backup_leaves_no_process_and_its_staging_is_reported_then_c
 
 
 async def test_kill9_restore_is_reported_until_a_restore_of_its_target_succeeds(
-    ssh_server: SSHTestServer, tmp_path: Path, endless: tuple[list[str], str]
+    openssh_server: SSHTestServer, tmp_path: Path, endless: tuple[list[str], str]
 ) -> None:
     _, token = endless  # the restore reads slowly and ends at EOF, as tar does
     slow = ["sh", "-c", f'while [ "$(head -c 65536 | wc -c)" -gt 0 ]; do sleep {token}; done']
     repo_path = tmp_path / "repo"
     good = stored_backup(Repository.open(repo_path), utc_now(), {"db": os.urandom(3_000_000)})
     sources = command_source("db", ["echo", "the state before"], slow)
-    config = write_config(tmp_path / "c.toml", config_text(ssh_server, repo_path, sources))
+    config = write_config(tmp_path / "c.toml", config_text(openssh_server, repo_path, sources))
     argv = [LIFEBOAT, "--config", str(config), "restore", good.id, "--apply", "--confirm", "h1"]
     children = await start_and_kill([*argv, "--json"], flowing("db"), token)
 
@@ -156,14 +176,16 @@ async def test_kill9_restore_is_reported_until_a_restore_of_its_target_succeeds(
     assert status.rc == 1, status
     (problem,) = [line for line in status.stdout.splitlines() if "interrupted" in line]
     assert f"restore {start['run']} of backup {good.id} onto h1 was interrupted" in problem
-    assert f"started {start['ts'][:16]}" in problem
+    started = re.search(r"started (\S+) by tester", problem)
+    assert started, problem
+    assert abs(parse_time(started[1]) - parse_time(start["ts"])) < timedelta(seconds=5)
     assert f"the state before it is in backup {safety}" in problem
     dry = await lifeboat("restore", good.id, "--dry-run", config=config)
     assert dry.rc == 0, dry
     assert re.search(rf"warn +unfinished restore +restore {start['run']} ", dry.stdout), dry
 
     fast = command_source("db", ["echo", "the state before"], ["sh", "-c", "cat >/dev/null"])
-    write_config(config, config_text(ssh_server, repo_path, fast))
+    write_config(config, config_text(openssh_server, repo_path, fast))
     done = await lifeboat(*argv[3:], "--skip-safety-backup", "--reason", "undo", config=config)
     assert done.rc == 0, done
     status = await lifeboat("status", "--json", config=config)
