@@ -40,7 +40,7 @@ class Leftover:
 
 def find(repo: Repository) -> list[Leftover]:
     """The dead leftovers as a reader sees them (it does not hold the lock)."""
-    holder = locks.inspect(repo.lock_path)
+    holder = locks.current_holder(repo.lock_path)
     if holder is None:
         return _entries(repo, (repo.staging_dir, repo.trash_dir))
     taken = _lock_taken(holder)

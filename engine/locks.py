@@ -35,6 +35,9 @@ class LockHolder:
         )
 
 
+UNKNOWN = LockHolder(pid=0, host="", operation="", operator="", since="")  # details unreadable
+
+
 class LockBusy(Exception):  # noqa: N818 (a state, not an error the operator sees)
     """The lock is held; ``holder`` says by whom."""
 
@@ -71,16 +74,11 @@ def hold(path: Path, operation: str, operator: str) -> Iterator[None]:
 
 def holder_of(path: Path) -> str | None:
     """Who holds the lock at ``path`` (a description), or None when it is free."""
-    held = inspect(path)
-    if held is None:
-        return None
-    return held.describe() if held is not UNKNOWN else UNREADABLE
+    held = current_holder(path)
+    return None if held is None else _text(held)
 
 
-UNKNOWN = LockHolder(pid=0, host="", operation="", operator="", since="")
-
-
-def inspect(path: Path) -> LockHolder | None:
+def current_holder(path: Path) -> LockHolder | None:
     """The holder of the lock at ``path``: None when it is free, ``UNKNOWN`` when it is held
     but its details are not readable."""
     try:
@@ -99,8 +97,11 @@ def inspect(path: Path) -> LockHolder | None:
 
 
 def _describe(fd: int) -> str:
-    holder = _read_holder(fd)
-    return holder.describe() if holder is not UNKNOWN else UNREADABLE
+    return _text(_read_holder(fd))
+
+
+def _text(holder: LockHolder) -> str:
+    return UNREADABLE if holder is UNKNOWN else holder.describe()
 
 
 def _read_holder(fd: int) -> LockHolder:

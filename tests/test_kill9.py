@@ -175,7 +175,7 @@ async def test_kill9_restore_is_reported_until_a_restore_of_its_target_succeeds(
     status = await lifeboat("status", config=config)
     assert status.rc == 1, status
     (problem,) = [line for line in status.stdout.splitlines() if "interrupted" in line]
-    assert f"restore {start['run']} of backup {good.id} onto h1 was interrupted" in problem
+    assert f"restore {start['run']} of backup {good.id} onto h1 was interrupted part way" in problem
     started = re.search(r"started (\S+) by tester", problem)
     assert started, problem
     assert abs(parse_time(started[1]) - parse_time(start["ts"])) < timedelta(seconds=5)

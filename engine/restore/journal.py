@@ -35,7 +35,7 @@ INTERRUPTED = "interrupted"  # the outcome of a record nobody closed: its restor
 UNREADABLE = "unreadable"
 MAX_TEXT = 500  # characters of any text field; an error is cut to this when recorded
 WHAT_HAPPENED = {
-    INTERRUPTED: "was interrupted (killed) part way",
+    INTERRUPTED: "was interrupted part way (Lifeboat was killed or crashed)",
     "failed": "failed part way",
     "cancelled": "was cancelled part way",
 }
@@ -75,7 +75,8 @@ class RestoreRecord:
         return (
             f"restore {self.run} of backup {self.backup} onto {self.target} "
             f"{WHAT_HAPPENED.get(self.outcome, self.outcome)}{why}: started {self.started_at} "
-            f"by {self.operator}; {self.before()}. Resolve it by restoring onto "
+            f"by {self.operator}; the target may hold part old, part restored data; "
+            f"{self.before()}. Resolve it by restoring onto "
             f"{self.target} again, or with `lifeboat restore acknowledge {self.run} "
             "--reason TEXT` once the target is checked"
         )
