@@ -71,16 +71,17 @@ async def run_backup(
     """Run one backup to completion and return its manifest; raise JobFailedError on failure."""
     names = resolve_scope(config, request.scope)
     with repo.lock("backup", config.operator):
-        removed = leftovers.remove(repo, config.operator)  # before our own staging exists
+        stuck: list[str] = []
+        removed = leftovers.remove(repo, config.operator, stuck)  # before our staging exists
         backup_id = new_backup_id()
         staging = repo.create_staging(backup_id)
         created = utc_now()
         emit(JobStarted(backup_id, "backup", names))
         for leftover in removed:
-            size = human_size(leftover.bytes)
-            emit(
-                LogLine("backup", "info", f"removed {leftover.name} ({size}): {leftovers.LEFT_BY}")
-            )
+            text = f"removed {leftover.name} ({human_size(leftover.bytes)}): {leftovers.LEFT_BY}"
+            emit(LogLine("backup", "info", text))
+        for problem in stuck:  # it stays, and status keeps reporting it
+            emit(LogLine("backup", "warning", problem))
         pool = ConnectionPool(dict(config.hosts))
         limit = asyncio.Semaphore(MAX_PARALLEL_SOURCES)
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine import audit, locks
+from engine.errors import RepositoryError
 from engine.repository import BACKUP_ID, Repository
 from engine.sizes import human_size
 
@@ -53,32 +54,50 @@ def find(repo: Repository) -> list[Leftover]:
     ]
 
 
-def remove(repo: Repository, operator: str) -> list[Leftover]:
-    """Remove every leftover; only for a caller that holds the write lock (every staging dir
-    is then dead: whoever made it held the lock). Recorded in the audit log."""
-    found = _entries(repo, (repo.staging_dir, repo.trash_dir))
-    for leftover in found:
-        if leftover.path.is_dir() and not leftover.path.is_symlink():
-            shutil.rmtree(leftover.path)
-        else:
-            leftover.path.unlink()
-    if found:
+def remove(repo: Repository, operator: str, problems: list[str] | None = None) -> list[Leftover]:
+    """Remove every leftover and return those removed; only for a caller that holds the write
+    lock (every staging dir is then dead: whoever made it held the lock). One that cannot be
+    removed stays (``status`` keeps reporting it) and is described in ``problems``. Recorded
+    in the audit log."""
+    removed = []
+    for leftover in _entries(repo, (repo.staging_dir, repo.trash_dir)):
+        try:
+            if leftover.path.is_dir() and not leftover.path.is_symlink():
+                shutil.rmtree(leftover.path)
+            else:
+                leftover.path.unlink()
+        except OSError as exc:
+            if problems is not None:
+                problems.append(f"cannot remove {leftover.name}: {exc.strerror or exc}")
+            continue
+        removed.append(leftover)
+    if removed:
         audit.record(
             repo.path,
             operator,
             "repository.clean",
-            removed=[leftover.name for leftover in found],
-            bytes=sum(leftover.bytes for leftover in found),
+            removed=[leftover.name for leftover in removed],
+            bytes=sum(leftover.bytes for leftover in removed),
         )
-    return found
+    return removed
 
 
 def clean(repo: Repository, operator: str, *, dry_run: bool) -> list[Leftover]:
-    """``lifeboat repo clean``: the dead leftovers, removed unless ``dry_run``."""
+    """``lifeboat repo clean``: the dead leftovers, removed unless ``dry_run``; raises
+    RepositoryError naming each one that could not be removed (after removing the rest)."""
     if dry_run:
         return find(repo)
+    problems: list[str] = []
     with repo.lock("clean", operator):
-        return remove(repo, operator)
+        removed = remove(repo, operator, problems)
+    if problems:
+        freed = human_size(sum(leftover.bytes for leftover in removed))
+        raise RepositoryError(
+            f"removed {len(removed)} leftover(s) ({freed}), but "
+            + "; ".join(problems)
+            + ": check their owner and permissions, then run `lifeboat repo clean` again"
+        )
+    return removed
 
 
 def describe(leftovers: list[Leftover]) -> str:

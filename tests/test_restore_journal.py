@@ -12,7 +12,7 @@ from sshd import SSHTestServer
 from test_tui_dashboard import console
 
 from engine.config import Config, parse_config
-from engine.errors import LifeboatError, UsageError
+from engine.errors import LifeboatError, RepositoryError, UsageError
 from engine.jobs import JobFailedError
 from engine.manifest import utc_now
 from engine.repository import Repository
@@ -70,6 +70,21 @@ async def test_a_failed_restore_names_its_safety_backup_and_stays_until_one_succ
     finish = [e for e in audit_actions(repo) if e["action"] == "restore.finish"][-1]
     assert finish["result"] == "ok"
     assert finish["cleared"] == [record.run]
+
+
+async def test_a_restore_that_cannot_be_recorded_does_not_start(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    touched = tmp_path / "touched"
+    config = db_config(asyncssh_server, tmp_path / "repo", ["touch", str(touched)])
+    repo = Repository.open(config.repository.path)
+    good = stored_backup(repo, utc_now(), {"db": b"restore me"})
+    (repo.path / journal.DIRECTORY).write_text("a file where the records go")
+    request = RestoreRequest(good.id, apply=True, confirm=("h1",))
+
+    with pytest.raises(RepositoryError, match="cannot record the restore .* nothing was restored"):
+        await run_restore(config, repo, request, EventLog().emit)
+    assert not touched.exists()
 
 
 def open_record(repo_path: Path, steps: tuple[tuple[str, str], ...]) -> journal.RunningRestore:

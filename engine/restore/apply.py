@@ -1,11 +1,11 @@
 """Apply a validated restore plan: hold the targets, save their current state, restore.
 
 Every step goes to the audit log: the confirmation, the safety backup (its id, or the reason
-it was skipped, or why it failed), the start and the end of the restore. A record in the
-repository (``engine.restore.journal``) keeps a restore that did not succeed in view, even
-one killed with -9, until it is resolved. The safety backup
+it was skipped, or why it failed), the start and the end of the restore. The safety backup
 is an ordinary backup (trigger ``pre-restore``) of the same sources as they are on the
-target now, so a mistaken restore can itself be undone by restoring it.
+target now, so a mistaken restore can itself be undone by restoring it. A record in the
+repository (``engine.restore.journal``) keeps a restore that did not succeed in view, even
+one killed with -9, until it is resolved.
 """
 
 from __future__ import annotations

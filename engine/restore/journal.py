@@ -26,7 +26,7 @@ from typing import Any
 
 from engine import audit, locks
 from engine.atomic import atomic_write, fsync_dir, make_private_dir
-from engine.errors import LifeboatError, UsageError
+from engine.errors import LifeboatError, RepositoryError, UsageError
 from engine.manifest import iso_z, utc_now
 from engine.repository import BACKUP_ID, new_backup_id
 
@@ -124,6 +124,12 @@ class RunningRestore:
                 error = " ".join("; ".join(errors).split())[:MAX_TEXT]  # one printable line
                 kept = replace(self.record, outcome=outcome, error=error)
                 atomic_write(_path(self.repo_path, self.run), _encode(kept))
+        except OSError as exc:  # the record stays as it was: reported as interrupted
+            raise RepositoryError(
+                f"cannot update the record of restore {self.run} in "
+                f"{self.repo_path / DIRECTORY}: {exc}; `lifeboat status` reports it until "
+                "it is acknowledged"
+            ) from None
         finally:
             os.close(self._fd)
 
@@ -148,21 +154,33 @@ def begin(
         safety_backup=safety_backup,
     )
     directory = repo_path / DIRECTORY
-    make_private_dir(directory)
     final = _path(repo_path, record.run)
     tmp = final.with_name(f".{final.name}.tmp")
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        make_private_dir(directory)
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise _unrecorded(directory, exc) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # before it has its name: never seen unheld
         os.write(fd, _encode(record))
         os.fsync(fd)
         os.rename(tmp, final)
         fsync_dir(directory)
-    except BaseException:
+    except BaseException as exc:
         os.close(fd)
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _unrecorded(directory, exc) from None
         raise
     return RunningRestore(repo_path, record, fd)
+
+
+def _unrecorded(directory: Path, exc: OSError) -> RepositoryError:
+    return RepositoryError(
+        f"cannot record the restore in {directory}: {exc.strerror or exc}; nothing was "
+        "restored: free space or fix that path, then retry"
+    )
 
 
 def unfinished(repo_path: Path) -> list[RestoreRecord]:
