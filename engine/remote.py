@@ -68,12 +68,17 @@ def ends_with_channel(command: str) -> str:
     means the client is gone, and the watcher kills the process group the session's shell
     leads (sshd makes every session its own with setsid, as the in-process server does; a
     server that did not leaves no such group, and nothing is killed). A command that ended
-    was reaped before the server closes its stdin, so then the watcher kills nothing; ``exec``
-    keeps the command's exit status and signal as they were. Only for commands that take no
-    data on stdin (a restore's stdin is its data, and its EOF ends tar or mongorestore).
+    was reaped before the server closes its stdin, so then the watcher kills nothing. ``exec``
+    keeps one pid from the login shell to the command, so its exit status and signal are
+    reported as they were, and the login shell only has to run ``exec sh -c '...' ...``
+    (csh and fish can). Only for commands that take no data on stdin (a restore's stdin is
+    its data, and its EOF ends tar or mongorestore).
     """
-    return (
-        "exec 3<&0 </dev/null; "
-        "{ cat <&3; kill -0 $$ && kill -s KILL -- -$$; } >/dev/null 2>&1 & "
-        f"exec 3<&- sh -c {shlex.quote(command)}"
-    )
+    return shlex.join(["exec", "sh", "-c", _GUARD, "lifeboat-guard", command])
+
+
+_GUARD = (
+    "exec 3<&0 </dev/null; "
+    "{ cat <&3; kill -0 $$ && kill -s KILL -- -$$; } >/dev/null 2>&1 & "
+    'exec 3<&- sh -c "$1"'
+)

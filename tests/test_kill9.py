@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import signal
+import subprocess
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ from test_cli import LIFEBOAT, lifeboat, with_default_sigint, write_config
 from timing import DEADLINE, until
 
 from engine.manifest import utc_now
+from engine.remote import ends_with_channel
 from engine.repository import Repository
 
 
@@ -191,3 +193,30 @@ async def test_kill9_restore_is_reported_until_a_restore_of_its_target_succeeds(
     status = await lifeboat("status", "--json", config=config)
     assert status.rc == 0, status
     assert json.loads(status.stdout)["unfinished_restores"] == []
+
+
+def test_the_remote_wrapper_keeps_status_and_signal_and_ends_with_its_stdin() -> None:
+    """``ends_with_channel`` run by a local ``sh`` in its own session, as sshd runs it."""
+
+    def run(command: str, *, close_stdin: bool = False) -> int:
+        proc = subprocess.Popen(
+            ["sh", "-c", ends_with_channel(command)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        assert proc.stdin is not None
+        if close_stdin:
+            proc.stdin.close()  # the client went away
+        try:
+            return proc.wait(timeout=DEADLINE)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            if proc.stdin is not None and not proc.stdin.closed:
+                proc.stdin.close()
+
+    assert run("exit 3") == 3
+    assert run("kill -s TERM $$") == -signal.SIGTERM
+    assert run("cat; exit 4") == 4  # the command's stdin is /dev/null: it never waits on it
+    assert run("sleep 600; exit 5", close_stdin=True) == -signal.SIGKILL
