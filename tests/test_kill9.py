@@ -29,6 +29,7 @@ from timing import DEADLINE, until
 from engine.manifest import utc_now
 from engine.remote import ends_with_channel
 from engine.repository import Repository
+from engine.restore import journal
 
 
 def processes_mentioning(token: str) -> set[int]:
@@ -72,6 +73,15 @@ async def start_and_kill(
 ) -> set[int]:
     """Run ``argv`` (JSON events on stdout), SIGKILL it once an event is ``ready`` (the remote
     command, found by ``token``, running) and return the pids of its descendants then."""
+    children, returncode, _ = await start_and_signal(argv, ready, token, signal.SIGKILL)
+    assert returncode == -signal.SIGKILL
+    return children
+
+
+async def start_and_signal(
+    argv: list[str], ready: Callable[[dict[str, Any]], bool], token: str, sig: int
+) -> tuple[set[int], int, str]:
+    """``start_and_kill`` with any signal: its descendants, exit status and stderr."""
     proc = await asyncio.create_subprocess_exec(
         *with_default_sigint(argv),
         stdout=asyncio.subprocess.PIPE,
@@ -82,19 +92,19 @@ async def start_and_kill(
     try:
         while True:
             line = await asyncio.wait_for(proc.stdout.readline(), DEADLINE)
-            assert line, "lifeboat ended before the moment to kill it"
+            assert line, "lifeboat ended before the moment to signal it"
             if ready(json.loads(line)):
                 break
         assert processes_mentioning(token), "the remote command is not running"
         children = descendants(proc.pid)
-        proc.kill()
-        await asyncio.wait_for(proc.wait(), DEADLINE)
+        proc.send_signal(sig)
+        _, err = await asyncio.wait_for(proc.communicate(), DEADLINE)
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    return children
+    assert proc.returncode is not None
+    return children, proc.returncode, err.decode()
 
 
 @pytest.fixture
@@ -220,3 +230,29 @@ def test_the_remote_wrapper_keeps_status_and_signal_and_ends_with_its_stdin() ->
     assert run("kill -s TERM $$") == -signal.SIGTERM
     assert run("cat; exit 4") == 4  # the command's stdin is /dev/null: it never waits on it
     assert run("sleep 600; exit 5", close_stdin=True) == -signal.SIGKILL
+
+
+async def test_ctrl_c_mid_restore_says_it_stopped_part_way_and_stays_on_record(
+    asyncssh_server: SSHTestServer, tmp_path: Path, endless: tuple[list[str], str]
+) -> None:
+    _, token = endless
+    slow = ["sh", "-c", f'while [ "$(head -c 65536 | wc -c)" -gt 0 ]; do sleep {token}; done']
+    repo_path = tmp_path / "repo"
+    good = stored_backup(Repository.open(repo_path), utc_now(), {"db": os.urandom(3_000_000)})
+    sources = command_source("db", ["echo", "the state before"], slow)
+    config = write_config(tmp_path / "c.toml", config_text(asyncssh_server, repo_path, sources))
+    argv = [LIFEBOAT, "--config", str(config), "restore", good.id, "--apply", "--confirm", "h1"]
+    _, returncode, err = await start_and_signal(
+        [*argv, "--json"], flowing("db"), token, signal.SIGINT
+    )
+
+    assert returncode == 130, err
+    assert "nothing partial was kept" not in err
+    assert "stopped part way and stays on record: `lifeboat status` names it" in err
+    (record,) = journal.unfinished(repo_path)
+    assert record.outcome == "cancelled"
+    status = await lifeboat("status", config=config)
+    assert status.rc == 1
+    (problem,) = [line for line in status.stdout.splitlines() if "cancelled" in line]
+    assert f"restore {record.run} of backup {good.id} onto h1 was cancelled" in problem
+    assert f"the state before it is in backup {record.safety_backup}" in problem

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
+import sys
 import textwrap
 from pathlib import Path
 
@@ -23,10 +24,15 @@ from engine.restore.run import RestoreRefusedError, RestoreReport, RestoreReques
 from engine.restore.scenario import DefaultBackup, Recommendation, choose_backup, recommend
 from engine.restore.tree import BUILT_IN, AdviceNode, Walk, load_trees, walk
 from engine.sources import RestoreOptions
+from tui.cli import EXIT_INTERRUPTED
 from tui.commands.common import CliState, RunByDefaultGroup, pass_state, print_json, run_async
 from tui.progress import make_renderer
 
 MARKS = {"ok": "ok", "warning": "warn", "fail": "FAIL"}
+INTERRUPTED_APPLY = (
+    "lifeboat: interrupted; a restore that had begun writing stopped part way and stays on "
+    "record: `lifeboat status` names it and the safety backup that holds the state before"
+)
 
 
 @click.group(cls=RunByDefaultGroup)
@@ -152,6 +158,11 @@ def restore_run(
     except RestoreRefusedError as refused:
         _print_report(refused.report, as_json)
         raise
+    except KeyboardInterrupt:
+        if not apply:
+            raise
+        click.echo(INTERRUPTED_APPLY, err=True)
+        sys.exit(EXIT_INTERRUPTED)
     _print_report(report, as_json)
 
 
