@@ -28,7 +28,6 @@ from engine.events import (
 )
 from engine.manifest import Artifact, Manifest, iso_z, utc_now
 from engine.repository import Repository, VerifyRecord, new_backup_id
-from engine.sizes import human_size
 from engine.sources import SourceContext, make_source, resolve_scope
 from engine.ssh import ConnectionPool
 from engine.verify import VerifyResult, verify_backup_async
@@ -78,8 +77,7 @@ async def run_backup(
         created = utc_now()
         emit(JobStarted(backup_id, "backup", names))
         for leftover in removed:
-            text = f"removed {leftover.name} ({human_size(leftover.bytes)}): {leftovers.LEFT_BY}"
-            emit(LogLine("backup", "info", text))
+            emit(LogLine("backup", "info", leftover.removed()))
         for problem in stuck:  # it stays, and status keeps reporting it
             emit(LogLine("backup", "warning", problem))
         pool = ConnectionPool(dict(config.hosts))

@@ -38,6 +38,15 @@ class Leftover:
         """``.staging/<id>``: where it is, relative to the repository."""
         return f"{self.path.parent.name}/{self.path.name}"
 
+    def removed(self) -> str:
+        """What the writer that removed it says."""
+        return f"removed {self.name} ({human_size(self.bytes)}): {LEFT_BY}"
+
+
+def total(found: list[Leftover]) -> str:
+    """The bytes they hold, as people read them."""
+    return human_size(sum(leftover.bytes for leftover in found))
+
 
 def find(repo: Repository) -> list[Leftover]:
     """The dead leftovers as a reader sees them (it does not hold the lock)."""
@@ -91,9 +100,8 @@ def clean(repo: Repository, operator: str, *, dry_run: bool) -> list[Leftover]:
     with repo.lock("clean", operator):
         removed = remove(repo, operator, problems)
     if problems:
-        freed = human_size(sum(leftover.bytes for leftover in removed))
         raise RepositoryError(
-            f"removed {len(removed)} leftover(s) ({freed}), but "
+            f"removed {len(removed)} leftover(s) ({total(removed)}), but "
             + "; ".join(problems)
             + ": check their owner and permissions, then run `lifeboat repo clean` again"
         )
@@ -104,9 +112,8 @@ def describe(leftovers: list[Leftover]) -> str:
     """One line for ``status``, ``backup list`` and the log: what, how much, what to do."""
     names = ", ".join(leftover.name for leftover in leftovers[:NAMES_SHOWN])
     more = len(leftovers) - NAMES_SHOWN
-    total = human_size(sum(leftover.bytes for leftover in leftovers))
     return (
-        f"{len(leftovers)} killed backup(s) or delete(s) left {total} behind "
+        f"{len(leftovers)} killed backup(s) or delete(s) left {total(leftovers)} behind "
         f"({names}{f' and {more} more' if more > 0 else ''}); the next backup or prune "
         "removes them, or run `lifeboat repo clean`"
     )

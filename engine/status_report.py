@@ -26,7 +26,6 @@ from engine.repository import Repository
 from engine.restore import journal
 from engine.restore.journal import RestoreRecord
 from engine.schedule import ScheduleStatus, schedule_statuses
-from engine.sizes import human_size
 from engine.status import RpoState, TierStatus, tier_statuses
 
 
@@ -131,8 +130,7 @@ def repository_alerts(repo: Repository) -> list[str]:
     """Short lines for the dashboard: unfinished restores and dead leftovers."""
     lines = [record.short() for record in journal.unfinished(repo.path)]
     if dead := leftovers.find(repo):
-        size = human_size(sum(leftover.bytes for leftover in dead))
-        lines.append(f"{len(dead)} killed job(s) left {size} behind: lifeboat repo clean")
+        lines.append(f"{len(dead)} killed job(s) left {leftovers.total(dead)}: lifeboat repo clean")
     return lines
 
 

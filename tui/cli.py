@@ -119,7 +119,6 @@ def repo_clean(state: CliState, dry_run: bool, as_json: bool) -> None:
     found = leftovers.clean(
         state.repository(create=False), state.config().operator, dry_run=dry_run
     )
-    freed = human_size(sum(leftover.bytes for leftover in found))
     if as_json:
         entries = [{"path": leftover.name, "bytes": leftover.bytes} for leftover in found]
         print_json({"dry_run": dry_run, "leftovers": entries})
@@ -130,7 +129,7 @@ def repo_clean(state: CliState, dry_run: bool, as_json: bool) -> None:
     if not found:
         click.echo("nothing to clean: no killed backup or delete left anything behind")
     else:
-        click.echo(f"{'would free' if dry_run else 'freed'} {freed}")
+        click.echo(f"{'would free' if dry_run else 'freed'} {leftovers.total(found)}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -174,7 +174,7 @@ def backup_prune(state: CliState, keep: int | None, dry_run: bool, as_json: bool
     for decision in plan.decisions:
         click.echo(prune_line(decision, label_width))
     for leftover in plan.leftovers:
-        click.echo(f"removed {leftover.name} ({human_size(leftover.bytes)}): {leftovers.LEFT_BY}")
+        click.echo(leftover.removed())
     kept, removed = len(plan.keep), len(plan.remove)
     click.echo(
         f"{kept} kept, would remove {removed}" if dry_run else f"{kept} kept, {removed} removed"
