@@ -3,7 +3,8 @@
 A backup holds the repository's write lock, runs its sources concurrently (bounded) into a
 staging directory and commits it in one rename. A failed source, an exception or a
 cancellation leaves nothing under ``backups/``: staging is removed (cancel) or kept under
-``.failed/`` for diagnosis (failure). After a backup or a verify the catalog, if there is one,
+``.failed/`` for diagnosis (failure); what a kill -9 leaves there is removed by the next
+backup (``engine.leftovers``). After a backup or a verify the catalog, if there is one,
 is brought up to date; when it does not answer, that is a warning, never a failed job.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from engine import __version__
+from engine import __version__, leftovers
 from engine.catalog import refresh_after_job
 from engine.config import Config
 from engine.errors import DiskFullError, LifeboatError, describe_error
@@ -35,9 +36,14 @@ MAX_PARALLEL_SOURCES = 4
 
 
 class JobFailedError(LifeboatError):
-    """A job ran and failed; ``errors`` has one entry per failed source."""
+    """A job ran and failed; ``errors`` has one entry per failed source, ``hint`` what next."""
 
-    def __init__(self, errors: tuple[SourceFailed, ...], kept_at: str | None = None) -> None:
+    def __init__(
+        self,
+        errors: tuple[SourceFailed, ...],
+        kept_at: str | None = None,
+        hint: str | None = None,
+    ) -> None:
         self.errors = errors
         self.kept_at = kept_at
         by_error: dict[str, list[str]] = {}
@@ -46,6 +52,8 @@ class JobFailedError(LifeboatError):
         lines = [f"{', '.join(sources)}: {error}" for error, sources in by_error.items()]
         if kept_at:
             lines.append(f"the partial backup was kept for diagnosis in {kept_at}")
+        if hint:
+            lines.append(hint)
         super().__init__("\n".join(lines))
 
 
@@ -62,10 +70,16 @@ async def run_backup(
     """Run one backup to completion and return its manifest; raise JobFailedError on failure."""
     names = resolve_scope(config, request.scope)
     with repo.lock("backup", config.operator):
+        stuck: list[str] = []
+        removed = leftovers.remove(repo, config.operator, stuck)  # before our staging exists
         backup_id = new_backup_id()
         staging = repo.create_staging(backup_id)
         created = utc_now()
         emit(JobStarted(backup_id, "backup", names))
+        for leftover in removed:
+            emit(LogLine("backup", "info", leftover.removed()))
+        for problem in stuck:  # it stays, and status keeps reporting it
+            emit(LogLine("backup", "warning", problem))
         pool = ConnectionPool(dict(config.hosts))
         limit = asyncio.Semaphore(MAX_PARALLEL_SOURCES)
 

@@ -35,6 +35,9 @@ class LockHolder:
         )
 
 
+UNKNOWN = LockHolder(pid=0, host="", operation="", operator="", since="")  # details unreadable
+
+
 class LockBusy(Exception):  # noqa: N818 (a state, not an error the operator sees)
     """The lock is held; ``holder`` says by whom."""
 
@@ -71,6 +74,13 @@ def hold(path: Path, operation: str, operator: str) -> Iterator[None]:
 
 def holder_of(path: Path) -> str | None:
     """Who holds the lock at ``path`` (a description), or None when it is free."""
+    held = current_holder(path)
+    return None if held is None else _text(held)
+
+
+def current_holder(path: Path) -> LockHolder | None:
+    """The holder of the lock at ``path``: None when it is free, ``UNKNOWN`` when it is held
+    but its details are not readable."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -79,7 +89,7 @@ def holder_of(path: Path) -> str | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return _describe(fd)
+            return _read_holder(fd)
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
@@ -87,8 +97,16 @@ def holder_of(path: Path) -> str | None:
 
 
 def _describe(fd: int) -> str:
+    return _text(_read_holder(fd))
+
+
+def _text(holder: LockHolder) -> str:
+    return UNREADABLE if holder is UNKNOWN else holder.describe()
+
+
+def _read_holder(fd: int) -> LockHolder:
     raw = os.pread(fd, 4096, 0)
     try:
-        return LockHolder(**json.loads(raw)).describe()
-    except (ValueError, TypeError):
-        return UNREADABLE
+        return LockHolder(**json.loads(raw))
+    except (ValueError, TypeError, RecursionError):
+        return UNKNOWN

@@ -9,7 +9,8 @@ The asyncssh connection of the job is still opened first, so host keys are verif
 recorded on first use where a host allows it) by the same policy; the ``ssh`` child then
 runs with ``StrictHostKeyChecking=yes`` against that same known_hosts file, never prompts
 (``BatchMode``) and ignores user ssh configs (``-F /dev/null``): Lifeboat's config is the
-only configuration.
+only configuration. The child dies with Lifeboat, even of kill -9 (``parent_death_prefix``),
+and so does the remote command (``engine.remote.ends_with_channel``).
 
 ``ssh`` exits 255 both when it fails (connection lost, authentication) and when the remote
 command was killed by a signal, and says nothing about the signal (OpenSSH 9.2, tested
@@ -21,6 +22,7 @@ level, and :class:`_ClientStderr` takes its lines out of the command's stderr as
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import shutil
 import subprocess
@@ -50,6 +52,26 @@ _EXIT_REPORT = re.compile(rb"rtype (exit-status|exit-signal) ")
 def openssh_client() -> str | None:
     """Path of the system ``ssh`` client, if any."""
     return shutil.which("ssh")
+
+
+@functools.cache
+def parent_death_prefix() -> tuple[str, ...]:
+    """``setpriv --pdeathsig KILL`` (util-linux) when it works here, so that the ``ssh`` child
+    is killed when Lifeboat dies, even by kill -9; else nothing.
+
+    Not ``preexec_fn`` with prctl(): the engine runs threads, and preexec_fn is unsafe then.
+    The signal follows the *thread* that started the child: asyncio starts it from the event
+    loop's thread, which lives as long as the job.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return ()
+    argv = (setpriv, "--pdeathsig", "KILL", "--")
+    try:  # util-linux before 2.33 has setpriv without --pdeathsig
+        works = subprocess.run([*argv, "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        works = False
+    return argv if works else ()
 
 
 def openssh_argv(client: str, config: HostConfig, command: str) -> list[str]:
@@ -178,13 +200,20 @@ async def stream_openssh(
     on_stdout: OutputSink | None,
     stdin: AsyncIterable[bytes] | None,
     ok_statuses: frozenset[int],
+    sent: str | None = None,
 ) -> CommandOutput:
-    """Run ``command`` on the host through ``ssh``; same contract as ``SSHHost.stream``."""
+    """Run ``command`` on the host through ``ssh``; same contract as ``SSHHost.stream``.
+
+    ``sent`` is what goes over the wire when it differs from ``command`` (a wrapped one).
+    Without ``stdin``, ssh's stdin is still a pipe, held open and never written: when
+    Lifeboat dies it closes, which tells a wrapped remote command to end.
+    """
     loop = asyncio.get_running_loop()
     transport, proto = await loop.subprocess_exec(
         lambda: _BulkProtocol(on_stdout),
-        *openssh_argv(client, config, command),
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        *parent_death_prefix(),
+        *openssh_argv(client, config, sent or command),
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,  # a Ctrl-C in the terminal is the engine's to handle

@@ -56,3 +56,29 @@ class TailBuffer:
 def quote_command(argv: Sequence[str]) -> str:
     """Turn an argument list into a remote shell command, each argument quoted."""
     return shlex.join(argv)
+
+
+def ends_with_channel(command: str) -> str:
+    """``command`` wrapped so that it dies when its SSH channel closes (Lifeboat was killed).
+
+    When a client goes away, sshd closes the command's pipes but sends it no signal: a command
+    that neither reads stdin nor writes at that moment (``sleep``, a dump still scanning)
+    runs on. So the command gets /dev/null as stdin, and a watcher reads the channel's stdin,
+    which the client keeps open without writing: EOF there while the command still runs
+    means the client is gone, and the watcher kills the process group the session's shell
+    leads (sshd makes every session its own with setsid, as the in-process server does; a
+    server that did not leaves no such group, and nothing is killed). A command that ended
+    was reaped before the server closes its stdin, so then the watcher kills nothing. ``exec``
+    keeps one pid from the login shell to the command, so its exit status and signal are
+    reported as they were, and the login shell only has to run ``exec sh -c '...' ...``
+    (csh and fish can). Only for commands that take no data on stdin (a restore's stdin is
+    its data, and its EOF ends tar or mongorestore).
+    """
+    return shlex.join(["exec", "sh", "-c", _GUARD, "lifeboat-guard", command])
+
+
+_GUARD = (
+    "exec 3<&0 </dev/null; "
+    "{ cat <&3; kill -0 $$ && kill -s KILL -- -$$; } >/dev/null 2>&1 & "
+    'exec 3<&- sh -c "$1"'
+)

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from fnmatch import fnmatchcase
 
-from engine import audit
+from engine import audit, leftovers
 from engine.config import Config
 from engine.config_schedules import RetentionConfig
 from engine.drill import history
 from engine.durations import format_duration
 from engine.errors import UsageError
+from engine.leftovers import Leftover
 from engine.manifest import Manifest
 from engine.repository import Repository
 
@@ -43,9 +44,10 @@ class Decision:
 
 @dataclass(frozen=True)
 class PrunePlan:
-    """One decision per backup, newest first."""
+    """One decision per backup, newest first (and what killed writers left, removed first)."""
 
     decisions: tuple[Decision, ...]
+    leftovers: tuple[Leftover, ...] = ()
 
     @property
     def keep(self) -> tuple[Manifest, ...]:
@@ -129,7 +131,8 @@ def prune(
     if dry_run:
         return _plan_repository(config, repo, keep_last)
     with repo.lock("prune", operator):
-        plan = _plan_repository(config, repo, keep_last)
+        removed = tuple(leftovers.remove(repo, operator))
+        plan = replace(_plan_repository(config, repo, keep_last), leftovers=removed)
         for decision in plan.decisions:
             if not decision.keep:
                 backup_id = decision.manifest.id

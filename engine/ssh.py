@@ -26,6 +26,7 @@ from engine.remote import (
     CommandOutput,
     OutputSink,
     TailBuffer,
+    ends_with_channel,
     quote_command,
 )
 
@@ -111,9 +112,11 @@ class SSHHost:
         with :func:`quote_command`. Raises :class:`RemoteCommandError` with the exit status
         and stderr tail unless the status is in ``ok_statuses``. ``bulk`` marks a transfer
         of backup data, which goes through the system ``ssh`` client when the host's
-        ``bulk_transport`` allows it (see ``engine.openssh``).
+        ``bulk_transport`` allows it (see ``engine.openssh``); a bulk command without
+        ``stdin`` also ends when its channel closes (see ``ends_with_channel``).
         """
         command = argv if isinstance(argv, str) else quote_command(argv)
+        sent = ends_with_channel(command) if bulk and stdin is None else command
         client = self._bulk_client() if bulk else None
         if client is not None:
             return await stream_openssh(
@@ -124,11 +127,12 @@ class SSHHost:
                 on_stdout=on_stdout,
                 stdin=stdin,
                 ok_statuses=ok_statuses,
+                sent=sent,
             )
         try:
             chan, session = await self.conn.create_session(
                 lambda: _StreamSession(on_stdout),
-                command,
+                sent,
                 encoding=None,
                 window=CHANNEL_WINDOW,
                 max_pktsize=CHANNEL_MAX_PACKET,

@@ -1,26 +1,30 @@
 """Everything ``lifeboat status`` and the dashboard say, gathered once: tiers (RPO, RTO),
-schedules (next runs, overdue), and who holds which lock.
+schedules (next runs, overdue), who holds which lock, and what killed jobs left behind.
 
-Unhealthy means a tier past its RPO, or a schedule overdue or unable to compute its runs:
-``lifeboat status`` exits 1, so cron or monitoring can alert on it. A warning (80% of the
-RPO) or a missed RTO is shown but does not fail the check.
+Unhealthy means a tier past its RPO, a schedule overdue or unable to compute its runs, a
+restore that did not succeed (``engine.restore.journal``) or what a killed job left
+(``engine.leftovers``): ``lifeboat status`` exits 1, so cron or monitoring can alert on it.
+A warning (80% of the RPO) or a missed RTO is shown but does not fail the check.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from engine import locks
+from engine import leftovers, locks
 from engine.config import Config
 from engine.coordination import open_coordinator
 from engine.drill import history
 from engine.durations import format_duration
+from engine.leftovers import Leftover
 from engine.manifest import iso_z, utc_now
 from engine.repository import Repository
+from engine.restore import journal
+from engine.restore.journal import RestoreRecord
 from engine.schedule import ScheduleStatus, schedule_statuses
 from engine.status import RpoState, TierStatus, tier_statuses
 
@@ -40,10 +44,13 @@ class StatusReport:
     tiers: list[TierStatus]
     schedules: list[ScheduleStatus]
     locks: list[LockLine]
+    leftovers: list[Leftover] = field(default_factory=list)
+    restores: list[RestoreRecord] = field(default_factory=list)  # unfinished ones
 
     @property
     def problems(self) -> list[str]:
-        """One line per breached tier, overdue schedule and schedule that cannot run."""
+        """One line per breached tier, overdue schedule, schedule that cannot run and
+        unfinished restore, and one for dead leftovers."""
         lines = []
         for tier in self.tiers:
             if tier.state is RpoState.BREACH:
@@ -56,6 +63,9 @@ class StatusReport:
                     f"tier {tier.name}: RPO {format_duration(tier.tier.rpo)} breached ({ago})"
                 )
         lines.extend(f"schedule {s.name}: {p}" for s in self.schedules if (p := s.problem()))
+        lines.extend(record.describe() for record in self.restores)
+        if self.leftovers:
+            lines.append(leftovers.describe(self.leftovers))
         return lines
 
     @property
@@ -70,6 +80,8 @@ class StatusReport:
             "tiers": [tier_dict(t) for t in self.tiers],
             "schedules": [schedule_dict(s) for s in self.schedules],
             "locks": [lock.__dict__ for lock in self.locks],
+            "leftovers": [{"path": left.name, "bytes": left.bytes} for left in self.leftovers],
+            "unfinished_restores": [asdict(record) for record in self.restores],
         }
 
 
@@ -109,7 +121,17 @@ def gather(
         ),
         schedules=schedule_statuses(config, repo, repo.iter_backups(), moment),
         locks=[*local_locks(repo), *shared_locks],
+        leftovers=leftovers.find(repo),
+        restores=journal.unfinished(repo.path),
     )
+
+
+def repository_alerts(repo: Repository) -> list[str]:
+    """Short lines for the dashboard: unfinished restores and dead leftovers."""
+    lines = [record.short() for record in journal.unfinished(repo.path)]
+    if dead := leftovers.find(repo):
+        lines.append(f"{len(dead)} killed job(s) left {leftovers.total(dead)}: lifeboat repo clean")
+    return lines
 
 
 def tier_dict(status: TierStatus) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import ClassVar
 import click
 
 from engine.errors import LifeboatError, UsageError
-from tui.commands.common import CliState, pass_state, run_async
+from tui.commands.common import CliState, pass_state, print_json, run_async
 from tui.console import run_console
 
 EXIT_FAILED = 1
@@ -105,6 +105,31 @@ def repo_init(state: CliState) -> None:
     """Create the repository (it is also created on first use)."""
     repository = state.repository(create=True)
     click.echo(f"repository ready at {repository.path}")
+
+
+@repo.command("clean")
+@click.option("--dry-run", is_flag=True, help="Only show what would be removed.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@pass_state
+def repo_clean(state: CliState, dry_run: bool, as_json: bool) -> None:
+    """Remove what killed backups and deletes left (.staging, .trash), under the lock."""
+    from engine import leftovers
+    from engine.sizes import human_size
+
+    found = leftovers.clean(
+        state.repository(create=False), state.config().operator, dry_run=dry_run
+    )
+    if as_json:
+        entries = [{"path": leftover.name, "bytes": leftover.bytes} for leftover in found]
+        print_json({"dry_run": dry_run, "leftovers": entries})
+        return
+    action = "would remove" if dry_run else "removed"
+    for leftover in found:
+        click.echo(f"{action} {leftover.name} ({human_size(leftover.bytes)})")
+    if not found:
+        click.echo("nothing to clean: no killed backup or delete left anything behind")
+    else:
+        click.echo(f"{'would free' if dry_run else 'freed'} {leftovers.total(found)}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,7 +3,9 @@
 Every step goes to the audit log: the confirmation, the safety backup (its id, or the reason
 it was skipped, or why it failed), the start and the end of the restore. The safety backup
 is an ordinary backup (trigger ``pre-restore``) of the same sources as they are on the
-target now, so a mistaken restore can itself be undone by restoring it.
+target now, so a mistaken restore can itself be undone by restoring it. A record in the
+repository (``engine.restore.journal``) keeps a restore that did not succeed in view, even
+one killed with -9, until it is resolved.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from engine.events import (
 from engine.hostfacts import probe_path
 from engine.jobs import BackupRequest, JobFailedError, run_backup
 from engine.repository import Repository
+from engine.restore import journal
 from engine.restore.locks import TargetLocks
 from engine.restore.plan import RestorePlan, RestoreRequest
 from engine.source_configs import FilesSourceConfig, MongoSourceConfig, SourceConfig
@@ -157,6 +160,14 @@ async def _restore(
     config: Config, repo: Repository, plan: RestorePlan, safety_id: str | None, emit: Emit
 ) -> None:
     manifest = plan.manifest
+    running = journal.begin(  # before anything is written to a target: kill -9 cannot hide it
+        repo.path,
+        backup=manifest.id,
+        target=plan.target or ", ".join(plan.hosts),
+        steps=tuple((step.source, step.target_host) for step in plan.steps),
+        operator=config.operator,
+        safety_backup=safety_id,
+    )
     audit.record(
         repo.path,
         config.operator,
@@ -166,6 +177,7 @@ async def _restore(
         hosts=list(plan.hosts),
         target=plan.target,
         safety_backup=safety_id,
+        run=running.run,
     )
     emit(StageChanged("restore", "restoring"))
     pool = ConnectionPool(dict(config.hosts))
@@ -192,21 +204,34 @@ async def _restore(
         result = "failed" if failures else "ok"
     finally:
         await pool.close()
+        errors = [f"{f.source}: {f.error}" for f in failures]
+        cleared = running.resolves() if result == "ok" else []
         audit.record(
             repo.path,
             config.operator,
             "restore.finish",
             backup=manifest.id,
             result=result,
-            errors=[f"{f.source}: {f.error}" for f in failures],
+            errors=errors,
             safety_backup=safety_id,
+            run=running.run,
+            cleared=cleared,
         )
+        running.close(result, errors, cleared)  # after the audit: a crash between the two
+        # leaves a record to acknowledge, never a finished restore without one
+        if result != "ok":
+            emit(LogLine("restore", "error", _undo_hint(result, safety_id)))
     if failures:
-        emit(LogLine("restore", "error", _undo_hint(safety_id)))
-        raise JobFailedError(tuple(failures))
+        raise JobFailedError(tuple(failures), hint=_undo_hint(result, safety_id))
 
 
-def _undo_hint(safety_id: str | None) -> str:
-    if safety_id is None:
-        return "the restore failed part way; no safety backup was taken"
-    return f"the restore failed part way; the state before it is in backup {safety_id}"
+def _undo_hint(result: str, safety_id: str | None) -> str:
+    before = (
+        "no safety backup was taken"
+        if safety_id is None
+        else f"the state before it is in backup {safety_id}"
+    )
+    return (
+        f"the restore {'was cancelled' if result == 'cancelled' else 'failed'} part way: "
+        f"the target may hold part old, part restored data; {before}"
+    )

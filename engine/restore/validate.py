@@ -18,6 +18,7 @@ from engine.config import Config
 from engine.errors import describe_error
 from engine.events import Emit, ProgressMeter
 from engine.repository import Repository
+from engine.restore import journal
 from engine.restore.locks import TargetLocks
 from engine.restore.plan import RestorePlan, RestoreStep
 from engine.restore.scenario import age_warnings
@@ -63,6 +64,8 @@ async def validate(
         ):
             add(Check.fail(f"options {step.source}", problem))
     for check in _age_checks(config, plan, now):
+        add(check)
+    for check in _unfinished_checks(repo, plan):
         add(check)
     if not plan.steps:
         return checks
@@ -150,6 +153,24 @@ def _age_checks(config: Config, plan: RestorePlan, now: datetime) -> list[Check]
         Check.warning("age", f"{text}: data written since is lost; is there a newer backup?")
         for text in age_warnings(config, plan.manifest, restored, now)
     ]
+
+
+def _unfinished_checks(repo: Repository, plan: RestorePlan) -> list[Check]:
+    """A warning per earlier restore onto these hosts that did not succeed (or whose record is
+    unreadable): the target may hold part old, part restored data. Not a failure: restoring
+    again is how it is resolved, and this restore clears it if it covers what it touched."""
+    steps = tuple((step.source, step.target_host) for step in plan.steps)
+    checks = []
+    for record in journal.unfinished(repo.path):
+        if record.steps and not set(record.hosts) & set(plan.hosts):
+            continue
+        outcome = (
+            "this restore covers what it touched and clears it when it succeeds"
+            if record.covered_by(steps)
+            else "this restore does not cover all it touched: acknowledge it once resolved"
+        )
+        checks.append(Check.warning("unfinished restore", f"{record.describe()}; {outcome}"))
+    return checks
 
 
 def failed(checks: list[Check]) -> list[Check]:

@@ -6,6 +6,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from engine import leftovers
 from engine.errors import UsageError
 from engine.events import Emit
 from engine.jobs import BackupRequest, run_backup, run_verify
@@ -60,9 +61,12 @@ def backup_create(
 @pass_state
 def backup_list(state: CliState, as_json: bool) -> None:
     """List backups, newest first."""
-    manifests, problems = state.repository().list_backups()
+    repo = state.repository()
+    manifests, problems = repo.list_backups()
     for problem in problems:
         click.echo(f"lifeboat: warning: {problem}", err=True)
+    if dead := leftovers.find(repo):
+        click.echo(f"lifeboat: warning: {leftovers.describe(dead)}", err=True)
     if as_json:
         print_json([m.model_dump(mode="json") for m in manifests])
         return
@@ -169,6 +173,8 @@ def backup_prune(state: CliState, keep: int | None, dry_run: bool, as_json: bool
     label_width = max((len(d.manifest.label or "-") for d in plan.decisions), default=1)
     for decision in plan.decisions:
         click.echo(prune_line(decision, label_width))
+    for leftover in plan.leftovers:
+        click.echo(leftover.removed())
     kept, removed = len(plan.keep), len(plan.remove)
     click.echo(
         f"{kept} kept, would remove {removed}" if dry_run else f"{kept} kept, {removed} removed"
@@ -191,6 +197,7 @@ def prune_json(plan: PrunePlan, dry_run: bool) -> dict[str, object]:
         "dry_run": dry_run,
         "keep": [m.id for m in plan.keep],
         "remove": [m.id for m in plan.remove],
+        "leftovers_removed": [leftover.name for leftover in plan.leftovers],
         "decisions": [
             {
                 "id": d.manifest.id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
+import sys
 import textwrap
 from pathlib import Path
 
@@ -18,14 +19,20 @@ import click
 from engine.checks import Check
 from engine.errors import UsageError
 from engine.manifest import utc_now
+from engine.restore import journal
 from engine.restore.run import RestoreRefusedError, RestoreReport, RestoreRequest, run_restore
 from engine.restore.scenario import DefaultBackup, Recommendation, choose_backup, recommend
 from engine.restore.tree import BUILT_IN, AdviceNode, Walk, load_trees, walk
 from engine.sources import RestoreOptions
+from tui.cli import EXIT_INTERRUPTED
 from tui.commands.common import CliState, RunByDefaultGroup, pass_state, print_json, run_async
 from tui.progress import make_renderer
 
 MARKS = {"ok": "ok", "warning": "warn", "fail": "FAIL"}
+INTERRUPTED_APPLY = (
+    "lifeboat: interrupted; a restore that had begun writing stopped part way and stays on "
+    "record: `lifeboat status` names it and the safety backup that holds the state before"
+)
 
 
 @click.group(cls=RunByDefaultGroup)
@@ -37,6 +44,7 @@ def restore() -> None:
     lifeboat restore plan --scenario NAME the decision tree's plan for an incident
     lifeboat restore ID --dry-run         the validator's checks; changes nothing
     lifeboat restore ID --apply --confirm HOST
+    lifeboat restore acknowledge RUN --reason TEXT   clear an unfinished restore
     """
 
 
@@ -158,6 +166,11 @@ def restore_run(
     except RestoreRefusedError as refused:
         _print_report(refused.report, as_json)
         raise
+    except KeyboardInterrupt:
+        if not apply:
+            raise
+        click.echo(INTERRUPTED_APPLY, err=True)
+        sys.exit(EXIT_INTERRUPTED)
     _print_report(report, as_json)
 
 
@@ -206,6 +219,18 @@ def checks_table(checks: list[Check], width: int | None = None) -> str:
         lines.append(head + body[0])
         lines.extend(" " * indent + line for line in body[1:])
     return "\n".join(lines)
+
+
+@restore.command("acknowledge")
+@click.argument("run", metavar="RUN")
+@click.option("--reason", metavar="TEXT", required=True, help="What was checked or done (audited).")
+@pass_state
+def restore_acknowledge(state: CliState, run: str, reason: str) -> None:
+    """Clear an unfinished restore resolved by hand (`lifeboat status` names RUN)."""
+    config = state.config()
+    record = journal.acknowledge(state.repository().path, run, config.operator, reason)
+    target = record.target or "unknown targets"
+    click.echo(f"acknowledged restore {record.run} onto {target}; recorded in the audit log")
 
 
 @restore.command("plan")

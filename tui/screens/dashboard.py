@@ -15,7 +15,7 @@ from engine.drill import history
 from engine.errors import LifeboatError
 from engine.schedule import ScheduleStatus, schedule_statuses
 from engine.status import tier_statuses
-from engine.status_report import LockLine, local_locks, shared_locks
+from engine.status_report import LockLine, local_locks, repository_alerts, shared_locks
 from tui import format as fmt
 from tui.screens.modals import BackupChoice, BackupModal, ConfirmModal
 from tui.widgets.footer import KeysFooter
@@ -42,6 +42,7 @@ class DashboardScreen(Screen[None]):
 
     _schedules: Sequence[ScheduleStatus] = ()
     _shared_locks: Sequence[LockLine] = ()
+    _alerts: Sequence[str] = ()
 
     @property
     def lifeboat(self) -> LifeboatApp:
@@ -77,6 +78,7 @@ class DashboardScreen(Screen[None]):
         self._schedules = schedule_statuses(
             app.config, repo, repo.iter_backups(), fmt.current_time()
         )
+        self._alerts = repository_alerts(repo)
         self._show_schedules()
         if app.config.coordination is not None:
             self.run_worker(self._fetch_shared_locks, group="locks", exclusive=True)
@@ -91,7 +93,7 @@ class DashboardScreen(Screen[None]):
 
     def _show_schedules(self) -> None:
         held = [*local_locks(self.lifeboat.repository), *self._shared_locks]
-        self.query_one(ScheduleStrip).show(self._schedules, held)
+        self.query_one(ScheduleStrip).show(self._schedules, held, self._alerts)
 
     async def _fetch_shared_locks(self) -> None:
         """The etcd lock holders (the engine talks to etcd; this only shows them)."""

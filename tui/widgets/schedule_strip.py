@@ -1,5 +1,6 @@
 """One line per schedule under the tier cards: its next runs, how the last run went, and
-OVERDUE in the breach colour; then one line per held lock (who, since when)."""
+OVERDUE in the breach colour; then one line per held lock (who, since when). Above them, in
+the breach colour, the repository's problems: an unfinished restore, killed jobs' leftovers."""
 
 from __future__ import annotations
 
@@ -32,16 +33,25 @@ class ScheduleStrip(Widget):
         super().__init__(id="schedules")
         self.schedules: Sequence[ScheduleStatus] = ()
         self.locks: Sequence[LockLine] = ()
+        self.alerts: Sequence[str] = ()
 
-    def show(self, schedules: Sequence[ScheduleStatus], locks: Sequence[LockLine]) -> None:
-        self.schedules, self.locks = schedules, locks
-        self.display = bool(schedules or locks)
+    def show(
+        self,
+        schedules: Sequence[ScheduleStatus],
+        locks: Sequence[LockLine],
+        alerts: Sequence[str] = (),
+    ) -> None:
+        """``alerts``: the repository's problems (an unfinished restore...), shown first."""
+        self.schedules, self.locks, self.alerts = schedules, locks, alerts
+        self.display = bool(schedules or locks or alerts)
         self.refresh(layout=True)
 
     def render(self) -> Text:
         colours = self.app.theme_variables
         now = fmt.current_time()
         text = Text(no_wrap=True, overflow="ellipsis")
+        for alert in self.alerts:
+            text.append(f"{alert}\n", style=f"bold {colours.get('rpo-breach')}")
         width = max((len(s.name) for s in self.schedules), default=0)
         for status in self.schedules:
             text.append(f"{status.name:<{width}} ", style="bold")
