@@ -1,9 +1,9 @@
 """Everything ``lifeboat status`` and the dashboard say, gathered once: tiers (RPO, RTO),
 schedules (next runs, overdue), and who holds which lock.
 
-Unhealthy means a tier past its RPO or a schedule overdue: ``lifeboat status`` exits 1, so
-cron or monitoring can alert on it. A warning (80% of the RPO) or a missed RTO is shown but
-does not fail the check.
+Unhealthy means a tier past its RPO, a schedule overdue or a damaged backup: ``lifeboat
+status`` exits 1, so cron or monitoring can alert on it. A warning (80% of the RPO) or a
+missed RTO is shown but does not fail the check.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from engine.config import Config
 from engine.coordination import open_coordinator
 from engine.drill import history
 from engine.durations import format_duration
+from engine.errors import ManifestError
 from engine.manifest import iso_z, utc_now
 from engine.repository import Repository
 from engine.schedule import ScheduleStatus, schedule_statuses
@@ -40,10 +41,11 @@ class StatusReport:
     tiers: list[TierStatus]
     schedules: list[ScheduleStatus]
     locks: list[LockLine]
+    damaged: tuple[str, ...] = ()  # one message per damaged backup seen
 
     @property
     def problems(self) -> list[str]:
-        """One line per breached tier and overdue schedule."""
+        """One line per breached tier, overdue schedule and damaged backup."""
         lines = []
         for tier in self.tiers:
             if tier.state is RpoState.BREACH:
@@ -56,6 +58,7 @@ class StatusReport:
                     f"tier {tier.name}: RPO {format_duration(tier.tier.rpo)} breached ({ago})"
                 )
         lines.extend(f"schedule {s.name}: {p}" for s in self.schedules if (p := s.problem()))
+        lines.extend(self.damaged)
         return lines
 
     @property
@@ -70,6 +73,7 @@ class StatusReport:
             "tiers": [tier_dict(t) for t in self.tiers],
             "schedules": [schedule_dict(s) for s in self.schedules],
             "locks": [lock.__dict__ for lock in self.locks],
+            "damaged": list(self.damaged),
         }
 
 
@@ -100,15 +104,25 @@ def gather(
     shared_locks: Sequence[LockLine] = (),
 ) -> StatusReport:
     """The whole status; ``shared_locks`` are the coordination (etcd) lock holders. Tiers and
-    schedules each read manifests lazily, newest first, only as far as they need."""
+    schedules each read manifests lazily, newest first, only as far as they need; damage is
+    reported for the manifests read, and for every entry that has none (a cheap look)."""
     moment = now or utc_now()
+    damaged: list[ManifestError] = []
+    tiers = tier_statuses(
+        config,
+        repo.iter_backups(problems=damaged),
+        repo.verifications(),
+        moment,
+        history.load(repo.path),
+    )
+    schedules = schedule_statuses(config, repo, repo.iter_backups(problems=damaged), moment)
+    by_backup = {str(e.backup_id): str(e) for e in [*damaged, *repo.unsound()]}
     return StatusReport(
         at=moment,
-        tiers=tier_statuses(
-            config, repo.iter_backups(), repo.verifications(), moment, history.load(repo.path)
-        ),
-        schedules=schedule_statuses(config, repo, repo.iter_backups(), moment),
+        tiers=tiers,
+        schedules=schedules,
         locks=[*local_locks(repo), *shared_locks],
+        damaged=tuple(by_backup[key] for key in sorted(by_backup, reverse=True)),
     )
 
 
