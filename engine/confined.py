@@ -85,11 +85,13 @@ def open_confined(directory: Path, name: str) -> BinaryIO:
 
 def _require_regular(mode: int) -> None:
     if not stat.S_ISREG(mode):
-        raise UnsafeFileError(errno.EINVAL, f"not a regular file: {describe_mode(mode)}")
+        raise UnsafeFileError(errno.EINVAL, describe_mode(mode))
 
 
 def describe_mode(mode: int) -> str:
     """What a file of this mode is, in words: ``a FIFO``, ``a symbolic link (never followed)``."""
+    if stat.S_ISREG(mode):
+        return "a regular file"
     if stat.S_ISLNK(mode):
         return "a symbolic link (never followed)"
     if stat.S_ISDIR(mode):
@@ -100,4 +102,4 @@ def describe_mode(mode: int) -> str:
         return "a device"
     if stat.S_ISSOCK(mode):
         return "a socket"
-    return "not a file"
+    return "of an unknown file type"

@@ -184,7 +184,7 @@ def verify_file(
         problem("missing")
         return problems
     except UnsafeFileError as exc:
-        problem(f"refused: {exc}; it must be a file in the backup directory")
+        problem(f"refused: {exc}; it must be a regular file in the backup directory")
         return problems
     except OSError as exc:
         problem(f"unreadable: {exc.strerror}")
