@@ -82,6 +82,16 @@ _META: dict[str, TypeAdapter[Any]] = {
 }
 
 
+# Every artifact kind a source writes, with the meta keys its checks rely on: without
+# ``namespaces`` a Mongo archive's counts would go unchecked.
+ARTIFACT_KINDS: dict[str, tuple[str, ...]] = {
+    "files-tar": ("compression",),
+    "mongo-archive": ("namespaces",),
+    "etcd-snapshot": (),
+    "command-output": (),
+}
+
+
 class ArtifactFile(BaseModel):
     """One file of an artifact: a plain name inside the backup directory."""
 
@@ -98,10 +108,27 @@ class Artifact(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     source: Name
-    kind: Name
+    kind: str
     host: Name
     files: tuple[ArtifactFile, ...] = Field(min_length=1)
     meta: dict[str, Any] = {}
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        if kind not in ARTIFACT_KINDS:
+            raise ValueError(
+                f"{kind!r} is not an artifact kind this Lifeboat knows "
+                f"({', '.join(ARTIFACT_KINDS)}); damaged, or written by a newer Lifeboat"
+            )
+        return kind
+
+    @model_validator(mode="after")
+    def _meta_the_kind_needs(self) -> Artifact:
+        missing = [key for key in ARTIFACT_KINDS[self.kind] if key not in self.meta]
+        if missing:
+            raise ValueError(f"a {self.kind} artifact needs meta.{', meta.'.join(missing)}")
+        return self
 
     @field_validator("meta")
     @classmethod
@@ -167,10 +194,6 @@ class Manifest(BaseModel):
         Anything may be in that file: every way it can be wrong becomes a ManifestError
         saying what is wrong and where, never another exception.
         """
-        if len(raw) > MAX_MANIFEST_BYTES:
-            raise ManifestError(
-                f"{where}: {len(raw)} bytes, far more than any manifest Lifeboat writes"
-            )
         try:
             text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         except UnicodeDecodeError as exc:
@@ -205,7 +228,8 @@ class Manifest(BaseModel):
 
 def _check_shape(data: object, where: str) -> None:
     """A JSON object with a schema, nested no deeper than a manifest, free of control
-    characters (a label must not be able to drive the operator's terminal)."""
+    characters (a label must not be able to drive the operator's terminal) and of numbers
+    beyond 64 bits (the catalog stores manifests as BSON)."""
     if not isinstance(data, dict) or "schema" not in data:
         raise ManifestError(f"{where}: no schema version; this is not a Lifeboat manifest")
     for path, value in _walk(data):
@@ -215,6 +239,8 @@ def _check_shape(data: object, where: str) -> None:
             raise ManifestError(
                 f"{where}: control character {found.group()!r} in a string at {_dotted(path)}"
             )
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            raise ManifestError(f"{where}: the number at {_dotted(path)} is out of range")
 
 
 def _walk(data: object) -> Iterator[tuple[tuple[str | int, ...], object]]:

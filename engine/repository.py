@@ -221,13 +221,16 @@ class Repository:
         directory = self.backups_dir / backup_id
         try:
             with open_confined(directory, MANIFEST) as handle:
-                raw = handle.read(MAX_MANIFEST_BYTES + 1)
+                size = os.fstat(handle.fileno()).st_size
+                raw = handle.read(MAX_MANIFEST_BYTES) if size <= MAX_MANIFEST_BYTES else None
         except FileNotFoundError:
             if not os.path.lexists(directory):  # deleted (or pruned) while we looked
                 raise BackupNotFoundError(f"backup {backup_id} was just deleted") from None
             raise self._damaged(backup_id, f"it has no {MANIFEST} (incomplete)") from None
         except OSError as exc:  # UnsafeFileError too: swapped for a link since we looked
             raise self._damaged(backup_id, f"{MANIFEST}: {exc.strerror or exc}") from None
+        if raw is None:
+            raise self._damaged(backup_id, f"{MANIFEST} is {size} bytes, more than any manifest")
         try:
             manifest = Manifest.from_json(raw, MANIFEST)
         except ManifestError as exc:

@@ -18,10 +18,11 @@ from helpers import EventLog, stored_backup
 from engine.config import parse_config
 from engine.errors import ManifestError
 from engine.jobs import run_verify
-from engine.manifest import Manifest
+from engine.manifest import ARTIFACT_KINDS, Manifest
 from engine.repository import MANIFEST, Repository
 from engine.restore.plan import RestoreRequest, build_plan
 from engine.restore.run import run_restore
+from engine.sources import SOURCE_CLASSES
 from engine.verify import verify_backup
 
 SECRET = b"-----BEGIN OPENSSH PRIVATE KEY----- the bastion's own\n"
@@ -159,6 +160,14 @@ def test_verifying_sources_a_backup_lacks_is_not_ok(repo: Repository) -> None:
             "namespaces.a.b.documents: Input should be a valid integer",
         ),
         (lambda d: d["artifacts"][0].update(meta={"compression": "xz"}), "'zstd' or 'gzip'"),
+        (
+            lambda d: d["artifacts"][0].update(kind="etcd-snapsxot"),
+            "'etcd-snapsxot' is not an artifact kind this Lifeboat knows",
+        ),
+        (
+            lambda d: d["artifacts"][0].update(kind="mongo-archive", meta={"naeespaces": {}}),
+            "a mongo-archive artifact needs meta.namespaces",
+        ),
     ],
     ids=lambda value: value if isinstance(value, str) else "",
 )
@@ -189,7 +198,9 @@ def test_a_manifest_survives_its_own_round_trip(repo: Repository) -> None:
         ),
         (
             lambda d: d["artifacts"][0].update(
-                kind="files-tar", files=[d["artifacts"][0]["files"][0]] * 2
+                kind="files-tar",
+                files=[d["artifacts"][0]["files"][0]] * 2,
+                meta={"compression": "gzip"},
             ),
             "the backup's db artifact lists 2 files where a files source writes one",
         ),
@@ -204,3 +215,7 @@ def test_a_restore_refuses_an_artifact_its_source_does_not_write(
     plan = build_plan(config_for(repo, "files"), repo.load(backup.id), RestoreRequest(backup.id))
     assert plan.steps == []
     assert [check.detail for check in plan.problems][0].startswith(message)
+
+
+def test_the_known_artifact_kinds_are_those_the_sources_write() -> None:
+    assert set(ARTIFACT_KINDS) == {cls.artifact_kind for cls in SOURCE_CLASSES.values()}

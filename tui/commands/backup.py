@@ -126,10 +126,11 @@ def backup_verify(state: CliState, backup_id: str | None, verify_all: bool, as_j
         for one in repo.backup_ids() if verify_all else [backup_id or ""]:
             try:
                 results.append(run_async(run_verify(repo, one, emit, config=state.config())))
-            except BackupNotFoundError as gone:
+            except BackupNotFoundError:
                 if not verify_all:
                     raise
-                click.echo(f"lifeboat: note: {gone}", err=True)  # pruned meanwhile: not damage
+                # deleted or pruned since the listing, on purpose: not damage
+                click.echo(f"lifeboat: note: {one} was deleted meanwhile; skipped", err=True)
     if as_json:
         print_json(
             [
