@@ -220,13 +220,13 @@ def backup_delete(state: CliState, backup_id: str, confirm: str | None) -> None:
     """Delete one backup, damaged or not (confirm by typing its id)."""
     config = state.config()
     repo = state.repository()
+    what = backup_id
     try:
         repo.load(backup_id)
-        what = "backup"
     except ManifestError as damage:
         click.echo(f"lifeboat: warning: {damage}", err=True)
-        what = "damaged backup"
-    require_confirmation(confirm, backup_id, f"deleting {what} {backup_id}")
+        what = f"damaged backup {backup_id}"
+    require_confirmation(confirm, backup_id, f"deleting {what}")
     delete_backup(repo, backup_id, config.operator)
-    click.echo(f"deleted {what} {backup_id}")
+    click.echo(f"deleted {what}")
     refresh_catalog_or_warn(config, repo)
