@@ -28,7 +28,7 @@ from engine.confined import name_problem
 from engine.errors import ManifestError
 
 SCHEMA_VERSION = 1
-_ID = r"\d{8}T\d{6}Z-[0-9a-f]{4}"
+_ID = r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{4}"
 BACKUP_ID = re.compile(rf"^{_ID}\Z")
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024  # far beyond any real manifest (100k namespaces: ~10 MB)
 MAX_DEPTH = 16  # a real manifest nests 6 deep (manifest, artifacts, meta, namespaces, ...)
@@ -44,9 +44,10 @@ def _plain_name(name: str) -> str:
 
 
 def _sane_time(moment: datetime) -> datetime:
-    if not 1970 <= moment.year <= 9998:  # room to convert to any zone without overflow
+    """An aware time in UTC (a naive one could not be compared with now)."""
+    if moment.tzinfo is None or not 1970 <= moment.year <= 9998:  # 9998: room for any zone
         raise ValueError(f"{moment.isoformat()} is not a time Lifeboat could have written")
-    return moment
+    return moment.astimezone(UTC)
 
 
 Name = Annotated[str, Field(pattern=_NAME, max_length=255)]
