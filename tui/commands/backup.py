@@ -220,13 +220,13 @@ def backup_delete(state: CliState, backup_id: str, confirm: str | None) -> None:
     """Delete one backup, damaged or not (confirm by typing its id)."""
     config = state.config()
     repo = state.repository()
-    what = backup_id
+    damaged = ""
     try:
         repo.load(backup_id)
     except ManifestError as damage:
         click.echo(f"lifeboat: warning: {damage}", err=True)
-        what = f"damaged backup {backup_id}"
-    require_confirmation(confirm, backup_id, f"deleting {what}")
+        damaged = "damaged "
+    require_confirmation(confirm, backup_id, f"deleting {damaged}backup {backup_id}")
     delete_backup(repo, backup_id, config.operator)
-    click.echo(f"deleted {what}")
+    click.echo(f"deleted {damaged}backup {backup_id}" if damaged else f"deleted {backup_id}")
     refresh_catalog_or_warn(config, repo)
