@@ -35,6 +35,7 @@ MAX_DEPTH = 16  # a real manifest nests 6 deep (manifest, artifacts, meta, names
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # would drive the terminal
 # Field patterns run on pydantic's regex engine, where ``$`` is the very end of the text.
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # source and host names, as the config allows them
+_TRIGGER = r"^(manual|drill|pre-restore|schedule:[A-Za-z0-9][A-Za-z0-9_.-]*)$"
 
 
 def _plain_name(name: str) -> str:
@@ -159,7 +160,7 @@ class Manifest(BaseModel):
     label: str | None = None
     created_at: Time
     finished_at: Time
-    trigger: str
+    trigger: str = Field(pattern=_TRIGGER)  # retention groups backups by it
     operator: str
     tool_version: str
     scope: tuple[Name, ...] = Field(min_length=1)

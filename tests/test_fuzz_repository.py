@@ -181,7 +181,10 @@ class OpenWatch:
 class Tally:
     inputs: int = 0
     named: int = 0  # refused or failed, with a reason naming the backup or the file
-    intact: int = 0  # accepted, and the files and bytes are the backup's own
+    # accepted, and the files, sizes, checksums and bytes are the backup's own: a flip in a
+    # descriptive field (tool_version, host, created_at, an unchecked meta key), which only a
+    # checksum of the manifest itself could tell
+    intact: int = 0
     tracebacks: list[str] = field(default_factory=list)
     hidden: list[str] = field(default_factory=list)  # damage accepted as sound
 

@@ -150,6 +150,7 @@ def test_verifying_sources_a_backup_lacks_is_not_ok(repo: Repository) -> None:
         (lambda d: d["artifacts"].append(d["artifacts"][0]), "a source appears twice"),
         (lambda d: d["artifacts"][0].update(source="../db"), "artifacts.0.source: String"),
         (lambda d: d.update(label="\x1b]0;owned\x07"), "control character '\\x1b' in a string"),
+        (lambda d: d.update(trigger="schedule:nig}tly"), "trigger: String should match"),
         (lambda d: d.update(created_at="0001-01-01T00:00:00-12:00"), "not a time Lifeboat"),
         (lambda d: d.update(finished_at="2026-01-01T00:00:00"), "not a time Lifeboat"),
         (lambda d: d.update(id="٢٠٢٦٠١٠١T000000Z-abcd"), "id: String should match"),
