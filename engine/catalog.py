@@ -274,7 +274,7 @@ def _backup_entries(repo: Repository, rid: str, problems: list[str]) -> Iterator
     def build(backup_id: str) -> Document | None:
         try:
             manifest = repo.load(backup_id)
-        except BackupNotFoundError:  # an id-shaped directory without a manifest
+        except BackupNotFoundError:  # deleted since it was listed
             return None
         except ManifestError as exc:
             problems.append(str(exc))

@@ -49,7 +49,12 @@ class RepositoryLockedError(RepositoryError):
 
 
 class ManifestError(RepositoryError):
-    """A manifest is unreadable, invalid, or of a schema this version cannot read."""
+    """A manifest is unreadable, invalid, or of a schema this version cannot read.
+    ``backup_id`` names the damaged backup once the repository knows which it is."""
+
+    def __init__(self, message: str, backup_id: str | None = None) -> None:
+        super().__init__(message)
+        self.backup_id = backup_id
 
 
 class BackupNotFoundError(UsageError):

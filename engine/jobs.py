@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from engine import __version__, leftovers
 from engine.catalog import refresh_after_job
 from engine.config import Config
-from engine.errors import DiskFullError, LifeboatError, describe_error
+from engine.errors import (
+    BackupNotFoundError,
+    DiskFullError,
+    LifeboatError,
+    ManifestError,
+    describe_error,
+)
 from engine.events import (
     Emit,
     JobFinished,
@@ -27,10 +33,10 @@ from engine.events import (
     StageChanged,
 )
 from engine.manifest import Artifact, Manifest, iso_z, utc_now
-from engine.repository import Repository, VerifyRecord, new_backup_id
+from engine.repository import MANIFEST, Repository, VerifyRecord, new_backup_id
 from engine.sources import SourceContext, make_source, resolve_scope
 from engine.ssh import ConnectionPool
-from engine.verify import VerifyPolicy, VerifyResult, verify_backup_async
+from engine.verify import FileProblem, VerifyPolicy, VerifyResult, verify_backup_async
 
 MAX_PARALLEL_SOURCES = 4
 
@@ -140,18 +146,31 @@ async def run_verify(
     config: Config | None = None,
 ) -> VerifyResult:
     """Verify one backup, reporting progress as the ``verify`` pseudo-source; with ``config``,
-    its sources' allowances apply (``allow_setid``) and its [catalog] learns the result too."""
-    manifest = repo.load(backup_id)
-    emit(JobStarted(backup_id, "verify", manifest.scope))
-    meter = ProgressMeter("verify", emit, manifest.size)
-    result = await verify_backup_async(
-        repo.backup_dir(backup_id),
-        manifest,
-        sources,
-        lambda done, _total: meter.update(done),
-        VerifyPolicy.of(config.sources) if config is not None else VerifyPolicy(),
-    )
-    meter.finish()
+    its sources' allowances apply (``allow_setid``) and its [catalog] learns the result too. A
+    damaged manifest is a failed verify, like a damaged file. A backup deleted (or pruned)
+    while it was verified raises BackupNotFoundError and records nothing: its files went
+    missing on purpose."""
+    try:
+        manifest = repo.load(backup_id)
+    except ManifestError as exc:
+        emit(JobStarted(backup_id, "verify", ()))
+        result = VerifyResult(backup_id, problems=[FileProblem("manifest", MANIFEST, str(exc))])
+    else:
+        emit(JobStarted(backup_id, "verify", manifest.scope))
+        meter = ProgressMeter("verify", emit, manifest.size)
+        result = await verify_backup_async(
+            repo.backup_dir(backup_id),
+            manifest,
+            sources,
+            lambda done, _total: meter.update(done),
+            VerifyPolicy.of(config.sources) if config is not None else VerifyPolicy(),
+        )
+        meter.finish()
+    if not result.ok and not repo.has_entry(backup_id):
+        emit(JobFinished(backup_id, ok=False, cancelled=True))
+        raise BackupNotFoundError(
+            f"backup {backup_id} was deleted while it was being verified; nothing was recorded"
+        )
     repo.record_verify(
         VerifyRecord(
             backup_id,

@@ -2,9 +2,9 @@
 schedules (next runs, overdue), who holds which lock, and what killed jobs left behind.
 
 Unhealthy means a tier past its RPO, a schedule overdue or unable to compute its runs, a
-restore that did not succeed (``engine.restore.journal``) or what a killed job left
-(``engine.leftovers``): ``lifeboat status`` exits 1, so cron or monitoring can alert on it.
-A warning (80% of the RPO) or a missed RTO is shown but does not fail the check.
+damaged backup, a restore that did not succeed (``engine.restore.journal``) or what a killed
+job left (``engine.leftovers``): ``lifeboat status`` exits 1, so cron or monitoring can alert
+on it. A warning (80% of the RPO) or a missed RTO is shown but does not fail the check.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from engine.config import Config
 from engine.coordination import open_coordinator
 from engine.drill import history
 from engine.durations import format_duration
+from engine.errors import ManifestError
 from engine.leftovers import Leftover
 from engine.manifest import iso_z, utc_now
 from engine.repository import Repository
@@ -46,11 +47,12 @@ class StatusReport:
     locks: list[LockLine]
     leftovers: list[Leftover] = field(default_factory=list)
     restores: list[RestoreRecord] = field(default_factory=list)  # unfinished ones
+    damaged: tuple[str, ...] = ()  # one message per damaged backup seen
 
     @property
     def problems(self) -> list[str]:
-        """One line per breached tier, overdue schedule, schedule that cannot run and
-        unfinished restore, and one for dead leftovers."""
+        """One line per breached tier, overdue schedule, schedule that cannot run, damaged
+        backup and unfinished restore, and one for dead leftovers."""
         lines = []
         for tier in self.tiers:
             if tier.state is RpoState.BREACH:
@@ -63,6 +65,7 @@ class StatusReport:
                     f"tier {tier.name}: RPO {format_duration(tier.tier.rpo)} breached ({ago})"
                 )
         lines.extend(f"schedule {s.name}: {p}" for s in self.schedules if (p := s.problem()))
+        lines.extend(self.damaged)
         lines.extend(record.describe() for record in self.restores)
         if self.leftovers:
             lines.append(leftovers.describe(self.leftovers))
@@ -82,6 +85,7 @@ class StatusReport:
             "locks": [lock.__dict__ for lock in self.locks],
             "leftovers": [{"path": left.name, "bytes": left.bytes} for left in self.leftovers],
             "unfinished_restores": [asdict(record) for record in self.restores],
+            "damaged": list(self.damaged),
         }
 
 
@@ -112,17 +116,27 @@ def gather(
     shared_locks: Sequence[LockLine] = (),
 ) -> StatusReport:
     """The whole status; ``shared_locks`` are the coordination (etcd) lock holders. Tiers and
-    schedules each read manifests lazily, newest first, only as far as they need."""
+    schedules each read manifests lazily, newest first, only as far as they need; damage is
+    reported for the manifests read, and for every entry that has none (a cheap look)."""
     moment = now or utc_now()
+    damaged: list[ManifestError] = []
+    tiers = tier_statuses(
+        config,
+        repo.iter_backups(problems=damaged),
+        repo.verifications(),
+        moment,
+        history.load(repo.path),
+    )
+    schedules = schedule_statuses(config, repo, repo.iter_backups(problems=damaged), moment)
+    by_backup = {str(e.backup_id): str(e) for e in [*damaged, *repo.unsound()]}
     return StatusReport(
         at=moment,
-        tiers=tier_statuses(
-            config, repo.iter_backups(), repo.verifications(), moment, history.load(repo.path)
-        ),
-        schedules=schedule_statuses(config, repo, repo.iter_backups(), moment),
+        tiers=tiers,
+        schedules=schedules,
         locks=[*local_locks(repo), *shared_locks],
         leftovers=leftovers.find(repo),
         restores=journal.unfinished(repo.path),
+        damaged=tuple(by_backup[key] for key in sorted(by_backup, reverse=True)),
     )
 
 

@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 import zstandard
 
+from engine.confined import UnsafeFileError, open_confined
 from engine.manifest import Artifact, ArtifactFile, Manifest
 from engine.source_configs import FilesSourceConfig, SourceConfig
 from engine.tar_safety import MemberRules, backed_up_roots
@@ -195,17 +196,20 @@ def verify_file(
     progress: Callable[[int], None],
     policy: VerifyPolicy = VerifyPolicy(),
 ) -> list[FileProblem]:
-    """Check one file: present, structurally sound, with the recorded size and sha256."""
-    path = backup_dir / entry.path
+    """Check one file: present, structurally sound, with the recorded size and sha256. It is
+    read only as a regular file directly inside ``backup_dir``, never through a link."""
     problems: list[FileProblem] = []
 
     def problem(text: str) -> None:
         problems.append(FileProblem(artifact.source, entry.path, text))
 
     try:
-        raw = path.open("rb")
+        raw = open_confined(backup_dir, entry.path)
     except FileNotFoundError:
         problem("missing")
+        return problems
+    except UnsafeFileError as exc:
+        problem(f"refused: {exc}; it must be a regular file in the backup directory")
         return problems
     except OSError as exc:
         problem(f"unreadable: {exc.strerror}")
@@ -250,6 +254,11 @@ def verify_backup(
         for entry in artifact.files:
             result.problems.extend(verify_file(backup_dir, artifact, entry, advance, policy))
             result.files_checked += 1
+    if not result.files_checked:  # nothing checked is never "OK"
+        wanted = ", ".join(sources or ()) or "any source"
+        result.problems.append(
+            FileProblem("manifest", "manifest.json", f"lists no file of {wanted} to verify")
+        )
     return result
 
 

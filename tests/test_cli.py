@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import re
@@ -16,10 +17,11 @@ from pathlib import Path
 import pytest
 from helpers import command_source, config_text, files_source, stored_backup
 from sshd import SSHTestServer
-from timing import DEADLINE
+from timing import DEADLINE, until
 
 from engine.manifest import Manifest
-from engine.repository import Repository, VerifyRecord
+from engine.repository import MANIFEST, Repository, VerifyRecord
+from engine.retention import delete_backup
 
 LIFEBOAT = str(Path(sys.executable).with_name("lifeboat"))
 
@@ -233,6 +235,114 @@ async def test_backup_prune_without_a_policy_exits_2(tmp_path: Path) -> None:
     assert "no retention policy is configured" in run.stderr
     assert "--keep N" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def damaged_repository(tmp_path: Path) -> tuple[Path, list[Manifest], list[str]]:
+    """Two healthy backups (labels that look like markup), and, newer, three damaged entries:
+    a manifest with a Latin-1 byte, one cut short, and a directory without any."""
+    repo = Repository.open(tmp_path / "repo")
+    healthy = [
+        stored_backup(repo, datetime(2026, 11, day, tzinfo=UTC), {"db": b"%d" % day}, f"[/b]{day}")
+        for day in (2, 1)
+    ]
+    latin1 = stored_backup(repo, datetime(2026, 11, 3, tzinfo=UTC), {"db": b"3"}, "latin1")
+    path = repo.backup_dir(latin1.id) / MANIFEST
+    path.write_bytes(path.read_bytes().replace(b'"tester"', b'"t\xe9ster"'))
+    cut = stored_backup(repo, datetime(2026, 11, 4, tzinfo=UTC), {"db": b"4"}, "cut")
+    (repo.backup_dir(cut.id) / MANIFEST).write_text('{"schema": 1, "id": ')
+    incomplete = repo.backups_dir / "20261105T000000Z-dead"
+    incomplete.mkdir()
+    config = write_config(
+        tmp_path / "c.toml", f"[repository]\npath = {json.dumps(str(repo.path))}\n"
+    )
+    return config, healthy, [incomplete.name, cut.id, latin1.id]
+
+
+async def test_a_damaged_backup_is_named_everywhere_and_the_rest_stay_usable(
+    tmp_path: Path,
+) -> None:
+    config, healthy, damaged = damaged_repository(tmp_path)
+    listed, verified, shown, status = await asyncio.gather(
+        lifeboat("backup", "list", config=config),
+        lifeboat("backup", "verify", "--all", "--json", config=config),
+        lifeboat("backup", "show", damaged[2], config=config),
+        lifeboat("status", "--json", config=config),
+    )
+    for run in (listed, verified, shown, status):
+        assert "Traceback" not in run.stderr
+    assert listed.rc == 0, listed.stderr
+    assert [line.split()[0] for line in listed.stdout.splitlines()[1:]] == [m.id for m in healthy]
+    assert "[/b]2" in listed.stdout
+    warnings = [line for line in listed.stderr.splitlines() if "is damaged" in line]
+    assert [line.split()[3] for line in warnings] == damaged
+
+    assert verified.rc == 1
+    results = json.loads(verified.stdout.splitlines()[-1])
+    assert [(r["id"], r["ok"]) for r in results] == [
+        *((backup_id, False) for backup_id in damaged),
+        *((m.id, True) for m in healthy),
+    ]
+    reasons = [r["problems"][0]["problem"] for r in results[:3]]
+    assert "it has no manifest.json (incomplete)" in reasons[0]
+    assert "manifest.json: not valid JSON" in reasons[1]
+    assert "manifest.json: not UTF-8 text (byte 0xe9" in reasons[2]
+
+    assert shown.rc == 1
+    assert f"backup {damaged[2]} is damaged: manifest.json: not UTF-8" in shown.stderr
+    assert status.rc == 1
+    report = json.loads(status.stdout)
+    assert [line.split()[1] for line in report["damaged"]] == damaged
+    assert report["problems"] == report["damaged"]
+
+    pruned = await lifeboat("backup", "prune", "--keep", "1", config=config)
+    assert pruned.rc == 0, pruned.stderr
+    assert pruned.stdout.splitlines()[-1] == "1 kept, 1 removed"
+    deleted = await lifeboat("backup", "delete", damaged[2], "--confirm", damaged[2], config=config)
+    assert deleted.rc == 0, deleted.stderr
+    assert deleted.stdout.strip() == f"deleted damaged backup {damaged[2]}"
+    left = Repository.open(tmp_path / "repo")
+    assert left.backup_ids() == [*damaged[:2], healthy[0].id]
+
+
+WRITE_SYSCALL = {"x86_64": "1", "aarch64": "64"}.get(os.uname().machine, "")
+
+
+def blocked_writing(pid: int) -> bool:
+    """Whether the process is asleep writing to its stdout (a full pipe), by its kernel wait
+    channel or, where that is hidden, by the system call it is in."""
+    proc = Path(f"/proc/{pid}")
+    call = (proc / "syscall").read_text().split()
+    return "pipe_write" in (proc / "wchan").read_text() or call[:2] == [WRITE_SYSCALL, "0x1"]
+
+
+async def test_verify_all_skips_a_backup_deleted_while_it_runs(tmp_path: Path) -> None:
+    repo = Repository.open(tmp_path / "repo")
+    older = stored_backup(repo, datetime(2026, 11, 1, tzinfo=UTC), {"db": b"1"})
+    newer = stored_backup(repo, datetime(2026, 11, 2, tzinfo=UTC), {"db": b"2"})
+    config = write_config(
+        tmp_path / "c.toml", f"[repository]\npath = {json.dumps(str(repo.path))}\n"
+    )
+    # A full pipe for stdout: lifeboat blocks writing its first event (the newer backup's
+    # start), when it has already listed every backup, and waits there for the test.
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    os.write(write_end, b"\n" * fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ))
+    proc = await asyncio.create_subprocess_exec(
+        LIFEBOAT, "--config", str(config), "backup", "verify", "--all", "--json",
+        stdout=write_end, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "LIFEBOAT_CONFIG": ""},
+    )  # fmt: skip
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as stdout:
+        await until(lambda: blocked_writing(proc.pid), "lifeboat blocked on its first event")
+        delete_backup(repo, older.id, "pruner")
+        out = await asyncio.to_thread(stdout.read)
+    err = await proc.stderr.read() if proc.stderr else b""
+    assert await proc.wait() == 0, err.decode()
+    results = json.loads(out.decode().splitlines()[-1])
+    assert [(r["id"], r["ok"]) for r in results] == [(newer.id, True)]
+    assert f"{older.id} was deleted meanwhile; skipped" in err.decode()
+    assert older.id not in repo.verifications()
 
 
 async def test_backup_list_verify_restore_delete(ssh_server: SSHTestServer, tmp_path: Path) -> None:

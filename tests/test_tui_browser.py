@@ -194,6 +194,29 @@ async def test_rows_are_newest_first_and_the_cursor_drives_the_detail(
         assert listing.highlighted == made[2].id
 
 
+async def test_damaged_backups_are_named_and_the_others_browse(
+    repo_and_config: tuple[Repository, Config], tmp_path: Path
+) -> None:
+    repo, config = repo_and_config
+    made = [command_backup(repo, START + timedelta(hours=h), f"run-{h}") for h in range(2)]
+    spoiled = command_backup(repo, START + timedelta(hours=3), "spoiled")
+    path = repo.backup_dir(spoiled.id) / "manifest.json"
+    path.write_bytes(path.read_bytes().replace(b'"alice"', b'"al\xefce"'))
+    (repo.backups_dir / "20260301T170000Z-dead").mkdir()  # newer, and no manifest
+    app = console(config, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_browser(app, pilot)
+        assert screen.query_one(BackupList).shown_ids() == [m.id for m in reversed(made)]
+        box = " ".join(painted(screen.query_one("#problems")).split())
+        assert box.startswith("2 problems, see the dashboard's log; the last: ")
+        assert f"backup {spoiled.id} is damaged: manifest.json: not UTF-8" in box
+        screen.refresh_index()  # read again: the same damage is not counted twice
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert " ".join(painted(screen.query_one("#problems")).split()).startswith("2 problems")
+        assert "run-1" in detail_text(screen)
+
+
 async def test_filter_narrows_by_label_host_and_namespace(
     repo_and_config: tuple[Repository, Config], tmp_path: Path
 ) -> None:

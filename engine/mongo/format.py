@@ -102,12 +102,28 @@ class NamespaceMeta:
             return {}
         try:
             value = json_util.loads(self.metadata)
-        except (ValueError, TypeError, BSONError) as exc:
+        except RecursionError:
             raise ArchiveFormatError(
-                f"prelude metadata is not valid Extended JSON ({exc})", namespace=self.name
-            ) from exc
+                "prelude metadata is nested too deeply to be collection metadata",
+                namespace=self.name,
+            ) from None
+        except (ValueError, TypeError, ArithmeticError, BSONError) as exc:
+            # ArithmeticError: decimal.InvalidOperation from a $numberDecimal that is no number
+            raise ArchiveFormatError(
+                f"prelude metadata is not valid Extended JSON ({type(exc).__name__}: {exc})",
+                namespace=self.name,
+            ) from None
         if not isinstance(value, dict):
             raise ArchiveFormatError("prelude metadata is not a JSON object", namespace=self.name)
+        indexes, options = value.get("indexes") or [], value.get("options") or {}
+        if not isinstance(indexes, list) or not all(isinstance(i, dict) for i in indexes):
+            raise ArchiveFormatError(
+                "prelude metadata's indexes are not a list of documents", namespace=self.name
+            )
+        if not isinstance(options, dict):
+            raise ArchiveFormatError(
+                "prelude metadata's options are not a document", namespace=self.name
+            )
         return value
 
     @property

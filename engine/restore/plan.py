@@ -17,7 +17,7 @@ from engine.config import Config
 from engine.errors import UsageError
 from engine.manifest import Artifact, Manifest
 from engine.source_configs import SourceConfig
-from engine.sources import RestoreOptions
+from engine.sources import SOURCE_CLASSES, RestoreOptions
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,8 @@ def _step(
     config: Config, name: str, artifact: Artifact, request: RestoreRequest
 ) -> RestoreStep | Check:
     source = config.sources[name]
+    if (mismatch := _artifact_mismatch(name, artifact, source)) is not None:
+        return Check.fail(f"source {name}", mismatch)
     options = request.options.only_for(source.kind)
     if request.target is None:
         host = request.target_host or source.host
@@ -138,3 +140,21 @@ def _step(
     if entry.directory is not None:
         options = replace(options, target_dir=entry.directory)
     return RestoreStep(name, artifact, updates["host"], source.model_copy(update=updates), options)
+
+
+def _artifact_mismatch(name: str, artifact: Artifact, source: SourceConfig) -> str | None:
+    """Why the configured source cannot restore this artifact: a manifest that says another
+    kind (its structure check would not be the one this restore needs) or other files."""
+    expected = SOURCE_CLASSES[source.kind].artifact_kind
+    if artifact.kind != expected:
+        return (
+            f"the backup's {name} is a {artifact.kind} artifact, and a {source.kind} source "
+            f"restores {expected} only; the manifest or sources.{name}.kind changed since: "
+            "choose another backup"
+        )
+    if len(artifact.files) != 1:
+        return (
+            f"the backup's {name} artifact lists {len(artifact.files)} files where a "
+            f"{source.kind} source writes one; the manifest was changed: choose another backup"
+        )
+    return None

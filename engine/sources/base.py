@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from engine.checks import Check
+from engine.confined import open_confined
 from engine.events import Emit, LogLine, ProgressMeter, StageChanged
 from engine.manifest import Artifact, ArtifactFile
 from engine.sink import HashingFileSink
@@ -182,8 +183,9 @@ class Source(ABC):
 
 
 async def read_chunks(path: Path, meter: ProgressMeter) -> AsyncIterator[bytes]:
-    """A local file's bytes in chunks, advancing ``meter`` as they go."""
-    with path.open("rb") as handle:
+    """A backup file's bytes in chunks, advancing ``meter`` as they go; it is read only as a
+    regular file directly in its directory, never through a link."""
+    with open_confined(path.parent, path.name) as handle:
         while chunk := handle.read(READ_CHUNK):
             meter.advance(len(chunk))
             yield chunk

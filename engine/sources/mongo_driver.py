@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from engine.checks import Check, compare_versions
+from engine.confined import open_confined
 from engine.manifest import Artifact
 from engine.mongo import ArchiveReader, ArchiveWriter, NamespaceMeta, ParallelGzipWriter
 from engine.mongo.names import Rename, matches_any, selected, split_namespace
@@ -232,11 +233,11 @@ async def restore_with_driver(
 
     rename = Rename(options.ns_from, options.ns_to) if options.ns_from and options.ns_to else None
     target = source.target()
-    path = ctx.directory / artifact.files[0].path
+    name = artifact.files[0].path
     async with ctx.host.forward_local(target.address, target.port) as local_port:
         client = await _client(source, local_port)
         try:
-            with path.open("rb") as raw:
+            with open_confined(ctx.directory, name) as raw:
                 reader = ArchiveReader(open_archive(raw))
                 await _restore_stream(source, ctx, client, reader, artifact, options, rename)
         except PyMongoError as exc:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from engine import leftovers
-from engine.errors import UsageError
+from engine.errors import BackupNotFoundError, ManifestError, UsageError
 from engine.events import Emit
 from engine.jobs import BackupRequest, run_backup, run_verify
 from engine.manifest import Manifest
@@ -60,7 +61,7 @@ def backup_create(
 @json_option
 @pass_state
 def backup_list(state: CliState, as_json: bool) -> None:
-    """List backups, newest first."""
+    """List backups, newest first; damaged ones are named on stderr, with the reason."""
     repo = state.repository()
     manifests, problems = repo.list_backups()
     for problem in problems:
@@ -78,7 +79,8 @@ def backup_list(state: CliState, as_json: bool) -> None:
         table.add_column(column, justify="right" if column == "size" else "left")
     for m in manifests:
         created = f"{m.created_at:%Y-%m-%d %H:%M}Z ({age(m.created_at)})"
-        table.add_row(m.id, created, m.label or "", ",".join(m.scope), human_size(m.size))
+        label = escape(m.label or "")  # the manifest's text, never markup
+        table.add_row(m.id, created, label, ",".join(m.scope), human_size(m.size))
     Console().print(table)
 
 
@@ -122,12 +124,17 @@ def backup_verify(state: CliState, backup_id: str | None, verify_all: bool, as_j
     if verify_all == (backup_id is not None):
         raise UsageError("give either a backup ID or --all")
     repo = state.repository()
-    ids = [m.id for m in repo.list_backups()[0]] if verify_all else [backup_id or ""]
     results: list[VerifyResult] = []
     with make_renderer(as_json) as renderer:
         emit: Emit = renderer.emit
-        for one in ids:
-            results.append(run_async(run_verify(repo, one, emit, config=state.config())))
+        for one in repo.backup_ids() if verify_all else [backup_id or ""]:
+            try:
+                results.append(run_async(run_verify(repo, one, emit, config=state.config())))
+            except BackupNotFoundError:
+                if not verify_all:
+                    raise
+                # deleted or pruned since the listing, on purpose: not damage
+                click.echo(f"lifeboat: note: {one} was deleted meanwhile; skipped", err=True)
     if as_json:
         print_json(
             [
@@ -217,11 +224,16 @@ def prune_json(plan: PrunePlan, dry_run: bool) -> dict[str, object]:
 @click.option("--confirm", metavar="ID", help="Type the backup id again to confirm.")
 @pass_state
 def backup_delete(state: CliState, backup_id: str, confirm: str | None) -> None:
-    """Delete one backup (confirm by typing its id)."""
+    """Delete one backup, damaged or not (confirm by typing its id)."""
     config = state.config()
     repo = state.repository()
-    repo.load(backup_id)
-    require_confirmation(confirm, backup_id, f"deleting backup {backup_id}")
+    damaged = ""
+    try:
+        repo.load(backup_id)
+    except ManifestError as damage:
+        click.echo(f"lifeboat: warning: {damage}", err=True)
+        damaged = "damaged "
+    require_confirmation(confirm, backup_id, f"deleting {damaged}backup {backup_id}")
     delete_backup(repo, backup_id, config.operator)
-    click.echo(f"deleted {backup_id}")
+    click.echo(f"deleted {damaged}backup {backup_id}" if damaged else f"deleted {backup_id}")
     refresh_catalog_or_warn(config, repo)

@@ -11,10 +11,11 @@ from dataclasses import asdict
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from engine.catalog import Catalog, open_catalog, search, sync
-from engine.errors import UsageError
+from engine.errors import ManifestError, UsageError
 from tui.commands.common import CliState, pass_state, print_json
 from tui.format import human_size
 
@@ -59,7 +60,7 @@ def catalog_search(state: CliState, text: str, as_json: bool) -> None:
     repo = state.repository()
     with _opened(state) as opened:
         ids = search(opened, repo, text)
-    problems: list[str] = []
+    problems: list[ManifestError] = []
     manifests = list(repo.iter_backups(ids, problems))
     for problem in problems:
         click.echo(f"lifeboat: warning: {problem}", err=True)
@@ -82,5 +83,5 @@ def catalog_search(state: CliState, text: str, as_json: bool) -> None:
     for m in manifests:
         hosts = ",".join(dict.fromkeys(a.host for a in m.artifacts))
         created = f"{m.created_at:%Y-%m-%d %H:%M}Z"
-        table.add_row(m.id, created, m.label or "", hosts, human_size(m.size))
+        table.add_row(m.id, created, escape(m.label or ""), hosts, human_size(m.size))
     Console().print(table)

@@ -1,7 +1,7 @@
 """``lifeboat status``: every tier against its RPO and RTO, every schedule, every held lock.
 
-Exits 1 when a tier is past its RPO or a schedule is overdue, so cron or monitoring can alert
-on it; 0 otherwise (warnings included).
+Exits 1 when a tier is past its RPO, a schedule is overdue or a backup is damaged, so cron or
+monitoring can alert on it; 0 otherwise (warnings included).
 """
 
 from __future__ import annotations

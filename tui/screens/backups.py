@@ -52,9 +52,9 @@ def read_chunks(
     """The rows of ``ids`` in order, ``size`` at a time, and one message per unreadable
     manifest."""
     for start in range(0, len(ids), size):
-        problems: list[str] = []
-        rows = [BackupRow.of(m) for m in repo.iter_backups(ids[start : start + size], problems)]
-        yield rows, problems
+        damaged: list[ManifestError] = []
+        rows = [BackupRow.of(m) for m in repo.iter_backups(ids[start : start + size], damaged)]
+        yield rows, [str(damage) for damage in damaged]
 
 
 def open_backup(app: App[object], backup_id: str | None) -> None:
@@ -207,7 +207,9 @@ class BackupsScreen(Screen[None]):
         self._update_counts()
 
     def _problem(self, text: str, level: str = "warning") -> None:
-        """Show a problem above the list (the newest, and how many) and log it."""
+        """Show a problem above the list (the newest, and how many) and log it, once."""
+        if text in self._problems:  # a damaged backup is read again at every refresh
+            return
         self._problems.append(text)
         self.lifeboat.board.note("backups", level, text)
         count = f"{len(self._problems)} problems, see the dashboard's log; the last: "
