@@ -75,9 +75,11 @@ def stored_backup(
     contents: dict[str, bytes],
     label: str | None = None,
     trigger: str = "manual",
+    mongo: tuple[str, ...] = (),
 ) -> Manifest:
     """A real backup of command-output artifacts (one file per source, true sha256), committed
-    through the repository API, with a fixed time and an id derived from it."""
+    through the repository API, with a fixed time and an id derived from it. Sources named in
+    ``mongo`` get a mongo-archive artifact instead (its bytes are not checked here)."""
     suffix = hashlib.sha256((label or "").encode()).hexdigest()[:4]
     backup_id = f"{moment:%Y%m%dT%H%M%SZ}-{suffix}"
     staging = repo.create_staging(backup_id)
@@ -87,7 +89,10 @@ def stored_backup(
         entry = ArtifactFile(
             path=f"{source}.out", bytes=len(data), sha256=hashlib.sha256(data).hexdigest()
         )
-        artifacts.append(Artifact(source=source, kind="command-output", host="h1", files=(entry,)))
+        kind, meta = (
+            ("mongo-archive", {"namespaces": {}}) if source in mongo else ("command-output", {})
+        )
+        artifacts.append(Artifact(source=source, kind=kind, host="h1", files=(entry,), meta=meta))
     manifest = Manifest(
         id=backup_id,
         label=label,

@@ -23,7 +23,6 @@ import json
 import os
 import random
 import struct
-import tarfile
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ from typing import Any
 
 import bson
 import zstandard
+from crafted_tar import tar_bytes
 from helpers import EventLog, stored_backup
 from test_cli import lifeboat, write_config
 
@@ -51,16 +51,6 @@ SECRET = b"-----BEGIN OPENSSH PRIVATE KEY----- the bastion's own\n"
 
 
 # --------------------------------------------------------------------------- artifacts
-
-
-def tar_of(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for name, content in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            archive.addfile(info, io.BytesIO(content))
-    return buffer.getvalue()
 
 
 def mongo_archive(metadata: str | None = None) -> bytes:
@@ -86,6 +76,9 @@ def etcd_snapshot(rng: random.Random) -> bytes:
     return bytes(body) + hashlib.sha256(body).digest()
 
 
+PATHS = {"paths": ["/etc"]}  # what the files source records its archive holds
+
+
 @dataclass(frozen=True)
 class Kind:
     kind: str
@@ -95,12 +88,14 @@ class Kind:
 
 
 def artifact_kinds(rng: random.Random) -> dict[str, Kind]:
-    tar = tar_of({"etc/app/a.toml": b"a = 1\n", "etc/app/b.toml": rng.randbytes(300)})
+    tar = tar_bytes({"etc/app/a.toml": b"a = 1\n", "etc/app/b.toml": rng.randbytes(300)})
     archive = mongo_archive()
     return {
-        "cfggz": Kind("files-tar", "cfggz.tar.gz", gzip.compress(tar), {"compression": "gzip"}),
+        "cfggz": Kind(
+            "files-tar", "cfggz.tar.gz", gzip.compress(tar), {"compression": "gzip", **PATHS}
+        ),
         "cfgzst": Kind(
-            "files-tar", "cfgzst.tar.zst", zstandard.compress(tar), {"compression": "zstd"}
+            "files-tar", "cfgzst.tar.zst", zstandard.compress(tar), {"compression": "zstd", **PATHS}
         ),
         "mongo": Kind(
             "mongo-archive",

@@ -199,8 +199,10 @@ def plain_config(tmp_path: Path, sources: str) -> Config:
 async def test_back_and_forward_keep_the_edits(tmp_path: Path) -> None:
     config = plain_config(tmp_path, MONGO + STAGING)
     repo = Repository.open(config.repository.path)
-    older = stored_backup(repo, NOW - timedelta(days=1), {"mongo": b"m" * 100}, "older")
-    newer = stored_backup(repo, NOW, {"mongo": b"m" * 200}, "newer")
+    older = stored_backup(
+        repo, NOW - timedelta(days=1), {"mongo": b"m" * 100}, "older", mongo=("mongo",)
+    )
+    newer = stored_backup(repo, NOW, {"mongo": b"m" * 200}, "newer", mongo=("mongo",))
     app = console(config, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         wizard = await open_wizard(app, pilot)
