@@ -8,7 +8,6 @@ only the archive's content can make verify or a restore refuse it.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import tarfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,7 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 
-from engine.manifest import Artifact, ArtifactFile, Manifest
+from helpers import StoredArtifact, commit_backup
+
+from engine.manifest import Manifest
 from engine.repository import Repository, new_backup_id
 
 TYPES = {
@@ -94,33 +95,12 @@ def store_many(
     """One backup with an artifact per source: ``{source: (filename, data, compression)}``,
     each a files archive of ``paths``."""
     moment = datetime(2026, 1, 1, tzinfo=UTC)
-    backup_id = new_backup_id(moment)
-    staging = repo.create_staging(backup_id)
-    artifacts = []
-    for source, (filename, data, compression) in archives.items():
-        (staging / filename).write_bytes(data)
-        digest = hashlib.sha256(data).hexdigest()
-        artifacts.append(
-            Artifact(
-                source=source,
-                kind="files-tar",
-                host="h1",
-                files=(ArtifactFile(path=filename, bytes=len(data), sha256=digest),),
-                meta={"compression": compression, "paths": list(paths)},
-            )
-        )
-    manifest = Manifest(
-        id=backup_id,
-        created_at=moment,
-        finished_at=moment,
-        trigger="manual",
-        operator="t",
-        tool_version="0",
-        scope=tuple(archives),
-        artifacts=tuple(artifacts),
-    )
-    repo.commit(staging, manifest)
-    return manifest
+    meta = {"paths": list(paths)}
+    artifacts: dict[str, StoredArtifact] = {
+        source: (filename, data, "files-tar", {"compression": compression, **meta})
+        for source, (filename, data, compression) in archives.items()
+    }
+    return commit_backup(repo, new_backup_id(moment), moment, artifacts)
 
 
 def gzipped(entries: Sequence[Entry]) -> bytes:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sshd import SSHTestServer
 
@@ -69,30 +71,27 @@ def tree_snapshot(root: Path) -> dict[str, bytes]:
     }
 
 
-def stored_backup(
+StoredArtifact = tuple[str, bytes, str, dict[str, Any]]  # filename, data, kind, meta
+
+
+def commit_backup(
     repo: Repository,
+    backup_id: str,
     moment: datetime,
-    contents: dict[str, bytes],
+    artifacts: Mapping[str, StoredArtifact],
     label: str | None = None,
     trigger: str = "manual",
-    mongo: tuple[str, ...] = (),
 ) -> Manifest:
-    """A real backup of command-output artifacts (one file per source, true sha256), committed
-    through the repository API, with a fixed time and an id derived from it. Sources named in
-    ``mongo`` get a mongo-archive artifact instead (its bytes are not checked here)."""
-    suffix = hashlib.sha256((label or "").encode()).hexdigest()[:4]
-    backup_id = f"{moment:%Y%m%dT%H%M%SZ}-{suffix}"
+    """A backup of one file per source (true size and sha256), written to staging and
+    committed through the repository API, at a fixed time."""
     staging = repo.create_staging(backup_id)
-    artifacts = []
-    for source, data in contents.items():
-        (staging / f"{source}.out").write_bytes(data)
+    made = []
+    for source, (filename, data, kind, meta) in artifacts.items():
+        (staging / filename).write_bytes(data)
         entry = ArtifactFile(
-            path=f"{source}.out", bytes=len(data), sha256=hashlib.sha256(data).hexdigest()
+            path=filename, bytes=len(data), sha256=hashlib.sha256(data).hexdigest()
         )
-        kind, meta = (
-            ("mongo-archive", {"namespaces": {}}) if source in mongo else ("command-output", {})
-        )
-        artifacts.append(Artifact(source=source, kind=kind, host="h1", files=(entry,), meta=meta))
+        made.append(Artifact(source=source, kind=kind, host="h1", files=(entry,), meta=meta))
     manifest = Manifest(
         id=backup_id,
         label=label,
@@ -101,11 +100,34 @@ def stored_backup(
         trigger=trigger,
         operator="tester",
         tool_version="0.1.0",
-        scope=tuple(contents),
-        artifacts=tuple(artifacts),
+        scope=tuple(artifacts),
+        artifacts=tuple(made),
     )
     repo.commit(staging, manifest)
     return manifest
+
+
+def stored_backup(
+    repo: Repository,
+    moment: datetime,
+    contents: dict[str, bytes],
+    label: str | None = None,
+    trigger: str = "manual",
+    mongo: tuple[str, ...] = (),
+) -> Manifest:
+    """A real backup of command-output artifacts (one file per source), with a fixed time and
+    an id derived from it. Sources named in ``mongo`` get a mongo-archive artifact instead
+    (its bytes are not checked here)."""
+    suffix = hashlib.sha256((label or "").encode()).hexdigest()[:4]
+    artifacts: dict[str, StoredArtifact] = {
+        source: (f"{source}.out", data, "mongo-archive", {"namespaces": {}})
+        if source in mongo
+        else (f"{source}.out", data, "command-output", {})
+        for source, data in contents.items()
+    }
+    return commit_backup(
+        repo, f"{moment:%Y%m%dT%H%M%SZ}-{suffix}", moment, artifacts, label, trigger
+    )
 
 
 def incident_tree(selects: str = 'kinds = ["mongo"]', placeholder: str | None = None) -> str:

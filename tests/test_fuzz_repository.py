@@ -34,12 +34,12 @@ from typing import Any
 import bson
 import zstandard
 from crafted_tar import tar_bytes
-from helpers import EventLog, stored_backup
+from helpers import EventLog, commit_backup, stored_backup
 from test_cli import lifeboat, write_config
 
 from engine.errors import ManifestError
 from engine.jobs import run_verify
-from engine.manifest import Artifact, ArtifactFile, Manifest
+from engine.manifest import Manifest
 from engine.mongo import ArchiveWriter, NamespaceMeta, summarize
 from engine.repository import MANIFEST, Repository
 
@@ -110,26 +110,9 @@ def artifact_kinds(rng: random.Random) -> dict[str, Kind]:
 
 def store(repo: Repository, backup_id: str, source: str, kind: Kind) -> Manifest:
     """A backup of one artifact of ``kind``, committed through the repository API."""
-    staging = repo.create_staging(backup_id)
-    (staging / kind.filename).write_bytes(kind.data)
-    entry = ArtifactFile(
-        path=kind.filename, bytes=len(kind.data), sha256=hashlib.sha256(kind.data).hexdigest()
-    )
     moment = datetime.strptime(backup_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    manifest = Manifest(
-        id=backup_id,
-        created_at=moment,
-        finished_at=moment,
-        trigger="manual",
-        operator="tester",
-        tool_version="0.1.0",
-        scope=(source,),
-        artifacts=(
-            Artifact(source=source, kind=kind.kind, host="h1", files=(entry,), meta=kind.meta),
-        ),
-    )
-    repo.commit(staging, manifest)
-    return manifest
+    stored = (kind.filename, kind.data, kind.kind, kind.meta)
+    return commit_backup(repo, backup_id, moment, {source: stored})
 
 
 # --------------------------------------------------------------------------- watching
