@@ -22,7 +22,7 @@ from engine.demo.sandbox import open_sandbox
 LIFEBOAT = """
 import asyncio, pathlib, time
 from engine.config import load_config
-from tui.app import make_app
+from tui.console.app import make_app
 async def main():
     app = make_app(load_config(pathlib.Path({config!r})), settings=pathlib.Path({settings!r}))
     async with app.run_test(size=(120, 36)) as pilot:

@@ -47,8 +47,8 @@ sys.path.insert(0, str(ROOT))
 from benchargs import parse_size, positive_int  # noqa: E402
 from vocabulary import Vocabulary  # noqa: E402
 
-from engine.mongo import ArchiveWriter, NamespaceMeta, ParallelGzipWriter, summarize  # noqa: E402
-from engine.sink import HashingFileSink  # noqa: E402
+from engine.mongodump import ArchiveWriter, NamespaceMeta, ParallelGzipWriter, summarize  # noqa: E402
+from engine.repo.sink import HashingFileSink  # noqa: E402
 
 MB = 1_000_000
 BATCH = 16 * 1024 * 1024

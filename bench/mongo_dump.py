@@ -7,11 +7,11 @@ indexes), starts an SSH server on loopback (the system OpenSSH sshd by default, 
 in-process asyncssh server with ``--ssh asyncssh``) and times, against the same server and
 data:
 
-(a) bare, through the tunnel (the baseline): an asyncssh connection from ``engine.ssh.connect``
-    and a local port forward (``SSHHost.forward_local``), pymongo's ``AsyncMongoClient`` with
-    ``directConnection=True`` through it, the user collections listed and each read with
-    ``find_raw_batches`` (the bytes are counted and dropped), ``--parallel`` collections at a
-    time, as the dumper reads them;
+(a) bare, through the tunnel (the baseline): an asyncssh connection from
+    ``engine.remote.ssh.connect`` and a local port forward (``SSHHost.forward_local``),
+    pymongo's ``AsyncMongoClient`` with ``directConnection=True`` through it, the user
+    collections listed and each read with ``find_raw_batches`` (the bytes are counted and
+    dropped), ``--parallel`` collections at a time, as the dumper reads them;
 (b) Lifeboat: ``engine.jobs.run_backup`` of a ``mongo`` source (driver method) on that host,
     as a whole: connection, tunnel, listing, indexes and collection stats, the same reads,
     the archive writer (CRC-64 per namespace), parallel gzip, sha256, fsync, the manifest.
@@ -76,27 +76,25 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 # tests/ is not a package: pytest puts it on sys.path for conftest.py. Doing the same here
 # starts the wire server and sshd exactly as the tests do, and builds the config the same way.
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 from benchargs import human, parse_size, positive_int  # noqa: E402
 from helpers import config_text  # noqa: E402
 from mongo_server import MongoServer  # noqa: E402
 from sshd import SSHD, OpenSSHServer, SSHTestServer, in_process_server  # noqa: E402
 from vocabulary import Vocabulary  # noqa: E402
 
-from engine.config import Config, HostConfig, parse_config  # noqa: E402
-from engine.demo.server import (  # noqa: E402
-    SandboxKeys,
-    generate_keys,
-)
+from engine.config.load import parse_config  # noqa: E402
+from engine.config.model import Config, HostConfig  # noqa: E402
+from engine.demo.server import SandboxKeys, generate_keys  # noqa: E402
 from engine.jobs import BackupRequest, run_backup  # noqa: E402
-from engine.mongo.names import selected  # noqa: E402
-from engine.repository import Repository  # noqa: E402
-from engine.ssh import connect  # noqa: E402
+from engine.mongodump.names import selected  # noqa: E402
+from engine.remote.ssh import connect  # noqa: E402
+from engine.repo.repository import Repository  # noqa: E402
 
 MB = 1_000_000
 INSERT_BATCH = 1000  # documents per insert_many
 BATCH_SIZE = 1000  # documents per find_raw_batches batch, as the dumper asks
-HOST = "h1"  # the host name in the generated config (tests/helpers.py's default)
+HOST = "h1"  # the host name in the generated config (tests/support/helpers.py's default)
 # Collections and their share of --size; shapes differ per collection (see DocumentFactory).
 LAYOUT = {
     ("shop", "users"): 0.25,

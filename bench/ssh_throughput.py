@@ -46,7 +46,7 @@ from engine.demo.server import generate_keys
 ROOT = Path(__file__).resolve().parent.parent
 # tests/ is not a package: pytest puts it on sys.path for conftest.py. Doing the same here lets
 # the bench start sshd exactly the way the interoperability tests do, instead of a second copy.
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 from sshd import OpenSSHServer, SSHTestServer  # noqa: E402
 
 CIPHER = "aes128-gcm@openssh.com"

@@ -40,12 +40,12 @@ from textual.screen import Screen
 from textual.strip import Strip
 from textual.widgets import DataTable
 
-from engine.config import parse_config
-from engine.manifest import Artifact, ArtifactFile, Manifest
-from engine.repository import Repository, new_backup_id
-from tui.app import make_app
+from engine.config.load import parse_config
+from engine.repo.manifest import Artifact, ArtifactFile, Manifest
+from engine.repo.repository import Repository, new_backup_id
+from tui.console.app import make_app
+from tui.console.widgets.backup_list import BackupList
 from tui.format import age, human_size
-from tui.widgets.backup_list import BackupList
 
 SIZE = (120, 36)
 KEYS = ("m", "o", "n", "backspace", "backspace", "backspace", "7", "2")

@@ -4,7 +4,7 @@ A backup holds the repository's write lock, runs its sources concurrently (bound
 staging directory and commits it in one rename. A failed source, an exception or a
 cancellation leaves nothing under ``backups/``: staging is removed (cancel) or kept under
 ``.failed/`` for diagnosis (failure); what a kill -9 leaves there is removed by the next
-backup (``engine.leftovers``). After a backup or a verify the catalog, if there is one,
+backup (``engine.repo.leftovers``). After a backup or a verify the catalog, if there is one,
 is brought up to date; when it does not answer, that is a warning, never a failed job.
 """
 
@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from engine import __version__, leftovers
-from engine.catalog import refresh_after_job
-from engine.config import Config
+from engine import __version__
+from engine.config.model import Config
 from engine.errors import (
     BackupNotFoundError,
     DiskFullError,
@@ -32,11 +31,13 @@ from engine.events import (
     SourceFailed,
     StageChanged,
 )
-from engine.manifest import Artifact, Manifest, iso_z, utc_now
-from engine.repository import MANIFEST, Repository, VerifyRecord, new_backup_id
+from engine.remote.ssh import ConnectionPool
+from engine.repo import leftovers
+from engine.repo.manifest import Artifact, Manifest, iso_z, utc_now
+from engine.repo.repository import MANIFEST, Repository, VerifyRecord, new_backup_id
+from engine.repo.verify import FileProblem, VerifyPolicy, VerifyResult, verify_backup_async
+from engine.scaleout.catalog import refresh_after_job
 from engine.sources import SourceContext, make_source, resolve_scope
-from engine.ssh import ConnectionPool
-from engine.verify import FileProblem, VerifyPolicy, VerifyResult, verify_backup_async
 
 MAX_PARALLEL_SOURCES = 4
 

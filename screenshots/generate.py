@@ -14,16 +14,17 @@ from pathlib import Path
 from textual.pilot import Pilot
 from textual.worker import WorkerCancelled
 
-from engine.config import Config, load_config
+from engine.config.load import load_config
+from engine.config.model import Config
 from engine.demo.sandbox import open_sandbox
 from engine.drill.run import DrillRequest, plan_drill, run_drill
 from engine.jobs import BackupRequest, run_backup, run_verify
-from engine.repository import Repository
-from engine.scheduler import Scheduler
-from engine.ticks import local_claimer
-from tui.app import LifeboatApp, make_app
-from tui.screens.checklist import open_checklist
-from tui.screens.wizard import RestoreWizard
+from engine.repo.repository import Repository
+from engine.schedule.daemon import Scheduler
+from engine.schedule.ticks import local_claimer
+from tui.console.app import LifeboatApp, make_app
+from tui.console.screens.checklist import open_checklist
+from tui.console.screens.wizard import RestoreWizard
 
 HERE = Path(__file__).resolve().parent
 WIDE = (120, 36)

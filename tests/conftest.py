@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from checklists import http_server  # noqa: F401 (a fixture, for every test folder)
 from etcd_server import EtcdServer
 from mongo_server import MongoServer
 from sshd import SSHD, OpenSSHServer, SSHTestServer, in_process_server

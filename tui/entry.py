@@ -26,6 +26,6 @@ def silence_known_warnings() -> None:
 def main() -> None:
     """Run the ``lifeboat`` command with the known third-party warning silenced."""
     silence_known_warnings()
-    from tui.cli import main as run_cli
+    from tui.cli.main import main as run_cli
 
     run_cli()

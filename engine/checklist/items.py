@@ -25,14 +25,14 @@ from engine.checklist.model import (
     MongoCountItem,
     MongoQueryItem,
 )
-from engine.config import Config
+from engine.config.model import Config
 from engine.errors import describe_error
-from engine.manifest import Manifest
-from engine.mongo.names import matches_any
+from engine.mongodump.names import matches_any
+from engine.remote.ssh import ConnectionPool
+from engine.repo.manifest import Manifest
 from engine.sources import make_source
 from engine.sources.etcd import EtcdSource
-from engine.sources.mongo import MongoSource
-from engine.ssh import ConnectionPool
+from engine.sources.mongo.source import MongoSource
 
 BODY_EVIDENCE = 300  # characters of an HTTP body kept as evidence
 OUTPUT_EVIDENCE_LINES = 20
@@ -132,7 +132,7 @@ class _TunnelledHTTPS(http.client.HTTPSConnection):
 
 async def _mongo_count(item: Any, ctx: ItemContext) -> Outcome:
     assert isinstance(item, MongoCountItem)
-    from engine.sources.mongo_driver import connected
+    from engine.sources.mongo.driver import connected
 
     source = make_source(ctx.config, item.source)
     assert isinstance(source, MongoSource)
@@ -176,7 +176,7 @@ async def _mongo_query(item: Any, ctx: ItemContext) -> Outcome:
     assert isinstance(item, MongoQueryItem)
     from bson import json_util
 
-    from engine.sources.mongo_driver import connected
+    from engine.sources.mongo.driver import connected
 
     source = make_source(ctx.config, item.source)
     assert isinstance(source, MongoSource)

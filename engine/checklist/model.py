@@ -23,8 +23,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StrictInt, ValidationError, field_validator
 
-from engine.config import Config, key_path
-from engine.config_types import MODEL_CONFIG, Command, NonEmptyStr, Seconds
+from engine.config.messages import key_path
+from engine.config.model import Config
+from engine.config.types import MODEL_CONFIG, Command, NonEmptyStr, Seconds
 from engine.errors import ConfigError
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from engine.checklist.run import ChecklistRun
-from engine.manifest import Manifest
+from engine.repo.manifest import Manifest
 
 RESULT_WORDS = {
     "passed": "PASSED",

@@ -19,15 +19,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import audit
-from engine.atomic import atomic_write, make_private_dir
 from engine.checklist.items import ItemContext, Outcome, check_item
 from engine.checklist.model import Loaded, ManualItem
-from engine.config import Config
+from engine.config.model import Config
 from engine.errors import UsageError
-from engine.manifest import Manifest, iso_z, utc_now
-from engine.repository import Repository, new_backup_id
-from engine.ssh import ConnectionPool
+from engine.remote.ssh import ConnectionPool
+from engine.repo import audit
+from engine.repo.atomic import atomic_write, make_private_dir
+from engine.repo.manifest import Manifest, iso_z, utc_now
+from engine.repo.repository import Repository, new_backup_id
 
 RUNS_DIR = "checklists"
 DONE = frozenset({"passed", "ticked", "waived"})
@@ -209,7 +209,9 @@ def save(repo_path: Path, run: ChecklistRun, config: Config | None = None) -> Pa
     path = directory / f"{run.id}.json"
     atomic_write(path, (json.dumps(run.to_dict(), indent=2) + "\n").encode())
     if config is not None:
-        from engine.catalog import refresh_catalog  # the catalog reads runs: imported on use
+        from engine.scaleout.catalog import (
+            refresh_catalog,  # the catalog reads runs: imported on use
+        )
 
         refresh_catalog(config, Repository(repo_path))
     return path

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine import paths
-from engine.atomic import atomic_write, make_private_dir
 from engine.demo.server import InProcessSSHServer, generate_keys, write_known_hosts
 from engine.demo.services import DemoServices, demo_services
+from engine.repo.atomic import atomic_write, make_private_dir
 
 DEMO_HOST = "demo"
 DEMO_CERTIFICATE = "-----BEGIN CERTIFICATE-----\nDEMO\n-----END CERTIFICATE-----\n"

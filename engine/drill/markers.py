@@ -16,19 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import UsageError
-from engine.manifest import Artifact
-from engine.mongo.names import SYSTEM_DATABASES, selected
-from engine.source_configs import (
+from engine.config.sources import (
     EtcdSourceConfig,
     FilesSourceConfig,
     MongoSourceConfig,
     SourceConfig,
 )
+from engine.errors import UsageError
+from engine.mongodump.names import SYSTEM_DATABASES, selected
+from engine.remote.ssh import SSHHost
+from engine.repo.manifest import Artifact
 from engine.sources import source_from
 from engine.sources.etcd import EtcdSource
-from engine.sources.mongo import MongoSource
-from engine.ssh import SSHHost
+from engine.sources.mongo.source import MongoSource
 
 MONGO_COLLECTION = "lifeboat_drill"
 ETCD_PREFIX = "/lifeboat-drill/"
@@ -113,7 +113,7 @@ class MongoMarkers(Markers):
         return source
 
     async def places(self, host: SSHHost) -> list[str]:
-        from engine.sources.mongo_driver import connected
+        from engine.sources.mongo.driver import connected
 
         async with connected(self._source(), host) as client:
             names = await client.list_database_names()
@@ -135,7 +135,7 @@ class MongoMarkers(Markers):
         return [f"{self.drill.id}-{db}-{i:05d}" for i in range(self.drill.markers)]
 
     async def seed(self, host: SSHHost, places: list[str]) -> int:
-        from engine.sources.mongo_driver import connected
+        from engine.sources.mongo.driver import connected
 
         async with connected(self._source(), host) as client:
             for db in places:
@@ -147,7 +147,7 @@ class MongoMarkers(Markers):
         return len(places) * self.drill.markers
 
     async def destroy(self, host: SSHHost, artifact: Artifact) -> list[str]:
-        from engine.sources.mongo_driver import connected
+        from engine.sources.mongo.driver import connected
 
         namespaces = sorted(artifact.meta.get("namespaces", {}))
         async with connected(self._source(), host) as client:
@@ -157,7 +157,7 @@ class MongoMarkers(Markers):
         return [f"dropped {len(namespaces)} collection(s): {', '.join(namespaces)}"]
 
     async def check(self, host: SSHHost, places: list[str]) -> MarkerCheck:
-        from engine.sources.mongo_driver import connected
+        from engine.sources.mongo.driver import connected
 
         keys: list[str] = []
         found: dict[str, str] = {}
@@ -170,7 +170,7 @@ class MongoMarkers(Markers):
         return self._check(keys, found)
 
     async def clean(self, host: SSHHost, places: list[str]) -> None:
-        from engine.sources.mongo_driver import connected
+        from engine.sources.mongo.driver import connected
 
         async with connected(self._source(), host) as client:
             for db in places:

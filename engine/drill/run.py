@@ -18,25 +18,25 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from engine import audit, locks
-from engine.atomic import make_private_dir
-from engine.catalog import refresh_after_job
 from engine.checklist.model import checklists_for
 from engine.checklist.run import new_run, now_text, run_automatic, save
-from engine.config import Config
+from engine.config.model import Config
+from engine.config.sources import EtcdSourceConfig
 from engine.drill import history
 from engine.drill.history import DrillRecord
 from engine.drill.markers import Drill, MarkerCheck, Markers, markers_for, unmarkable
 from engine.errors import LifeboatError, RepositoryLockedError, UsageError, describe_error
 from engine.events import Emit, Event, JobFinished, JobStarted, LogLine, SourceFailed, StageChanged
 from engine.jobs import BackupRequest, run_backup, run_verify
-from engine.manifest import Manifest
-from engine.repository import Repository, new_backup_id
+from engine.remote.ssh import ConnectionPool
+from engine.repo import audit, locks
+from engine.repo.atomic import make_private_dir
+from engine.repo.manifest import Manifest
+from engine.repo.repository import Repository, new_backup_id
 from engine.restore.plan import RestorePlan, RestoreRequest, build_plan
 from engine.restore.run import run_restore
-from engine.source_configs import EtcdSourceConfig
+from engine.scaleout.catalog import refresh_after_job
 from engine.sources import RestoreOptions
-from engine.ssh import ConnectionPool
 
 READY_SECONDS = 60.0  # how long restored sources may take to answer again (etcd restarts)
 RETRY_SECONDS = 0.5

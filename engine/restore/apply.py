@@ -16,8 +16,8 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from engine import audit
-from engine.config import Config
+from engine.config.model import Config
+from engine.config.sources import FilesSourceConfig, MongoSourceConfig, SourceConfig
 from engine.errors import LifeboatError, describe_error
 from engine.events import (
     Emit,
@@ -29,15 +29,15 @@ from engine.events import (
     SourceFailed,
     StageChanged,
 )
-from engine.hostfacts import probe_path
 from engine.jobs import BackupRequest, JobFailedError, run_backup
-from engine.repository import Repository
+from engine.remote.hostfacts import probe_path
+from engine.remote.ssh import ConnectionPool
+from engine.repo import audit
+from engine.repo.repository import Repository
 from engine.restore import journal
 from engine.restore.locks import TargetLocks
 from engine.restore.plan import RestorePlan, RestoreRequest
-from engine.source_configs import FilesSourceConfig, MongoSourceConfig, SourceConfig
 from engine.sources import SourceContext, source_from
-from engine.ssh import ConnectionPool
 
 SAFETY = "safety backup"
 

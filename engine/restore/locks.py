@@ -12,9 +12,9 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
 
-from engine import locks
-from engine.atomic import make_private_dir
 from engine.errors import RepositoryLockedError
+from engine.repo import locks
+from engine.repo.atomic import make_private_dir
 
 
 class TargetLocks(Protocol):

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.checks import Check
-from engine.config import Config
+from engine.config.model import Config
+from engine.config.sources import SourceConfig
 from engine.errors import UsageError
-from engine.manifest import Artifact, Manifest
-from engine.source_configs import SourceConfig
+from engine.repo.manifest import Artifact, Manifest
 from engine.sources import SOURCE_CLASSES, RestoreOptions
 
 

@@ -9,26 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from engine import audit
 from engine.checks import Check, Status
-from engine.config import Config
-from engine.coordination import open_coordinator
+from engine.config.model import Config
 from engine.errors import LifeboatError, UsageError, describe_error
-from engine.events import (
-    CheckReported,
-    Emit,
-    JobFinished,
-    JobStarted,
-    SourceFailed,
-    StageChanged,
-)
+from engine.events import CheckReported, Emit, JobFinished, JobStarted, SourceFailed, StageChanged
 from engine.jobs import JobFailedError
-from engine.manifest import utc_now
-from engine.repository import Repository
+from engine.repo import audit
+from engine.repo.manifest import utc_now
+from engine.repo.repository import Repository
 from engine.restore.apply import apply_plan
 from engine.restore.locks import RepositoryTargetLocks, TargetLocks
 from engine.restore.plan import RestorePlan, RestoreRequest, RestoreStep, build_plan
 from engine.restore.validate import failed, validate
+from engine.scaleout.coordination import open_coordinator
 
 
 @dataclass

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from engine.config import Config
+from engine.config.model import Config
 from engine.durations import format_duration
 from engine.errors import UsageError
-from engine.manifest import Manifest
-from engine.repository import Repository
+from engine.repo.manifest import Manifest
+from engine.repo.repository import Repository
 from engine.restore.tree import OutcomeNode, Walk
 
 SAFETY_TRIGGER = "pre-restore"

@@ -22,8 +22,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from engine.config import SOURCE_KINDS, key_path
-from engine.config_types import MODEL_CONFIG, NonEmptyStr
+from engine.config.messages import key_path
+from engine.config.model import SOURCE_KINDS
+from engine.config.types import MODEL_CONFIG, NonEmptyStr
 from engine.errors import ConfigError, UsageError
 
 BUILT_IN = "restore"

@@ -14,18 +14,18 @@ from collections.abc import Callable
 from datetime import datetime
 
 from engine.checks import Check, Status
-from engine.config import Config
+from engine.config.model import Config
 from engine.errors import describe_error
 from engine.events import Emit, ProgressMeter
-from engine.repository import Repository
+from engine.remote.ssh import ConnectionPool, SSHHost
+from engine.repo.repository import Repository
+from engine.repo.verify import VerifyPolicy, verify_backup_async
 from engine.restore import journal
 from engine.restore.locks import TargetLocks
 from engine.restore.plan import RestorePlan, RestoreStep
 from engine.restore.scenario import age_warnings
 from engine.sources import source_from
 from engine.sources.base import Preflight
-from engine.ssh import ConnectionPool, SSHHost
-from engine.verify import VerifyPolicy, verify_backup_async
 
 Report = Callable[[Check], None]
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from engine.config import Config
+from engine.config.model import Config
+from engine.config.sources import SourceConfig
 from engine.errors import UsageError
-from engine.source_configs import SourceConfig
 from engine.sources.base import RestoreOptions, Source, SourceContext
 from engine.sources.command import CommandSource
 from engine.sources.etcd import EtcdSource
 from engine.sources.files import FilesSource
-from engine.sources.mongo import MongoSource
+from engine.sources.mongo.source import MongoSource
 
 SOURCE_CLASSES: dict[str, type[Source]] = {
     cls.kind: cls for cls in (FilesSource, CommandSource, EtcdSource, MongoSource)

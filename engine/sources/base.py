@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import ClassVar
 
 from engine.checks import Check
-from engine.confined import open_confined
 from engine.events import Emit, LogLine, ProgressMeter, StageChanged
-from engine.manifest import Artifact, ArtifactFile
-from engine.sink import HashingFileSink
+from engine.remote.ssh import SSHHost
+from engine.repo.confined import open_confined
+from engine.repo.manifest import Artifact, ArtifactFile
+from engine.repo.sink import HashingFileSink
 from engine.sizes import human_size
-from engine.ssh import SSHHost
 
 READ_CHUNK = 1024 * 1024
 AuditFn = Callable[..., object]  # (action, **details): one record in the audit log

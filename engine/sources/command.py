@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from engine.checks import Check
-from engine.manifest import Artifact
-from engine.source_configs import CommandSourceConfig
+from engine.config.sources import CommandSourceConfig
+from engine.repo.manifest import Artifact
 from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext, read_chunks
 
 

@@ -16,13 +16,13 @@ from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 from engine.checks import Check, compare_versions
+from engine.config.sources import EtcdSourceConfig
 from engine.errors import LifeboatError, RemoteCommandError
-from engine.hostfacts import file_sha256, probe_path
-from engine.manifest import Artifact
-from engine.sink import HashingFileSink
-from engine.source_configs import EtcdSourceConfig
+from engine.remote.hostfacts import file_sha256, probe_path
+from engine.remote.ssh import SSHHost, quote_command
+from engine.repo.manifest import Artifact
+from engine.repo.sink import HashingFileSink
 from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext
-from engine.ssh import SSHHost, quote_command
 
 SNAPSHOT_SUFFIX = "snapshot.db"
 STATUS_TIMEOUT = 10.0  # seconds for the validator's status call

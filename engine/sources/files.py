@@ -14,21 +14,21 @@ from typing import ClassVar
 import zstandard
 
 from engine.checks import Check
+from engine.config.sources import FilesSourceConfig
 from engine.errors import RemoteCommandError
-from engine.hostfacts import probe_path
-from engine.manifest import Artifact
-from engine.source_configs import FilesSourceConfig
+from engine.remote.hostfacts import probe_path
+from engine.remote.ssh import quote_command
+from engine.repo.manifest import Artifact
+from engine.repo.tar_safety import archive_name
 from engine.sources import files_mirror as mirror
 from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext, read_chunks
-from engine.ssh import quote_command
-from engine.tar_safety import archive_name
 
 COMPRESSION_FLAGS = {"zstd": "--zstd", "gzip": "--gzip"}
 SUFFIXES = {"zstd": "tar.zst", "gzip": "tar.gz"}
 TAR_WARNING_STATUS = 1  # GNU tar: some files changed while being read
 UNPACKED_ESTIMATE = 4  # backups without a recorded size: assume 4x compression
 _ANY = frozenset(range(256))
-# The validator refused anything unsafe in the archive before this runs (engine.tar_safety);
+# The validator refused anything unsafe in the archive before this runs (engine.repo.tar_safety);
 # extraction keeps GNU tar's own defences as a second line: no -P (a leading / is stripped,
 # `..` members are skipped, links that point away are made only at the end), no -h and no
 # --keep-directory-symlink (a directory entry replaces a symlink on the target, never follows

@@ -14,9 +14,9 @@ import tarfile
 from collections.abc import AsyncIterator
 from pathlib import Path, PurePosixPath
 
-from engine.manifest import Artifact
-from engine.ssh import SSHHost
-from engine.verify import decompressed
+from engine.remote.ssh import SSHHost
+from engine.repo.manifest import Artifact
+from engine.repo.verify import decompressed
 
 SHOWN = 10  # paths named in a message; the rest are counted
 FIND_MISSING = 1  # find's status when a starting point does not exist

@@ -1,0 +1,3 @@
+"""Running by itself: cron expressions, where each schedule stands, claiming ticks, and the
+scheduler daemon.
+"""

@@ -1,0 +1,289 @@
+"""The scheduler daemon: fire each enabled schedule on its ticks, prune after each success.
+
+- Each tick is claimed first (``engine.schedule.ticks``), so N schedulers run it once between them.
+- A schedule never overlaps itself: ticks that pass while its run goes on are skipped (logged).
+- After downtime, the newest missed tick runs once, not once per missed tick.
+- ``stop()`` lets running jobs finish; ``stop(cancel=True)`` cancels them (a cancelled backup
+  leaves nothing under ``backups/``).
+- Everything it does is one JSON object per line through ``log``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime, timedelta
+from functools import partial
+from typing import TypeVar
+
+from engine.config.model import Config
+from engine.config.schedules import ScheduleConfig
+from engine.errors import LifeboatError, RepositoryLockedError, describe_error
+from engine.events import Event, LogLine
+from engine.jobs import BackupRequest, run_backup
+from engine.repo import retention
+from engine.repo.manifest import Manifest, iso_z, utc_now
+from engine.repo.repository import Repository
+from engine.scaleout.catalog import refresh_catalog
+from engine.schedule.status import ScheduleState, read_state, trigger_of, write_state
+from engine.schedule.ticks import Claim, ClaimTick
+
+Log = Callable[..., None]
+MAX_SLEEP = 30.0  # seconds: wake up now and then, in case the clock jumped
+LOCK_RETRY = 0.5  # seconds between tries of a repository another job holds
+PRUNE_WAIT = timedelta(minutes=1)  # how long a prune waits for the repository
+T = TypeVar("T")
+
+
+class SchedulerError(LifeboatError):
+    """A schedule's loop ended on an error: the scheduler exits non-zero."""
+
+
+def default_instance() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def has_retention(config: Config) -> bool:
+    policies = [config.retention, *(s.retention for s in config.schedules.values())]
+    return any(policy is not None and policy.has_rules for policy in policies)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        config: Config,
+        repo: Repository,
+        claim: ClaimTick,
+        log: Log,
+        instance: str,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.config, self.repo, self.claim, self.log = config, repo, claim, log
+        self.instance, self.clock = instance, clock
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._backups = asyncio.Lock()  # one backup at a time: they share the repository lock
+
+    async def run(self) -> None:
+        """Run every enabled schedule until :meth:`stop`. A schedule whose loop fails is
+        logged at once and the others go on; once every loop has ended, raises
+        ``SchedulerError`` naming the schedules that failed (so the daemon exits non-zero)."""
+        enabled = {n: s for n, s in self.config.schedules.items() if s.enabled}
+        self.log("started", schedules=sorted(enabled), pid=os.getpid())
+        self._tasks = [asyncio.create_task(self._guarded(n, s)) for n, s in enabled.items()]
+        results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        failed = {
+            n: error for n, error in zip(enabled, results, strict=True) if isinstance(error, str)
+        }
+        self.log("stopped", failed=sorted(failed))
+        if failed:
+            errors = "; ".join(f"{name}: {error}" for name, error in failed.items())
+            raise SchedulerError(
+                f"the scheduler stopped firing {', '.join(failed)} after an error ({errors}); "
+                "fix it and start `lifeboat scheduler run` again"
+            )
+
+    def stop(self, *, cancel: bool = False) -> None:
+        """Stop firing; with ``cancel`` also cancel running jobs instead of letting them end."""
+        if not self._stopping.is_set():
+            self.log("stopping", cancel=cancel)
+        self._stopping.set()
+        if cancel:
+            for task in self._tasks:
+                task.cancel()
+
+    async def _guarded(self, name: str, schedule: ScheduleConfig) -> str | None:
+        """Run the schedule's loop; an error ends this schedule only: it is logged at once and
+        returned (None when the loop ended because the scheduler stopped)."""
+        try:
+            await self._loop(name, schedule)
+        except Exception as exc:  # one schedule's failure must not take the others down
+            error = describe_error(exc)
+            self.log("schedule.failed", level="error", schedule=name, error=error)
+            return error
+        return None
+
+    async def _loop(self, name: str, schedule: ScheduleConfig) -> None:
+        cron, zone = schedule.parsed, schedule.zone
+        handled = await self._catch_up(name, schedule)
+        while not self._stopping.is_set():
+            now = self.clock()
+            if handled is not None and now > handled:
+                missed = list(_until(cron.fire_times(handled, zone), now))
+                if missed:
+                    self.log(
+                        "skipped",
+                        schedule=name,
+                        ticks=len(missed),
+                        first=iso_z(missed[0]),
+                        last=iso_z(missed[-1]),
+                        reason="run still going",
+                    )
+            fire = next(cron.fire_times(max(now, handled or now), zone))
+            if not await self._sleep_until(fire):
+                return
+            handled = fire
+            await self._fire(name, schedule, fire)
+
+    async def _catch_up(self, name: str, schedule: ScheduleConfig) -> datetime | None:
+        """Run the newest missed tick once, if a tick passed since the last one run."""
+        now = self.clock()
+        state = await asyncio.to_thread(read_state, self.repo, name)
+        if state is None:
+            write_state(self.repo, name, ScheduleState(first_seen=iso_z(now)))
+            return None
+        missed = schedule.parsed.previous_run(now, schedule.zone)
+        done = datetime.fromisoformat(state.last_fire) if state.last_fire else None
+        first_seen = datetime.fromisoformat(state.first_seen)
+        if missed is None or missed < first_seen or (done is not None and missed <= done):
+            return None
+        self.log("catch-up", schedule=name, fire=iso_z(missed), last=state.last_fire)
+        await self._fire(name, schedule, missed)
+        return missed
+
+    async def _sleep_until(self, moment: datetime) -> bool:
+        """Wait until ``moment`` (never wake early); False when stopped first."""
+        while (remaining := (moment - self.clock()).total_seconds()) > 0:
+            try:
+                await asyncio.wait_for(self._stopping.wait(), min(remaining, MAX_SLEEP))
+            except TimeoutError:
+                continue
+            return False
+        return not self._stopping.is_set()
+
+    async def _fire(self, name: str, schedule: ScheduleConfig, fire: datetime) -> None:
+        try:
+            claim = await asyncio.to_thread(self.claim, name, fire)
+        except LifeboatError as exc:  # etcd did not answer in time: this tick only is lost
+            claim = f"cannot claim it: {exc}"
+        if isinstance(claim, str):
+            self.log("skipped", schedule=name, fire=iso_z(fire), reason=claim)
+            return
+        self.log("fired", schedule=name, fire=iso_z(fire))
+        outcome = ScheduleOutcome(fire)
+        try:
+            manifest = await self._backup(name, schedule, fire)
+            outcome.succeeded(manifest)
+            self.log(
+                "backup.finished",
+                schedule=name,
+                fire=iso_z(fire),
+                backup=manifest.id,
+                seconds=round((manifest.finished_at - manifest.created_at).total_seconds(), 3),
+                bytes=manifest.size,
+            )
+        except asyncio.CancelledError:
+            outcome.cancelled()
+            self.log("backup.cancelled", level="warning", schedule=name, fire=iso_z(fire))
+            raise
+        except Exception as exc:
+            outcome.failed(describe_error(exc))
+            self.log(
+                "backup.failed", level="error", schedule=name, fire=iso_z(fire), error=outcome.error
+            )
+        finally:
+            await self._record(name, claim, outcome)
+        if outcome.outcome == "ok" and has_retention(self.config):
+            await self._prune(name)
+
+    async def _backup(self, name: str, schedule: ScheduleConfig, fire: datetime) -> Manifest:
+        request = BackupRequest(schedule.scope, schedule.label, trigger_of(name))
+        deadline = next(schedule.parsed.fire_times(fire, schedule.zone))
+        async with self._backups:
+            return await self._when_unlocked(
+                lambda: run_backup(self.config, self.repo, request, self._job_log(name)), deadline
+            )
+
+    async def _when_unlocked(self, call: Callable[[], Awaitable[T]], deadline: datetime) -> T:
+        """``call()``, tried again while another job holds the repository, until ``deadline``."""
+        while True:
+            try:
+                return await call()
+            except RepositoryLockedError:
+                if self.clock() + timedelta(seconds=LOCK_RETRY) >= deadline:
+                    raise
+                await asyncio.sleep(LOCK_RETRY)
+
+    def _job_log(self, name: str) -> Callable[[Event], None]:
+        """Pass a job's warnings and errors on to the log; progress is left out."""
+
+        def emit(event: Event) -> None:
+            if isinstance(event, LogLine) and event.level in ("warning", "error"):
+                self.log(
+                    "job", level=event.level, schedule=name, source=event.source, text=event.text
+                )
+
+        return emit
+
+    async def _record(self, name: str, claim: Claim, outcome: ScheduleOutcome) -> None:
+        """Write the schedule's state, then finish the claim (or release it when cancelled)."""
+        try:
+            state = await asyncio.to_thread(read_state, self.repo, name)
+            write_state(self.repo, name, outcome.state(state, self.instance, self.clock()))
+        finally:
+            if claim.lost:
+                self.log("claim.lost", level="warning", schedule=name, fire=iso_z(outcome.fire))
+            if outcome.outcome == "cancelled":
+                await asyncio.to_thread(claim.release)
+            else:
+                await asyncio.to_thread(claim.finish)
+
+    async def _prune(self, name: str) -> None:
+        """Prune by policy; a failure is logged and never fails the backup before it."""
+        prune = partial(
+            retention.prune, self.config, self.repo, self.config.operator, dry_run=False
+        )
+        deadline = self.clock() + PRUNE_WAIT
+        try:
+            plan = await self._when_unlocked(lambda: asyncio.to_thread(prune), deadline)
+        except (LifeboatError, OSError) as exc:
+            self.log("prune.failed", level="warning", schedule=name, error=describe_error(exc))
+            return
+        removed = [m.id for m in plan.remove]
+        self.log("prune", schedule=name, kept=len(plan.keep), removed=removed)
+        if not removed:
+            return
+        warning = await asyncio.to_thread(refresh_catalog, self.config, self.repo)
+        if warning is not None:
+            self.log("catalog", level="warning", schedule=name, error=warning)
+
+
+class ScheduleOutcome:
+    """How one tick's run ended, for the schedule's state file."""
+
+    def __init__(self, fire: datetime) -> None:
+        self.fire = fire
+        self.outcome = "failed"
+        self.backup: str | None = None
+        self.error: str | None = "interrupted"
+
+    def succeeded(self, manifest: Manifest) -> None:
+        self.outcome, self.backup, self.error = "ok", manifest.id, None
+
+    def failed(self, error: str) -> None:
+        self.outcome, self.error = "failed", error
+
+    def cancelled(self) -> None:
+        self.outcome, self.error = "cancelled", "cancelled when the scheduler stopped"
+
+    def state(self, old: ScheduleState | None, instance: str, now: datetime) -> ScheduleState:
+        """The new state; a cancelled run leaves the last tick run as it was (to run again)."""
+        previous = old.last_fire if old else None
+        return ScheduleState(
+            first_seen=old.first_seen if old else iso_z(now),
+            last_fire=previous if self.outcome == "cancelled" else iso_z(self.fire),
+            last_outcome=self.outcome,
+            last_backup=self.backup,
+            last_error=self.error,
+            instance=instance,
+        )
+
+
+def _until(times: Iterator[datetime], end: datetime) -> Iterator[datetime]:
+    """The items of the increasing iterator ``times`` up to ``end``."""
+    for moment in times:
+        if moment > end:
+            return
+        yield moment

@@ -1,0 +1,150 @@
+"""The dashboard driven by keyboard through Pilot, with real backups over the in-process SSH
+server: start a backup, watch it finish, cancel one, see tiers, help, themes."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from consoles import console
+from helpers import command_source, make_config
+from rich.console import Console, RenderableType
+from sshd import SSHTestServer
+from timing import pilot_until
+
+from engine.repo.repository import Repository
+from engine.status import RpoState
+from tui.console.screens.help import HelpScreen
+from tui.console.screens.modals import BackupModal, ConfirmModal
+from tui.console.widgets.backup_list import BackupList
+from tui.console.widgets.job_view import JobView
+from tui.console.widgets.tier_card import TierCard
+
+TIERS = '[tiers.data]\nrpo = "1h"\nrto = "15m"\nsources = ["db"]\n'
+
+
+def text_of(renderable: RenderableType) -> str:
+    out = Console(width=78, file=io.StringIO(), record=True)
+    out.print(renderable)
+    return out.export_text()
+
+
+async def test_backup_started_from_the_dashboard_runs_to_completion(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    sources = command_source("db", ["head", "-c", "3000000", "/dev/urandom"]) + TIERS
+    config = make_config(asyncssh_server, tmp_path / "repo", sources, bulk_transport="asyncssh")
+    app = console(config, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        card = app.screen.query_one("#tier-data", TierCard)
+        assert card.status.state is RpoState.BREACH  # nothing backed up yet
+        await pilot.press("b")
+        assert isinstance(app.screen, BackupModal)
+        await pilot.press("tab", *"nightly", "enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        (job,) = app.board.jobs.values()
+        assert job.finished is not None
+        assert job.finished.ok
+        assert job.sources["db"].done == 3_000_000
+        assert job.sources["db"].stage == "done"
+        (manifest,) = app.repository.list_backups()[0]
+        assert manifest.label == "nightly"
+        shown = text_of(app.screen.query_one(JobView).render())
+        assert f"backup {manifest.id}  done" in shown
+        assert "db" in shown
+        assert app.screen.query_one("#tier-data", TierCard).status.state is RpoState.OK
+        await pilot.press("l")  # the new backup is in the browser, on top
+        await pilot_until(
+            pilot,
+            lambda: bool(app.screen.query(BackupList) and app.screen.query_one(BackupList).shown),
+            "the browser to list the backup",
+        )
+        assert app.screen.query_one(BackupList).shown_ids() == [manifest.id]
+
+
+async def test_cancel_asks_first_and_leaves_nothing(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    config = make_config(
+        asyncssh_server,
+        tmp_path / "repo",
+        command_source("db", ["cat", "/dev/zero"]),
+        bulk_transport="asyncssh",
+    )
+    app = console(config, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        key = app.start_backup()
+        while (
+            app.board.jobs[key].sources.get("db") is None
+            or app.board.jobs[key].sources["db"].done < 1_000_000
+        ):
+            await pilot.pause(0.05)
+        await pilot.press("c")
+        assert isinstance(app.screen, ConfirmModal)
+        await pilot.click("#yes")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        finished = app.board.jobs[key].finished
+        assert finished is not None
+        assert finished.cancelled
+    repo = Repository.open(config.repository.path)
+    assert repo.list_backups() == ([], [])
+    assert list(repo.staging_dir.iterdir()) == []
+
+
+async def test_help_lists_the_bindings_and_the_theme_is_remembered(tmp_path: Path) -> None:
+    from engine.config.load import parse_config
+
+    config = parse_config(f'[repository]\npath = "{tmp_path / "repo"}"\n')
+    app = console(config, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        table = app.screen.query_one("DataTable")
+        rows = [table.get_row_at(i) for i in range(table.row_count)]  # type: ignore[attr-defined]
+        assert ["b", "Back up"] in rows
+        assert ["q", "Quit"] in rows
+        await pilot.press("escape")
+        app.theme = "lifeboat-light"
+        await pilot.pause()
+    again = console(config, tmp_path)
+    assert again.theme == "lifeboat-light"
+
+
+async def test_no_color_is_respected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.config.load import parse_config
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    config = parse_config(f'[repository]\npath = "{tmp_path / "repo"}"\n')
+    app = console(config, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.no_color
+        assert app.screen.query_one("#tiers")
+
+
+async def test_quit_with_a_running_job_asks_first(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    config = make_config(
+        asyncssh_server,
+        tmp_path / "repo",
+        command_source("db", ["cat", "/dev/zero"]),
+        bulk_transport="asyncssh",
+    )
+    app = console(config, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        key = app.start_backup()
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmModal)
+        assert "1 job(s) running (backup)" in str(app.screen.question)
+        await pilot.press("escape")  # no: the backup goes on
+        await pilot.pause()
+        assert app.is_running
+        assert app.board.jobs[key].running
+        await pilot.press("q")
+        await pilot.click("#yes")
+        await pilot.pause()
+        assert not app.is_running

@@ -1,0 +1,239 @@
+"""``lifeboat backup ...``: create, list, show, verify, prune and delete backups."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from engine.errors import BackupNotFoundError, ManifestError, UsageError
+from engine.events import Emit
+from engine.jobs import BackupRequest, run_backup, run_verify
+from engine.repo import leftovers
+from engine.repo.manifest import Manifest
+from engine.repo.retention import Decision, PrunePlan, delete_backup, prune
+from engine.repo.verify import VerifyResult
+from tui.cli.common import (
+    CliState,
+    pass_state,
+    print_json,
+    refresh_catalog_or_warn,
+    require_confirmation,
+    run_async,
+)
+from tui.cli.progress import make_renderer
+from tui.format import age, human_size
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+@click.group()
+def backup() -> None:
+    """Create, inspect, verify and remove backups."""
+
+
+@backup.command("create")
+@click.option("--scope", multiple=True, metavar="SOURCE", help="Back up only these sources.")
+@click.option("--label", help="A label to find this backup by, e.g. pre-v1.4-upgrade.")
+@json_option
+@pass_state
+def backup_create(
+    state: CliState, scope: tuple[str, ...], label: str | None, as_json: bool
+) -> None:
+    """Back up the configured sources (all, or --scope) into the repository."""
+    config = state.config()
+    repo = state.repository()
+    with make_renderer(as_json) as renderer:
+        manifest = run_async(
+            run_backup(config, repo, BackupRequest(scope=scope, label=label), renderer.emit)
+        )
+    if as_json:
+        print_json(manifest.model_dump(mode="json"))
+    else:
+        click.echo(
+            f"backup {manifest.id} complete: {len(manifest.artifacts)} artifact(s), "
+            f"{human_size(manifest.size)}"
+        )
+
+
+@backup.command("list")
+@json_option
+@pass_state
+def backup_list(state: CliState, as_json: bool) -> None:
+    """List backups, newest first; damaged ones are named on stderr, with the reason."""
+    repo = state.repository()
+    manifests, problems = repo.list_backups()
+    for problem in problems:
+        click.echo(f"lifeboat: warning: {problem}", err=True)
+    if dead := leftovers.find(repo):
+        click.echo(f"lifeboat: warning: {leftovers.describe(dead)}", err=True)
+    if as_json:
+        print_json([m.model_dump(mode="json") for m in manifests])
+        return
+    if not manifests:
+        click.echo("no backups yet; make one with `lifeboat backup create`")
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("id", "created", "label", "scope", "size"):
+        table.add_column(column, justify="right" if column == "size" else "left")
+    for m in manifests:
+        created = f"{m.created_at:%Y-%m-%d %H:%M}Z ({age(m.created_at)})"
+        label = escape(m.label or "")  # the manifest's text, never markup
+        table.add_row(m.id, created, label, ",".join(m.scope), human_size(m.size))
+    Console().print(table)
+
+
+@backup.command("show")
+@click.argument("backup_id", metavar="ID")
+@json_option
+@pass_state
+def backup_show(state: CliState, backup_id: str, as_json: bool) -> None:
+    """Show one backup's manifest."""
+    manifest = state.repository().load(backup_id)
+    if as_json:
+        print_json(manifest.model_dump(mode="json"))
+        return
+    click.echo(describe(manifest))
+
+
+def describe(m: Manifest) -> str:
+    lines = [
+        f"backup    {m.id}",
+        f"label     {m.label or '-'}",
+        f"created   {m.created_at:%Y-%m-%d %H:%M:%S}Z, finished {m.finished_at:%H:%M:%S}Z",
+        f"trigger   {m.trigger} by {m.operator} (lifeboat {m.tool_version})",
+        f"size      {human_size(m.size)}",
+    ]
+    for artifact in m.artifacts:
+        lines.append(f"artifact  {artifact.source} ({artifact.kind}) from {artifact.host}")
+        for f in artifact.files:
+            lines.append(f"            {f.path}  {human_size(f.bytes)}  sha256 {f.sha256[:16]}…")
+        for key, value in artifact.meta.items():
+            lines.append(f"            {key}: {value}")
+    return "\n".join(lines)
+
+
+@backup.command("verify")
+@click.argument("backup_id", metavar="ID", required=False)
+@click.option("--all", "verify_all", is_flag=True, help="Verify every backup.")
+@json_option
+@pass_state
+def backup_verify(state: CliState, backup_id: str | None, verify_all: bool, as_json: bool) -> int:
+    """Check sizes, sha256 and structure of a backup's files (exit 1 if anything is wrong)."""
+    if verify_all == (backup_id is not None):
+        raise UsageError("give either a backup ID or --all")
+    repo = state.repository()
+    results: list[VerifyResult] = []
+    with make_renderer(as_json) as renderer:
+        emit: Emit = renderer.emit
+        for one in repo.backup_ids() if verify_all else [backup_id or ""]:
+            try:
+                results.append(run_async(run_verify(repo, one, emit, config=state.config())))
+            except BackupNotFoundError:
+                if not verify_all:
+                    raise
+                # deleted or pruned since the listing, on purpose: not damage
+                click.echo(f"lifeboat: note: {one} was deleted meanwhile; skipped", err=True)
+    if as_json:
+        print_json(
+            [
+                {
+                    "id": r.backup_id,
+                    "ok": r.ok,
+                    "files": r.files_checked,
+                    "bytes": r.bytes_checked,
+                    "problems": [p.__dict__ for p in r.problems],
+                }
+                for r in results
+            ]
+        )
+    else:
+        for r in results:
+            verdict = "OK" if r.ok else "FAILED"
+            click.echo(f"{r.backup_id}: {verdict} ({r.files_checked} file(s))")
+            for problem in r.problems:
+                click.echo(f"  {problem}")
+    return 0 if all(r.ok for r in results) else 1
+
+
+@backup.command("prune")
+@click.option(
+    "--keep",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Keep the N newest of each group instead of the configured rules.",
+)
+@click.option("--dry-run", is_flag=True, help="Only show what would be removed.")
+@json_option
+@pass_state
+def backup_prune(state: CliState, keep: int | None, dry_run: bool, as_json: bool) -> None:
+    """Remove the backups no retention rule keeps (never anything that is not a backup)."""
+    config = state.config()
+    repo = state.repository()
+    plan = prune(config, repo, config.operator, dry_run=dry_run, keep_last=keep)
+    if not dry_run:
+        refresh_catalog_or_warn(config, repo)
+    if as_json:
+        print_json(prune_json(plan, dry_run))
+        return
+    label_width = max((len(d.manifest.label or "-") for d in plan.decisions), default=1)
+    for decision in plan.decisions:
+        click.echo(prune_line(decision, label_width))
+    for leftover in plan.leftovers:
+        click.echo(leftover.removed())
+    kept, removed = len(plan.keep), len(plan.remove)
+    click.echo(
+        f"{kept} kept, would remove {removed}" if dry_run else f"{kept} kept, {removed} removed"
+    )
+
+
+def prune_line(decision: Decision, label_width: int) -> str:
+    """``remove 20261121T150000Z-7f3a   3d nightly  no rule of schedule nightly keeps it``
+    (the age in its largest unit: the id already says when)."""
+    m = decision.manifest
+    action = "keep" if decision.keep else "remove"
+    label = (m.label or "-").ljust(label_width)
+    short_age = age(m.created_at).split()[0]
+    return f"{action:<6} {m.id} {short_age:>4} {label}  {', '.join(decision.reasons)}"
+
+
+def prune_json(plan: PrunePlan, dry_run: bool) -> dict[str, object]:
+    """The plan for scripts: the ids kept and removed, and every decision with its reasons."""
+    return {
+        "dry_run": dry_run,
+        "keep": [m.id for m in plan.keep],
+        "remove": [m.id for m in plan.remove],
+        "leftovers_removed": [leftover.name for leftover in plan.leftovers],
+        "decisions": [
+            {
+                "id": d.manifest.id,
+                "label": d.manifest.label,
+                "created_at": d.manifest.created_at.isoformat(),
+                "trigger": d.manifest.trigger,
+                "keep": d.keep,
+                "reasons": list(d.reasons),
+            }
+            for d in plan.decisions
+        ],
+    }
+
+
+@backup.command("delete")
+@click.argument("backup_id", metavar="ID")
+@click.option("--confirm", metavar="ID", help="Type the backup id again to confirm.")
+@pass_state
+def backup_delete(state: CliState, backup_id: str, confirm: str | None) -> None:
+    """Delete one backup, damaged or not (confirm by typing its id)."""
+    config = state.config()
+    repo = state.repository()
+    damaged = ""
+    try:
+        repo.load(backup_id)
+    except ManifestError as damage:
+        click.echo(f"lifeboat: warning: {damage}", err=True)
+        damaged = "damaged "
+    require_confirmation(confirm, backup_id, f"deleting {damaged}backup {backup_id}")
+    delete_backup(repo, backup_id, config.operator)
+    click.echo(f"deleted {damaged}backup {backup_id}" if damaged else f"deleted {backup_id}")
+    refresh_catalog_or_warn(config, repo)

@@ -1,0 +1,79 @@
+"""What every CLI command shares: the config/repository state, confirmations, async running."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from engine.config.load import discover_config_path, load_config
+from engine.config.model import Config
+from engine.errors import UsageError
+from engine.repo.repository import Repository
+from engine.scaleout.anchors import anchor_audit_log
+
+T = TypeVar("T")
+
+
+@dataclass
+class CliState:
+    """What the group options give every command."""
+
+    config_path: Path | None
+    mouse: bool = True
+    _config: Config | None = None
+
+    def config(self) -> Config:
+        """The config, loaded once; from then on every audit record this process writes
+        updates the audit head's anchors (etcd, the catalog) the config names."""
+        if self._config is None:
+            self._config = load_config(discover_config_path(self.config_path))
+            anchor_audit_log(self._config)
+        return self._config
+
+    def repository(self, *, create: bool = True) -> Repository:
+        return Repository.open(self.config().repository.path, create=create)
+
+
+pass_state = click.make_pass_decorator(CliState)
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; Ctrl-C cancels it (so its cleanup runs) and then interrupts."""
+    return asyncio.run(coro)
+
+
+def refresh_catalog_or_warn(config: Config, repo: Repository) -> None:
+    """Bring the [catalog] up to date after a write; when it does not answer, warn on stderr
+    (the write itself stands)."""
+    from engine.scaleout.catalog import refresh_catalog  # pymongo only when a command writes
+
+    if (warning := refresh_catalog(config, repo)) is not None:
+        click.echo(f"lifeboat: warning: {warning}", err=True)
+
+
+def print_json(data: object) -> None:
+    click.echo(json.dumps(data, default=str))
+
+
+def require_confirmation(given: str | None, expected: str, what: str) -> None:
+    if given != expected:
+        raise UsageError(
+            f"{what}: confirm by typing its name exactly: --confirm {expected}"
+            + (f" (got {given!r})" if given else "")
+        )
+
+
+class RunByDefaultGroup(click.Group):
+    """A group whose hidden ``run`` command takes anything that is not a subcommand:
+    ``restore plan ...`` is a subcommand, ``restore ID ...`` is ``restore run ID ...``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)

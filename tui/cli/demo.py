@@ -1,0 +1,118 @@
+"""``lifeboat demo``: a self-contained sandbox to see Lifeboat work, no setup needed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import click
+
+from engine.config.load import load_config
+from engine.config.model import Config
+from engine.demo.sandbox import Sandbox, default_root, open_sandbox
+from engine.drill.history import DrillRecord
+from engine.drill.run import DrillRequest, plan_drill, run_drill
+from engine.jobs import BackupRequest, run_backup, run_verify
+from engine.repo.manifest import Manifest
+from engine.repo.repository import Repository
+from engine.schedule.daemon import Scheduler, default_instance
+from engine.schedule.ticks import local_claimer
+from tui.cli.common import CliState, run_async
+from tui.cli.drill import DrillFailedError, summary
+from tui.cli.progress import make_renderer
+from tui.cli.schedule import json_log
+from tui.console.start import require_terminal
+
+
+@click.command()
+@click.pass_context
+@click.option("--no-tui", is_flag=True, help="Run a backup and a verify, print them, and exit.")
+@click.option(
+    "--drill", "drill", is_flag=True, help="Run a DR drill in the sandbox, print it, and exit."
+)
+@click.option(
+    "--dir",
+    "root",
+    type=click.Path(path_type=Path, file_okay=False),
+    help=f"Sandbox directory (default: {default_root()}).",
+)
+def demo(ctx: click.Context, no_tui: bool, drill: bool, root: Path | None) -> None:
+    """Open the console on a demo sandbox: an SSH host on 127.0.0.1, sample data, backups."""
+    mouse = ctx.obj.mouse if isinstance(ctx.obj, CliState) else True
+    if not (no_tui or drill):
+        require_terminal()
+    record = run_async(_demo(root, no_tui, drill, mouse))
+    if record is not None and not record.passed:
+        raise DrillFailedError(f"the demo drill {record.id} FAILED")
+
+
+async def _demo(root: Path | None, no_tui: bool, drill: bool, mouse: bool) -> DrillRecord | None:
+    async with open_sandbox(root) as sandbox:
+        config = load_config(sandbox.config_path)
+        repo = Repository.open(config.repository.path)
+        click.echo(f"sandbox at {sandbox.root}; SSH host 'demo' on 127.0.0.1:{sandbox.server.port}")
+        if drill:
+            return await _drill(config, repo)
+        if no_tui:
+            manifest = await _backup_and_verify(config, repo, "demo")
+            _explain(sandbox, manifest.id)
+            return
+        if next(repo.iter_backups(), None) is None:  # a first start: real backups to look at
+            await _backup_and_verify(config, repo, "first demo backup")
+            await _backup_and_verify(config, repo, "second demo backup")
+        from tui.console.app import make_app
+
+        async with _scheduler(config, repo, sandbox.root / "scheduler.log"):
+            await make_app(config).run_async(mouse=mouse)
+        return None
+
+
+@asynccontextmanager
+async def _scheduler(config: Config, repo: Repository, log_path: Path) -> AsyncIterator[None]:
+    """The sandbox's schedules, run while the console is open; the log goes to ``log_path``."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as stream:
+        instance = default_instance()
+        daemon = Scheduler(
+            config, repo, local_claimer(repo, config.operator), json_log(instance, stream), instance
+        )
+        task = asyncio.create_task(daemon.run())
+        try:
+            yield
+        finally:
+            daemon.stop(cancel=True)
+            await task
+
+
+async def _drill(config: Config, repo: Repository) -> DrillRecord:
+    """The sandbox's drill, confirmed on the operator's behalf: the sandbox is made for it."""
+    plan = plan_drill(config, DrillRequest())
+    click.echo(f"drill: {plan.scenario}")
+    with make_renderer(False) as renderer:
+        request = DrillRequest(confirm=plan.confirm_names)
+        record = await run_drill(config, repo, request, renderer.emit)
+    click.echo(summary(record))
+    return record
+
+
+async def _backup_and_verify(config: Config, repo: Repository, label: str) -> Manifest:
+    with make_renderer(False) as renderer:
+        manifest = await run_backup(config, repo, BackupRequest(label=label), renderer.emit)
+    click.echo(f"backup {manifest.id}: {len(manifest.artifacts)} artifact(s)")
+    with make_renderer(False) as renderer:
+        result = await run_verify(repo, manifest.id, renderer.emit)
+    click.echo(f"verify {manifest.id}: {'OK' if result.ok else 'FAILED'}")
+    return manifest
+
+
+def _explain(sandbox: Sandbox, backup_id: str) -> None:
+    cfg = sandbox.config_path
+    click.echo(
+        "\nopen the console on it with `lifeboat demo` (its SSH host lives while it runs);"
+        " at any time:\n"
+        f"  lifeboat --config {cfg} backup show {backup_id}\n"
+        f"  lifeboat --config {cfg} backup verify --all"
+    )

@@ -1,0 +1,156 @@
+"""The ``lifeboat`` command line: the same engine calls the console makes, scriptable.
+
+Exit codes: 0 success; 1 the operation ran and failed (a source failed, verify found
+damage, a restore was refused); 2 usage or config errors; 130 interrupted. Errors are one
+message each, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import ClassVar
+
+import click
+
+from engine.errors import LifeboatError, UsageError
+from tui.cli.common import CliState, pass_state, print_json, run_async
+from tui.console.start import run_console
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class LazyGroup(click.Group):
+    """Imports a command's module only when that command runs (or help lists it), so that
+    starting the console does not pay for every engine dependency up front."""
+
+    LAZY: ClassVar[dict[str, str]] = {
+        "backup": "tui.cli.backup:backup",
+        "restore": "tui.cli.restore:restore",
+        "demo": "tui.cli.demo:demo",
+        "runbook": "tui.cli.runbook:runbook",
+        "audit": "tui.cli.audit:audit",
+        "checklist": "tui.cli.checklist:checklist",
+        "drill": "tui.cli.drill:drill",
+        "catalog": "tui.cli.catalog:catalog",
+        "schedule": "tui.cli.schedule:schedule",
+        "scheduler": "tui.cli.schedule:scheduler",
+        "status": "tui.cli.status:status",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY:
+            module, _, name = self.LAZY[cmd_name].partition(":")
+            command: click.Command = getattr(importlib.import_module(module), name)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    invoke_without_command=True,
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Config file (default: $LIFEBOAT_CONFIG, ./lifeboat.toml, then the user config dir).",
+)
+@click.option(
+    "--no-mouse", is_flag=True, help="Console: no mouse reporting (keeps text selectable)."
+)
+@click.version_option(package_name="lifeboat")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, no_mouse: bool) -> None:
+    """Lifeboat: backups, restores and DR drills over SSH.
+
+    Without a command, opens the console on the configured repository.
+    """
+    ctx.obj = CliState(config_path, mouse=not no_mouse)
+    if ctx.invoked_subcommand is None:
+        run_async(run_console(ctx.obj.config(), mouse=ctx.obj.mouse))
+
+
+@cli.group()
+def config() -> None:
+    """Inspect the configuration."""
+
+
+@config.command("check")
+@pass_state
+def config_check(state: CliState) -> None:
+    """Validate the config file and say what it defines."""
+    cfg = state.config()
+    click.echo(
+        f"{cfg.path}: OK — {len(cfg.hosts)} host(s), {len(cfg.sources)} source(s), "
+        f"repository {cfg.repository.path}"
+    )
+
+
+@cli.group()
+def repo() -> None:
+    """Manage the repository."""
+
+
+@repo.command("init")
+@pass_state
+def repo_init(state: CliState) -> None:
+    """Create the repository (it is also created on first use)."""
+    repository = state.repository(create=True)
+    click.echo(f"repository ready at {repository.path}")
+
+
+@repo.command("clean")
+@click.option("--dry-run", is_flag=True, help="Only show what would be removed.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@pass_state
+def repo_clean(state: CliState, dry_run: bool, as_json: bool) -> None:
+    """Remove what killed backups and deletes left (.staging, .trash), under the lock."""
+    from engine.repo import leftovers
+    from engine.sizes import human_size
+
+    found = leftovers.clean(
+        state.repository(create=False), state.config().operator, dry_run=dry_run
+    )
+    if as_json:
+        entries = [{"path": leftover.name, "bytes": leftover.bytes} for leftover in found]
+        print_json({"dry_run": dry_run, "leftovers": entries})
+        return
+    action = "would remove" if dry_run else "removed"
+    for leftover in found:
+        click.echo(f"{action} {leftover.name} ({human_size(leftover.bytes)})")
+    if not found:
+        click.echo("nothing to clean: no killed backup or delete left anything behind")
+    else:
+        click.echo(f"{'would free' if dry_run else 'freed'} {leftovers.total(found)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: map errors to one message and an exit code."""
+    try:
+        result = cli.main(args=argv, prog_name="lifeboat", standalone_mode=False)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("lifeboat: interrupted; nothing partial was kept", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except UsageError as exc:
+        _print_error(exc)
+        sys.exit(EXIT_USAGE)
+    except LifeboatError as exc:
+        _print_error(exc)
+        sys.exit(EXIT_FAILED)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+def _print_error(exc: LifeboatError) -> None:
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        click.echo(f"lifeboat: error: {line}", err=True)

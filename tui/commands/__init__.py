@@ -1,1 +1,0 @@
-"""The CLI\x27s command groups, one module each."""

@@ -1,0 +1,116 @@
+"""What the console knows about running and finished jobs, fed by engine events.
+
+The engine reports through typed events; this model folds them into per-job, per-source
+state that widgets render. It holds no reference to the App: the App feeds it and publishes
+a signal when it changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from engine.events import (
+    CheckReported,
+    Event,
+    JobFinished,
+    JobStarted,
+    LogLine,
+    Progress,
+    StageChanged,
+)
+from engine.repo.manifest import utc_now
+
+MAX_LOG_LINES = 2000
+
+
+@dataclass
+class SourceState:
+    stage: str = "waiting"
+    done: int = 0
+    total: int | None = None
+    rate: float = 0.0
+    unit: str = "bytes"
+
+
+@dataclass
+class JobState:
+    key: str  # the console's own name for the job, known before the engine names it
+    kind: str
+    started: datetime
+    job_id: str | None = None  # the engine's (a backup id), from JobStarted
+    scope: tuple[str, ...] = ()  # the sources the job covers, from JobStarted
+    sources: dict[str, SourceState] = field(default_factory=dict)
+    checks: list[CheckReported] = field(default_factory=list)  # a restore's validator
+    finished: JobFinished | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.finished is None
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    at: datetime
+    source: str
+    level: str
+    text: str
+
+
+class JobBoard:
+    """Every job of this console session, newest first, and the log of what they said."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, JobState] = {}
+        self.log: list[LogEntry] = []
+        self.logged = 0  # entries ever noted; the log keeps the newest MAX_LOG_LINES
+
+    def open(self, key: str, kind: str) -> JobState:
+        """Register a job the console is starting, before the engine says anything."""
+        job = self.jobs[key] = JobState(key, kind, utc_now())
+        return job
+
+    def apply(self, key: str, event: Event) -> None:
+        job = self.jobs[key]
+        if isinstance(event, JobStarted):
+            job.job_id = event.job_id
+            job.scope = event.sources  # rows appear as parts report (verify reports as one)
+            self.note("lifeboat", "info", f"{event.kind} {event.job_id} started")
+        elif isinstance(event, JobFinished):
+            job.finished = event
+            verdict = "cancelled" if event.cancelled else ("finished" if event.ok else "FAILED")
+            self.note(
+                "lifeboat", "info" if event.ok else "error", f"{job.kind} {event.job_id} {verdict}"
+            )
+        elif isinstance(event, StageChanged):
+            job.sources.setdefault(event.source, SourceState()).stage = event.stage
+        elif isinstance(event, Progress) and event.item is None:  # per-item counts: not here
+            state = job.sources.setdefault(event.source, SourceState())
+            state.done, state.total, state.rate, state.unit = (
+                event.done,
+                event.total,
+                event.rate,
+                event.unit,
+            )
+        elif isinstance(event, LogLine):
+            self.note(event.source, event.level, event.text)
+        elif isinstance(event, CheckReported):
+            job.checks.append(event)
+            if event.status != "ok":
+                self.note("validator", "error" if event.status == "fail" else "warning",
+                          f"{event.name}: {event.detail}")  # fmt: skip
+
+    def fail(self, key: str, message: str) -> None:
+        """A job ended with an error before or without its JobFinished (a worker error)."""
+        job = self.jobs[key]
+        if job.finished is None:
+            job.finished = JobFinished(job.job_id or key, ok=False)
+        self.note(job.kind, "error", message)
+
+    def running(self) -> list[JobState]:
+        return [job for job in self.jobs.values() if job.running]
+
+    def note(self, source: str, level: str, text: str) -> None:
+        self.log.append(LogEntry(utc_now(), source, level, text))
+        self.logged += 1
+        del self.log[:-MAX_LOG_LINES]

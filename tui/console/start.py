@@ -1,0 +1,24 @@
+"""Starting the console from the command line: terminal checks, then the Textual app."""
+
+from __future__ import annotations
+
+import sys
+
+from engine.config.model import Config
+from engine.errors import UsageError
+
+
+def require_terminal() -> None:
+    """Refuse to start without a terminal (``ssh host lifeboat`` without ``-t`` would hang)."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError(
+            "the console needs a terminal; connect with `ssh -t HOST lifeboat`, or use a "
+            "subcommand such as `lifeboat backup list` (see `lifeboat --help`)"
+        )
+
+
+async def run_console(config: Config, *, mouse: bool, wizard: str | None = None) -> None:
+    from tui.console.app import make_app  # Textual loads only when the console opens
+
+    require_terminal()
+    await make_app(config, wizard=wizard).run_async(mouse=mouse)
