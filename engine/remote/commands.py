@@ -7,6 +7,7 @@ bounded stderr tail shared by the asyncssh path (``engine.remote.ssh``) and the 
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -23,7 +24,9 @@ CIPHERS = (
 STDERR_TAIL_BYTES = 2048
 KEEPALIVE_COUNT_MAX = 3
 
-OutputSink = Callable[[bytes], None]
+# Takes each stdout chunk. A sink that is full returns a future: the stream stops reading
+# until it completes (back-pressure without blocking the event loop); otherwise None.
+OutputSink = Callable[[bytes], "asyncio.Future[None] | None"]
 
 
 @dataclass(frozen=True)

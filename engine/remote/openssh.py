@@ -22,6 +22,7 @@ level, and :class:`_ClientStderr` takes its lines out of the command's stderr as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import re
 import shutil
@@ -39,6 +40,7 @@ from engine.remote.commands import (
     TailBuffer,
 )
 
+REAP_SECONDS = 5.0  # how long a cancelled stream waits for its killed ssh to be reaped
 SSH_FAILURE = 255  # ssh's own exit status for connection, authentication and host key errors
 # A log line of ssh's own that LogLevel=ERROR would not print: debug and the verbose ones of a
 # normal session. Each is written whole, ending in \r\n; what the command wrote without a
@@ -130,7 +132,7 @@ class _ClientStderr:
 
 
 class _BulkProtocol(asyncio.SubprocessProtocol):
-    """Hands stdout to the sink as the pipe delivers it; the sink's pace is the back-pressure."""
+    """Hands stdout to the sink as the pipe delivers it; a full sink pauses the pipe."""
 
     def __init__(self, on_stdout: OutputSink | None) -> None:
         self.on_stdout = on_stdout
@@ -151,11 +153,16 @@ class _BulkProtocol(asyncio.SubprocessProtocol):
             self.stderr.append(data)
         elif self.on_stdout is not None and self.sink_error is None:
             try:
-                self.on_stdout(data)
+                room = self.on_stdout(data)
             except Exception as exc:  # the sink failed (disk full...): stop the transfer
                 self.sink_error = exc
                 if self.transport is not None:
                     self.transport.kill()
+                return
+            stdout = self.transport.get_pipe_transport(1) if self.transport else None
+            if room is not None and isinstance(stdout, asyncio.ReadTransport):  # full: wait
+                stdout.pause_reading()
+                room.add_done_callback(lambda _: stdout.resume_reading())
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         self.open_pipes.discard(fd)
@@ -191,6 +198,13 @@ async def _feed(
         pipe.close()
 
 
+async def _reaped(proto: _BulkProtocol) -> None:
+    """Wait a moment for a killed ``ssh`` to be reaped, so that it never outlives the stream
+    (nor the event loop, which would leave it a zombie); a second cancellation stops it."""
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        await asyncio.wait_for(asyncio.shield(proto.exited), REAP_SECONDS)
+
+
 async def stream_openssh(
     client: str,
     name: str,
@@ -221,10 +235,11 @@ async def stream_openssh(
     try:
         if stdin is not None:
             await _feed(transport, proto, stdin)
-        await proto.exited
+        await asyncio.shield(proto.exited)  # cancelling us must not cancel it: see _reaped
         await proto.pipes_closed
     except BaseException:
         transport.kill()
+        await _reaped(proto)
         raise
     finally:
         transport.close()

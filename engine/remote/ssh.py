@@ -247,11 +247,19 @@ class _StreamSession(asyncssh.SSHClientSession[bytes]):
             self.stderr.append(data)
         elif self.on_stdout is not None and self.sink_error is None:
             try:
-                self.on_stdout(data)
+                room = self.on_stdout(data)
             except Exception as exc:  # the sink failed (disk full...): stop the command
                 self.sink_error = exc
                 if self.channel is not None:
                     self.channel.close()
+                return
+            if room is not None and self.channel is not None:  # the sink is full: wait
+                self.channel.pause_reading()
+                room.add_done_callback(lambda _: self._resume_reading())
+
+    def _resume_reading(self) -> None:
+        if self.channel is not None:
+            self.channel.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = exc

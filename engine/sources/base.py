@@ -6,19 +6,21 @@ streaming them back; it reports through the context and never knows who is liste
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
 from engine.checks import Check
 from engine.events import Emit, LogLine, ProgressMeter, StageChanged
+from engine.mongodump.pgzip import GzipSink
 from engine.remote.ssh import SSHHost
 from engine.repo.confined import open_confined
 from engine.repo.manifest import Artifact, ArtifactFile
-from engine.repo.sink import HashingFileSink
+from engine.repo.sink import HashingFileSink, SinkThread
 from engine.sizes import human_size
 
 READ_CHUNK = 1024 * 1024
@@ -47,33 +49,47 @@ class SourceContext:
         return ProgressMeter(self.source, self.emit, total, unit=unit, item=item)
 
     def sink(self, filename: str) -> HashingFileSink:
+        """A file in the staging dir that hashes and writes, blocking: for a thread."""
         return HashingFileSink(self.directory / filename, filename)
 
-    @contextmanager
-    def recording(self, filename: str) -> Iterator[Recording]:
-        """A file in the staging dir that hashes, writes and reports progress as bytes come.
-
-        Use ``recording.write`` as a stream's ``on_stdout`` and call ``recording.finish()``
-        once the stream ended well; on any error the file is closed unfinished.
-        """
-        recording = Recording(self.sink(filename), self.meter())
+    @asynccontextmanager
+    async def writing(
+        self, filename: str, *, gzip: bool = False
+    ) -> AsyncIterator[SinkThread[ArtifactFile]]:
+        """A file in the staging dir, hashed and written (``gzip``: compressed first, on every
+        core) on a thread of its own as the loop hands it bytes; ``await finish()`` once the
+        bytes ended well. On any error the file is closed unfinished."""
+        file = self.sink(filename)
+        writer = SinkThread(GzipSink(file) if gzip else file)
         try:
-            yield recording
+            yield writer
         finally:
-            recording.sink.close()
+            await writer.aclose()
+
+    @asynccontextmanager
+    async def recording(self, filename: str) -> AsyncIterator[Recording]:
+        """:meth:`writing` that reports progress as bytes come.
+
+        Use ``recording.write`` as a stream's ``on_stdout`` and ``await recording.finish()``
+        once the stream ended well.
+        """
+        async with self.writing(filename) as writer:
+            yield Recording(writer, self.meter())
 
 
 @dataclass
 class Recording:
-    sink: HashingFileSink
+    writer: SinkThread[ArtifactFile]
     meter: ProgressMeter
 
-    def write(self, chunk: bytes) -> None:
-        self.sink.write(chunk)
+    def write(self, chunk: bytes) -> asyncio.Future[None] | None:
+        """Queue ``chunk``; a future when the stream should wait for room (see SinkThread)."""
+        ready = self.writer.write(chunk)
         self.meter.advance(len(chunk))
+        return ready
 
-    def finish(self) -> ArtifactFile:
-        entry = self.sink.finish()
+    async def finish(self) -> ArtifactFile:
+        entry = await self.writer.finish()
         self.meter.finish()
         return entry
 

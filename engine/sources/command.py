@@ -20,9 +20,9 @@ class CommandSource(Source):
 
     async def backup(self, ctx: SourceContext) -> Artifact:
         ctx.stage("dumping")
-        with ctx.recording(self.filename()) as recording:
+        async with ctx.recording(self.filename()) as recording:
             await ctx.host.stream(self.config.backup, on_stdout=recording.write, bulk=True)
-            entry = recording.finish()
+            entry = await recording.finish()
         return Artifact(
             source=self.name,
             kind=self.artifact_kind,

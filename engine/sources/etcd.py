@@ -54,7 +54,7 @@ class EtcdSource(Source):
             async with ctx.host.forward_local(address, int(port)) as local_port:
                 ctx.stage("snapshot")
                 meta = await asyncio.to_thread(self._snapshot, local_port, sink, progress)
-            entry = sink.finish()
+            entry = await asyncio.to_thread(sink.finish)  # its fsync: off the event loop
         finally:
             sink.close()
         meter.finish()

@@ -15,17 +15,18 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from engine.checks import Check, compare_versions
-from engine.mongodump import ArchiveReader, ArchiveWriter, NamespaceMeta, ParallelGzipWriter
+from engine.mongodump import ArchiveReader, ArchiveWriter, NamespaceMeta
 from engine.mongodump.names import Rename, matches_any, selected, split_namespace
 from engine.mongodump.reader import open_archive
 from engine.repo.confined import open_confined
-from engine.repo.manifest import Artifact
+from engine.repo.manifest import Artifact, ArtifactFile
 from engine.sources.base import Preflight, RestoreOptions, SourceContext
 
 if TYPE_CHECKING:
     from pymongo import AsyncMongoClient
 
     from engine.remote.ssh import SSHHost
+    from engine.repo.sink import SinkThread
     from engine.sources.mongo.source import MongoSource
 
 INSERT_BATCH_DOCUMENTS = 1000
@@ -164,24 +165,18 @@ async def dump_with_driver(source: MongoSource, ctx: SourceContext) -> dict[str,
             ctx.stage("listing")
             plan = await _plan(source, client)
             build = await client.admin.command("buildInfo")
-            sink = ctx.sink(source.filename())
-            try:
-                gzip = ParallelGzipWriter(sink.write)
+            async with ctx.writing(source.filename(), gzip=True) as out:
                 writer = ArchiveWriter(
-                    gzip.write,
+                    out.write,
                     server_version=str(build.get("version", "")),
                     tool_version=f"lifeboat {__version__}",
                     prelude=[meta for meta, _ in plan],
                     concurrent_collections=source.config.parallel,
                 )
                 ctx.stage(f"dumping {len(plan)} namespace(s)")
-                await _dump_all(source, ctx, client, writer, plan)
+                await _dump_all(source, ctx, client, writer, plan, out)
                 namespaces = writer.close()
-                gzip.close()
-                entry = sink.finish()
-            except BaseException:
-                sink.close()
-                raise
+                entry = await out.finish()
         except PyMongoError as exc:
             raise _error(source, "the dump failed", exc) from None
         finally:
@@ -203,7 +198,10 @@ async def _dump_all(
     client: AsyncMongoClient,
     writer: ArchiveWriter,
     plan: list[tuple[NamespaceMeta, dict]],
+    out: SinkThread[ArtifactFile],
 ) -> None:
+    """Every namespace of ``plan`` through ``writer``, which hands ``out`` the archive: a batch
+    waits for room there before the next is fetched (memory stays flat)."""
     total_bytes = sum(sizes.get("bytes", 0) for _, sizes in plan)
     overall = ctx.meter(total_bytes or None)
     limit = asyncio.Semaphore(source.config.parallel)
@@ -216,6 +214,7 @@ async def _dump_all(
                 async for batch in collection.find_raw_batches(batch_size=1000):
                     counter.advance(writer.write_batch(meta.db, meta.data_collection, batch))
                     overall.advance(len(batch))
+                    await out.drain()
                 counter.finish()
             writer.end_namespace(meta.db, meta.data_collection)
 

@@ -73,10 +73,10 @@ async def dump_with_mongodump(source: MongoSource, ctx: SourceContext) -> dict[s
     config_path = await _write_secret_file(source, host)
     ctx.stage("mongodump")
     try:
-        with ctx.recording(source.filename()) as recording:
+        async with ctx.recording(source.filename()) as recording:
             command = _with_config(argv, config_path)
             outcome = await host.stream(command, on_stdout=recording.write, bulk=True)
-            entry = recording.finish()
+            entry = await recording.finish()
     except LifeboatError as exc:
         raise MongoError(source.redact(str(exc))) from None
     if outcome.stderr:
