@@ -18,7 +18,7 @@ import click
 
 from engine.checks import Check
 from engine.errors import UsageError
-from engine.repo.manifest import utc_now
+from engine.repo.manifest import Manifest, utc_now
 from engine.restore import journal
 from engine.restore.run import RestoreRefusedError, RestoreReport, RestoreRequest, run_restore
 from engine.restore.scenario import DefaultBackup, Recommendation, choose_backup, recommend
@@ -308,7 +308,7 @@ def _print_advice(advice: AdviceNode, as_json: bool) -> None:
 
 
 def _print_plan(
-    plan: Recommendation, backup_id: str | None, choice: DefaultBackup, as_json: bool
+    plan: Recommendation, backup_id: str | None, choice: DefaultBackup[Manifest], as_json: bool
 ) -> None:
     command = ["lifeboat", "restore", backup_id or "ID"]
     for source in plan.sources:
