@@ -48,6 +48,7 @@ from engine.errors import ConfigError, LifeboatError, describe_error
 from engine.repo.atomic import atomic_write
 from engine.repo.manifest import Manifest
 from tui.console.screens.modals import MODAL_CSS, ConfirmModal, TextModal, wrapped
+from tui.console.services import Services, services
 from tui.console.widgets.footer import KeysFooter
 from tui.format import age
 
@@ -106,8 +107,8 @@ class ChecklistScreen(Screen[None]):
         self.running: set[str] = set()  # item ids a worker of this screen is checking
 
     @property
-    def lifeboat(self) -> LifeboatApp:
-        return self.app  # type: ignore[return-value]
+    def lifeboat(self) -> Services:
+        return services(self.app)
 
     # -- layout --------------------------------------------------------------------------
 
