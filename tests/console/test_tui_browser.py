@@ -30,9 +30,9 @@ from tui.console.screens.backups import BackupsScreen, open_backup
 from tui.console.screens.checklist import ChecklistScreen
 from tui.console.screens.modals import TypedConfirmModal
 from tui.console.screens.wizard import RestoreWizard
-from tui.console.wizard_state import Step
 from tui.console.widgets.backup_detail import BackupDetail, describe_backup
 from tui.console.widgets.backup_list import BackupList
+from tui.console.wizard_state import Step
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 HOST = '[hosts.h1]\naddress = "127.0.0.1"\nport = 1\n'  # a dry run never connects

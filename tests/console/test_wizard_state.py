@@ -310,3 +310,20 @@ def test_the_state_machine_does_not_import_textual() -> None:
     )
     root = Path(__file__).parents[2]
     subprocess.run([sys.executable, "-W", "ignore", "-c", code], check=True, cwd=root)
+
+
+def test_the_index_reads_new_backups_and_forgets_gone_ones(repo: Repository) -> None:
+    first = mongo_backup(repo, 3, "first")
+    index = indexed(repo)
+    second = mongo_backup(repo, 2, "second")
+    doomed = mongo_backup(repo, 1, "doomed")
+    assert index.begin() == [doomed.id, second.id]  # only what is new is read
+    assert not index.complete
+    repo.delete(doomed.id)  # deleted while the reader was at it
+    for chunk in read_chunks(repo, [doomed.id, second.id], 10):
+        index.add(chunk)
+    assert index.complete
+    assert [row.id for row in index.rows()] == [second.id, first.id]
+    repo.delete(first.id)
+    assert index.begin() == []
+    assert [row.id for row in index.covering(("mongo", "config"))] == [second.id]
