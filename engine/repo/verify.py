@@ -165,7 +165,7 @@ def check_etcd_snapshot(reader: HashingReader, artifact: Artifact, _policy: Veri
 
 def check_mongo_archive(reader: HashingReader, artifact: Artifact, _policy: VerifyPolicy) -> None:
     """The archive reads end to end (framing, BSON, CRCs) with the manifest's counts."""
-    from engine.mongodump import ArchiveFormatError, open_archive, summarize
+    from engine.mongo_archive import ArchiveFormatError, open_archive, summarize
 
     try:
         summary = summarize(open_archive(reader))

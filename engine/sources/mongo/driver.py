@@ -15,9 +15,9 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from engine.checks import Check, compare_versions
-from engine.mongodump import ArchiveReader, ArchiveWriter, NamespaceMeta, ParallelGzipWriter
-from engine.mongodump.names import Rename, matches_any, selected, split_namespace
-from engine.mongodump.reader import open_archive
+from engine.mongo_archive import ArchiveReader, ArchiveWriter, NamespaceMeta, ParallelGzipWriter
+from engine.mongo_archive.names import Rename, matches_any, selected, split_namespace
+from engine.mongo_archive.reader import open_archive
 from engine.repo.confined import open_confined
 from engine.repo.manifest import Artifact
 from engine.sources.base import Preflight, RestoreOptions, SourceContext

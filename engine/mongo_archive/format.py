@@ -1,7 +1,7 @@
 """The mongodump archive format itself: its constants, errors and the records both sides share.
 
-Why this exists: the reader (:mod:`engine.mongodump.reader`) and the writer
-(:mod:`engine.mongodump.writer`) must agree byte for byte with each other and with the official
+Why this exists: the reader (:mod:`engine.mongo_archive.reader`) and the writer
+(:mod:`engine.mongo_archive.writer`) must agree byte for byte with each other and with the official
 tools, so what the format *is* lives here once. The format (see
 ``fixtures/mongodump-archives/FORMAT.md``)::
 

@@ -19,7 +19,7 @@ import bson
 from bson.errors import BSONError
 from bson.int64 import Int64
 
-from engine.mongodump.format import (
+from engine.mongo_archive.format import (
     CRC64,
     FORMAT_VERSION,
     MAGIC,
@@ -32,7 +32,7 @@ from engine.mongodump.format import (
     namespace_name,
     prelude_without_data,
 )
-from engine.mongodump.stream import Readable, Window, open_archive
+from engine.mongo_archive.stream import Readable, Window, open_archive
 
 READ_CHUNK = 1024 * 1024
 

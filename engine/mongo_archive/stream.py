@@ -14,7 +14,7 @@ import gzip
 import zlib
 from typing import Protocol
 
-from engine.mongodump.format import INT32, MAX_BSON_SIZE, MIN_BSON_SIZE, ArchiveFormatError
+from engine.mongo_archive.format import INT32, MAX_BSON_SIZE, MIN_BSON_SIZE, ArchiveFormatError
 
 
 class Readable(Protocol):
