@@ -48,7 +48,9 @@ _HEADER_TYPES: dict[str, type] = {
 DocumentFilter = Callable[[str], bool]
 
 
-def _decode(window: Window, raw: memoryview, what: str, namespace: str | None = None) -> Any:
+def _decode(
+    window: Window, raw: memoryview, what: str, namespace: str | None = None
+) -> dict[str, Any]:
     try:
         return bson.decode(raw)
     except (BSONError, ValueError, TypeError) as exc:

@@ -102,7 +102,7 @@ class ArchiveWriter:
 
     def __init__(
         self,
-        out: Callable[[bytes], object],
+        out: Callable[[bytes | memoryview], object],
         *,
         server_version: str,
         tool_version: str,
