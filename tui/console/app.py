@@ -32,7 +32,7 @@ from tui.console.screens.drills import DrillsScreen
 
 if TYPE_CHECKING:
     from engine.drill.run import DrillRequest
-    from engine.restore.run import RestoreRequest
+    from engine.restore.plan import RestoreRequest
 
 
 class LifeboatApp(App[None]):
