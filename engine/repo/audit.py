@@ -56,7 +56,7 @@ class Head(NamedTuple):
     def parse(cls, data: object) -> Head | None:
         """A head from its JSON form (bytes, or already decoded); None when it is not one."""
         try:
-            value = json.loads(data) if isinstance(data, bytes | str) else data
+            value: Any = json.loads(data) if isinstance(data, bytes | str) else data
             lines, sha = value["lines"], value["sha256"]
         except (ValueError, TypeError, KeyError):
             return None
