@@ -59,7 +59,7 @@ async def _demo(root: Path | None, no_tui: bool, drill: bool, mouse: bool) -> Dr
         if no_tui:
             manifest = await _backup_and_verify(config, repo, "demo")
             _explain(sandbox, manifest.id)
-            return
+            return None
         if next(repo.iter_backups(), None) is None:  # a first start: real backups to look at
             await _backup_and_verify(config, repo, "first demo backup")
             await _backup_and_verify(config, repo, "second demo backup")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.app import App, ComposeResult
@@ -57,7 +57,7 @@ def read_chunks(
         yield rows, [str(damage) for damage in damaged]
 
 
-def open_backup(app: App[object], backup_id: str | None) -> None:
+def open_backup(app: App[Any], backup_id: str | None) -> None:
     """Switch to the browser with ``backup_id`` under the cursor, or (None) to its filter."""
     app.switch_mode("backups")
     for screen in app.screen_stack:
