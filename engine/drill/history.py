@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from engine.repo import jsonlines
 
 DRILLS_FILE = "drills.jsonl"
@@ -41,15 +43,19 @@ class DrillRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DrillRecord:
         """The record of a history line (keys it does not know are left out); raises
-        ``TypeError`` when a field is missing."""
+        ``ValueError`` when a field is missing or of the wrong type."""
         known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
+        return _RECORD.validate_python({k: v for k, v in data.items() if k in known})
 
     def timings(self) -> str:
         """``backup Ns, restore Ms`` (what is known of it)."""
         measured = {"backup": self.backup_seconds, "restore": self.restore_seconds}
         parts = [f"{what} {secs:.1f}s" for what, secs in measured.items() if secs is not None]
         return ", ".join(parts) or "no timings (stopped before the backup)"
+
+
+# A history line is untrusted input: its fields are type-checked before any use.
+_RECORD = TypeAdapter(DrillRecord)
 
 
 def append(repo_path: Path, record: DrillRecord) -> None:
