@@ -19,10 +19,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from engine import __version__
 from engine.errors import BackupNotFoundError, ManifestError, RepositoryError, RepositoryLockedError
-from engine.repo import locks
+from engine.repo import jsonlines, locks
 from engine.repo.atomic import atomic_write, fsync_dir, make_private_dir
 from engine.repo.confined import describe_mode, open_confined
 from engine.repo.manifest import BACKUP_ID, MAX_MANIFEST_BYTES, Manifest, iso_z, utc_now
@@ -48,6 +49,15 @@ class VerifyRecord:
     at: str
     ok: bool
     problems: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "problems": list(self.problems)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VerifyRecord:
+        """The record of a ``verify.jsonl`` line; raises ``KeyError`` or ``TypeError`` when
+        it is not one."""
+        return cls(data["backup_id"], data["at"], bool(data["ok"]), tuple(data["problems"]))
 
 
 def location_problem(path: Path) -> str | None:
@@ -297,30 +307,13 @@ class Repository:
 
     def record_verify(self, record: VerifyRecord) -> None:
         """Append a verify outcome (an append of one short line: no lock needed)."""
-        line = json.dumps({**record.__dict__, "problems": list(record.problems)}) + "\n"
-        fd = os.open(self.path / VERIFY_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
+        jsonlines.append(self.path / VERIFY_LOG, record.to_dict())
 
     def verifications(self) -> dict[str, VerifyRecord]:
-        """The latest verify outcome of each backup id."""
-        latest: dict[str, VerifyRecord] = {}
-        try:
-            lines = (self.path / VERIFY_LOG).read_text().splitlines()
-        except FileNotFoundError:
-            return latest
-        for line in lines:
-            try:
-                data = json.loads(line)
-                record = VerifyRecord(
-                    data["backup_id"], data["at"], bool(data["ok"]), tuple(data["problems"])
-                )
-            except (ValueError, KeyError, TypeError):
-                continue  # a torn last line after a crash: the older records still count
-            latest[record.backup_id] = record
-        return latest
+        """The latest verify outcome of each backup id; a line that does not read (a torn
+        last line after a crash) is skipped and logged: the older records still count."""
+        records = jsonlines.read(self.path / VERIFY_LOG, VerifyRecord.from_dict)
+        return {record.backup_id: record for record in records}
 
     # -- deleting --------------------------------------------------------------------------
 

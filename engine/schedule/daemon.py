@@ -63,7 +63,7 @@ class Scheduler:
         self.config, self.repo, self.claim, self.log = config, repo, claim, log
         self.instance, self.clock = instance, clock
         self._stopping = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[str | None]] = []
         self._backups = asyncio.Lock()  # one backup at a time: they share the repository lock
 
     async def run(self) -> None:

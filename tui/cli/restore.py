@@ -20,7 +20,8 @@ from engine.checks import Check
 from engine.errors import UsageError
 from engine.repo.manifest import Manifest, utc_now
 from engine.restore import journal
-from engine.restore.run import RestoreRefusedError, RestoreReport, RestoreRequest, run_restore
+from engine.restore.plan import RestoreRequest
+from engine.restore.run import RestoreRefusedError, RestoreReport, run_restore
 from engine.restore.scenario import DefaultBackup, Recommendation, choose_backup, recommend
 from engine.restore.tree import BUILT_IN, AdviceNode, Walk, load_trees, walk
 from engine.sources import RestoreOptions
@@ -191,7 +192,7 @@ def _print_report(report: RestoreReport, as_json: bool) -> None:
         return
     click.echo(checks_table(report.checks))
     hosts = ", ".join(report.plan.hosts) or "no host"
-    sources = ", ".join(summary["sources"]) or "nothing"
+    sources = ", ".join(step.source for step in report.steps) or "nothing"
     if report.applied:
         saved = (
             f"; the state before is in backup {report.safety_backup}"

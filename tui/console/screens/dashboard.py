@@ -78,7 +78,8 @@ class DashboardScreen(Screen[None]):
         self._alerts = repository_alerts(repo)
         self._show_schedules()
         if app.config.coordination is not None:
-            self.run_worker(self._fetch_shared_locks, group="locks", exclusive=True)
+            # textual's WorkType union makes mypy infer Never for an async method's result
+            self.run_worker(self._fetch_shared_locks, group="locks", exclusive=True)  # type: ignore[arg-type]
         box = self.query_one("#tiers", Container)
         self.query_one("#no-tiers").display = not statuses
         for status in statuses:
