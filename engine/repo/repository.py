@@ -3,7 +3,8 @@
 Layout (DESIGN.md): ``backups/<id>/`` holds complete backups only, each with its
 ``manifest.json``; in-flight work lives in ``.staging/<id>/`` and is renamed into place in one
 step when complete, so a crash leaves either a whole backup or nothing under ``backups/``.
-Entries under ``backups/`` that are not backups are never touched.
+Entries under ``backups/`` that are not backups are never touched. Each write the catalog
+indexes goes through ``write_hook`` (``engine.repo.write_hook``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from engine.repo import jsonlines, locks
 from engine.repo.atomic import atomic_write, fsync_dir, make_private_dir
 from engine.repo.confined import describe_mode, open_confined
 from engine.repo.manifest import BACKUP_ID, MAX_MANIFEST_BYTES, Manifest, iso_z, utc_now
+from engine.repo.write_hook import WriteHook
 
 MARKER = "lifeboat-repo.json"
 FORMAT_VERSION = 1
@@ -85,6 +87,7 @@ class Repository:
         self.failed_dir = path / ".failed"
         self.trash_dir = path / ".trash"
         self.lock_path = path / "lock"
+        self.write_hook = WriteHook()
 
     @classmethod
     def open(cls, path: Path, *, create: bool = True) -> Repository:
@@ -143,9 +146,10 @@ class Repository:
 
     @contextmanager
     def lock(self, operation: str, operator: str) -> Iterator[None]:
-        """Hold the exclusive write lock; refuse at once, naming the holder, if it is taken."""
+        """Hold the exclusive write lock; refuse at once, naming the holder, if it is taken.
+        The writes under it are one batch of the write hook: it runs after the release."""
         try:
-            with locks.hold(self.lock_path, operation, operator):
+            with self.write_hook.batch(), locks.hold(self.lock_path, operation, operator):
                 yield
         except locks.LockBusy as busy:
             raise RepositoryLockedError(
@@ -169,6 +173,7 @@ class Repository:
         os.rename(staging, final)
         fsync_dir(self.backups_dir)
         fsync_dir(self.staging_dir)
+        self.write_hook.wrote()
         return final
 
     def abandon(self, staging: Path, *, keep_for_diagnosis: bool) -> Path | None:
@@ -308,6 +313,7 @@ class Repository:
     def record_verify(self, record: VerifyRecord) -> None:
         """Append a verify outcome (an append of one short line: no lock needed)."""
         jsonlines.append(self.path / VERIFY_LOG, record.to_dict())
+        self.write_hook.wrote()
 
     def verifications(self) -> dict[str, VerifyRecord]:
         """The latest verify outcome of each backup id; a line that does not read (a torn
@@ -330,6 +336,7 @@ class Repository:
         os.rename(self.backups_dir / backup_id, doomed)
         fsync_dir(self.backups_dir)
         _remove(doomed)
+        self.write_hook.wrote()
 
 
 def _remove(path: Path) -> None:

@@ -27,6 +27,7 @@ from engine.config.model import Config
 from engine.errors import describe_error
 from engine.events import Emit, Event
 from engine.repo.repository import Repository
+from engine.scaleout.catalog import keep_current
 from themes import DEFAULT_THEME, THEMES, VARIABLE_DEFAULTS
 from tui.console.backup_index import BackupIndex, Chunk, read_chunks
 from tui.console.jobs import JobBoard
@@ -79,7 +80,7 @@ class LifeboatApp(App[None]):
         super().__init__()
         self.open_wizard_on_start = wizard  # "": the wizard; a backup id: on that backup
         self.config = config
-        self.repository = repository
+        self.repository = keep_current(repository, config)  # each write updates the [catalog]
         self.settings_path = settings or paths.console_settings_file()
         self.board = JobBoard()
         self.jobs_changed: Signal[str] = Signal(self, "jobs-changed")

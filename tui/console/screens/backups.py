@@ -336,16 +336,14 @@ class BackupsScreen(Screen[None]):
         self.app.push_screen(TypedConfirmModal(explanation, manifest.id), confirmed)
 
     @work(thread=True, group="backup-delete", exit_on_error=False)
-    def _delete(self, backup_id: str) -> str:
-        delete_backup(self.lifeboat.repository, backup_id, self.lifeboat.config.operator)
-        return backup_id
-
-    @work(thread=True, group="catalog-refresh", exit_on_error=False)
-    def _refresh_catalog(self) -> str | None:
-        """Tell the catalog what changed (a warning when it does not answer)."""
-        from engine.scaleout.catalog import refresh_catalog
-
-        return refresh_catalog(self.lifeboat.config, self.lifeboat.repository)
+    def _delete(self, backup_id: str) -> tuple[str, list[str]]:
+        """Delete the backup; the repository's write hook tells the catalog (its warnings are
+        returned: the delete stands)."""
+        repo = self.lifeboat.repository
+        warnings: list[str] = []
+        with repo.write_hook.batch(warnings.append):
+            delete_backup(repo, backup_id, self.lifeboat.config.operator)
+        return backup_id, warnings
 
     def action_restore(self) -> None:
         manifest = self._current()
@@ -362,15 +360,14 @@ class BackupsScreen(Screen[None]):
         worker = event.worker
         if worker.group == "catalog-search":
             self._searched(worker, event.state)
-        elif worker.group == "catalog-refresh" and event.state == WorkerState.SUCCESS:
-            if worker.result is not None:
-                self._problem(worker.result)
         elif worker.group == "backup-delete" and event.state == WorkerState.SUCCESS:
-            self.lifeboat.board.note("backups", "info", f"backup {worker.result} deleted")
-            self.notify(f"deleted {worker.result}")
+            assert worker.result is not None
+            backup_id, warnings = worker.result
+            self.lifeboat.board.note("backups", "info", f"backup {backup_id} deleted")
+            self.notify(f"deleted {backup_id}")
             self.lifeboat.backups_changed.publish(None)
-            if self.lifeboat.config.catalog is not None:
-                self._refresh_catalog()
+            for warning in warnings:
+                self._problem(warning)
         elif event.state == WorkerState.ERROR and worker.error is not None:
             what = "delete" if worker.group == "backup-delete" else "restore"
             message = f"{what} failed: {describe_error(worker.error)}"
