@@ -50,9 +50,13 @@ system-deps:
 	  fi; \
 	fi
 
+# Style, the import contracts (pyproject.toml [tool.importlinter], README "Architecture"),
+# then types (mypy with the pydantic plugin: engine strict, tui checked).
 lint: $(STAMP)
 	$(BIN)/ruff check engine tui themes tests bench screenshots
 	$(BIN)/ruff format --check engine tui themes tests bench screenshots
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 # Bytecode is compiled up front: with PYTHONDONTWRITEBYTECODE set, every `lifeboat` the tests
 # start would otherwise compile the project again. Two pytest-xdist workers, one per core:

@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 from benchargs import parse_size, positive_int  # noqa: E402
 from vocabulary import Vocabulary  # noqa: E402
 
-from engine.mongodump import ArchiveWriter, NamespaceMeta, ParallelGzipWriter, summarize  # noqa: E402
+from engine.mongo_archive import ArchiveWriter, NamespaceMeta, ParallelGzipWriter, summarize  # noqa: E402
 from engine.repo.sink import HashingFileSink  # noqa: E402
 
 MB = 1_000_000

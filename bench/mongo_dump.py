@@ -87,7 +87,7 @@ from engine.config.load import parse_config  # noqa: E402
 from engine.config.model import Config, HostConfig  # noqa: E402
 from engine.demo.server import SandboxKeys, generate_keys  # noqa: E402
 from engine.jobs import BackupRequest, run_backup  # noqa: E402
-from engine.mongodump.names import selected  # noqa: E402
+from engine.mongo_archive.names import selected  # noqa: E402
 from engine.remote.ssh import connect  # noqa: E402
 from engine.repo.repository import Repository  # noqa: E402
 

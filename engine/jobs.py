@@ -4,8 +4,9 @@ A backup holds the repository's write lock, runs its sources concurrently (bound
 staging directory and commits it in one rename. A failed source, an exception or a
 cancellation leaves nothing under ``backups/``: staging is removed (cancel) or kept under
 ``.failed/`` for diagnosis (failure); what a kill -9 leaves there is removed by the next
-backup (``engine.repo.leftovers``). After a backup or a verify the catalog, if there is one,
-is brought up to date; when it does not answer, that is a warning, never a failed job.
+backup (``engine.repo.leftovers``). Each job is one batch of the repository's write hook: the
+catalog, if there is one, is brought up to date once, off the event loop, after the lock is
+released; when it does not answer, that is a warning log line, never a failed job.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from engine.repo import leftovers
 from engine.repo.manifest import Artifact, Manifest, iso_z, utc_now
 from engine.repo.repository import MANIFEST, Repository, VerifyRecord, new_backup_id
 from engine.repo.verify import FileProblem, VerifyPolicy, VerifyResult, verify_backup_async
-from engine.scaleout.catalog import refresh_after_job
+from engine.repo.write_hook import Warn
 from engine.sources import SourceContext, make_source, resolve_scope
 
 MAX_PARALLEL_SOURCES = 4
@@ -71,11 +72,24 @@ class BackupRequest:
     trigger: str = "manual"
 
 
+def catalog_warning(emit: Emit) -> Warn:
+    """A job's write hook warnings (the catalog missed a change), as its log lines."""
+    return lambda text: emit(LogLine("catalog", "warning", text))
+
+
 async def run_backup(
     config: Config, repo: Repository, request: BackupRequest, emit: Emit
 ) -> Manifest:
     """Run one backup to completion and return its manifest; raise JobFailedError on failure."""
     names = resolve_scope(config, request.scope)
+    async with repo.write_hook.batch_async(catalog_warning(emit)):
+        manifest = await _backup(config, repo, names, request, emit)
+    return manifest
+
+
+async def _backup(
+    config: Config, repo: Repository, names: tuple[str, ...], request: BackupRequest, emit: Emit
+) -> Manifest:
     with repo.lock("backup", config.operator):
         stuck: list[str] = []
         removed = leftovers.remove(repo, config.operator, stuck)  # before our staging exists
@@ -134,7 +148,6 @@ async def run_backup(
         )
         repo.commit(staging, manifest)
     emit(JobFinished(backup_id, ok=True, manifest_id=backup_id))
-    await refresh_after_job(config, repo, emit)  # outside the lock: it may wait for the catalog
     return manifest
 
 
@@ -147,10 +160,21 @@ async def run_verify(
     config: Config | None = None,
 ) -> VerifyResult:
     """Verify one backup, reporting progress as the ``verify`` pseudo-source; with ``config``,
-    its sources' allowances apply (``allow_setid``) and its [catalog] learns the result too. A
-    damaged manifest is a failed verify, like a damaged file. A backup deleted (or pruned)
-    while it was verified raises BackupNotFoundError and records nothing: its files went
-    missing on purpose."""
+    its sources' allowances apply (``allow_setid``). A damaged manifest is a failed verify,
+    like a damaged file. A backup deleted (or pruned) while it was verified raises
+    BackupNotFoundError and records nothing: its files went missing on purpose."""
+    async with repo.write_hook.batch_async(catalog_warning(emit)):
+        result = await _verify(repo, backup_id, emit, sources, config)
+    return result
+
+
+async def _verify(
+    repo: Repository,
+    backup_id: str,
+    emit: Emit,
+    sources: tuple[str, ...] | None,
+    config: Config | None,
+) -> VerifyResult:
     try:
         manifest = repo.load(backup_id)
     except ManifestError as exc:
@@ -183,6 +207,4 @@ async def run_verify(
     for problem in result.problems:
         emit(LogLine(problem.source, "error", str(problem)))
     emit(JobFinished(backup_id, ok=result.ok))
-    if config is not None:
-        await refresh_after_job(config, repo, emit)
     return result

@@ -20,6 +20,12 @@ from sshd import SSHD, OpenSSHServer, SSHTestServer, in_process_server
 from engine.demo.server import SandboxKeys, generate_keys
 
 
+@pytest.fixture(autouse=True)
+def _no_operator_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """$LIFEBOAT_OPERATOR overrides every config's operator: the developer's stays out."""
+    monkeypatch.delenv("LIFEBOAT_OPERATOR", raising=False)
+
+
 @pytest.fixture(scope="session")
 def ssh_keys(tmp_path_factory: pytest.TempPathFactory) -> SandboxKeys:
     """Host and client keys shared by every test server of the session."""

@@ -27,7 +27,7 @@ from engine.checklist.model import (
 )
 from engine.config.model import Config
 from engine.errors import describe_error
-from engine.mongodump.names import matches_any
+from engine.mongo_archive.names import matches_any
 from engine.remote.ssh import ConnectionPool
 from engine.repo.manifest import Manifest
 from engine.sources import make_source

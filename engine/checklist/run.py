@@ -1,36 +1,29 @@
-"""A checklist run: item states, automatic checks, ticks, waivers, sign-off, storage.
+"""A checklist run as data: item states, ticks, waivers, the sign-off, and its storage.
 
 A run is kept in ``checklists/<run-id>.json`` in the repository, linked to the backup it
 validates (and the restore, when a restore started it). Sign-off is allowed only when every
-required item passed, was ticked, or was waived with a written reason; it records who (the
-config's operator, ``$LIFEBOAT_OPERATOR`` first), from which host and SSH client, and when,
-and goes to the audit log.
+required item passed, was ticked, or was waived with a written reason; it records who, from
+which host and SSH client, and when. ``engine.checklist.session`` sequences a run (checks,
+saves, audits); this module only changes it in memory, saves and reads it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import socket
-import time
-from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.checklist.items import ItemContext, Outcome, check_item
 from engine.checklist.model import Loaded, ManualItem
-from engine.config.model import Config
-from engine.errors import UsageError
-from engine.remote.ssh import ConnectionPool
-from engine.repo import audit
+from engine.errors import LifeboatError, UsageError
 from engine.repo.atomic import atomic_write, make_private_dir
-from engine.repo.manifest import Manifest, iso_z, utc_now
+from engine.repo.manifest import iso_z, utc_now
 from engine.repo.repository import Repository, new_backup_id
 
 RUNS_DIR = "checklists"
 DONE = frozenset({"passed", "ticked", "waived"})
+RESUMABLE = 10  # unsigned runs offered to resume, newest first
+RUNS_SCANNED = 200  # stored runs read to find them
 
 
 @dataclass
@@ -108,44 +101,6 @@ def new_run(
     )
 
 
-async def run_automatic(
-    run: ChecklistRun,
-    loaded: Loaded,
-    config: Config,
-    manifest: Manifest | None,
-    only: Iterable[str] | None = None,
-    changed: Callable[[ItemState], None] = lambda _item: None,
-) -> None:
-    """Run the automatic items (all, or ``only`` these ids) concurrently, each with its
-    timeout; ``changed`` hears every state change."""
-    wanted = set(only) if only is not None else None
-    items = [
-        item
-        for item in loaded.checklist.items
-        if not isinstance(item, ManualItem) and (wanted is None or item.id in wanted)
-    ]
-    pool = ConnectionPool(dict(config.hosts))
-    ctx = ItemContext(config, pool, manifest)
-
-    async def one(item_id: str) -> None:
-        state = run.state(item_id)
-        state.status, state.detail, state.evidence = "running", "", []
-        changed(state)
-        started = time.monotonic()
-        outcome: Outcome = await check_item(
-            loaded.checklist.item(item_id), ctx, tuple(loaded.missing.get(item_id, ()))
-        )
-        state.status = "passed" if outcome.passed else "failed"
-        state.detail, state.evidence = outcome.detail, list(outcome.evidence)
-        state.at, state.seconds = now_text(), round(time.monotonic() - started, 3)
-        changed(state)
-
-    try:
-        await asyncio.gather(*(one(item.id) for item in items))
-    finally:
-        await pool.close()
-
-
 def tick(run: ChecklistRun, loaded: Loaded, item_id: str, note: str) -> ItemState:
     """A manual item done, with the operator's note (required by some items)."""
     item = loaded.checklist.item(item_id) if _known(loaded, item_id) else None
@@ -171,10 +126,8 @@ def _known(loaded: Loaded, item_id: str) -> bool:
     return any(item.id == item_id for item in loaded.checklist.items)
 
 
-def sign_off(
-    run: ChecklistRun, repo_path: Path, operator: str, client: str | None = None
-) -> SignOff:
-    """Sign the run off (refused while a required item is open) and record it."""
+def sign(run: ChecklistRun, operator: str, host: str, client: str | None) -> SignOff:
+    """Sign the run off (in memory); refused while a required item is open, and once done."""
     if run.signoff is not None:
         raise UsageError(f"run {run.id} was already signed off by {run.signoff.operator}")
     open_items = run.blocking()
@@ -184,36 +137,17 @@ def sign_off(
             + "; ".join(f"{item.id} is {item.status}" for item in open_items)
             + " (each required item must pass, be ticked, or be waived with a reason)"
         )
-    signer = os.environ.get("LIFEBOAT_OPERATOR") or operator
-    ssh_client = client or (os.environ.get("SSH_CLIENT", "").split(" ")[0] or None)
-    run.signoff = SignOff(signer, socket.gethostname(), ssh_client, now_text())
-    save(repo_path, run)
-    audit.record(
-        repo_path,
-        signer,
-        "checklist.signoff",
-        run=run.id,
-        checklist=run.checklist,
-        backup=run.backup,
-        waived=[f"{i.id}: {i.waiver}" for i in run.items if i.status == "waived"],
-        client=ssh_client,
-    )
+    run.signoff = SignOff(operator, host, client, now_text())
     return run.signoff
 
 
-def save(repo_path: Path, run: ChecklistRun, config: Config | None = None) -> Path:
-    """Write the run atomically. With ``config``, its [catalog] learns of it too: that may wait
-    up to the catalog's timeout (call it off a UI thread), and a failure there is only logged."""
-    directory = repo_path / RUNS_DIR
+def save(repo: Repository, run: ChecklistRun) -> Path:
+    """Write the run atomically: a write the repository's hook hears of (the catalog)."""
+    directory = repo.path / RUNS_DIR
     make_private_dir(directory)
     path = directory / f"{run.id}.json"
     atomic_write(path, (json.dumps(run.to_dict(), indent=2) + "\n").encode())
-    if config is not None:
-        from engine.scaleout.catalog import (
-            refresh_catalog,  # the catalog reads runs: imported on use
-        )
-
-        refresh_catalog(config, Repository(repo_path))
+    repo.write_hook.wrote()
     return path
 
 
@@ -235,3 +169,18 @@ def run_ids(repo_path: Path) -> list[str]:
     if not directory.is_dir():
         return []
     return sorted((p.stem for p in directory.glob("*.json")), reverse=True)
+
+
+def unsigned_runs(repo_path: Path) -> list[ChecklistRun]:
+    """The newest runs not signed off (up to RESUMABLE); unreadable ones are skipped."""
+    found: list[ChecklistRun] = []
+    for run_id in run_ids(repo_path)[:RUNS_SCANNED]:
+        try:
+            run = load_run(repo_path, run_id)
+        except LifeboatError:
+            continue
+        if run.signoff is None:
+            found.append(run)
+            if len(found) == RESUMABLE:
+                break
+    return found

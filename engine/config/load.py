@@ -53,6 +53,7 @@ from engine.errors import ConfigError
 from engine.repo.repository import location_problem
 
 ENV_VAR = "LIFEBOAT_CONFIG"
+OPERATOR_VARIABLE = "LIFEBOAT_OPERATOR"  # who the operator is, over the file's ``operator``
 CWD_FILE_NAME = "lifeboat.toml"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # host and source names: file names, CLI args
 _M = TypeVar("_M", bound=BaseModel)
@@ -105,7 +106,10 @@ def load_config(path: Path) -> Config:
 
 
 def parse_config(text: str, source: str = "<string>") -> Config:
-    """Validate TOML text; ``source`` names it in syntax errors. Raises ``ConfigError``."""
+    """Validate TOML text; ``source`` names it in syntax errors. Raises ``ConfigError``.
+
+    The operator is resolved here, once: ``$LIFEBOAT_OPERATOR``, else the file's
+    ``operator``, else the login name (the model's default)."""
     if text.startswith("\ufeff"):
         raise ConfigError(
             [
@@ -210,6 +214,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         "coordination": coordination,
         "catalog": catalog,
     }
+    operator = os.environ.get(OPERATOR_VARIABLE, "").strip() or operator
     config = _validate(Config, fields | ({"operator": operator} if operator else {}), "", problems)
     if config is None:  # every check above passed, so only a bug in this module gets here
         raise ConfigError(problems)

@@ -153,12 +153,18 @@ class DrillConfig(BaseModel):
 
 
 class Config(BaseModel):
-    """A whole Lifeboat configuration file."""
+    """A whole Lifeboat configuration file.
+
+    ``operator`` is who every manifest, lock, audit record and checklist sign-off names. It is
+    resolved once, when the file is read (``engine.config.load``): ``$LIFEBOAT_OPERATOR`` when
+    set, else ``operator`` in the file, else the local login name.
+    """
 
     model_config = MODEL_CONFIG
     NOT_TOML_KEYS: ClassVar[frozenset[str]] = frozenset({"path"})
     operator: NonEmptyStr = Field(default_factory=paths.login_name, examples=["alice"])
-    """Name recorded in manifests and logs; defaults to the local login name."""
+    """Who is recorded in manifests, locks, the audit log and sign-offs; ``$LIFEBOAT_OPERATOR``
+    overrides it, and it defaults to the local login name."""
     repository: RepositoryConfig
     """Where backups are kept."""
     hosts: dict[str, HostConfig] = Field(default_factory=dict)

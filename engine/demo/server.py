@@ -21,6 +21,7 @@ import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 
@@ -144,8 +145,13 @@ class _ConnectionHandler(asyncssh.SSHServer):
 
     def session_requested(self) -> asyncssh.SSHServerSession[bytes]:
         # Exec, shell and the SFTP subsystem; see _SessionProcess for why not process_factory.
+        # asyncssh types an SFTP factory's argument as SSHChannel; it passes the server
+        # channel that SFTPServer takes.
         return _SessionProcess(
-            self._owner._handle_session, asyncssh.SFTPServer, _SFTP_VERSION, False
+            self._owner._handle_session,
+            asyncssh.SFTPServer,  # type: ignore[arg-type]
+            _SFTP_VERSION,
+            False,
         )
 
     def connection_requested(
@@ -277,7 +283,7 @@ class InProcessSSHServer:
         assert child.stdin is not None
         closed = asyncio.ensure_future(process.channel.wait_closed())
         stdin_task = asyncio.ensure_future(_forward_stdin(process, child))
-        pending: set[asyncio.Future[object]] = {closed, stdin_task}
+        pending: set[asyncio.Future[Any]] = {closed, stdin_task}
         try:
             # asyncssh now owns the read ends and closes them with their transports.
             # send_eof=False: EOF on the child's stdout must not end the channel, or stderr

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 READY_SECONDS = 20.0
 
@@ -117,7 +118,10 @@ def _wait_for_mongo(port: int) -> None:
     deadline = time.monotonic() + READY_SECONDS
     while True:
         try:
-            with pymongo.MongoClient(uri, serverSelectionTimeoutMS=500) as client:
+            client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+                uri, serverSelectionTimeoutMS=500
+            )
+            with client:
                 client.admin.command("ping")
                 client.app.groups.insert_many([{"_id": i, "name": f"g{i}"} for i in range(300)])
                 client.app.users.insert_many([{"_id": i, "user": f"u{i}"} for i in range(700)])

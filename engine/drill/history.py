@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from pydantic import TypeAdapter
+
+from engine.repo import jsonlines
 
 DRILLS_FILE = "drills.jsonl"
 
@@ -38,6 +40,13 @@ class DrillRecord:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DrillRecord:
+        """The record of a history line (keys it does not know are left out); raises
+        ``ValueError`` when a field is missing or of the wrong type."""
+        known = {f.name for f in fields(cls)}
+        return _RECORD.validate_python({k: v for k, v in data.items() if k in known})
+
     def timings(self) -> str:
         """``backup Ns, restore Ms`` (what is known of it)."""
         measured = {"backup": self.backup_seconds, "restore": self.restore_seconds}
@@ -45,28 +54,15 @@ class DrillRecord:
         return ", ".join(parts) or "no timings (stopped before the backup)"
 
 
+# A history line is untrusted input: its fields are type-checked before any use.
+_RECORD = TypeAdapter(DrillRecord)
+
+
 def append(repo_path: Path, record: DrillRecord) -> None:
-    line = json.dumps(record.to_dict(), sort_keys=True).encode() + b"\n"
-    fd = os.open(repo_path / DRILLS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    jsonlines.append(repo_path / DRILLS_FILE, record.to_dict(), sort_keys=True)
 
 
 def load(repo_path: Path) -> list[DrillRecord]:
-    """Every recorded drill, newest first; a line that does not read is skipped."""
-    try:
-        lines = (repo_path / DRILLS_FILE).read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    known = set(DrillRecord.__dataclass_fields__)
-    records = []
-    for line in lines:
-        try:
-            data = json.loads(line)
-            records.append(DrillRecord(**{k: v for k, v in data.items() if k in known}))
-        except (ValueError, TypeError):
-            continue
+    """Every recorded drill, newest first; a line that does not read is skipped (and logged)."""
+    records = jsonlines.read(repo_path / DRILLS_FILE, DrillRecord.from_dict)
     return sorted(records, key=lambda record: record.started, reverse=True)

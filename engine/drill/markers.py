@@ -23,7 +23,7 @@ from engine.config.sources import (
     SourceConfig,
 )
 from engine.errors import UsageError
-from engine.mongodump.names import SYSTEM_DATABASES, selected
+from engine.mongo_archive.names import SYSTEM_DATABASES, selected
 from engine.remote.ssh import SSHHost
 from engine.repo.manifest import Artifact
 from engine.sources import source_from

@@ -5,8 +5,9 @@ before the first write, with the reason. The drill's backup is an ordinary verif
 (trigger ``drill``). The restore is the real one (validator, then apply; the safety backup is
 skipped with a recorded reason, since the drill destroyed the data on purpose). The measured
 RTO is the restore's seconds until every restored source answers again with its markers.
-The result goes to ``drills.jsonl`` and the audit log, passed or not, and then to the catalog
-when there is one (the backup, its verify and the checklist run with it).
+The result goes to ``drills.jsonl`` and the audit log, passed or not. The drill is one batch
+of the repository's write hook: the catalog, when there is one, learns of the backup, its
+verify, the checklist run and the drill's record once, at the end.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from engine.checklist.model import checklists_for
-from engine.checklist.run import new_run, now_text, run_automatic, save
+from engine.checklist.run import now_text
+from engine.checklist.session import ChecklistSession
 from engine.config.model import Config
 from engine.config.sources import EtcdSourceConfig
 from engine.drill import history
@@ -27,7 +29,7 @@ from engine.drill.history import DrillRecord
 from engine.drill.markers import Drill, MarkerCheck, Markers, markers_for, unmarkable
 from engine.errors import LifeboatError, RepositoryLockedError, UsageError, describe_error
 from engine.events import Emit, Event, JobFinished, JobStarted, LogLine, SourceFailed, StageChanged
-from engine.jobs import BackupRequest, run_backup, run_verify
+from engine.jobs import BackupRequest, catalog_warning, run_backup, run_verify
 from engine.remote.ssh import ConnectionPool
 from engine.repo import audit, locks
 from engine.repo.atomic import make_private_dir
@@ -35,7 +37,6 @@ from engine.repo.manifest import Manifest
 from engine.repo.repository import Repository, new_backup_id
 from engine.restore.plan import RestorePlan, RestoreRequest, build_plan
 from engine.restore.run import run_restore
-from engine.scaleout.catalog import refresh_after_job
 from engine.sources import RestoreOptions
 
 READY_SECONDS = 60.0  # how long restored sources may take to answer again (etcd restarts)
@@ -144,6 +145,19 @@ async def run_drill(
     record = DrillRecord(
         drill.id, now_text(), config.operator, list(plan.sources), plan.target, plan.scenario
     )
+    async with repo.write_hook.batch_async(catalog_warning(emit)):
+        await _locked(config, repo, plan, drill, record, emit)
+    return record
+
+
+async def _locked(
+    config: Config,
+    repo: Repository,
+    plan: DrillPlan,
+    drill: Drill,
+    record: DrillRecord,
+    emit: Emit,
+) -> None:
     with _drill_lock(repo, config.operator):
         emit(JobStarted(drill.id, "drill", plan.sources))
         audit.record(
@@ -166,14 +180,13 @@ async def run_drill(
         finally:
             await pool.close()
         _finish(config, repo, record, emit)
-        await refresh_after_job(config, repo, emit)
-    return record
 
 
 def _finish(config: Config, repo: Repository, record: DrillRecord, emit: Emit) -> None:
     record.verdict = "failed" if record.problems else "passed"
     record.finished = now_text()
     history.append(repo.path, record)
+    repo.write_hook.wrote()
     audit.record(
         repo.path,
         config.operator,
@@ -318,14 +331,12 @@ async def _backup_and_verify(
     emit(StageChanged(STAGE, "backing up"))
     started = time.monotonic()
     request = BackupRequest(scope=plan.sources, label=f"drill {drill.id}", trigger="drill")
-    # The catalog learns of this backup at the drill's end: its wait is not the backup's time.
-    uncatalogued = config.model_copy(update={"catalog": None})
-    manifest = await run_backup(uncatalogued, repo, request, emit)
+    manifest = await run_backup(config, repo, request, emit)
     record.backup_seconds = round(time.monotonic() - started, 3)
     record.backup_id = manifest.id
     emit(StageChanged(STAGE, "verifying"))
     started = time.monotonic()
-    result = await run_verify(repo, manifest.id, emit, config=uncatalogued)
+    result = await run_verify(repo, manifest.id, emit, config=config)
     record.verify_seconds = round(time.monotonic() - started, 3)
     if not result.ok:
         record.problems.append(
@@ -367,9 +378,12 @@ async def _checklist(
     loaded = checklists_for(config)[name]
     restore = {"sources": list(record.sources), "target": record.target,
                "hosts": list(restore_plan.hosts), "drill": record.id}  # fmt: skip
-    run = new_run(loaded, manifest.id, restore)
-    await run_automatic(run, loaded, restore_plan.target_config(config), manifest)
-    save(repo.path, run)
+    target = restore_plan.target_config(config)
+    session = await asyncio.to_thread(
+        ChecklistSession.start, target, repo, loaded, manifest, restore
+    )
+    await session.check()
+    run = session.run
     record.checklist, record.checklist_run = name, run.id
     record.checklist_failed = [
         f"{item.id}: {item.detail}"

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.remote.ssh import SSHHost, quote_command
+from engine.remote.commands import quote_command
+from engine.remote.ssh import SSHHost
 
 # The nearest existing ancestor of $1, whether it is writable, and its filesystem's free bytes.
 _PATH_SCRIPT = """p=$1

@@ -129,9 +129,10 @@ class SSHHost:
                 ok_statuses=ok_statuses,
                 sent=sent,
             )
+        session = _StreamSession(on_stdout)
         try:
-            chan, session = await self.conn.create_session(
-                lambda: _StreamSession(on_stdout),
+            chan, _ = await self.conn.create_session(
+                lambda: session,
                 sent,
                 encoding=None,
                 window=CHANNEL_WINDOW,
@@ -217,7 +218,9 @@ class SSHHost:
             raise RemoteCommandError(f"{self.name}: SFTP upload to {remote} failed: {exc}") from exc
 
 
-def _sftp_progress(progress: ProgressCallback | None) -> asyncssh.SFTPProgressHandler | None:
+def _sftp_progress(
+    progress: ProgressCallback | None,
+) -> Callable[[bytes, bytes, int, int], None] | None:
     if progress is None:
         return None
 
@@ -239,7 +242,7 @@ class _StreamSession(asyncssh.SSHClientSession[bytes]):
         self.writable = asyncio.Event()
         self.writable.set()
 
-    def connection_made(self, chan: asyncssh.SSHClientChannel[bytes]) -> None:  # type: ignore[override]
+    def connection_made(self, chan: asyncssh.SSHClientChannel[bytes]) -> None:
         self.channel = chan
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:

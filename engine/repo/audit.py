@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from engine.errors import LifeboatError, describe_error
+from engine.repo import jsonlines
 from engine.repo.atomic import atomic_write
 from engine.repo.manifest import iso_z, utc_now
 
@@ -56,7 +57,7 @@ class Head(NamedTuple):
     def parse(cls, data: object) -> Head | None:
         """A head from its JSON form (bytes, or already decoded); None when it is not one."""
         try:
-            value = json.loads(data) if isinstance(data, bytes | str) else data
+            value: Any = json.loads(data) if isinstance(data, bytes | str) else data
             lines, sha = value["lines"], value["sha256"]
         except (ValueError, TypeError, KeyError):
             return None
@@ -148,10 +149,8 @@ def _lines_written(repo_path: Path, fd: int, tail: list[bytes]) -> tuple[int, He
 def record(repo_path: Path, operator: str, action: str, **details: Any) -> dict[str, Any]:
     """Append one record (who, when, what), bring the head and the anchors up to date, and
     return the record."""
-    path = repo_path / AUDIT_FILE
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with jsonlines.opened(repo_path / AUDIT_FILE) as fd:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released when the descriptor closes
         tail = _last_lines(fd)
         lines, previous = _lines_written(repo_path, fd, tail)
         entry = {
@@ -164,14 +163,11 @@ def record(repo_path: Path, operator: str, action: str, **details: Any) -> dict[
             "prev": line_hash(tail[-1]) if tail else GENESIS,
         }
         line = canonical(entry)
-        os.write(fd, line + b"\n")
-        os.fsync(fd)
+        jsonlines.write_line(fd, line)
         if previous is not None:
             head = Head(lines + 1, line_hash(line))
             atomic_write(repo_path / HEAD_FILE, head.to_json() + b"\n")
             _advance_anchors(repo_path, previous, head)
-    finally:
-        os.close(fd)
     return entry
 
 
@@ -380,16 +376,13 @@ def entries(repo_path: Path, since: datetime | None = None) -> Iterator[dict[str
     """The records, oldest first (``since``: only those at or after it); unreadable lines
     are skipped here; ``verify`` is what reports them."""
     path = repo_path / AUDIT_FILE
-    if not path.exists():
-        return
-    with path.open("rb") as handle:
-        for raw in handle:
-            try:
-                entry = json.loads(raw)
-            except ValueError:
-                continue
-            if since is None or _at(entry) >= since:
-                yield entry
+    for entry in jsonlines.read(path, lambda entry: entry, on_bad=_left_to_verify):
+        if since is None or _at(entry) >= since:
+            yield entry
+
+
+def _left_to_verify(_bad: jsonlines.BadLine) -> None:
+    """A damaged line is ``verify``'s to report, with what it means for the chain."""
 
 
 def _at(entry: dict[str, Any]) -> datetime:

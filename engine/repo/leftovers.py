@@ -19,7 +19,8 @@ from pathlib import Path
 
 from engine.errors import RepositoryError
 from engine.repo import audit, locks
-from engine.repo.repository import BACKUP_ID, Repository
+from engine.repo.manifest import BACKUP_ID
+from engine.repo.repository import Repository
 from engine.sizes import human_size
 
 NAMES_SHOWN = 3

@@ -64,23 +64,24 @@ class NamespaceCount(BaseModel):
 
 
 # The known ``meta`` keys and their types (unknown keys are kept, unchecked): a consumer of a
-# known key can trust its type, whatever the manifest's author intended.
+# known key can trust its type, whatever the manifest's author intended. The values are type
+# expressions, which mypy cannot type as values: Any.
+_META_KINDS: dict[str, Any] = {
+    "compression": Literal["zstd", "gzip"],
+    "paths": list[str],
+    "unpacked_bytes": NonNegativeInt | None,
+    "method": str,
+    "server_version": str,
+    "namespaces": dict[str, NamespaceCount],
+    "revision": NonNegativeInt,
+    "key_count": NonNegativeInt,
+    "member_id": str,
+    "db_size": NonNegativeInt,
+    "ca_sha256": str,
+    "command": list[str],
+}
 _META: dict[str, TypeAdapter[Any]] = {
-    key: TypeAdapter(kind, config=ConfigDict(strict=True))
-    for key, kind in {
-        "compression": Literal["zstd", "gzip"],
-        "paths": list[str],
-        "unpacked_bytes": NonNegativeInt | None,
-        "method": str,
-        "server_version": str,
-        "namespaces": dict[str, NamespaceCount],
-        "revision": NonNegativeInt,
-        "key_count": NonNegativeInt,
-        "member_id": str,
-        "db_size": NonNegativeInt,
-        "ca_sha256": str,
-        "command": list[str],
-    }.items()
+    key: TypeAdapter(kind, config=ConfigDict(strict=True)) for key, kind in _META_KINDS.items()
 }
 
 

@@ -3,7 +3,8 @@
 Layout (DESIGN.md): ``backups/<id>/`` holds complete backups only, each with its
 ``manifest.json``; in-flight work lives in ``.staging/<id>/`` and is renamed into place in one
 step when complete, so a crash leaves either a whole backup or nothing under ``backups/``.
-Entries under ``backups/`` that are not backups are never touched.
+Entries under ``backups/`` that are not backups are never touched. Each write the catalog
+indexes goes through ``write_hook`` (``engine.repo.write_hook``).
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from engine import __version__
 from engine.errors import BackupNotFoundError, ManifestError, RepositoryError, RepositoryLockedError
-from engine.repo import locks
+from engine.repo import jsonlines, locks
 from engine.repo.atomic import atomic_write, fsync_dir, make_private_dir
 from engine.repo.confined import describe_mode, open_confined
 from engine.repo.manifest import BACKUP_ID, MAX_MANIFEST_BYTES, Manifest, iso_z, utc_now
+from engine.repo.write_hook import WriteHook
 
 MARKER = "lifeboat-repo.json"
 FORMAT_VERSION = 1
@@ -48,6 +51,15 @@ class VerifyRecord:
     at: str
     ok: bool
     problems: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "problems": list(self.problems)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VerifyRecord:
+        """The record of a ``verify.jsonl`` line; raises ``KeyError`` or ``TypeError`` when
+        it is not one."""
+        return cls(data["backup_id"], data["at"], bool(data["ok"]), tuple(data["problems"]))
 
 
 def location_problem(path: Path) -> str | None:
@@ -75,6 +87,7 @@ class Repository:
         self.failed_dir = path / ".failed"
         self.trash_dir = path / ".trash"
         self.lock_path = path / "lock"
+        self.write_hook = WriteHook()
 
     @classmethod
     def open(cls, path: Path, *, create: bool = True) -> Repository:
@@ -133,9 +146,10 @@ class Repository:
 
     @contextmanager
     def lock(self, operation: str, operator: str) -> Iterator[None]:
-        """Hold the exclusive write lock; refuse at once, naming the holder, if it is taken."""
+        """Hold the exclusive write lock; refuse at once, naming the holder, if it is taken.
+        The writes under it are one batch of the write hook: it runs after the release."""
         try:
-            with locks.hold(self.lock_path, operation, operator):
+            with self.write_hook.batch(), locks.hold(self.lock_path, operation, operator):
                 yield
         except locks.LockBusy as busy:
             raise RepositoryLockedError(
@@ -159,6 +173,7 @@ class Repository:
         os.rename(staging, final)
         fsync_dir(self.backups_dir)
         fsync_dir(self.staging_dir)
+        self.write_hook.wrote()
         return final
 
     def abandon(self, staging: Path, *, keep_for_diagnosis: bool) -> Path | None:
@@ -297,30 +312,14 @@ class Repository:
 
     def record_verify(self, record: VerifyRecord) -> None:
         """Append a verify outcome (an append of one short line: no lock needed)."""
-        line = json.dumps({**record.__dict__, "problems": list(record.problems)}) + "\n"
-        fd = os.open(self.path / VERIFY_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
+        jsonlines.append(self.path / VERIFY_LOG, record.to_dict())
+        self.write_hook.wrote()
 
     def verifications(self) -> dict[str, VerifyRecord]:
-        """The latest verify outcome of each backup id."""
-        latest: dict[str, VerifyRecord] = {}
-        try:
-            lines = (self.path / VERIFY_LOG).read_text().splitlines()
-        except FileNotFoundError:
-            return latest
-        for line in lines:
-            try:
-                data = json.loads(line)
-                record = VerifyRecord(
-                    data["backup_id"], data["at"], bool(data["ok"]), tuple(data["problems"])
-                )
-            except (ValueError, KeyError, TypeError):
-                continue  # a torn last line after a crash: the older records still count
-            latest[record.backup_id] = record
-        return latest
+        """The latest verify outcome of each backup id; a line that does not read (a torn
+        last line after a crash) is skipped and logged: the older records still count."""
+        records = jsonlines.read(self.path / VERIFY_LOG, VerifyRecord.from_dict)
+        return {record.backup_id: record for record in records}
 
     # -- deleting --------------------------------------------------------------------------
 
@@ -337,6 +336,7 @@ class Repository:
         os.rename(self.backups_dir / backup_id, doomed)
         fsync_dir(self.backups_dir)
         _remove(doomed)
+        self.write_hook.wrote()
 
 
 def _remove(path: Path) -> None:

@@ -42,7 +42,7 @@ class BlockingSink(Protocol[T_co]):
     """What a :class:`SinkThread` runs: ``write`` each chunk, then ``finish`` (the result) or
     ``close`` (abandon); ``close`` may follow ``finish`` and come twice."""
 
-    def write(self, data: bytes) -> object: ...
+    def write(self, data: bytes | memoryview) -> object: ...
 
     def finish(self) -> T_co: ...
 
@@ -67,7 +67,7 @@ class HashingFileSink:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         self._file = os.fdopen(fd, "wb", buffering=WRITE_BUFFER)
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         self._hash.update(chunk)
         try:
             self._file.write(chunk)
@@ -139,7 +139,7 @@ class SinkThread(Generic[T]):
         self._sink = sink
         self._loop = asyncio.get_running_loop()
         self._high, self._low = high_water, low_water
-        self._queue: queue.SimpleQueue[bytes | _End] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[bytes | memoryview | _End] = queue.SimpleQueue()
         self._lock = threading.Lock()  # guards the three below
         self._queued = 0
         self._room: asyncio.Future[None] | None = None  # while the queue is full
@@ -152,8 +152,9 @@ class SinkThread(Generic[T]):
 
     # -- on the event loop -------------------------------------------------------------------
 
-    def write(self, data: bytes) -> asyncio.Future[None] | None:
-        """Queue ``data``; a future when the producer should wait for room (else None)."""
+    def write(self, data: bytes | memoryview) -> asyncio.Future[None] | None:
+        """Queue ``data`` (kept by reference: it must not change); a future when the producer
+        should wait for room (else None)."""
         if self._ended:
             raise ValueError("write to a finished or closed SinkThread")
         with self._lock:

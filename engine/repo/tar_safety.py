@@ -71,9 +71,9 @@ class MemberRules:
 
     def check(self, member: tarfile.TarInfo) -> str | None:
         """Why extracting ``member`` after the earlier ones is unsafe, or None."""
-        parts, reason = _member_parts(member.name)
+        parts, bad_name = _member_parts(member.name)
         if parts is None:
-            return reason
+            return bad_name
         reason = self._kind_reason(member) or self._place_reason(member.name, parts)
         if reason is None and member.islnk():
             reason = self._hard_link_reason(member)

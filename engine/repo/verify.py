@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import zstandard
 
@@ -96,12 +96,16 @@ class StructureError(Exception):
     """The content of a file is not what its kind promises."""
 
 
-def decompressed(reader: BinaryIO | HashingReader, compression: str) -> BinaryIO:
+def decompressed(
+    reader: BinaryIO | HashingReader, compression: str
+) -> zstandard.ZstdDecompressionReader | gzip.GzipFile:
     """The decompressed stream of ``reader`` (``compression``: zstd or gzip, as manifests say)."""
+    # Both only ever read() their source; their stubs ask for a whole (seekable) file object.
+    source = cast(BinaryIO, reader)
     if compression == "zstd":
-        return zstandard.ZstdDecompressor().stream_reader(reader, read_across_frames=True)  # type: ignore[return-value]
+        return zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True)
     if compression == "gzip":
-        return gzip.GzipFile(fileobj=reader, mode="rb")  # type: ignore[arg-type]
+        return gzip.GzipFile(fileobj=source, mode="rb")
     raise StructureError(f"unknown compression {compression!r} in the manifest")
 
 
@@ -165,7 +169,7 @@ def check_etcd_snapshot(reader: HashingReader, artifact: Artifact, _policy: Veri
 
 def check_mongo_archive(reader: HashingReader, artifact: Artifact, _policy: VerifyPolicy) -> None:
     """The archive reads end to end (framing, BSON, CRCs) with the manifest's counts."""
-    from engine.mongodump import ArchiveFormatError, open_archive, summarize
+    from engine.mongo_archive import ArchiveFormatError, open_archive, summarize
 
     try:
         summary = summarize(open_archive(reader))

@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from engine.config.model import Config
 from engine.config.sources import FilesSourceConfig, MongoSourceConfig, SourceConfig
@@ -79,9 +80,12 @@ async def _safety_backup(
     config: Config, repo: Repository, plan: RestorePlan, request: RestoreRequest, emit: Emit
 ) -> str | None:
     backup_id = plan.manifest.id
-    record = lambda **details: audit.record(  # noqa: E731
-        repo.path, config.operator, "restore.safety-backup", backup=backup_id, **details
-    )
+
+    def record(**details: Any) -> None:
+        audit.record(
+            repo.path, config.operator, "restore.safety-backup", backup=backup_id, **details
+        )
+
     if not request.safety_backup:
         record(result="skipped", reason=request.skip_reason)
         emit(LogLine("restore", "warning", f"safety backup skipped: {request.skip_reason}"))

@@ -27,8 +27,8 @@ from typing import Any
 from engine.errors import LifeboatError, RepositoryError, UsageError
 from engine.repo import audit, locks
 from engine.repo.atomic import atomic_write, fsync_dir, make_private_dir
-from engine.repo.manifest import iso_z, utc_now
-from engine.repo.repository import BACKUP_ID, new_backup_id
+from engine.repo.manifest import BACKUP_ID, iso_z, utc_now
+from engine.repo.repository import new_backup_id
 
 DIRECTORY = "restores"
 INTERRUPTED = "interrupted"  # the outcome of a record nobody closed: its restore was killed

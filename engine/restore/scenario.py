@@ -7,17 +7,38 @@ earlier restore: that holds the broken state) and warns when it is older than a 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Generic, Protocol, TypeVar
 
 from engine.config.model import Config
 from engine.durations import format_duration
 from engine.errors import UsageError
 from engine.repo.manifest import Manifest
-from engine.repo.repository import Repository
+from engine.repo.repository import Repository, VerifyRecord
 from engine.restore.tree import OutcomeNode, Walk
 
 SAFETY_TRIGGER = "pre-restore"
+
+
+class Listed(Protocol):
+    """What choosing a backup reads of one: a manifest, or a front end's index row of one."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def trigger(self) -> str: ...
+
+    @property
+    def scope(self) -> tuple[str, ...]: ...
+
+
+B = TypeVar("B", bound=Listed)
 
 
 @dataclass(frozen=True)
@@ -34,8 +55,8 @@ class Recommendation:
 
 
 @dataclass(frozen=True)
-class DefaultBackup:
-    manifest: Manifest | None
+class DefaultBackup(Generic[B]):
+    manifest: B | None
     verified: bool
     warnings: tuple[str, ...]
 
@@ -77,8 +98,10 @@ def recommend(config: Config, walk: Walk) -> Recommendation:
     )
 
 
-def covers(manifest: Manifest, sources: tuple[str, ...]) -> bool:
-    return all(manifest.artifact(name) is not None for name in sources)
+def covers(backup: Listed, sources: tuple[str, ...]) -> bool:
+    """Whether ``backup`` holds every one of ``sources`` (a manifest's scope names exactly
+    the sources it has an artifact of)."""
+    return set(sources).issubset(backup.scope)
 
 
 def candidates(repo: Repository, sources: tuple[str, ...]) -> list[Manifest]:
@@ -89,14 +112,25 @@ def candidates(repo: Repository, sources: tuple[str, ...]) -> list[Manifest]:
 
 def choose_backup(
     config: Config, repo: Repository, sources: tuple[str, ...], now: datetime
-) -> DefaultBackup:
+) -> DefaultBackup[Manifest]:
     """The newest verified backup covering ``sources`` (else the newest unverified one)."""
-    found = [m for m in candidates(repo, sources) if m.trigger != SAFETY_TRIGGER]
+    return choose_among(config, candidates(repo, sources), repo.verifications(), sources, now)
+
+
+def choose_among(
+    config: Config,
+    backups: Sequence[B],
+    verifications: Mapping[str, VerifyRecord],
+    sources: tuple[str, ...],
+    now: datetime,
+) -> DefaultBackup[B]:
+    """``choose_backup`` among ``backups`` listed already (newest first), for a front end that
+    keeps an index of them."""
+    found = [m for m in backups if covers(m, sources) and m.trigger != SAFETY_TRIGGER]
     if not found:
         return DefaultBackup(
             None, False, (f"no backup holds all of {', '.join(sources)}; take one first",)
         )
-    verifications = repo.verifications()
     verified = [m for m in found if (v := verifications.get(m.id)) is not None and v.ok]
     manifest = verified[0] if verified else found[0]
     warnings = (
@@ -112,7 +146,7 @@ def choose_backup(
 
 
 def age_warnings(
-    config: Config, manifest: Manifest, sources: tuple[str, ...], now: datetime
+    config: Config, manifest: Listed, sources: tuple[str, ...], now: datetime
 ) -> list[str]:
     age = now - manifest.created_at
     return [

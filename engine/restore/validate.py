@@ -59,10 +59,10 @@ async def validate(
     for problem in plan.problems:
         add(problem)
     for step in plan.steps:
-        for problem in source_from(step.source, step.config).restore_problems(
+        for reason in source_from(step.source, step.config).restore_problems(
             step.artifact, step.options
         ):
-            add(Check.fail(f"options {step.source}", problem))
+            add(Check.fail(f"options {step.source}", reason))
     for check in _age_checks(config, plan, now):
         add(check)
     for check in _unfinished_checks(repo, plan):

@@ -3,8 +3,9 @@ several consoles share one view (DESIGN.md, Scale-out).
 
 The repository on disk stays the source of truth. :func:`sync` rebuilds this repository's part
 of the catalog from it; :func:`update` brings it up to date cheaply (directory listings, file
-stamps and verify results decide what to read); :func:`refresh_catalog` is what a writer calls
-after a write: a warning, never an exception, when the catalog does not answer. Every document
+stamps and verify results decide what to read); :func:`keep_current` makes :func:`refresh_catalog`
+the repository's write hook, so every write brings it up to date: a warning, never an
+exception, when the catalog does not answer. Every document
 carries its repository's id (``_id`` is ``<repo id>/<id>``), so one catalog holds several
 repositories. The URI's credentials never appear in a message.
 
@@ -13,7 +14,6 @@ pymongo is imported on first use, so a console or command without a catalog neve
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -37,9 +37,9 @@ from engine.errors import (
     UsageError,
     describe_error,
 )
-from engine.events import Emit, LogLine
 from engine.repo.manifest import Manifest
 from engine.repo.repository import Repository, VerifyRecord
+from engine.repo.write_hook import Warn
 
 if TYPE_CHECKING:
     from pymongo import MongoClient
@@ -371,10 +371,9 @@ def refresh_catalog(config: Config, repo: Repository) -> str | None:
     return None
 
 
-async def refresh_after_job(config: Config, repo: Repository, emit: Emit) -> None:
-    """:func:`refresh_catalog` off the event loop, its warning emitted as a log line."""
-    if config.catalog is None:
-        return
-    warning = await asyncio.to_thread(refresh_catalog, config, repo)
-    if warning is not None:
-        emit(LogLine("catalog", "warning", warning))
+def keep_current(repo: Repository, config: Config, warn: Warn | None = None) -> Repository:
+    """Make :func:`refresh_catalog` ``repo``'s write hook (nothing without ``[catalog]``): its
+    warnings go to ``warn`` unless the write's batch names its own. Returns ``repo``."""
+    if config.catalog is not None:
+        repo.write_hook.attach(partial(refresh_catalog, config, repo), warn)
+    return repo

@@ -26,7 +26,6 @@ from engine.jobs import BackupRequest, run_backup
 from engine.repo import retention
 from engine.repo.manifest import Manifest, iso_z, utc_now
 from engine.repo.repository import Repository
-from engine.scaleout.catalog import refresh_catalog
 from engine.schedule.status import ScheduleState, read_state, trigger_of, write_state
 from engine.schedule.ticks import Claim, ClaimTick
 
@@ -63,7 +62,7 @@ class Scheduler:
         self.config, self.repo, self.claim, self.log = config, repo, claim, log
         self.instance, self.clock = instance, clock
         self._stopping = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[str | None]] = []
         self._backups = asyncio.Lock()  # one backup at a time: they share the repository lock
 
     async def run(self) -> None:
@@ -231,23 +230,25 @@ class Scheduler:
                 await asyncio.to_thread(claim.finish)
 
     async def _prune(self, name: str) -> None:
-        """Prune by policy; a failure is logged and never fails the backup before it."""
+        """Prune by policy; a failure is logged and never fails the backup before it. The
+        catalog hears of what was removed once, at the end (a warning when it does not answer)."""
         prune = partial(
             retention.prune, self.config, self.repo, self.config.operator, dry_run=False
         )
         deadline = self.clock() + PRUNE_WAIT
-        try:
-            plan = await self._when_unlocked(lambda: asyncio.to_thread(prune), deadline)
-        except (LifeboatError, OSError) as exc:
-            self.log("prune.failed", level="warning", schedule=name, error=describe_error(exc))
-            return
-        removed = [m.id for m in plan.remove]
-        self.log("prune", schedule=name, kept=len(plan.keep), removed=removed)
-        if not removed:
-            return
-        warning = await asyncio.to_thread(refresh_catalog, self.config, self.repo)
-        if warning is not None:
-            self.log("catalog", level="warning", schedule=name, error=warning)
+
+        def warn(text: str) -> None:
+            self.log("catalog", level="warning", schedule=name, error=text)
+
+        async with self.repo.write_hook.batch_async(warn):
+            try:
+                plan = await self._when_unlocked(lambda: asyncio.to_thread(prune), deadline)
+            except (LifeboatError, OSError) as exc:
+                self.log("prune.failed", level="warning", schedule=name, error=describe_error(exc))
+                return
+            self.log(
+                "prune", schedule=name, kept=len(plan.keep), removed=[m.id for m in plan.remove]
+            )
 
 
 class ScheduleOutcome:

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from engine.checks import Check
 from engine.events import Emit, LogLine, ProgressMeter, StageChanged
-from engine.mongodump.pgzip import GzipSink
+from engine.mongo_archive.pgzip import GzipSink
 from engine.remote.ssh import SSHHost
 from engine.repo.confined import open_confined
 from engine.repo.manifest import Artifact, ArtifactFile

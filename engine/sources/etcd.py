@@ -18,8 +18,9 @@ from typing import Any, ClassVar, TypeVar
 from engine.checks import Check, compare_versions
 from engine.config.sources import EtcdSourceConfig
 from engine.errors import LifeboatError, RemoteCommandError
+from engine.remote.commands import quote_command
 from engine.remote.hostfacts import file_sha256, probe_path
-from engine.remote.ssh import SSHHost, quote_command
+from engine.remote.ssh import SSHHost
 from engine.repo.manifest import Artifact
 from engine.repo.sink import HashingFileSink
 from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext

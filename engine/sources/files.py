@@ -16,8 +16,8 @@ import zstandard
 from engine.checks import Check
 from engine.config.sources import FilesSourceConfig
 from engine.errors import RemoteCommandError
+from engine.remote.commands import quote_command
 from engine.remote.hostfacts import probe_path
-from engine.remote.ssh import quote_command
 from engine.repo.manifest import Artifact
 from engine.repo.tar_safety import archive_name
 from engine.sources import files_mirror as mirror
@@ -106,9 +106,9 @@ class FilesSource(Source):
             )
         if found:
             (entry,) = check.artifact.files
-            needed = meta.get("unpacked_bytes")
-            estimated = not isinstance(needed, int)
-            size = entry.bytes * UNPACKED_ESTIMATE if estimated else needed
+            unpacked = meta.get("unpacked_bytes")
+            estimated = not isinstance(unpacked, int)
+            size = unpacked if isinstance(unpacked, int) else entry.bytes * UNPACKED_ESTIMATE
             checks.append(
                 check.space(found[0].existing, found[0].free_bytes, size, estimated=estimated)
             )

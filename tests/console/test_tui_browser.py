@@ -32,6 +32,7 @@ from tui.console.screens.modals import TypedConfirmModal
 from tui.console.screens.wizard import RestoreWizard
 from tui.console.widgets.backup_detail import BackupDetail, describe_backup
 from tui.console.widgets.backup_list import BackupList
+from tui.console.wizard_state import Step
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 HOST = '[hosts.h1]\naddress = "127.0.0.1"\nport = 1\n'  # a dry run never connects
@@ -384,7 +385,7 @@ async def test_restore_dry_run_passes_and_stops_at_the_typed_host(
         assert not next_button(wizard).disabled
         assert str(next_button(wizard).label) == "Continue"
         await pilot.press("enter")  # Continue (focused once the checks passed)
-        assert wizard.step == "confirm"
+        assert wizard.state.step is Step.CONFIRM
         assert f"Restore db from {backup.id} onto h1." in flat(shown(wizard, "#confirm-text"))
         assert wizard.query_one("#confirm-name", Input).placeholder == "h1"
         await pilot.press("escape")
@@ -426,7 +427,7 @@ async def test_restore_refused_lists_each_problem(tmp_path: Path) -> None:
         assert "Restore refused: 3 check(s) failed; nothing was changed" in verdict
         assert next_button(wizard).disabled
         await pilot.press("ctrl+n")  # refused: there is no way on to the confirmation
-        assert wizard.step == "checks"
+        assert wizard.state.step is Step.CHECKS
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, BackupsScreen)
@@ -462,7 +463,7 @@ async def test_restore_namespace_globs_are_for_mongo_only(tmp_path: Path) -> Non
         assert wizard.state.request().options.namespaces == ("app.users",)
 
         await pilot.press("ctrl+b", "ctrl+b")  # back to the plan: etcd instead of mongo
-        assert wizard.step == "plan"
+        assert wizard.state.step is Step.PLAN
         assert sources.has_focus
         await pilot.press("home", "space", "down", "space", "ctrl+n")
         await run_checks(app, pilot, wizard)
@@ -515,10 +516,10 @@ async def test_restore_applies_after_typing_the_host(
         await pilot.press("ctrl+n")
         await run_checks(app, pilot, wizard)
         await pilot.press("enter")  # Continue
-        assert wizard.step == "confirm"
+        assert wizard.state.step is Step.CONFIRM
         await pilot.press(*"h1", "enter")
         await settle(app, pilot)
-        assert wizard.step == "done"
+        assert wizard.state.step is Step.DONE
         restores = [job for job in app.board.jobs.values() if job.kind == "restore"]
         assert len(restores) == 2  # the dry run, then the real one
         assert all(job.finished is not None and job.finished.ok for job in restores)

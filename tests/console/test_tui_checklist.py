@@ -25,13 +25,15 @@ from wizard_pilot import flat, settle, shown
 
 from engine.checklist.model import checklists_for
 from engine.checklist.run import load_run, new_run, run_ids, save
+from engine.checklist.session import ChecklistSession
 from engine.config.load import parse_config
 from engine.config.model import Config
 from engine.repo import audit
 from engine.repo.repository import Repository
 from tui.console.app import LifeboatApp
 from tui.console.screens.backups import BackupsScreen
-from tui.console.screens.checklist import ChecklistPicker, ChecklistScreen, open_checklist
+from tui.console.screens.checklist import ChecklistScreen, open_checklist
+from tui.console.screens.checklist_open import ChecklistPicker
 from tui.console.screens.help import HelpScreen
 from tui.console.screens.modals import ConfirmModal, TextModal
 
@@ -71,12 +73,20 @@ async def highlight(pilot: Pilot[None], screen: ChecklistScreen, item_id: str) -
 
 
 async def answer(pilot: Pilot[None], app: App[object], text: str) -> TextModal:
-    """Type ``text`` (replacing what is there) into the open text dialog and press Enter."""
+    """Type ``text`` (replacing what is there) into the open text dialog, press Enter, and let
+    the change it makes be saved (in a worker)."""
     modal = app.screen
     assert isinstance(modal, TextModal)
     await pilot.press("ctrl+u", *text, "enter")
-    await pilot.pause()
+    await settle(app, pilot)
     return modal
+
+
+async def now_showing(pilot: Pilot[None], kind: type[object]) -> object:
+    """Wait for a screen of ``kind`` (a run or the picker opens from a worker); return it."""
+    app = pilot.app
+    await pilot_until(pilot, lambda: isinstance(app.screen, kind), f"a {kind.__name__}")
+    return app.screen
 
 
 # -- the whole run against real peers -------------------------------------------------------
@@ -113,15 +123,14 @@ async def test_run_waive_tick_sign_off_and_export_against_real_peers(
     async with app.run_test(size=(80, 24)) as pilot:
         dashboard = app.screen
         app.action_checklist(backup.id)  # what the palette's "Validation checklist" does
-        await pilot.pause()
-        picker = app.screen
-        assert isinstance(picker, ChecklistPicker)  # two checklists: which one?
+        picker = await now_showing(pilot, ChecklistPicker)  # two checklists: which one?
+        assert isinstance(picker, ChecklistPicker)
         assert option_labels(picker.query_one(OptionList)) == [
             "New run: After a restore: is it good? (post-restore)",
             "New run: Smoke checks (smoke)",
         ]
         await pilot.press("down", "enter")
-        screen = app.screen
+        screen = await now_showing(pilot, ChecklistScreen)
         assert isinstance(screen, ChecklistScreen)
         run = screen.run
         assert (run.checklist, run.backup) == ("smoke", backup.id)
@@ -194,7 +203,7 @@ async def test_run_waive_tick_sign_off_and_export_against_real_peers(
         assert f"Sign off run {run.id} (Smoke checks) as alice?" in question
         assert "Waived: quorum." in question
         await pilot.click("#yes")
-        await pilot.pause()
+        await settle(app, pilot)  # signed, saved and audited in a worker's thread
         assert app.screen is screen
         assert run.signoff is not None
         assert flat(shown(screen, "#status")).startswith("Signed off by alice on ")
@@ -208,7 +217,7 @@ async def test_run_waive_tick_sign_off_and_export_against_real_peers(
         assert isinstance(modal, TextModal)
         assert modal.query_one(Input).value == f"checklist-{run.id}.md"
         await pilot.press("enter")
-        await pilot.pause()
+        await settle(app, pilot)
         markdown = tmp_path / f"checklist-{run.id}.md"
         assert notices(app)[-1] == f"exported to {markdown}"
         await pilot.press("e")
@@ -293,24 +302,22 @@ async def test_c_in_the_browser_starts_a_run_and_the_palette_resumes_it(tmp_path
             pilot, lambda: palette_offers(app, "Validation checklist"), "the palette's search"
         )
         await pilot.press("enter")
-        await pilot.pause()
-        picker = app.screen
+        picker = await now_showing(pilot, ChecklistPicker)
         assert isinstance(picker, ChecklistPicker)
         assert option_labels(picker.query_one(OptionList)) == [
             "New run: After a restore: is it good? (post-restore)",
             f"Resume {first.id} post-restore, {len(first.blocking())} open",
         ]
         await pilot.press("down", "enter")
-        await pilot.pause()
-        resumed = app.screen
+        resumed = await now_showing(pilot, ChecklistScreen)
         assert isinstance(resumed, ChecklistScreen)
         assert resumed.run == first
-        assert not resumed.running  # a resumed run is not run again by itself
+        assert not resumed.session.checking  # a resumed run is not run again by itself
         await highlight(pilot, resumed, "status")
         before = resumed.run.state("status").at
         await pilot.press("a")  # until asked to
         await settle(app, pilot)
-        assert not resumed.running
+        assert not resumed.session.checking
         again = load_run(repo.path, first.id).state("status")
         assert again.status == "failed"
         assert again.at != before
@@ -322,8 +329,7 @@ async def test_a_plan_naming_an_unknown_checklist_offers_the_configured_ones(
     app = console(offline_config(tmp_path), tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         open_checklist(app, None, {"sources": ["db"]}, "after-upgrade")
-        await pilot.pause()
-        picker = app.screen
+        picker = await now_showing(pilot, ChecklistPicker)
         assert isinstance(picker, ChecklistPicker)
         heading = flat(str(picker.query_one(Label).content))
         assert "The plan's checklist 'after-upgrade' is not configured: choose one." in heading
@@ -373,11 +379,12 @@ def stored_run_app(tmp_path: Path) -> tuple[LifeboatApp, Callable[[Pilot[None]],
         state.at, state.seconds = "2026-11-21T15:05:03Z", seconds
     states["probe"].waiver = "probe retired, OPS-12"
     states["deploy"].note = "deploy 4711 healthy"
-    save(repo.path, run)
+    save(repo, run)
     app = LifeboatApp(config, repo, settings=tmp_path / "console.json")
 
     async def open_it(pilot: Pilot[None]) -> None:
-        app.push_screen(ChecklistScreen(load_run(repo.path, run.id), loaded, backup, fresh=False))
+        session = ChecklistSession(config, repo, load_run(repo.path, run.id), loaded, backup)
+        app.push_screen(ChecklistScreen(session, fresh=False))
         await pilot.pause()
         await pilot.press("down")  # the failed item: its evidence and what to do
 
@@ -409,8 +416,9 @@ async def test_leaving_while_items_run_keeps_them_as_not_run(
     async with app.run_test(size=(80, 24)) as pilot:
         dashboard = app.screen
         app.action_checklist()
+        await now_showing(pilot, ChecklistPicker)
         await pilot.press("down", "enter")  # the picker: post-restore, then slow
-        screen = app.screen
+        screen = await now_showing(pilot, ChecklistScreen)
         assert isinstance(screen, ChecklistScreen)
         await pilot_until(
             pilot, lambda: screen.run.state("slow").status == "running", "the item to run"

@@ -33,6 +33,8 @@ from tui.console.app import LifeboatApp
 from tui.console.screens.checklist import ChecklistScreen
 from tui.console.screens.dashboard import DashboardScreen
 from tui.console.screens.wizard import RestoreWizard
+from tui.console.widgets.backup_picker import BackupPicker
+from tui.console.wizard_state import Step
 
 NOW = datetime(2026, 11, 21, 15, 0, tzinfo=UTC)
 BILLING = "app.mod_billing_invoices"
@@ -63,7 +65,7 @@ async def open_wizard(app: LifeboatApp, pilot: Pilot[None]) -> RestoreWizard:
     await pilot.pause()
     wizard = app.screen
     assert isinstance(wizard, RestoreWizard)
-    assert wizard.step == "scenario"
+    assert wizard.state.step is Step.SCENARIO
     return wizard
 
 
@@ -105,20 +107,17 @@ async def test_selective_mongo_restore_from_the_dashboard(
         assert "Which namespaces were removed?" in flat(shown(wizard, "#question-text"))
         await answer(pilot, wizard, "app.mod_billing_*")
 
-        assert wizard.step == "plan"
+        assert wizard.state.step is Step.PLAN
         assert "Selective MongoDB restore" in shown(wizard, "#plan-text")
         assert wizard.query_one("#plan-sources", SelectionList).selected == ["mongo"]
         assert wizard.query_one("#plan-globs", Input).value == "app.mod_billing_*"
         await pilot.press("ctrl+n")
 
-        assert wizard.step == "backup"
-        backups = wizard.query_one("#backup-list", OptionList)
-        assert [backups.get_option_at_index(i).id for i in range(backups.option_count)] == [
-            broken.id,
-            good.id,
-        ]
+        assert wizard.state.step is Step.BACKUP
+        backups = wizard.query_one("#backup-list", BackupPicker)
         assert backups.highlighted == 1  # the newest *verified* backup
         listed = shown(wizard, "#backup-list").splitlines()
+        assert len(listed) == 2
         assert listed[0].startswith(broken.id)
         assert listed[0].endswith("not verified  broken")
         assert listed[1].startswith(good.id)
@@ -126,7 +125,7 @@ async def test_selective_mongo_restore_from_the_dashboard(
         assert "not verified" not in listed[1]
         await pilot.press("enter")
 
-        assert wizard.step == "target"
+        assert wizard.state.step is Step.TARGET
         assert shown(wizard, "#target-list") == "original hosts: h1"
         await run_checks(app, pilot, wizard)
         (check_job,) = app.board.jobs.values()
@@ -143,13 +142,13 @@ async def test_selective_mongo_restore_from_the_dashboard(
         assert safety_backups(repo) == []
 
         await pilot.press("enter")  # Continue
-        assert wizard.step == "confirm"
+        assert wizard.state.step is Step.CONFIRM
         assert wizard.query_one("#confirm-name", Input).has_focus
         assert f"from {good.id} onto h1" in flat(shown(wizard, "#confirm-text"))
         await pilot.press(*"h1", "enter")
         await settle(app, pilot)
 
-        assert wizard.step == "done"
+        assert wizard.state.step is Step.DONE
         assert wizard.query_one("#panes", ContentSwitcher).current == "pane-done"
         done = flat(shown(wizard, "#done-text"))
         assert "Restored mongo." in done
@@ -215,36 +214,38 @@ async def test_back_and_forward_keep_the_edits(tmp_path: Path) -> None:
         assert globs.has_focus
         await pilot.press("end", *" app.module_packages", "ctrl+n")
 
-        assert wizard.step == "backup"
-        backups = wizard.query_one("#backup-list", OptionList)
+        assert wizard.state.step is Step.BACKUP
+        backups = wizard.query_one("#backup-list", BackupPicker)
         assert backups.highlighted == 0  # nothing verified: the newest
         await pilot.press("down", "enter")  # the older one instead
-        assert wizard.step == "target"
-        assert wizard.state.backup == older
+        assert wizard.state.step is Step.TARGET
+        assert wizard.state.backup is not None
+        assert wizard.state.backup.id == older.id
         await pilot.press("ctrl+b")  # back to the backups: the older one is still chosen
-        assert wizard.step == "backup"
-        assert backups.get_option_at_index(backups.highlighted or 0).id == older.id
+        assert wizard.state.step is Step.BACKUP
+        assert backups.highlighted_id == older.id
 
         await pilot.press("ctrl+b")  # back to the plan: the typed globs are intact
-        assert wizard.step == "plan"
+        assert wizard.state.step is Step.PLAN
         assert globs.value == "app.mod_x_* app.module_packages"
         assert wizard.query_one("#plan-sources", SelectionList).selected == ["mongo"]
         await pilot.press("ctrl+b")  # back to the question: the answer is asked again
-        assert wizard.step == "scenario"
+        assert wizard.state.step is Step.SCENARIO
         assert wizard.query_one("#answer", Input).has_focus
         await pilot.press("ctrl+b")  # and back to the first question
         assert wizard.query_one("#choices", OptionList).has_focus
         assert wizard.state.answers == {}
         await pilot.press("ctrl+b")  # nothing before the first question: it stays
-        assert wizard.step == "scenario"
+        assert wizard.state.step is Step.SCENARIO
         assert wizard.query_one("#choices", OptionList).has_focus
 
         await choose(pilot, wizard, "module-removed")
         await answer(pilot, wizard, "app.mod_y_*")
         assert globs.value == "app.mod_y_*"  # a new answer makes a new plan
         await pilot.press("ctrl+n", "enter")
-        assert wizard.step == "target"
-        assert wizard.state.backup == newer
+        assert wizard.state.step is Step.TARGET
+        assert wizard.state.backup is not None
+        assert wizard.state.backup.id == newer.id
         assert wizard.state.namespaces == ("app.mod_y_*",)
         targets = wizard.query_one("#target-list", OptionList)
         assert shown(wizard, "#target-list").splitlines() == [
@@ -253,7 +254,7 @@ async def test_back_and_forward_keep_the_edits(tmp_path: Path) -> None:
         ]
         assert targets.highlighted == 0  # the original hosts by default
         await pilot.press("down", "enter")  # the staging target
-        assert wizard.step == "checks"
+        assert wizard.state.step is Step.CHECKS
         assert wizard.state.target == "staging"
         await settle(app, pilot)
         (job,) = app.board.jobs.values()
@@ -272,8 +273,7 @@ async def test_the_chosen_backup_survives_a_visit_to_the_plan(tmp_path: Path) ->
         await choose(pilot, wizard, "mongo-lost")
         await pilot.press("ctrl+n", "down")  # the older backup
         await pilot.press("ctrl+b", "ctrl+n")  # to the plan and back, nothing changed
-        backups = wizard.query_one("#backup-list", OptionList)
-        assert backups.get_option_at_index(backups.highlighted or 0).id == older.id
+        assert wizard.query_one("#backup-list", BackupPicker).highlighted_id == older.id
 
 
 async def test_the_chosen_target_survives_going_back_from_the_checks(tmp_path: Path) -> None:
@@ -288,7 +288,7 @@ async def test_the_chosen_target_survives_going_back_from_the_checks(tmp_path: P
         assert wizard.state.target == "staging"
         await settle(app, pilot)
         await pilot.press("ctrl+b")
-        assert wizard.step == "target"
+        assert wizard.state.step is Step.TARGET
         targets = wizard.query_one("#target-list", OptionList)
         assert targets.get_option_at_index(targets.highlighted or 0).id == "staging"
 
@@ -371,7 +371,7 @@ async def test_esc_while_the_checks_run_stops_them(tmp_path: Path) -> None:
             wizard = await open_wizard(app, pilot)
             await choose(pilot, wizard, "other")
             await pilot.press("ctrl+n", "enter", "enter")  # plan, backup, target
-            assert wizard.step == "checks"
+            assert wizard.state.step is Step.CHECKS
             (job,) = app.board.jobs.values()
             await pilot_until(
                 pilot,
@@ -407,7 +407,7 @@ async def test_advice_shows_the_command_and_offers_no_restore(tmp_path: Path) ->
         dashboard = app.screen
         wizard = await open_wizard(app, pilot)
         await choose(pilot, wizard, "controller-died")
-        assert wizard.step == "scenario"
+        assert wizard.state.step is Step.SCENARIO
         assert wizard.query_one("#panes", ContentSwitcher).current == "pane-advice"
         advice = flat(shown(wizard, "#advice"))
         assert "fail over to the healthy peer" in advice
@@ -455,7 +455,7 @@ async def test_skipping_the_safety_backup_needs_a_reason_that_is_audited(
         await pilot.press("ctrl+n", "enter")
         await run_checks(app, pilot, wizard)
         await pilot.press("enter")
-        assert wizard.step == "confirm"
+        assert wizard.state.step is Step.CONFIRM
         reason = wizard.query_one("#skip-reason", Input)
         assert not reason.display
         await pilot.press("shift+tab")  # from the typed name to the safety checkbox
@@ -468,11 +468,11 @@ async def test_skipping_the_safety_backup_needs_a_reason_that_is_audited(
         await pilot.press(*"h1", "enter")
         assert "say why the safety backup is skipped" in shown(wizard, "#problem")
         assert reason.has_focus
-        assert wizard.step == "confirm"
+        assert wizard.state.step is Step.CONFIRM
         assert len(app.board.jobs) == 1  # nothing started
         await pilot.press(*"disk full on h1", "enter")
         await settle(app, pilot)
-        assert wizard.step == "done"
+        assert wizard.state.step is Step.DONE
         done = flat(shown(wizard, "#done-text"))
         assert "Restored db." in done
         assert "The state before is kept" not in done
@@ -511,7 +511,7 @@ async def test_enter_on_the_done_pane_opens_the_checklist(
         await run_checks(app, pilot, wizard)
         await pilot.press("enter", "shift+tab", "space", "tab", *"test", "tab", *"h1", "enter")
         await settle(app, pilot)
-        assert wizard.step == "done"
+        assert wizard.state.step is Step.DONE
         assert target.read_bytes() == b"dump\n"
         assert "Next: validate the result with the post-restore checklist" in flat(
             shown(wizard, "#done-text")
@@ -541,10 +541,9 @@ async def test_enter_on_the_done_pane_opens_the_checklist(
 
 @pytest.fixture
 def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The console's clocks at NOW, as in test_tui_snapshots (the wizard imported its own)."""
+    """The console's clocks at NOW, as in test_tui_snapshots."""
     monkeypatch.setattr("engine.status.utc_now", lambda: NOW)
     monkeypatch.setattr("tui.format.current_time", lambda: NOW)
-    monkeypatch.setattr("tui.console.screens.wizard.current_time", lambda: NOW)
 
 
 @pytest.fixture
@@ -590,7 +589,7 @@ def test_snapshot_plan_step(frozen: None, tmp_path: Path, snap_compare: Callable
         wizard = await open_wizard(app, pilot)
         await choose(pilot, wizard, "module-removed")
         await answer(pilot, wizard, "app.mod_billing_*")
-        assert wizard.step == "plan"
+        assert wizard.state.step is Step.PLAN
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=to_the_plan)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,28 @@ def test_a_log_from_before_the_head_file_verifies_with_a_note(repo: Repository) 
     audit.record(repo.path, "bob", "restore.start")  # counts the lines to start the head
     assert audit.read_head(repo.path) == (6, audit.read_head(repo.path)[1])  # type: ignore[index]
     assert audit.verify(repo.path).ok
+
+
+async def test_every_record_names_the_one_operator_lifeboat_operator_first(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$LIFEBOAT_OPERATOR over the config's operator, resolved once when the config is read:
+    the delete's and the prune's audit records name it (the sign-off's too: test_checklist)."""
+    monkeypatch.setenv("LIFEBOAT_OPERATOR", "carol")
+    config = write_config(
+        tmp_path / "lifeboat.toml", f'operator = "alice"\n[repository]\npath = "{repo.path}"\n'
+    )
+    older, newer = (stored_backup(repo, utc_now() - timedelta(days=d), {"db": b"x\n"}, str(d))
+                    for d in (2, 1))  # fmt: skip
+    deleted = await lifeboat("backup", "delete", newer.id, "--confirm", newer.id, config=config)
+    assert deleted.rc == 0, deleted.stderr
+    stored_backup(repo, utc_now(), {"db": b"y\n"}, "now")
+    pruned = await lifeboat("backup", "prune", "--keep", "1", config=config)
+    assert pruned.rc == 0, pruned.stderr
+    records = list(audit.entries(repo.path))[-2:]
+    assert [(e["action"], e["backup"], e["operator"]) for e in records] == [
+        ("backup.delete", newer.id, "carol"), ("backup.prune", older.id, "carol")
+    ]  # fmt: skip
 
 
 async def test_cli_verify_and_show(repo: Repository, tmp_path: Path) -> None:

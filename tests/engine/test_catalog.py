@@ -13,9 +13,12 @@ from typing import Any
 
 import pymongo
 import pytest
+from checklists import checklists_toml, item, write_checklist
 from helpers import EventLog, command_source, files_source, make_config, stored_backup
 from mongo_server import MongoServer
 from sshd import SSHTestServer, free_port
+from textual.widgets import OptionList
+from timing import pilot_until
 from wizard_pilot import settle, shown
 
 from engine.checklist.run import ChecklistRun, ItemState, save
@@ -31,6 +34,7 @@ from engine.repo.manifest import Artifact, ArtifactFile, Manifest
 from engine.repo.repository import Repository, VerifyRecord
 from engine.scaleout.catalog import (
     CatalogError,
+    keep_current,
     open_catalog,
     refresh_catalog,
     search,
@@ -40,6 +44,9 @@ from engine.scaleout.catalog import (
 from tui.cli.main import main
 from tui.console.app import LifeboatApp
 from tui.console.screens.backups import BackupsScreen
+from tui.console.screens.checklist import ChecklistScreen
+from tui.console.screens.checklist_open import ChecklistPicker
+from tui.console.screens.modals import ConfirmModal
 from tui.console.widgets.backup_list import BackupList
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -141,7 +148,7 @@ def filled(mongo: MongoServer, tmp_path: Path) -> Filled:
             repo, START + timedelta(hours=2), "hourly", "db2", ("shop.orders", "appxusers")
         ),
     ]
-    save(repo.path, checklist_run(made[0].id))
+    save(repo, checklist_run(made[0].id))
     history.append(repo.path, drill_record(made[1].id))
     return repo, config, made
 
@@ -273,7 +280,7 @@ def test_update_writes_only_what_changed_and_ends_equal_to_a_sync(
     repo.record_verify(VerifyRecord(made[1].id, "2026-03-02T00:00:00Z", True))
     run = checklist_run(made[0].id)
     run.items[0].status, run.items[0].note = "ticked", "all green"
-    save(repo.path, run)
+    save(repo, run)
     history.append(repo.path, drill_record(new.id, "20260302T000000Z-d2c1"))
     assert updated(config, repo) == {
         "backups": (3, 1, 1),  # the verify changed one; one is gone
@@ -301,7 +308,7 @@ async def test_backup_verify_checklist_save_and_delete_keep_it_current(
         tmp_path / "repo",
         command_source("db", ["cat", str(dump_file)]) + catalog_toml(mongo.uri),
     )
-    repo = Repository.open(config.repository.path)
+    repo = keep_current(Repository.open(config.repository.path), config)
     events = EventLog()
     manifest = await run_backup(config, repo, BackupRequest(label="indexed"), events.emit)
     assert not events.of_type(LogLine)
@@ -311,12 +318,12 @@ async def test_backup_verify_checklist_save_and_delete_keep_it_current(
     (backup,) = dump(mongo)["backups"]
     assert backup["verify"]["ok"] is True
 
-    save(repo.path, checklist_run(manifest.id), config)
+    save(repo, checklist_run(manifest.id))
     assert [doc["backup"] for doc in dump(mongo)["checklist_runs"]] == [manifest.id]
 
     repo.delete(manifest.id)
-    assert refresh_catalog(config, repo) is None
     assert dump(mongo)["backups"] == []
+    assert not events.of_type(LogLine)
 
 
 async def test_a_drill_indexes_its_backup_verify_and_record(
@@ -328,7 +335,7 @@ async def test_a_drill_indexes_its_backup_verify_and_record(
         (data / relative).write_text("kept\n")
     sources = files_source("cfg", data / "etc", data / "lib") + "drill = true\n"
     config = make_config(asyncssh_server, tmp_path / "repo", sources + catalog_toml(mongo.uri))
-    repo = Repository.open(config.repository.path)
+    repo = keep_current(Repository.open(config.repository.path), config)
 
     record = await run_drill(config, repo, DrillRequest(confirm=("h1",)), EventLog().emit)
 
@@ -352,12 +359,14 @@ async def test_a_backup_succeeds_while_the_catalog_is_down_with_a_warning(
         tmp_path / "repo",
         command_source("db", ["cat", str(dump_file)]) + catalog_toml(uri, timeout=0.3),
     )
-    repo = Repository.open(config.repository.path)
+    warnings: list[str] = []
+    repo = keep_current(Repository.open(config.repository.path), config, warnings.append)
     events = EventLog()
 
     manifest = await run_backup(config, repo, BackupRequest(), events.emit)
 
     assert repo.is_backup(manifest.id)
+    assert warnings == []  # the job's own log line says it
     (warning,) = events.of_type(LogLine)
     assert isinstance(warning, LogLine)
     assert (warning.source, warning.level) == ("catalog", "warning")
@@ -369,8 +378,11 @@ async def test_a_backup_succeeds_while_the_catalog_is_down_with_a_warning(
     assert "lifeboat:" not in warning.text  # nor the user name: no credentials at all
 
     # The other writers carry on the same way.
-    save(repo.path, checklist_run(manifest.id), config)
+    save(repo, checklist_run(manifest.id))
     repo.delete(manifest.id)
+    assert not repo.is_backup(manifest.id)
+    assert len(warnings) == 2
+    assert all("run `lifeboat catalog sync` once it answers" in w for w in warnings)
     assert "lifeboat catalog sync" in (refresh_catalog(config, repo) or "")
 
 
@@ -622,3 +634,42 @@ async def test_the_browser_filters_itself_when_the_catalog_is_down(
         assert (warning.source, warning.level) == ("backups", "warning")
         assert "run `lifeboat catalog sync` once it answers" in warning.text
         assert SECRET not in warning.text
+
+
+# -- the console's checklist -----------------------------------------------------------------
+
+
+async def test_a_sign_off_in_the_console_reaches_the_catalog_by_itself(
+    filled: Filled, mongo: MongoServer, tmp_path: Path
+) -> None:
+    """The run is resumed and signed off in the console; nothing else is written, and the
+    catalog has the sign-off (the repository's write hook, not the next unrelated write)."""
+    repo, _config, made = filled
+    smoke = write_checklist(tmp_path, "smoke", item("manual", "look", instruction="Look."))
+    config = offline_config(repo.path, catalog_toml(mongo.uri) + checklists_toml([smoke]))
+    run = checklist_run(made[0].id)
+    run.items[0].status, run.items[0].note = "ticked", "looks fine"
+    save(repo, run)
+    synced(config, repo)
+
+    def indexed_signoff() -> dict[str, Any] | None:
+        (document,) = dump(mongo)["checklist_runs"]
+        return document["signoff"]  # type: ignore[no-any-return]
+
+    assert indexed_signoff() is None
+    app = LifeboatApp(config, Repository.open(repo.path), settings=tmp_path / "console.json")
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.action_checklist()
+        await pilot_until(pilot, lambda: isinstance(app.screen, ChecklistPicker), "the picker")
+        options = app.screen.query_one(OptionList)
+        await pilot.press(*["down"] * options.get_option_index(f"resume:{run.id}"), "enter")
+        await pilot_until(pilot, lambda: isinstance(app.screen, ChecklistScreen), "the run")
+        await pilot.press("s")
+        await pilot_until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the question")
+        await pilot.click("#yes")
+        await pilot_until(pilot, lambda: indexed_signoff() is not None, "the catalog's sign-off")
+        signed = indexed_signoff()
+        assert signed is not None
+        assert signed["operator"] == "tester"
+        assert "catalog" not in " ".join(str(n.message) for n in app._notifications)
+    assert [m.id for m in repo.list_backups()[0]] == [m.id for m in reversed(made)]

@@ -29,24 +29,22 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from etcd_server import EtcdServer
-from helpers import EventLog, config_text
+from helpers import EventLog, config_text, stored_backup
 from mongo_server import MongoServer
 from sshd import SSHTestServer, free_port
+from timing import until
 
-from engine.checklist.model import Loaded, checklists_for
+from engine.checklist.model import checklists_for
 from engine.checklist.report import to_json, to_markdown
 from engine.checklist.run import (
     ChecklistRun,
     ItemState,
     load_run,
     new_run,
-    run_automatic,
     run_ids,
     save,
-    sign_off,
-    tick,
-    waive,
 )
+from engine.checklist.session import ChecklistSession
 from engine.config.load import parse_config
 from engine.config.model import Config
 from engine.errors import ConfigError, UsageError
@@ -84,13 +82,14 @@ def make(
 async def run_checklist(
     config: Config, name: str = "t", manifest: Manifest | None = None
 ) -> tuple[ChecklistRun, dict[str, ItemState], list[tuple[str, str]]]:
-    """Run the automatic items; the run, its items by id, and every state change heard."""
-    loaded = checklists_for(config)[name]
-    run = new_run(loaded, manifest.id if manifest else None)
+    """Run the automatic items of a new run; the run, its items by id, and every state change
+    heard."""
+    repo = Repository.open(config.repository.path)
+    session = ChecklistSession.start(config, repo, checklists_for(config)[name], manifest)
     heard: list[tuple[str, str]] = []
-    await run_automatic(
-        run, loaded, config, manifest, changed=lambda s: heard.append((s.id, s.status))
-    )
+    await session.check(changed=lambda s: heard.append((s.id, s.status)))
+    run = session.run
+    assert load_run(repo.path, run.id) == run  # every result saved
     return run, {state.id: state for state in run.items}, heard
 
 
@@ -457,8 +456,9 @@ async def test_the_built_in_post_restore_checklist_runs_against_a_restored_syste
 
     # Re-running one item: a daemon did not come back.
     (tools / "DOWN_NODE").touch()
-    loaded = checklists_for(config)["post-restore"]
-    await run_automatic(run, loaded, config, manifest, only=["daemons"])
+    session = ChecklistSession.resume(config, Repository(config.repository.path), run.id)
+    await session.check(only=["daemons"])
+    run = session.run
     assert run.state("daemons").status == "failed"
     assert run.state("daemons").evidence == ["node-1  DISCONNECTED"]
     assert [i.id for i in run.blocking()] == ["daemons", "smoke-deploy"]
@@ -653,19 +653,22 @@ RUN_ITEMS = (
 )
 
 
-async def failed_run(server: SSHTestServer, tmp_path: Path) -> tuple[Config, Loaded, ChecklistRun]:
+async def failed_run(server: SSHTestServer, tmp_path: Path) -> ChecklistSession:
+    """A new run of RUN_ITEMS, its automatic items checked: one required item failed."""
     config = make(server, tmp_path, *RUN_ITEMS)
-    loaded = checklists_for(config)["t"]
-    run = new_run(loaded)
-    await run_automatic(run, loaded, config, None)
-    return config, loaded, run
+    repo = Repository.open(config.repository.path)
+    session = ChecklistSession.start(config, repo, checklists_for(config)["t"])
+    await session.check()
+    return session
 
 
 async def test_sign_off_needs_every_required_item_done_and_records_who_where_and_why(
     asyncssh_server: SSHTestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config, loaded, run = await failed_run(asyncssh_server, tmp_path)
-    repo_path = Repository.open(config.repository.path).path
+    monkeypatch.setenv("LIFEBOAT_OPERATOR", "alice")  # over the config's "tester"
+    monkeypatch.setenv("SSH_CLIENT", "203.0.113.7 50022 22")
+    session = await failed_run(asyncssh_server, tmp_path)
+    run, repo_path = session.run, session.repo.path
     assert [(i.id, i.status) for i in run.items] == [
         ("up", "passed"), ("broken", "failed"), ("nice-to-have", "failed"),
         ("smoke", "pending"), ("glance", "pending"),
@@ -674,7 +677,7 @@ async def test_sign_off_needs_every_required_item_done_and_records_who_where_and
     # Refused while a required item failed or a required manual item is open; an optional
     # item that failed does not hold it up.
     with pytest.raises(UsageError) as info:
-        sign_off(run, repo_path, "tester")
+        session.sign_off()
     message = str(info.value)
     assert message.startswith(
         "cannot sign off: broken is failed; smoke is pending; glance is pending"
@@ -683,33 +686,32 @@ async def test_sign_off_needs_every_required_item_done_and_records_who_where_and
     assert run.signoff is None
     assert not (repo_path / "audit.jsonl").exists()
 
-    # A note is required by "smoke"; automatic items are not ticked.
+    # A note is required by "smoke"; automatic items are not ticked. Each tick is saved.
     for empty in ("", "   "):
         with pytest.raises(UsageError, match="smoke: this item needs a note"):
-            tick(run, loaded, "smoke", empty)
+            session.tick("smoke", empty)
     with pytest.raises(UsageError, match="only manual items are ticked"):
-        tick(run, loaded, "broken", "it is fine")
+        session.tick("broken", "it is fine")
     assert run.state("smoke").status == "pending"
-    tick(run, loaded, "smoke", "  deployed to staging-eu, deploy 4711  ")
-    tick(run, loaded, "glance", "")
+    session.tick("smoke", "  deployed to staging-eu, deploy 4711  ")
+    assert load_run(repo_path, run.id).state("smoke").note == "deployed to staging-eu, deploy 4711"
+    session.tick("glance", "")
     assert (run.state("smoke").status, run.state("smoke").note) == (
         "ticked", "deployed to staging-eu, deploy 4711"
     )  # fmt: skip
     with pytest.raises(UsageError, match=r"^cannot sign off: broken is failed \(each"):
-        sign_off(run, repo_path, "tester")
+        session.sign_off()
 
     # A waiver needs a reason.
     for empty in ("", "  "):
         with pytest.raises(UsageError, match="broken: a waiver needs a written reason"):
-            waive(run, "broken", empty)
+            session.waive("broken", empty)
     assert run.state("broken").status == "failed"
     with pytest.raises(UsageError, match="no item 'nope'"):
-        waive(run, "nope", "whatever")
-    waive(run, "broken", "known flaky probe, ticket OPS-12")
+        session.waive("nope", "whatever")
+    session.waive("broken", "known flaky probe, ticket OPS-12")
 
-    monkeypatch.setenv("LIFEBOAT_OPERATOR", "alice")
-    monkeypatch.setenv("SSH_CLIENT", "203.0.113.7 50022 22")
-    signed = sign_off(run, repo_path, "config-operator")
+    signed = session.sign_off()
     assert (signed.operator, signed.host, signed.client) == (
         "alice", socket.gethostname(), "203.0.113.7"
     )  # fmt: skip
@@ -751,28 +753,131 @@ async def test_sign_off_needs_every_required_item_done_and_records_who_where_and
     )
     assert json.loads(to_json(stored)) == stored.to_dict()
 
-    # Once is enough.
+    # Once is enough, and a signed-off run does not change, also when opened again.
+    again = ChecklistSession.resume(session.config, session.repo, run.id)
     with pytest.raises(UsageError, match="already signed off by alice"):
-        sign_off(stored, repo_path, "bob")
+        again.sign_off()
+    for change in (lambda: again.tick("glance", "x"), lambda: again.waive("up", "x"), again.check):
+        with pytest.raises(UsageError, match="the run was signed off by alice; start a new run"):
+            change()
     assert len(list(audit.entries(repo_path))) == 1
+    assert load_run(repo_path, run.id) == stored
 
 
-async def test_sign_off_falls_back_to_the_config_operator_without_an_ssh_client(
+async def test_sign_off_names_the_config_operator_without_an_ssh_client(
     asyncssh_server: SSHTestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("LIFEBOAT_OPERATOR", raising=False)
     monkeypatch.delenv("SSH_CLIENT", raising=False)
-    config, loaded, run = await failed_run(asyncssh_server, tmp_path)
-    tick(run, loaded, "smoke", "deploy 1")
-    tick(run, loaded, "glance", "")
-    waive(run, "broken", "not deployed here")
-    signed = sign_off(run, config.repository.path, config.operator)
+    session = await failed_run(asyncssh_server, tmp_path)
+    session.tick("smoke", "deploy 1")
+    session.tick("glance", "")
+    session.waive("broken", "not deployed here")
+    signed = session.sign_off()
     assert (signed.operator, signed.client) == ("tester", None)
-    (entry,) = audit.entries(config.repository.path)
+    (entry,) = audit.entries(session.repo.path)
     assert (entry["operator"], entry["client"]) == ("tester", None)
-    report = to_markdown(load_run(config.repository.path, run.id))
+    report = to_markdown(load_run(session.repo.path, session.run.id))
     assert f"**Signed off** by tester on {socket.gethostname()} at" in report
     assert "SSH client" not in report
+
+
+async def test_a_session_saves_as_it_goes_and_each_step_is_one_write_for_the_hook(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    config = make(
+        asyncssh_server,
+        tmp_path,
+        item("command", "up", host="h1", argv=["true"]),
+        item("command", "down", host="h1", argv=["false"]),
+        item("manual", "look", instruction="Look at the dashboard."),
+    )
+    repo = Repository.open(config.repository.path)
+    heard: list[tuple[bool, list[str], int]] = []  # on the main thread, statuses, audit lines
+
+    def hook() -> str:
+        """What the catalog would read when it is told: the run on disk and the audit log."""
+        stored = load_run(repo.path, run_ids(repo.path)[0])
+        lines = len(list(audit.entries(repo.path))) if (repo.path / "audit.jsonl").exists() else 0
+        on_main = threading.current_thread() is threading.main_thread()
+        heard.append((on_main, [i.status for i in stored.items], lines))
+        return "the catalog missed this change"
+
+    said: list[str] = []
+    repo.write_hook.attach(hook, lambda text: said.append(f"repository: {text}"))
+    session = ChecklistSession.start(config, repo, checklists_for(config)["t"], warn=said.append)
+    assert heard == [(True, ["pending", "pending", "pending"], 0)]
+
+    # Two results saved as they came, the hook told once, in a thread: off the event loop.
+    await session.check()
+    assert heard[1:] == [(False, ["passed", "failed", "pending"], 0)]
+    session.tick("look", "all green")
+    session.waive("down", "known flaky")
+    assert [statuses for _, statuses, _ in heard[2:]] == [
+        ["passed", "failed", "ticked"], ["passed", "waived", "ticked"]
+    ]  # fmt: skip
+    session.sign_off()  # the catalog hears of it after the audit record
+    assert heard[-1] == (True, ["passed", "waived", "ticked"], 1)
+    assert len(heard) == 5
+    assert said == ["the catalog missed this change"] * 5  # to the session, not the repository
+
+
+async def test_a_cancelled_check_saves_what_it_did_not_finish_as_not_run(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    config = make(
+        asyncssh_server,
+        tmp_path,
+        item("command", "slow", host="h1", argv=["sleep", "20"], timeout=60),
+        item("command", "quick", host="h1", argv=["true"]),
+    )
+    repo = Repository.open(config.repository.path)
+    session = ChecklistSession.start(config, repo, checklists_for(config)["t"])
+    checking = asyncio.ensure_future(session.check())
+
+    def stored(item_id: str) -> str:
+        return load_run(repo.path, session.run.id).state(item_id).status
+
+    await until(lambda: stored("quick") == "passed", "the quick item's result on disk")
+    assert session.run.state("slow").status == "running"
+    assert session.status_of(session.run.state("slow")) == "running"
+    with pytest.raises(UsageError, match="^slow is being checked; wait for it"):
+        session.check(["slow"])
+    with pytest.raises(UsageError, match="^slow is being checked; wait for it"):
+        session.waive("slow", "too slow")
+    checking.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await checking
+    assert not session.checking
+    assert (stored("slow"), stored("quick")) == ("pending", "passed")
+
+    # Left "running" on disk by a process that stopped, it shows as not run.
+    session.run.state("slow").status = "running"
+    assert session.status_of(session.run.state("slow")) == "pending"
+
+
+def test_resuming_a_run_whose_checklist_or_backup_is_gone(tmp_path: Path) -> None:
+    config = offline_config(tmp_path, [])
+    repo = Repository.open(config.repository.path)
+    backup = stored_backup(repo, datetime(2026, 11, 21, tzinfo=UTC), {"db": b"dump\n"})
+    (repo.backup_dir(backup.id) / "manifest.json").write_text("{")
+    run = ChecklistRun(
+        "20261121T150000Z-ab12", "gone", "A removed checklist", "2026-11-21T15:00:00Z",
+        backup=backup.id, items=[ItemState("look", "Look", "manual", True)],
+    )  # fmt: skip
+    save(repo, run)
+
+    gone = f"checklist 'gone' of run {run.id} is no longer configured"
+    with pytest.raises(UsageError, match=gone):
+        ChecklistSession.resume(config, repo, run.id, checklists_for(config))
+    session = ChecklistSession.resume(config, repo, run.id)  # the checklist is read when needed
+    assert session.manifest is None
+    assert session.manifest_problem is not None
+    assert f"backup {backup.id} is damaged" in session.manifest_problem
+    session.waive("look", "the checklist was retired")  # a waiver needs no checklist
+    assert load_run(repo.path, run.id).state("look").status == "waived"
+    with pytest.raises(UsageError, match=gone):
+        session.tick("look", "")
 
 
 def test_loading_an_unknown_run_is_a_usage_error(tmp_path: Path) -> None:
@@ -781,7 +886,7 @@ def test_loading_an_unknown_run_is_a_usage_error(tmp_path: Path) -> None:
         load_run(repo_path, "nope")
     loaded = checklists_for(offline_config(tmp_path, []))["post-restore"]
     kept = new_run(loaded, backup="20260101T000000Z-abcd")
-    save(repo_path, kept)
+    save(Repository(repo_path), kept)
     assert load_run(repo_path, kept.id) == kept
     report = to_markdown(kept)  # the backup is not in the repository: named by id only
     assert "- Backup: `20260101T000000Z-abcd`\n" in report

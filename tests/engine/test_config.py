@@ -100,6 +100,22 @@ def test_full_example_parses_with_paths_expanded() -> None:
     assert config.hosts[pg.host] is web
 
 
+def test_the_operator_is_lifeboat_operator_then_the_files_then_the_login_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    without = FULL.replace('operator = "alice"', "")
+    monkeypatch.setenv("LIFEBOAT_OPERATOR", "carol")
+    assert parse_config(FULL).operator == "carol"  # over the file's
+    assert parse_config(without).operator == "carol"
+    bad = only_problem(FULL.replace('operator = "alice"', "operator = 3"))
+    assert bad.startswith("operator: must be a non-empty string, got 3")  # still a mistake
+    monkeypatch.setenv("LIFEBOAT_OPERATOR", "  ")  # blank is not set
+    assert parse_config(FULL).operator == "alice"
+    monkeypatch.delenv("LIFEBOAT_OPERATOR")
+    assert parse_config(FULL).operator == "alice"
+    assert parse_config(without).operator == paths.login_name()
+
+
 def test_defaults_are_filled_in() -> None:
     config = parse_config(FULL.replace('operator = "alice"', ""))
     assert config.operator == paths.login_name()

@@ -39,7 +39,7 @@ from helpers import EventLog, commit_backup, stored_backup
 
 from engine.errors import ManifestError
 from engine.jobs import run_verify
-from engine.mongodump import ArchiveWriter, NamespaceMeta, summarize
+from engine.mongo_archive import ArchiveWriter, NamespaceMeta, summarize
 from engine.repo.manifest import Manifest
 from engine.repo.repository import MANIFEST, Repository
 

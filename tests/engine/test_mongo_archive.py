@@ -26,7 +26,7 @@ from bson.int64 import Int64
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.mongodump import (
+from engine.mongo_archive import (
     ArchiveFormatError,
     ArchiveReader,
     ArchiveWriter,
@@ -36,8 +36,8 @@ from engine.mongodump import (
     pgzip,
     summarize,
 )
-from engine.mongodump.format import MAGIC, TERMINATOR
-from engine.mongodump.writer import count_documents
+from engine.mongo_archive.format import MAGIC, TERMINATOR
+from engine.mongo_archive.writer import count_documents
 
 # Real mongodump archives (from mongo-tools, Apache 2.0; see the README beside them).
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "mongodump-archives"

@@ -3,6 +3,7 @@ restore time against the RTO."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -110,3 +111,13 @@ def test_the_drill_history_reads_newest_first_and_skips_a_torn_line(tmp_path: Pa
     assert [r.id for r in history.load(tmp_path)] == ["20261121T110000Z-b", "20261121T100000Z-a"]
     assert (tmp_path / history.DRILLS_FILE).stat().st_mode & 0o777 == 0o600
     assert history.load(tmp_path)[1].timings() == "restore 1.5s"
+
+
+def test_a_drill_line_of_the_wrong_shape_is_skipped_not_sorted(tmp_path: Path) -> None:
+    good = drill("20261121T100000Z-a", ["cfg"], 1.5, "passed")
+    history.append(tmp_path, good)
+    wrong = {**good.to_dict(), "id": "20261121T110000Z-b", "started": 5}  # an int among strings
+    with (tmp_path / history.DRILLS_FILE).open("a") as log:
+        log.write(json.dumps(wrong) + "\n")
+        log.write(json.dumps({**good.to_dict(), "sources": "cfg"}) + "\n")
+    assert [r.id for r in history.load(tmp_path)] == ["20261121T100000Z-a"]

@@ -11,6 +11,7 @@ from textual.widget import Widget
 from textual.widgets import Button, OptionList
 
 from tui.console.screens.wizard import RestoreWizard
+from tui.console.wizard_state import Step
 
 
 def shown(screen: Screen[object], selector: str) -> str:
@@ -54,9 +55,9 @@ async def answer(pilot: Pilot[object], wizard: RestoreWizard, text: str) -> None
 
 async def run_checks(app: App[object], pilot: Pilot[object], wizard: RestoreWizard) -> None:
     """On the target step: Enter takes the highlighted target and runs the checks to the end."""
-    assert wizard.step == "target"
+    assert wizard.state.step is Step.TARGET
     await pilot.press("enter")
-    assert wizard.step == "checks"
+    assert wizard.state.step is Step.CHECKS
     await settle(app, pilot)
 
 

@@ -18,7 +18,6 @@ from tui.cli.common import (
     CliState,
     pass_state,
     print_json,
-    refresh_catalog_or_warn,
     require_confirmation,
     run_async,
 )
@@ -172,8 +171,6 @@ def backup_prune(state: CliState, keep: int | None, dry_run: bool, as_json: bool
     config = state.config()
     repo = state.repository()
     plan = prune(config, repo, config.operator, dry_run=dry_run, keep_last=keep)
-    if not dry_run:
-        refresh_catalog_or_warn(config, repo)
     if as_json:
         print_json(prune_json(plan, dry_run))
         return
@@ -236,4 +233,3 @@ def backup_delete(state: CliState, backup_id: str, confirm: str | None) -> None:
     require_confirmation(confirm, backup_id, f"deleting {damaged}backup {backup_id}")
     delete_backup(repo, backup_id, config.operator)
     click.echo(f"deleted {damaged}backup {backup_id}" if damaged else f"deleted {backup_id}")
-    refresh_catalog_or_warn(config, repo)

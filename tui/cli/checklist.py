@@ -10,26 +10,15 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from pathlib import Path
 
 import click
 
-from engine.checklist.model import Loaded, ManualItem, checklists_for
+from engine.checklist.model import ManualItem, checklists_for
 from engine.checklist.report import RESULT_WORDS, to_json, to_markdown
-from engine.checklist.run import (
-    ChecklistRun,
-    ItemState,
-    load_run,
-    new_run,
-    run_automatic,
-    run_ids,
-    save,
-    sign_off,
-    tick,
-    waive,
-)
+from engine.checklist.run import ChecklistRun, ItemState, load_run, run_ids
+from engine.checklist.session import ChecklistSession
 from engine.errors import LifeboatError, UsageError
-from tui.cli.common import CliState, pass_state, print_json, refresh_catalog_or_warn, run_async
+from tui.cli.common import CliState, pass_state, print_json, run_async
 
 
 class ChecklistFailedError(LifeboatError):
@@ -39,14 +28,6 @@ class ChecklistFailedError(LifeboatError):
 @click.group()
 def checklist() -> None:
     """Validate a restore (or a backup) with a checklist and sign it off."""
-
-
-@checklist.result_callback()
-@pass_state
-def _after(state: CliState, *_: object, **__: object) -> None:
-    """After any checklist command, the [catalog] learns of the runs it wrote."""
-    if state.config().catalog is not None:
-        refresh_catalog_or_warn(state.config(), state.repository())
 
 
 @checklist.command("run")
@@ -63,20 +44,18 @@ def checklist_run(
     available = checklists_for(config)
     if name not in available:
         raise UsageError(f"no checklist {name!r}; checklists: {', '.join(sorted(available))}")
-    loaded = available[name]
     repo = state.repository()
     manifest = repo.load(backup_id) if backup_id else None
-    run = new_run(loaded, backup_id)
+    session = ChecklistSession.start(config, repo, available[name], manifest)
 
     def changed(item: ItemState) -> None:
         if item.status != "running" and not as_json:
             click.echo(f"{RESULT_WORDS[item.status]:<7} {item.id}: {item.detail}", err=True)
 
-    run_async(run_automatic(run, loaded, config, manifest, changed=changed))
-    save(repo.path, run)
-    interactive = not (non_interactive or as_json) and sys.stdin.isatty()
-    if interactive:
-        _ask(run, loaded, repo.path, config.operator)
+    run_async(session.check(changed=changed))
+    if not (non_interactive or as_json) and sys.stdin.isatty():
+        _ask(session)
+    run = session.run
     if as_json:
         print_json(run.to_dict())
     else:
@@ -87,8 +66,10 @@ def checklist_run(
         raise ChecklistFailedError(f"required item(s) failed: {', '.join(failed)}")
 
 
-def _ask(run: ChecklistRun, loaded: Loaded, repo_path: Path, operator: str) -> None:
-    for item in loaded.checklist.items:
+def _ask(session: ChecklistSession) -> None:
+    """On a terminal: each manual item, a waiver for each required item still open, and the
+    sign-off; each answer is saved as it is given."""
+    for item in session.loaded.checklist.items:
         if isinstance(item, ManualItem):
             click.echo(f"\n{item.title}\n  {item.instruction}")
             if click.confirm("  done?", default=False):
@@ -96,15 +77,14 @@ def _ask(run: ChecklistRun, loaded: Loaded, repo_path: Path, operator: str) -> N
                     note = _given("  note (required)")
                 else:
                     note = click.prompt("  note (optional)", default="", show_default=False)
-                tick(run, loaded, item.id, note)
-    for item in run.blocking():
+                session.tick(item.id, note)
+    for state in session.run.blocking():
         if click.confirm(
-            f"\n{item.id} is {item.status}: {item.detail}\n  waive it?", default=False
+            f"\n{state.id} is {state.status}: {state.detail}\n  waive it?", default=False
         ):
-            waive(run, item.id, _given("  reason (recorded)"))
-    save(repo_path, run)
-    if not run.blocking() and click.confirm("\nsign the run off?", default=False):
-        signed = sign_off(run, repo_path, operator)
+            session.waive(state.id, _given("  reason (recorded)"))
+    if not session.run.blocking() and click.confirm("\nsign the run off?", default=False):
+        signed = session.sign_off()
         click.echo(f"signed off by {signed.operator} at {signed.at}")
 
 
@@ -152,13 +132,7 @@ def checklist_list(state: CliState, as_json: bool) -> None:
 @pass_state
 def checklist_tick(state: CliState, run_id: str, item_id: str, note: str) -> None:
     """Mark a manual item done, with a note."""
-    repo = state.repository()
-    run = load_run(repo.path, run_id)
-    available = checklists_for(state.config())
-    if run.checklist not in available:
-        raise UsageError(f"checklist {run.checklist!r} is no longer configured")
-    tick(run, available[run.checklist], item_id, note)
-    save(repo.path, run)
+    ChecklistSession.resume(state.config(), state.repository(), run_id).tick(item_id, note)
     click.echo(f"{item_id}: ticked")
 
 
@@ -169,10 +143,7 @@ def checklist_tick(state: CliState, run_id: str, item_id: str, note: str) -> Non
 @pass_state
 def checklist_waive(state: CliState, run_id: str, item_id: str, reason: str) -> None:
     """Accept an item that did not pass, with a written reason."""
-    repo = state.repository()
-    run = load_run(repo.path, run_id)
-    waive(run, item_id, reason)
-    save(repo.path, run)
+    ChecklistSession.resume(state.config(), state.repository(), run_id).waive(item_id, reason)
     click.echo(f"{item_id}: waived")
 
 
@@ -181,10 +152,9 @@ def checklist_waive(state: CliState, run_id: str, item_id: str, reason: str) -> 
 @pass_state
 def checklist_sign_off(state: CliState, run_id: str) -> None:
     """Sign a run off (refused while a required item is open)."""
-    repo = state.repository()
-    run = load_run(repo.path, run_id)
-    signed = sign_off(run, repo.path, state.config().operator)
-    click.echo(f"run {run.id} signed off by {signed.operator} at {signed.at}")
+    session = ChecklistSession.resume(state.config(), state.repository(), run_id)
+    signed = session.sign_off()
+    click.echo(f"run {run_id} signed off by {signed.operator} at {signed.at}")
 
 
 @checklist.command("export")

@@ -16,6 +16,7 @@ from engine.config.model import Config
 from engine.errors import UsageError
 from engine.repo.repository import Repository
 from engine.scaleout.anchors import anchor_audit_log
+from engine.scaleout.catalog import keep_current
 
 T = TypeVar("T")
 
@@ -37,7 +38,10 @@ class CliState:
         return self._config
 
     def repository(self, *, create: bool = True) -> Repository:
-        return Repository.open(self.config().repository.path, create=create)
+        """The repository; after each write to it the [catalog], if any, is brought up to date,
+        and a warning on stderr says when it does not answer (the write itself stands)."""
+        repo = Repository.open(self.config().repository.path, create=create)
+        return keep_current(repo, self.config(), _warn)
 
 
 pass_state = click.make_pass_decorator(CliState)
@@ -48,13 +52,8 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-def refresh_catalog_or_warn(config: Config, repo: Repository) -> None:
-    """Bring the [catalog] up to date after a write; when it does not answer, warn on stderr
-    (the write itself stands)."""
-    from engine.scaleout.catalog import refresh_catalog  # pymongo only when a command writes
-
-    if (warning := refresh_catalog(config, repo)) is not None:
-        click.echo(f"lifeboat: warning: {warning}", err=True)
+def _warn(text: str) -> None:
+    click.echo(f"lifeboat: warning: {text}", err=True)
 
 
 def print_json(data: object) -> None:

@@ -24,7 +24,7 @@ from tui.cli.common import CliState, run_async
 from tui.cli.drill import DrillFailedError, summary
 from tui.cli.progress import make_renderer
 from tui.cli.schedule import json_log
-from tui.console.start import require_terminal
+from tui.console.start import require_terminal, run_console
 
 
 @click.command()
@@ -59,14 +59,12 @@ async def _demo(root: Path | None, no_tui: bool, drill: bool, mouse: bool) -> Dr
         if no_tui:
             manifest = await _backup_and_verify(config, repo, "demo")
             _explain(sandbox, manifest.id)
-            return
+            return None
         if next(repo.iter_backups(), None) is None:  # a first start: real backups to look at
             await _backup_and_verify(config, repo, "first demo backup")
             await _backup_and_verify(config, repo, "second demo backup")
-        from tui.console.app import make_app
-
         async with _scheduler(config, repo, sandbox.root / "scheduler.log"):
-            await make_app(config).run_async(mouse=mouse)
+            await run_console(config, mouse=mouse)
         return None
 
 

@@ -18,9 +18,10 @@ import click
 
 from engine.checks import Check
 from engine.errors import UsageError
-from engine.repo.manifest import utc_now
+from engine.repo.manifest import Manifest, utc_now
 from engine.restore import journal
-from engine.restore.run import RestoreRefusedError, RestoreReport, RestoreRequest, run_restore
+from engine.restore.plan import RestoreRequest
+from engine.restore.run import RestoreRefusedError, RestoreReport, run_restore
 from engine.restore.scenario import DefaultBackup, Recommendation, choose_backup, recommend
 from engine.restore.tree import BUILT_IN, AdviceNode, Walk, load_trees, walk
 from engine.sources import RestoreOptions
@@ -191,7 +192,7 @@ def _print_report(report: RestoreReport, as_json: bool) -> None:
         return
     click.echo(checks_table(report.checks))
     hosts = ", ".join(report.plan.hosts) or "no host"
-    sources = ", ".join(summary["sources"]) or "nothing"
+    sources = ", ".join(step.source for step in report.steps) or "nothing"
     if report.applied:
         saved = (
             f"; the state before is in backup {report.safety_backup}"
@@ -308,7 +309,7 @@ def _print_advice(advice: AdviceNode, as_json: bool) -> None:
 
 
 def _print_plan(
-    plan: Recommendation, backup_id: str | None, choice: DefaultBackup, as_json: bool
+    plan: Recommendation, backup_id: str | None, choice: DefaultBackup[Manifest], as_json: bool
 ) -> None:
     command = ["lifeboat", "restore", backup_id or "ID"]
     for source in plan.sources:

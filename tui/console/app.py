@@ -1,8 +1,10 @@
 """The Lifeboat console: a small App that registers themes, modes and global bindings.
 
-Each area is a Screen in ``tui/console/screens``. Engine jobs run in Textual workers; their
-events feed a :class:`~tui.console.jobs.JobBoard` and a signal widgets subscribe to. A failed
-worker becomes a visible, recorded error (never a toast that vanishes).
+Each area is a Screen in ``tui/console/screens``; screens use the app through the small
+:class:`~tui.console.services.Services` protocol it provides. Engine jobs run in Textual
+workers; their events feed a :class:`~tui.console.jobs.JobBoard` and a signal widgets subscribe
+to. A failed worker becomes a visible, recorded error (never a toast that vanishes). The index
+of backups (:mod:`tui.console.backup_index`) is read by a thread, for every screen.
 """
 
 from __future__ import annotations
@@ -13,17 +15,21 @@ from itertools import count
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.signal import Signal
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine import paths
 from engine.config.model import Config
 from engine.errors import describe_error
 from engine.events import Emit, Event
 from engine.repo.repository import Repository
+from engine.scaleout.catalog import keep_current
 from themes import DEFAULT_THEME, THEMES, VARIABLE_DEFAULTS
+from tui.console.backup_index import BackupIndex, Chunk, read_chunks
 from tui.console.jobs import JobBoard
 from tui.console.palette import LifeboatCommands
 from tui.console.screens.backups import BackupsScreen
@@ -32,7 +38,18 @@ from tui.console.screens.drills import DrillsScreen
 
 if TYPE_CHECKING:
     from engine.drill.run import DrillRequest
-    from engine.restore.run import RestoreRequest
+    from engine.restore.plan import RestoreRequest
+
+FIRST_CHUNK = 60  # the first screenful of the index, read on the loop (a few milliseconds)
+CHUNK = 1000  # then read by a thread, this many at a time
+
+
+class BackupsRead(Message):
+    """Rows the index's reader thread read."""
+
+    def __init__(self, chunk: Chunk) -> None:
+        super().__init__()
+        self.chunk = chunk
 
 
 class LifeboatApp(App[None]):
@@ -63,11 +80,14 @@ class LifeboatApp(App[None]):
         super().__init__()
         self.open_wizard_on_start = wizard  # "": the wizard; a backup id: on that backup
         self.config = config
-        self.repository = repository
+        self.repository = keep_current(repository, config)  # each write updates the [catalog]
         self.settings_path = settings or paths.console_settings_file()
         self.board = JobBoard()
         self.jobs_changed: Signal[str] = Signal(self, "jobs-changed")
         self.backups_changed: Signal[None] = Signal(self, "backups-changed")
+        self.backups = BackupIndex(repository)
+        self.backups_indexed: Signal[None] = Signal(self, "backups-indexed")
+        self._indexing = False  # the index was asked for: it follows every change
         self._keys = count(1)
         for theme in THEMES:
             self.register_theme(theme)
@@ -146,6 +166,11 @@ class LifeboatApp(App[None]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         key = event.worker.name
+        if event.worker.group == "backups-index" and event.worker.error is not None:
+            self.backups.problems.append(
+                f"reading the backups failed: {describe_error(event.worker.error)}"
+            )
+            self.backups_indexed.publish(None)
         if key not in self.board.jobs:
             return
         if event.state == WorkerState.ERROR and event.worker.error is not None:
@@ -156,7 +181,44 @@ class LifeboatApp(App[None]):
             self.jobs_changed.publish(key)
             self.backups_changed.publish(None)
 
+    # -- the index of backups ------------------------------------------------------------
+
+    def refresh_backups(self) -> None:
+        """Read what is new on disk into the index, newest first.
+
+        The index is read the first time a screen asks, not at start. Then the newest
+        screenful is read here, so that screen's first paint has rows; a thread reads the rest
+        and the index is published chunk by chunk."""
+        self._indexing = True
+        fresh = self.backups.begin()
+        if not len(self.backups) and fresh:
+            for chunk in read_chunks(self.repository, fresh[:FIRST_CHUNK], FIRST_CHUNK):
+                self.backups.add(chunk)
+            fresh = fresh[FIRST_CHUNK:]
+        if fresh:
+            self._read_backups(fresh)
+        else:
+            self.workers.cancel_group(self, "backups-index")  # it reads nothing new
+        self.backups_indexed.publish(None)
+
+    @work(thread=True, exclusive=True, group="backups-index", exit_on_error=False)
+    def _read_backups(self, fresh: list[str]) -> None:
+        worker = get_current_worker()
+        for chunk in read_chunks(self.repository, fresh, CHUNK):
+            if worker.is_cancelled:
+                return
+            self.post_message(BackupsRead(chunk))
+
+    def on_backups_read(self, message: BackupsRead) -> None:
+        self.backups.add(message.chunk)
+        self.backups_indexed.publish(None)
+
+    def _backups_changed(self, _: None) -> None:
+        if self._indexing:
+            self.refresh_backups()
+
     def on_mount(self) -> None:
+        self.backups_changed.subscribe(self, self._backups_changed)
         if self.open_wizard_on_start is not None:
             backup = self.open_wizard_on_start
             self.action_restore_wizard(backup or None)
@@ -195,9 +257,18 @@ class LifeboatApp(App[None]):
 
     def action_checklist(self, backup_id: str | None = None) -> None:
         """Run a validation checklist on ``backup_id`` (or resume one left open)."""
+        self.open_checklist(backup_id)
+
+    def open_checklist(
+        self,
+        backup_id: str | None = None,
+        restore: dict[str, object] | None = None,
+        name: str | None = None,
+    ) -> None:
+        """Run checklist ``name`` (or one to choose) on ``backup_id``, after ``restore``."""
         from tui.console.screens.checklist import open_checklist
 
-        open_checklist(self, backup_id)
+        open_checklist(self, backup_id, restore, name)
 
     def action_help(self) -> None:
         from tui.console.screens.help import HelpScreen

@@ -22,8 +22,16 @@ MAX_BACKUP_HITS = 20
 class LifeboatCommands(Provider):
     _backup_ids: tuple[str, ...] | list[str] = ()
 
+    @property
+    def lifeboat(self) -> LifeboatApp:
+        """The app whose actions the palette lists (this provider is the app's own)."""
+        from tui.console.app import LifeboatApp  # the app imports this module
+
+        assert isinstance(self.app, LifeboatApp)
+        return self.app
+
     def _commands(self) -> list[tuple[str, Callable[[], object], str]]:
-        app: LifeboatApp = self.app  # type: ignore[assignment]
+        app = self.lifeboat
         commands: list[tuple[str, Callable[[], object], str]] = [
             ("Back up now (all sources)", app.start_backup, "start a backup of every source"),
             ("Go to dashboard", partial(app.switch_mode, "dashboard"), "tiers, jobs, log"),
@@ -61,7 +69,7 @@ class LifeboatCommands(Provider):
         return commands
 
     async def startup(self) -> None:
-        self._backup_ids = self.app.repository.backup_ids()  # type: ignore[attr-defined]
+        self._backup_ids = self.lifeboat.repository.backup_ids()
 
     def _backup_hits(self, query: str) -> list[Hit]:
         """One hit per backup whose id holds the query (after an optional "open backup")."""

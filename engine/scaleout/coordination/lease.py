@@ -24,6 +24,12 @@ def etcd_failures() -> tuple[type[Exception], ...]:
     return grpc.RpcError, Etcd3Exception
 
 
+def _lease_failures() -> tuple[type[Exception], ...]:
+    """What a lease refresh or revoke raises: an etcd failure, or ValueError once the
+    client's channel is closed."""
+    return (*etcd_failures(), ValueError)
+
+
 def failure_detail(exc: Exception) -> str:
     """A one-line description of a failed etcd request."""
     import grpc
@@ -72,7 +78,7 @@ class KeptLease:
         return self._lost
 
     def _keep_alive(self) -> None:
-        failures = (*etcd_failures(), ValueError)  # ValueError: the channel was closed
+        failures = _lease_failures()
         while not self._stopping.wait(self.ttl / 3) and not self.lost:
             sent = time.monotonic()
             try:
@@ -92,5 +98,5 @@ class KeptLease:
         if revoke:
             try:
                 self._client.revoke_lease(self.id)
-            except (*etcd_failures(), ValueError):
+            except _lease_failures():
                 pass  # already gone, or etcd unreachable: it expires by itself

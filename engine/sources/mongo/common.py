@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import LifeboatError
-from engine.mongodump.names import matches_any
+from engine.mongo_archive.names import matches_any
 
 
 class MongoError(LifeboatError):

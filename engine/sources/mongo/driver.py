@@ -10,14 +10,13 @@ and given its indexes back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from engine.checks import Check, compare_versions
-from engine.mongodump import ArchiveReader, ArchiveWriter, NamespaceMeta
-from engine.mongodump.names import Rename, matches_any, selected, split_namespace
-from engine.mongodump.reader import open_archive
+from engine.mongo_archive import ArchiveReader, ArchiveWriter, NamespaceMeta, open_archive
+from engine.mongo_archive.names import Rename, matches_any, selected, split_namespace
 from engine.repo.confined import open_confined
 from engine.repo.manifest import Artifact, ArtifactFile
 from engine.sources.base import Preflight, RestoreOptions, SourceContext
@@ -29,16 +28,18 @@ if TYPE_CHECKING:
     from engine.repo.sink import SinkThread
     from engine.sources.mongo.source import MongoSource
 
+    Client = AsyncMongoClient[dict[str, Any]]
+
 INSERT_BATCH_DOCUMENTS = 1000
 INSERT_BATCH_BYTES = 8 * 1024 * 1024
 
 
-async def _client(source: MongoSource, local_port: int) -> AsyncMongoClient:
+async def _client(source: MongoSource, local_port: int) -> Client:
     from pymongo import AsyncMongoClient
     from pymongo.errors import PyMongoError
 
     options = source.target().client_options()
-    client: AsyncMongoClient = AsyncMongoClient("127.0.0.1", local_port, **options)
+    client: Client = AsyncMongoClient("127.0.0.1", local_port, **options)
     try:
         await client.admin.command("ping")
     except (PyMongoError, KeyError) as exc:  # KeyError: a server answering auth oddly
@@ -48,7 +49,7 @@ async def _client(source: MongoSource, local_port: int) -> AsyncMongoClient:
 
 
 @asynccontextmanager
-async def connected(source: MongoSource, host: SSHHost) -> AsyncIterator[AsyncMongoClient]:
+async def connected(source: MongoSource, host: SSHHost) -> AsyncIterator[Client]:
     """A client of the source's server through an SSH tunnel from ``host`` (pinged)."""
     target = source.target()
     async with host.forward_local(target.address, target.port) as local_port:
@@ -111,7 +112,7 @@ async def preflight_with_driver(source: MongoSource, check: Preflight) -> list[C
 # -- dump ------------------------------------------------------------------------------
 
 
-async def _plan(source: MongoSource, client: AsyncMongoClient) -> list[tuple[NamespaceMeta, dict]]:
+async def _plan(source: MongoSource, client: Client) -> list[tuple[NamespaceMeta, dict[str, int]]]:
     """Every namespace to dump, with its metadata and the server's counts and sizes.
 
     Collections are described concurrently (bounded): two round trips each, which would
@@ -125,7 +126,9 @@ async def _plan(source: MongoSource, client: AsyncMongoClient) -> list[tuple[Nam
                 found.append((db_name, info))
     limit = asyncio.Semaphore(source.config.parallel)
 
-    async def describe(db_name: str, info: dict[str, Any]) -> tuple[NamespaceMeta, dict]:
+    async def describe(
+        db_name: str, info: Mapping[str, Any]
+    ) -> tuple[NamespaceMeta, dict[str, int]]:
         async with limit:
             db, kind = client[db_name], info.get("type", "collection")
             is_view = kind == "view"
@@ -195,9 +198,9 @@ async def dump_with_driver(source: MongoSource, ctx: SourceContext) -> dict[str,
 async def _dump_all(
     source: MongoSource,
     ctx: SourceContext,
-    client: AsyncMongoClient,
+    client: Client,
     writer: ArchiveWriter,
-    plan: list[tuple[NamespaceMeta, dict]],
+    plan: list[tuple[NamespaceMeta, dict[str, int]]],
     out: SinkThread[ArtifactFile],
 ) -> None:
     """Every namespace of ``plan`` through ``writer``, which hands ``out`` the archive: a batch
@@ -206,12 +209,13 @@ async def _dump_all(
     overall = ctx.meter(total_bytes or None)
     limit = asyncio.Semaphore(source.config.parallel)
 
-    async def one(meta: NamespaceMeta, sizes: dict) -> None:
+    async def one(meta: NamespaceMeta, sizes: dict[str, int]) -> None:
         async with limit:
             if meta.type != "view":
                 counter = ctx.meter(sizes.get("documents"), unit="documents", item=meta.name)
                 collection = client[meta.db][meta.data_collection]
-                async for batch in collection.find_raw_batches(batch_size=1000):
+                async for documents in collection.find_raw_batches(batch_size=1000):
+                    batch = cast(bytes, documents)  # pymongo types raw batches as documents
                     counter.advance(writer.write_batch(meta.db, meta.data_collection, batch))
                     overall.advance(len(batch))
                     await out.drain()
@@ -254,7 +258,7 @@ def _wanted(meta: NamespaceMeta, options: RestoreOptions) -> bool:
 async def _restore_stream(
     source: MongoSource,
     ctx: SourceContext,
-    client: AsyncMongoClient,
+    client: Client,
     reader: ArchiveReader,
     artifact: Artifact,
     options: RestoreOptions,
@@ -312,7 +316,7 @@ def _wanted_name(meta: NamespaceMeta, options: RestoreOptions) -> bool:
 
 
 async def _prepare(
-    client: AsyncMongoClient, target: tuple[str, str], meta: NamespaceMeta, drop: bool
+    client: Client, target: tuple[str, str], meta: NamespaceMeta, drop: bool
 ) -> None:
     db, coll = target
     if drop:
@@ -322,9 +326,7 @@ async def _prepare(
         await client[db].command({"create": coll, **meta.options})
 
 
-async def _create_indexes(
-    client: AsyncMongoClient, target: tuple[str, str], meta: NamespaceMeta
-) -> None:
+async def _create_indexes(client: Client, target: tuple[str, str], meta: NamespaceMeta) -> None:
     if meta.type == "view":
         return
     db, coll = target

@@ -14,7 +14,7 @@ from typing import ClassVar
 from engine.checks import Check
 from engine.config.sources import MongoSourceConfig
 from engine.errors import UsageError
-from engine.mongodump.names import Rename
+from engine.mongo_archive.names import Rename
 from engine.repo.manifest import Artifact
 from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext
 from engine.sources.mongo.common import MongoTarget, matches_any_of

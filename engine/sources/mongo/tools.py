@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import LifeboatError
-from engine.mongodump import summarize
-from engine.mongodump.names import SYSTEM_DATABASES
+from engine.mongo_archive import summarize
+from engine.mongo_archive.names import SYSTEM_DATABASES
 from engine.remote.commands import quote_command
 from engine.repo.manifest import Artifact
 from engine.sources.base import RestoreOptions, SourceContext, read_chunks

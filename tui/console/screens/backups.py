@@ -1,10 +1,9 @@
 """The backups browser: every backup, newest first, filterable, with its full detail and the
 actions an operator takes on one backup (verify, restore, delete).
 
-Reading 10,000 manifests takes a second or more (JSON plus validation): the newest screenful
-is read before the first paint and a thread reads the rest, the list painting each chunk as it
-arrives. Only one small row per backup is kept; a manifest is read again when it is shown.
-Manifests never change once committed, so later refreshes read only new backups.
+The list is the console's index of backups (tui/console/backup_index.py): the newest
+screenful is read before the first paint and a thread reads the rest, the list painting each
+chunk as it arrives. A manifest is read again when it is shown in full.
 
 With a ``[catalog]``, the filter asks the catalog which backups match (in a thread, through
 engine.scaleout.catalog); without one, or once it did not answer, the list filters itself on
@@ -14,50 +13,34 @@ the same fields.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.markup import escape
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Header, Input, Static
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import Worker, WorkerState
 
 from engine.errors import BackupNotFoundError, ManifestError, describe_error
 from engine.repo.manifest import Manifest
-from engine.repo.repository import Repository
 from engine.repo.retention import delete_backup
 from tui.console.screens.modals import TypedConfirmModal, worker_named, wrapped
 from tui.console.screens.wizard import open_wizard
+from tui.console.services import Services, services
 from tui.console.widgets.backup_detail import BackupDetail
-from tui.console.widgets.backup_list import BackupList, BackupRow
+from tui.console.widgets.backup_list import BackupList
 from tui.console.widgets.footer import KeysFooter
 from tui.format import human_size
 
 if TYPE_CHECKING:
     from engine.scaleout.catalog import Catalog
-    from tui.console.app import LifeboatApp
 
-FIRST_CHUNK = 60  # the first screenful, read before the first paint (a few milliseconds)
-CHUNK = 1000
 MANIFESTS_KEPT = 32
 
 
-def read_chunks(
-    repo: Repository, ids: list[str], size: int
-) -> Iterator[tuple[list[BackupRow], list[str]]]:
-    """The rows of ``ids`` in order, ``size`` at a time, and one message per unreadable
-    manifest."""
-    for start in range(0, len(ids), size):
-        damaged: list[ManifestError] = []
-        rows = [BackupRow.of(m) for m in repo.iter_backups(ids[start : start + size], damaged)]
-        yield rows, [str(damage) for damage in damaged]
-
-
-def open_backup(app: App[object], backup_id: str | None) -> None:
+def open_backup(app: App[Any], backup_id: str | None) -> None:
     """Switch to the browser with ``backup_id`` under the cursor, or (None) to its filter."""
     app.switch_mode("backups")
     for screen in app.screen_stack:
@@ -80,32 +63,12 @@ class BackupsScreen(Screen[None]):
         Binding("escape", "back", "Back"),
     ]
 
-    class Loaded(Message):
-        """A chunk of rows read by the loader thread."""
-
-        def __init__(self, read: list[BackupRow], problems: list[str], ids: list[str]) -> None:
-            super().__init__()
-            self.read = read
-            self.problems = problems
-            self.ids = ids  # every id on disk, newest first, when the load started
-
-    class Finished(Message):
-        """The loader read everything it had to."""
-
-        def __init__(self, ids: list[str]) -> None:
-            super().__init__()
-            self.ids = ids
-
     def __init__(self) -> None:
         super().__init__()
-        self._rows: dict[str, BackupRow] = {}
         self._manifests: dict[str, Manifest] = {}  # the few last shown, newest last
-        self._order: list[str] = []
-        self._loading = False
         self._wanted: str | None = None  # an id to put the cursor on once it is read
         self._jobs: dict[str, Worker[object]] = {}  # backup id -> its verify's worker
         self._problems: list[str] = []
-        self._total = 0  # rows read, whether the filter shows them or not
         self._hits: set[str] | None = None  # the catalog's answer for the filter, if asked
         self._asking: str | None = None  # the query the catalog is answering now
         self._catalog: Catalog | None = None  # opened by the first search, in its thread
@@ -113,8 +76,8 @@ class BackupsScreen(Screen[None]):
         self._catalog_down = False
 
     @property
-    def lifeboat(self) -> LifeboatApp:
-        return self.app  # type: ignore[return-value]
+    def lifeboat(self) -> Services:
+        return services(self.app)
 
     @property
     def _searches_catalog(self) -> bool:
@@ -138,7 +101,7 @@ class BackupsScreen(Screen[None]):
         listing.border_title = "backups"
         self.query_one(BackupDetail).border_title = "detail"
         listing.focus()
-        self.lifeboat.backups_changed.subscribe(self, lambda _: self.refresh_index())
+        self.lifeboat.backups_indexed.subscribe(self, lambda _: self._publish_rows())
         self.lifeboat.jobs_changed.subscribe(self, self._job_changed)
         self.refresh_index()
 
@@ -149,56 +112,23 @@ class BackupsScreen(Screen[None]):
     # -- the index -------------------------------------------------------------------------
 
     def refresh_index(self) -> None:
-        """Read what is new on disk (and forget what is gone), newest first.
-
-        The first time, the newest screenful is read here so the first paint has rows; the
-        rest is read by a thread and painted chunk by chunk.
-        """
-        repo = self.lifeboat.repository
-        self.query_one(BackupList).set_verifications(repo.verifications())
-        ids = repo.backup_ids()
-        fresh = [backup_id for backup_id in ids if backup_id not in self._rows]
-        self._loading = True
-        if not self._rows:
-            read, problems = next(read_chunks(repo, fresh[:FIRST_CHUNK], FIRST_CHUNK), ([], []))
-            self.on_backups_screen_loaded(self.Loaded(read, problems, ids))
-            fresh = fresh[FIRST_CHUNK:]
-        self._load(fresh, ids)
+        """Read what is new on disk (and forget what is gone) into the console's index."""
+        self.lifeboat.refresh_backups()
+        self._publish_rows()
         if self._hits is not None:  # the catalog may know of new backups
             self._filter(self.query_one("#filter", Input).value)
         self._show_detail()
 
-    @work(thread=True, exclusive=True, group="backups-index", exit_on_error=False)
-    def _load(self, fresh: list[str], ids: list[str]) -> None:
-        worker = get_current_worker()
-        for read, problems in read_chunks(self.lifeboat.repository, fresh, CHUNK):
-            if worker.is_cancelled:
-                return
-            self.post_message(self.Loaded(read, problems, ids))
-        self.post_message(self.Finished(ids))
-
-    def on_backups_screen_loaded(self, message: Loaded) -> None:
-        for row in message.read:
-            self._rows[row.id] = row
-        self._order = message.ids
-        for problem in message.problems:
-            self._problem(problem)
-        self._publish_rows()
-
-    def on_backups_screen_finished(self, message: Finished) -> None:
-        self._order = message.ids
-        present = set(message.ids)
-        for gone in [i for i in self._rows if i not in present]:
-            del self._rows[gone]
-            self._manifests.pop(gone, None)
-        self._loading = False
-        self._publish_rows()
-
     def _publish_rows(self) -> None:
+        index = self.lifeboat.backups
+        for problem in index.problems:
+            self._problem(problem)
         listing = self.query_one(BackupList)
-        listing.empty_text = "loading backups…" if self._loading else "no backups yet"
-        rows = [self._rows[i] for i in self._order if i in self._rows]
-        self._total = len(rows)
+        listing.empty_text = "no backups yet" if index.complete else "loading backups…"
+        if listing.verifications is not index.verifications:  # read again: a verify ended
+            listing.set_verifications(index.verifications)
+            self._show_detail()
+        rows = index.rows()
         if self._hits is not None:
             rows = [row for row in rows if row.id in self._hits]
         listing.set_rows(rows)
@@ -220,14 +150,16 @@ class BackupsScreen(Screen[None]):
     def _update_counts(self) -> None:
         listing = self.query_one(BackupList)
         query = self.query_one("#filter", Input).value.strip()
-        counts = f"{self._total:,}"
+        index = self.lifeboat.backups
+        total = len(index)  # rows read, whether the filter shows them or not
+        counts = f"{total:,}"
         if query:
-            counts = f"{listing.shown:,} of {self._total:,} match {query!r}"
+            counts = f"{listing.shown:,} of {total:,} match {query!r}"
             listing.empty_text = f"no backup matches {query!r}: Esc clears the filter"
         if self._asking is not None:
             counts += " · asking the catalog"
-        if self._loading:
-            counts += f" · reading {len(self._rows):,}/{len(self._order):,}"
+        if not index.complete:
+            counts += f" · reading {total:,}/{len(index.order):,}"
         listing.border_subtitle = counts
 
     def reveal(self, backup_id: str) -> None:
@@ -404,43 +336,40 @@ class BackupsScreen(Screen[None]):
         self.app.push_screen(TypedConfirmModal(explanation, manifest.id), confirmed)
 
     @work(thread=True, group="backup-delete", exit_on_error=False)
-    def _delete(self, backup_id: str) -> str:
-        delete_backup(self.lifeboat.repository, backup_id, self.lifeboat.config.operator)
-        return backup_id
-
-    @work(thread=True, group="catalog-refresh", exit_on_error=False)
-    def _refresh_catalog(self) -> str | None:
-        """Tell the catalog what changed (a warning when it does not answer)."""
-        from engine.scaleout.catalog import refresh_catalog
-
-        return refresh_catalog(self.lifeboat.config, self.lifeboat.repository)
+    def _delete(self, backup_id: str) -> tuple[str, list[str]]:
+        """Delete the backup; the repository's write hook tells the catalog (its warnings are
+        returned: the delete stands)."""
+        repo = self.lifeboat.repository
+        warnings: list[str] = []
+        with repo.write_hook.batch(warnings.append):
+            delete_backup(repo, backup_id, self.lifeboat.config.operator)
+        return backup_id, warnings
 
     def action_restore(self) -> None:
         manifest = self._current()
         if manifest is not None:
-            open_wizard(self.lifeboat, manifest)
+            open_wizard(self.app, manifest)
 
     def action_checklist(self) -> None:
         """A validation checklist run on the highlighted backup (or one to resume)."""
         manifest = self._current()
         if manifest is not None:
-            self.lifeboat.action_checklist(manifest.id)
+            self.lifeboat.open_checklist(manifest.id)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if worker.group == "catalog-search":
             self._searched(worker, event.state)
-        elif worker.group == "catalog-refresh" and event.state == WorkerState.SUCCESS:
-            if worker.result is not None:
-                self._problem(worker.result)
         elif worker.group == "backup-delete" and event.state == WorkerState.SUCCESS:
-            self.lifeboat.board.note("backups", "info", f"backup {worker.result} deleted")
-            self.notify(f"deleted {worker.result}")
+            assert worker.result is not None
+            backup_id, warnings = worker.result
+            self.lifeboat.board.note("backups", "info", f"backup {backup_id} deleted")
+            self.notify(f"deleted {backup_id}")
             self.lifeboat.backups_changed.publish(None)
-            if self.lifeboat.config.catalog is not None:
-                self._refresh_catalog()
+            for warning in warnings:
+                self._problem(warning)
         elif event.state == WorkerState.ERROR and worker.error is not None:
-            what = {"backup-delete": "delete", "backups-index": "reading the backups"}
-            message = f"{what.get(worker.group, 'restore')} failed: {describe_error(worker.error)}"
+            what = "delete" if worker.group == "backup-delete" else "restore"
+            message = f"{what} failed: {describe_error(worker.error)}"
             self._problem(message, "error")
             self.notify(message, severity="error")

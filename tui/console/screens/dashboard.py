@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -17,14 +17,12 @@ from engine.schedule.status import ScheduleStatus, schedule_statuses
 from engine.status import LockLine, local_locks, repository_alerts, shared_locks, tier_statuses
 from tui import format as fmt
 from tui.console.screens.modals import BackupChoice, BackupModal, ConfirmModal
+from tui.console.services import Services, services
 from tui.console.widgets.footer import KeysFooter
 from tui.console.widgets.job_view import JobView
 from tui.console.widgets.log_pane import LogPane
 from tui.console.widgets.schedule_strip import ScheduleStrip
 from tui.console.widgets.tier_card import TierCard
-
-if TYPE_CHECKING:
-    from tui.console.app import LifeboatApp
 
 MAX_JOBS_SHOWN = 6
 STATUS_REFRESH_SECONDS = 30  # ages move on even when nothing happens
@@ -44,8 +42,8 @@ class DashboardScreen(Screen[None]):
     _alerts: Sequence[str] = ()
 
     @property
-    def lifeboat(self) -> LifeboatApp:
-        return self.app  # type: ignore[return-value]
+    def lifeboat(self) -> Services:
+        return services(self.app)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -80,7 +78,8 @@ class DashboardScreen(Screen[None]):
         self._alerts = repository_alerts(repo)
         self._show_schedules()
         if app.config.coordination is not None:
-            self.run_worker(self._fetch_shared_locks, group="locks", exclusive=True)
+            # textual's WorkType union makes mypy infer Never for an async method's result
+            self.run_worker(self._fetch_shared_locks, group="locks", exclusive=True)  # type: ignore[arg-type]
         box = self.query_one("#tiers", Container)
         self.query_one("#no-tiers").display = not statuses
         for status in statuses:

@@ -4,7 +4,7 @@ one's history; ``n`` runs a drill on the sources flagged ``drill = true``."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -19,11 +19,9 @@ from engine.drill.history import DrillRecord
 from engine.durations import format_duration
 from engine.errors import UsageError
 from tui.console.screens.modals import TypedConfirmModal, wrapped
+from tui.console.services import Services, services
 from tui.console.widgets.footer import KeysFooter
 from tui.format import age, seconds_text
-
-if TYPE_CHECKING:
-    from tui.console.app import LifeboatApp
 
 RESULT_STYLE = {"passed": "bold green", "failed": "bold red"}
 
@@ -45,8 +43,8 @@ class DrillsScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("n", "run_drill", "Run drill")]
 
     @property
-    def lifeboat(self) -> LifeboatApp:
-        return self.app  # type: ignore[return-value]
+    def lifeboat(self) -> Services:
+        return services(self.app)
 
     def compose(self) -> ComposeResult:
         yield Header()

@@ -23,45 +23,14 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from engine.repo.manifest import Manifest
 from engine.repo.repository import VerifyRecord
 from tui import format as fmt
-from tui.format import age, human_size
+from tui.console.backup_index import BackupRow
+from tui.format import age
 
 WIDE = 112  # from this width the absolute time and the verify age fit beside the rest
 AGE_REFRESH_SECONDS = 30
 MAX_REMEMBERED = 64  # filter results kept, so Backspace costs nothing
-
-
-@dataclass(frozen=True, slots=True)
-class BackupRow:
-    """What one line of the list shows, and the text the filter searches."""
-
-    id: str
-    created: datetime
-    label: str
-    scope: str
-    size: str
-    haystack: str  # lowercase id, label, scope, hosts and Mongo namespaces
-
-    @classmethod
-    def of(cls, manifest: Manifest) -> BackupRow:
-        hosts = dict.fromkeys(a.host for a in manifest.artifacts)
-        namespaces = [
-            name
-            for artifact in manifest.artifacts
-            if isinstance(artifact.meta.get("namespaces"), dict)
-            for name in artifact.meta["namespaces"]
-        ]
-        words = [manifest.id, manifest.label or "", *manifest.scope, *hosts, *namespaces]
-        return cls(
-            id=manifest.id,
-            created=manifest.created_at,
-            label=manifest.label or "",
-            scope=",".join(manifest.scope),
-            size=human_size(manifest.size),
-            haystack=" ".join(words).lower(),
-        )
 
 
 def matching(rows: Sequence[BackupRow], query: str) -> list[BackupRow]:
@@ -307,12 +276,12 @@ class BackupList(ScrollView, can_focus=True):
         if is_cursor:
             style += self.get_component_rich_style("backup-list--cursor")
         verify, verify_kind = verify_cell(self.verifications.get(row.id), wide=wide, now=now)
-        created = f"{row.created:%Y-%m-%d %H:%M}Z {age(row.created, now)}" if wide else None
+        created = f"{row.created_at:%Y-%m-%d %H:%M}Z {age(row.created_at, now)}" if wide else None
         cells: dict[str, tuple[str, str | None]] = {
             "id": (row.id, None),
-            "created": (created or age(row.created, now), None),
+            "created": (created or age(row.created_at, now), None),
             "label": (row.label or "-", None if row.label else "dim"),
-            "scope": (row.scope, None),
+            "scope": (",".join(row.scope), None),
             "size": (row.size, None),
             "verify": (verify, verify_kind),
         }

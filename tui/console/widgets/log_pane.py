@@ -32,7 +32,7 @@ class LogPane(RichLog):
 
     def _line(self, entry: LogEntry) -> Text:
         colours = self.app.theme_variables
-        style = {"error": f"bold {colours.get('error')}", "warning": colours.get("warning")}
+        style = {"error": f"bold {colours.get('error')}", "warning": colours.get("warning", "")}
         return Text.assemble(
             (f"{entry.at:%H:%M:%S} ", "dim"),
             (f"{entry.source}: ", "bold"),

@@ -162,7 +162,7 @@ class GzipSink(Generic[T]):
         self._inner = inner
         self._gzip = ParallelGzipWriter(inner.write)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self._gzip.write(data)
 
     def finish(self) -> T:

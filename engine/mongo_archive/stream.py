@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from typing import Protocol
+from typing import BinaryIO, Protocol, cast
 
-from engine.mongodump.format import INT32, MAX_BSON_SIZE, MIN_BSON_SIZE, ArchiveFormatError
+from engine.mongo_archive.format import INT32, MAX_BSON_SIZE, MIN_BSON_SIZE, ArchiveFormatError
 
 
 class Readable(Protocol):
@@ -62,7 +62,8 @@ def open_archive(fileobj: Readable) -> Readable:
         head = _read_prefix(fileobj, 2)
         stream = _Prefixed(head, fileobj)
     if head == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=stream, mode="rb")
+        # typeshed wants a seekable fileobj; GzipFile seeks only to rewind, which reading never does
+        return gzip.GzipFile(fileobj=cast(BinaryIO, stream), mode="rb")
     return stream
 
 
@@ -126,7 +127,7 @@ class Window:
         The terminator is consumed; a length is not."""
         if not self.ensure(4):
             raise self.error(f"the stream ends inside {where}", namespace, truncated=True)
-        (size,) = INT32.unpack_from(self.data, self.pos)
+        size: int = INT32.unpack_from(self.data, self.pos)[0]
         if size == -1:
             self.pos += 4
         elif not MIN_BSON_SIZE <= size <= MAX_BSON_SIZE:

@@ -19,7 +19,7 @@ import bson
 from bson.errors import BSONError
 from bson.int64 import Int64
 
-from engine.mongodump.format import (
+from engine.mongo_archive.format import (
     CRC64,
     FORMAT_VERSION,
     MAGIC,
@@ -32,7 +32,7 @@ from engine.mongodump.format import (
     namespace_name,
     prelude_without_data,
 )
-from engine.mongodump.stream import Readable, Window, open_archive
+from engine.mongo_archive.stream import Readable, Window, open_archive
 
 READ_CHUNK = 1024 * 1024
 
@@ -48,7 +48,9 @@ _HEADER_TYPES: dict[str, type] = {
 DocumentFilter = Callable[[str], bool]
 
 
-def _decode(window: Window, raw: memoryview, what: str, namespace: str | None = None) -> Any:
+def _decode(
+    window: Window, raw: memoryview, what: str, namespace: str | None = None
+) -> dict[str, Any]:
     try:
         return bson.decode(raw)
     except (BSONError, ValueError, TypeError) as exc:

@@ -1,7 +1,7 @@
 """The mongodump archive format itself: its constants, errors and the records both sides share.
 
-Why this exists: the reader (:mod:`engine.mongodump.reader`) and the writer
-(:mod:`engine.mongodump.writer`) must agree byte for byte with each other and with the official
+Why this exists: the reader (:mod:`engine.mongo_archive.reader`) and the writer
+(:mod:`engine.mongo_archive.writer`) must agree byte for byte with each other and with the official
 tools, so what the format *is* lives here once. The format (see
 ``fixtures/mongodump-archives/FORMAT.md``)::
 
@@ -20,7 +20,7 @@ import struct
 import uuid as uuid_module
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import anycrc
 from bson import json_util
@@ -29,6 +29,13 @@ from bson.errors import BSONError
 
 from engine.errors import LifeboatError
 
+
+class _Crc(Protocol):
+    """The part of an ``anycrc`` model used here (anycrc ships no type information)."""
+
+    def calc(self, data: bytes | memoryview, init: int | None = None, /) -> int: ...
+
+
 MAGIC = b"\x6d\xe2\x99\x81"
 TERMINATOR = b"\xff\xff\xff\xff"
 FORMAT_VERSION = "0.1"
@@ -36,7 +43,7 @@ MIN_BSON_SIZE = 5
 MAX_BSON_SIZE = 16 * 1024 * 1024
 
 INT32 = struct.Struct("<i")
-CRC64 = anycrc.Model("CRC64-XZ")  # Go's hash/crc64 with the ECMA table, as mongodump uses
+CRC64: _Crc = anycrc.Model("CRC64-XZ")  # Go's hash/crc64 with the ECMA table, as mongodump uses
 _BUCKETS_PREFIX = "system.buckets."
 
 

@@ -6,17 +6,17 @@ the format in one package means verify and restore read both kinds with the same
 the official ``mongorestore --archive --gzip`` can read what we write.
 """
 
-from engine.mongodump.format import (
+from engine.mongo_archive.format import (
     ArchiveFormatError,
     ArchiveSummary,
     NamespaceMeta,
     NamespaceStats,
     namespace_name,
 )
-from engine.mongodump.pgzip import ParallelGzipWriter
-from engine.mongodump.reader import ArchiveReader, iter_documents, summarize
-from engine.mongodump.stream import open_archive
-from engine.mongodump.writer import ArchiveWriter
+from engine.mongo_archive.pgzip import ParallelGzipWriter
+from engine.mongo_archive.reader import ArchiveReader, iter_documents, summarize
+from engine.mongo_archive.stream import open_archive
+from engine.mongo_archive.writer import ArchiveWriter
 
 __all__ = [
     "ArchiveFormatError",

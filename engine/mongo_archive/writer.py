@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import bson
 from bson.int64 import Int64
 
-from engine.mongodump.format import (
+from engine.mongo_archive.format import (
     CRC64,
     FORMAT_VERSION,
     INT32,
@@ -102,7 +102,7 @@ class ArchiveWriter:
 
     def __init__(
         self,
-        out: Callable[[bytes], object],
+        out: Callable[[bytes | memoryview], object],
         *,
         server_version: str,
         tool_version: str,
