@@ -14,7 +14,8 @@ alert on it. A warning (80% of the RPO) or a missed RTO is shown but does not fa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
@@ -24,7 +25,7 @@ from engine.config.model import Config, TierConfig
 from engine.drill import history
 from engine.drill.history import DrillRecord
 from engine.durations import format_duration
-from engine.errors import ManifestError
+from engine.errors import BackupNotFoundError, ManifestError
 from engine.repo import leftovers, locks
 from engine.repo.leftovers import Leftover
 from engine.repo.manifest import Manifest, iso_z, utc_now
@@ -32,7 +33,7 @@ from engine.repo.repository import Repository, VerifyRecord
 from engine.restore import journal
 from engine.restore.journal import RestoreRecord
 from engine.scaleout.coordination import open_coordinator
-from engine.schedule.status import ScheduleStatus, schedule_statuses
+from engine.schedule.status import ScheduleStatus, schedule_statuses, trigger_of
 
 WARNING_FRACTION = 0.8
 
@@ -162,6 +163,18 @@ class StatusReport:
     def healthy(self) -> bool:
         return not self.problems
 
+    @property
+    def alerts(self) -> list[str]:
+        """Short lines for the dashboard, for what its tiers and schedules do not show:
+        unfinished restores, dead leftovers and damaged backups."""
+        lines = [record.short() for record in self.restores]
+        if self.leftovers:
+            left = leftovers.total(self.leftovers)
+            lines.append(f"{len(self.leftovers)} killed job(s) left {left}: lifeboat repo clean")
+        if self.damaged:
+            lines.append(f"{len(self.damaged)} damaged backup(s): lifeboat status names them")
+        return lines
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "at": iso_z(self.at),
@@ -196,25 +209,110 @@ async def shared_locks(config: Config, repo: Repository) -> list[LockLine]:
     return [LockLine(info.kind, info.name, info.describe()) for info in held]
 
 
+Facts = tuple[str, tuple[tuple[str, int], ...]]  # a backup's trigger, (source, bytes) each
+
+
+def facts_of(manifest: Manifest) -> Facts:
+    sizes = tuple((sys.intern(a.source), a.size) for a in manifest.artifacts)
+    return sys.intern(manifest.trigger), sizes
+
+
+class BackupFacts:
+    """What the status needs of each backup (its trigger, its sources and their sizes),
+    remembered by id.
+
+    A manifest never changes once committed. A console that gathers the status every 30 s
+    keeps these facts (plain tuples, which the garbage collector stops scanning) and reads
+    from disk only the backups that are new and the few the status shows. Without them, a
+    tier no backup covers means reading every manifest each time: seconds at 10,000 backups.
+    Not thread-safe: one gather at a time uses it.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[str, Facts] = {}
+
+    def _walk(
+        self, repo: Repository, problems: list[ManifestError]
+    ) -> Iterator[tuple[str, Facts, Manifest | None]]:
+        """Every readable backup, newest first, with its facts and, when it was read just now,
+        its manifest; damaged ones are added to ``problems`` (and read again next time)."""
+        ids = repo.backup_ids()
+        for gone in self._known.keys() - set(ids):
+            del self._known[gone]
+        for backup_id in ids:
+            facts, manifest = self._known.get(backup_id), None
+            if facts is None:
+                try:
+                    manifest = repo.load(backup_id)
+                except BackupNotFoundError:
+                    continue
+                except ManifestError as exc:
+                    problems.append(exc)
+                    continue
+                facts = self._known[backup_id] = facts_of(manifest)
+            yield backup_id, facts, manifest
+
+    def shown(
+        self, config: Config, repo: Repository, problems: list[ManifestError]
+    ) -> list[Manifest]:
+        """The manifests the status shows, newest first: the newest backup covering each tier
+        and the newest of each schedule (what ``tier_statuses`` and ``schedule_statuses``
+        pick); the walk stops once each is found."""
+        while True:
+            tiers = {name: set(tier.sources) for name, tier in config.tiers.items()}
+            triggers = {trigger_of(name) for name in config.schedules}
+            chosen: dict[str, Manifest | None] = {}
+            for backup_id, (trigger, sizes), manifest in self._walk(repo, problems):
+                if not tiers and not triggers:
+                    break
+                sources = {source for source, _ in sizes}
+                covered = [name for name, needed in tiers.items() if needed <= sources]
+                if covered or trigger in triggers:
+                    chosen[backup_id] = manifest
+                    triggers.discard(trigger)
+                    for name in covered:
+                        del tiers[name]
+            shown = [m or self._read(repo, i) for i, m in chosen.items()]
+            if all(shown):
+                return [m for m in shown if m is not None]
+            # one was deleted or damaged since its facts were read: choose again without it
+
+    def _read(self, repo: Repository, backup_id: str) -> Manifest | None:
+        try:
+            return repo.load(backup_id)
+        except (BackupNotFoundError, ManifestError):
+            del self._known[backup_id]
+            return None
+
+    def sizes(self, repo: Repository, sources: Iterable[str]) -> dict[str, int]:
+        """The size of each of ``sources`` in its newest backup: the estimate of the next."""
+        wanted = set(sources)
+        found: dict[str, int] = {}
+        for _, (_, sizes), _ in self._walk(repo, []):
+            if wanted <= found.keys():
+                break
+            for source, size in sizes:
+                found.setdefault(source, size)
+        return found
+
+
 def gather(
     config: Config,
     repo: Repository,
     now: datetime | None = None,
     shared_locks: Sequence[LockLine] = (),
+    facts: BackupFacts | None = None,
 ) -> StatusReport:
-    """The whole status; ``shared_locks`` are the coordination (etcd) lock holders. Tiers and
-    schedules each read manifests lazily, newest first, only as far as they need; damage is
-    reported for the manifests read, and for every entry that has none (a cheap look)."""
+    """The whole status; ``shared_locks`` are the coordination (etcd) lock holders. Manifests
+    are read newest first, each once, only as far as the tiers and schedules need (``facts``
+    remembered from an earlier gather spare reading them again); damage is reported for the
+    manifests read, and for every entry that has none (a cheap look). Blocking: a console
+    calls it off its UI loop."""
     moment = now or utc_now()
     damaged: list[ManifestError] = []
-    tiers = tier_statuses(
-        config,
-        repo.iter_backups(problems=damaged),
-        repo.verifications(),
-        moment,
-        history.load(repo.path),
-    )
-    schedules = schedule_statuses(config, repo, repo.iter_backups(problems=damaged), moment)
+    shown = (facts or BackupFacts()).shown(config, repo, damaged)
+    tiers = tier_statuses(config, shown, repo.verifications(), moment, history.load(repo.path))
+    schedules = schedule_statuses(config, repo, shown, moment)
     by_backup = {str(e.backup_id): str(e) for e in [*damaged, *repo.unsound()]}
     return StatusReport(
         at=moment,
@@ -225,14 +323,6 @@ def gather(
         restores=journal.unfinished(repo.path),
         damaged=tuple(by_backup[key] for key in sorted(by_backup, reverse=True)),
     )
-
-
-def repository_alerts(repo: Repository) -> list[str]:
-    """Short lines for the dashboard: unfinished restores and dead leftovers."""
-    lines = [record.short() for record in journal.unfinished(repo.path)]
-    if dead := leftovers.find(repo):
-        lines.append(f"{len(dead)} killed job(s) left {leftovers.total(dead)}: lifeboat repo clean")
-    return lines
 
 
 def tier_dict(status: TierStatus) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 import pytest
-from consoles import console
+from consoles import console, status_shown
 from helpers import command_source, make_config
 from rich.console import Console, RenderableType
 from sshd import SSHTestServer
@@ -37,6 +37,7 @@ async def test_backup_started_from_the_dashboard_runs_to_completion(
     config = make_config(asyncssh_server, tmp_path / "repo", sources, bulk_transport="asyncssh")
     app = console(config, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
+        await status_shown(pilot)
         card = app.screen.query_one("#tier-data", TierCard)
         assert card.status.state is RpoState.BREACH  # nothing backed up yet
         await pilot.press("b")
@@ -54,7 +55,8 @@ async def test_backup_started_from_the_dashboard_runs_to_completion(
         shown = text_of(app.screen.query_one(JobView).render())
         assert f"backup {manifest.id}  done" in shown
         assert "db" in shown
-        assert app.screen.query_one("#tier-data", TierCard).status.state is RpoState.OK
+        await pilot_until(pilot, lambda: card.status.state is RpoState.OK, "the tier covered")
+        assert card.status.last == manifest
         await pilot.press("l")  # the new backup is in the browser, on top
         await pilot_until(
             pilot,

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from consoles import status_shown
 from helpers import files_source, make_config
 from sshd import SSHTestServer
 from textual.widgets import DataTable
+from timing import pilot_until
 from wizard_pilot import settle, shown
 
 from engine.drill import history
@@ -29,6 +31,7 @@ async def test_a_drill_run_from_the_drills_screen_shows_its_rto(
     config = make_config(asyncssh_server, tmp_path / "repo", sources)
     app = LifeboatApp(config, Repository.open(config.repository.path), settings=tmp_path / "s")
     async with app.run_test(size=(80, 24)) as pilot:
+        await status_shown(pilot)
         card = app.screen.query_one("#tier-config", TierCard)
         assert "RTO 30m: never drilled" in str(card.render())
         await pilot.press("D")
@@ -59,6 +62,7 @@ async def test_a_drill_run_from_the_drills_screen_shows_its_rto(
 
         await pilot.press("d")
         card = app.screen.query_one("#tier-config", TierCard)
+        await pilot_until(pilot, lambda: card.status.last_drill is not None, "the drill shown")
         assert "RTO 30m: drill " in str(card.render())
         assert "OVER" not in str(card.render())
 

@@ -1,4 +1,5 @@
-"""Snapshots of the console's screens at 120x36 and 80x24, with time frozen."""
+"""Snapshots of the console's screens at 120x36 and 80x24, with time frozen; those that show
+the dashboard wait for the status its thread gathers."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from consoles import status_shown
 from helpers import stored_backup
 
 from engine.config.load import parse_config
@@ -76,22 +78,22 @@ def record_drills(repo_path: Path, backup_id: str) -> None:
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_dashboard(app: LifeboatApp, size: tuple[int, int], snap_compare: Callable) -> None:
-    assert snap_compare(app, terminal_size=size)
+    assert snap_compare(app, terminal_size=size, run_before=status_shown)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_backup_dialog(app: LifeboatApp, size: tuple[int, int], snap_compare: Callable) -> None:
-    assert snap_compare(app, press=["b"], terminal_size=size)
+    assert snap_compare(app, press=["b"], terminal_size=size, run_before=status_shown)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_help(app: LifeboatApp, size: tuple[int, int], snap_compare: Callable) -> None:
-    assert snap_compare(app, press=["question_mark"], terminal_size=size)
+    assert snap_compare(app, press=["question_mark"], terminal_size=size, run_before=status_shown)
 
 
 def test_light_theme(app: LifeboatApp, snap_compare: Callable) -> None:
     app.theme = "lifeboat-light"
-    assert snap_compare(app, terminal_size=(80, 24))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=status_shown)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from consoles import console
+from consoles import console, status_shown
 from helpers import EventLog, command_source, config_text, stored_backup
 from sshd import SSHTestServer
 
@@ -180,7 +180,8 @@ async def test_the_dashboard_shows_the_unfinished_restore_at_80x24(tmp_path: Pat
     repo = Repository.open(config.repository.path)
     open_record(repo.path, (("db", "h1"),)).close("failed", ["x"], [])
     app = console(config, tmp_path)
-    async with app.run_test(size=(80, 24)):
+    async with app.run_test(size=(80, 24)) as pilot:
+        await status_shown(pilot)
         strip = app.screen.query_one(ScheduleStrip)
         assert strip.display
         (line,) = strip.alerts

@@ -7,12 +7,15 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from helpers import stored_backup
+
 from engine.config.load import parse_config
+from engine.config.model import Config
 from engine.drill import history
 from engine.drill.history import DrillRecord
 from engine.repo.manifest import Artifact, ArtifactFile, Manifest
 from engine.repo.repository import Repository, VerifyRecord
-from engine.status import RpoState, rpo_state, tier_statuses
+from engine.status import BackupFacts, RpoState, gather, rpo_state, tier_statuses
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 CONFIG = parse_config(
@@ -121,3 +124,51 @@ def test_a_drill_line_of_the_wrong_shape_is_skipped_not_sorted(tmp_path: Path) -
         log.write(json.dumps(wrong) + "\n")
         log.write(json.dumps({**good.to_dict(), "sources": "cfg"}) + "\n")
     assert [r.id for r in history.load(tmp_path)] == ["20261121T100000Z-a"]
+
+
+def facts_config(repo: Path) -> Config:
+    """A tier no backup covers and a schedule that never ran: both would read every manifest."""
+    return parse_config(
+        f'[repository]\npath = "{repo}"\n[hosts.h]\naddress = "a"\n'
+        '[sources.db]\nkind = "command"\nhost = "h"\nbackup = ["x"]\n'
+        '[sources.audit]\nkind = "command"\nhost = "h"\nbackup = ["x"]\n'
+        '[tiers.data]\nrpo = "1h"\nrto = "30m"\nsources = ["db"]\n'
+        '[tiers.audit]\nrpo = "1h"\nrto = "30m"\nsources = ["audit"]\n'
+        '[schedules.weekly]\ncron = "0 3 * * 0"\nscope = ["audit"]\n'
+    )
+
+
+def test_remembered_facts_spare_reading_old_manifests_again(tmp_path: Path) -> None:
+    repo = Repository.open(tmp_path / "repo")
+    config = facts_config(repo.path)
+    old, newer = (
+        stored_backup(repo, NOW - timedelta(hours=h), {"db": b"d" * h}, f"b{h}") for h in (3, 2)
+    )
+    facts = BackupFacts()
+    first = gather(config, repo, NOW, facts=facts)
+    assert [t.last.id if t.last else None for t in first.tiers] == [newer.id, None]
+    (repo.backup_dir(old.id) / "manifest.json").write_text("{")  # read, it would be damaged
+    newest = stored_backup(repo, NOW - timedelta(hours=1), {"db": b"d"}, "b1")
+    again = gather(config, repo, NOW, facts=facts)
+    assert [t.last.id if t.last else None for t in again.tiers] == [newest.id, None]
+    assert again.damaged == ()  # the old manifest was not read again: only the new backup
+    (damaged,) = gather(config, repo, NOW).damaged  # a gather that remembers nothing reads all
+    assert damaged.startswith(f"backup {old.id} is damaged")
+    assert facts.sizes(repo, ["db", "audit"]) == {"db": 1}  # the newest backup's
+
+
+def test_a_remembered_backup_damaged_since_is_reported_and_the_next_one_shown(
+    tmp_path: Path,
+) -> None:
+    repo = Repository.open(tmp_path / "repo")
+    config = facts_config(repo.path)
+    older, newer = (
+        stored_backup(repo, NOW - timedelta(hours=h), {"db": b"d"}, f"b{h}") for h in (2, 1)
+    )
+    facts = BackupFacts()
+    assert gather(config, repo, NOW, facts=facts).tiers[0].last == newer
+    (repo.backup_dir(newer.id) / "manifest.json").write_text("{")
+    report = gather(config, repo, NOW, facts=facts)
+    assert report.tiers[0].last == older
+    (damaged,) = report.damaged
+    assert damaged.startswith(f"backup {newer.id} is damaged")

@@ -1,20 +1,26 @@
-"""The dashboard: every tier's RPO state, the running jobs with live progress, and the log."""
+"""The dashboard: every tier's RPO state, the running jobs with live progress, and the log.
+
+What it shows of tiers, schedules, locks and the repository's problems is one
+``engine.status.gather()`` (what ``lifeboat status`` prints), gathered by a worker thread:
+reading manifests never runs on the UI loop. The status's ``BackupFacts`` stay with the screen,
+so a refresh reads only new backups from disk, even when a tier has no covering backup.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import ClassVar
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Header, Static
+from textual.worker import Worker, WorkerState
 
-from engine.drill import history
-from engine.errors import LifeboatError
-from engine.schedule.status import ScheduleStatus, schedule_statuses
-from engine.status import LockLine, local_locks, repository_alerts, shared_locks, tier_statuses
+from engine.errors import LifeboatError, describe_error
+from engine.status import BackupFacts, LockLine, StatusReport, gather, shared_locks
 from tui import format as fmt
 from tui.console.screens.modals import BackupChoice, BackupModal, ConfirmModal
 from tui.console.services import Services, services
@@ -26,6 +32,7 @@ from tui.console.widgets.tier_card import TierCard
 
 MAX_JOBS_SHOWN = 6
 STATUS_REFRESH_SECONDS = 30  # ages move on even when nothing happens
+NO_TIERS = "no tiers configured: add [tiers.NAME] to the config"
 
 
 class DashboardScreen(Screen[None]):
@@ -37,9 +44,15 @@ class DashboardScreen(Screen[None]):
         Binding("D", "app.switch_mode('drills')", "Drills"),
     ]
 
-    _schedules: Sequence[ScheduleStatus] = ()
-    _shared_locks: Sequence[LockLine] = ()
-    _alerts: Sequence[str] = ()
+    def __init__(self) -> None:
+        super().__init__()
+        self.report: StatusReport | None = None  # the last status gathered
+        self._facts = BackupFacts()  # used by one gathering thread at a time
+        self._gathering = False
+        self._again = False  # a refresh was asked for while one was gathering
+        self._sizes: dict[str, int] = {}  # each source's last size: the ETA of a new job
+        self._shared_locks: Sequence[LockLine] = ()
+        self._alerts: list[str] = []
 
     @property
     def lifeboat(self) -> Services:
@@ -48,7 +61,7 @@ class DashboardScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with Container(id="tiers"):
-            yield Static("no tiers configured: add [tiers.NAME] to the config", id="no-tiers")
+            yield Static("gathering the status…", id="no-tiers")
         yield ScheduleStrip()
         with VerticalScroll(id="jobs") as jobs:
             jobs.border_title = "jobs"
@@ -58,40 +71,65 @@ class DashboardScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.lifeboat.jobs_changed.subscribe(self, self.on_jobs_changed)
-        self.lifeboat.backups_changed.subscribe(self, lambda _: self.refresh_tiers())
-        self.refresh_tiers()
-        self.set_interval(STATUS_REFRESH_SECONDS, self.refresh_tiers)
+        self.lifeboat.backups_changed.subscribe(self, lambda _: self.refresh_status())
+        self.refresh_status()
+        self.set_interval(STATUS_REFRESH_SECONDS, self.refresh_status)
         self.on_jobs_changed("")
 
-    def refresh_tiers(self) -> None:
-        app = self.lifeboat
-        statuses = tier_statuses(  # both read manifests lazily, newest first, as far as needed
-            app.config,
-            app.repository.iter_backups(),
-            app.repository.verifications(),
-            drills=history.load(app.repository.path),
-        )
-        repo = app.repository
-        self._schedules = schedule_statuses(
-            app.config, repo, repo.iter_backups(), fmt.current_time()
-        )
-        self._alerts = repository_alerts(repo)
-        self._show_schedules()
-        if app.config.coordination is not None:
+    # -- the status ------------------------------------------------------------------------
+
+    def refresh_status(self) -> None:
+        """Gather the status again, in a thread; asked while one gathers, once it is done."""
+        if self._gathering:
+            self._again = True
+            return
+        self._gathering = True
+        self._gather()
+        if self.lifeboat.config.coordination is not None:
             # textual's WorkType union makes mypy infer Never for an async method's result
             self.run_worker(self._fetch_shared_locks, group="locks", exclusive=True)  # type: ignore[arg-type]
+
+    @work(thread=True, group="status", exit_on_error=False)
+    def _gather(self) -> tuple[StatusReport, dict[str, int]]:
+        app = self.lifeboat
+        report = gather(app.config, app.repository, fmt.current_time(), facts=self._facts)
+        return report, self._facts.sizes(app.repository, app.config.sources)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group != "status" or not worker.is_finished:
+            return
+        self._gathering = False
+        if event.state == WorkerState.SUCCESS and worker.result is not None:
+            self._show(*worker.result)
+        elif event.state == WorkerState.ERROR and worker.error is not None:
+            self._alerts = [f"the status cannot be gathered: {describe_error(worker.error)}"]
+            self._show_schedules()
+        if self._again and event.state != WorkerState.CANCELLED:  # cancelled: the screen went
+            self._again = False
+            self.refresh_status()
+
+    def _show(self, report: StatusReport, sizes: dict[str, int]) -> None:
+        self.report, self._sizes, self._alerts = report, sizes, report.alerts
         box = self.query_one("#tiers", Container)
-        self.query_one("#no-tiers").display = not statuses
-        for status in statuses:
+        no_tiers = self.query_one("#no-tiers", Static)
+        no_tiers.update(NO_TIERS)
+        no_tiers.display = not report.tiers
+        for status in report.tiers:
             cards = box.query(f"#tier-{status.name}")
             if cards:
                 cards.first(TierCard).update_status(status)
             else:
                 box.mount(TierCard(status))
+        for view in self.query(JobView):
+            view.estimates = sizes
+        self._show_schedules()
 
     def _show_schedules(self) -> None:
-        held = [*local_locks(self.lifeboat.repository), *self._shared_locks]
-        self.query_one(ScheduleStrip).show(self._schedules, held, self._alerts)
+        report = self.report
+        schedules = report.schedules if report else []
+        held = [*(report.locks if report else []), *self._shared_locks]
+        self.query_one(ScheduleStrip).show(schedules, held, self._alerts)
 
     async def _fetch_shared_locks(self) -> None:
         """The etcd lock holders (the engine talks to etcd; this only shows them)."""
@@ -101,6 +139,8 @@ class DashboardScreen(Screen[None]):
         except LifeboatError as exc:
             self._shared_locks = [LockLine("etcd", "locks", f"unknown: {exc}")]
         self._show_schedules()
+
+    # -- jobs --------------------------------------------------------------------------------
 
     def on_jobs_changed(self, _key: str) -> None:
         board = self.lifeboat.board
@@ -115,19 +155,8 @@ class DashboardScreen(Screen[None]):
             if job.key in shown:
                 shown[job.key].refresh()
             else:
-                box.mount(JobView(job, self._estimates()), before=0)
+                box.mount(JobView(job, self._sizes), before=0)
         self.query_one(LogPane).show(board.log, board.logged)
-
-    def _estimates(self) -> dict[str, int]:
-        """Each source's size in its newest backup: the ETA when a total is unknown."""
-        wanted = set(self.lifeboat.config.sources)
-        sizes: dict[str, int] = {}
-        for manifest in self.lifeboat.repository.iter_backups():
-            if wanted <= sizes.keys():
-                break
-            for artifact in manifest.artifacts:
-                sizes.setdefault(artifact.source, artifact.size)
-        return sizes
 
     def action_backup(self) -> None:
         sources = tuple(self.lifeboat.config.sources)
