@@ -15,7 +15,8 @@ while the probe is overdue by more than ``WHY_MS``, and counts the innermost Lif
 Each scenario runs on a fresh console at 120x36, the probe started once the console settled:
 
 (a) a backup of ``--size`` (1 GiB) of a ``command`` source (``head -c SIZE /dev/zero``) from
-    the system OpenSSH sshd on 127.0.0.1, started as the dashboard's ``b`` does
+    the system OpenSSH sshd on 127.0.0.1 (bulk bytes through the ``ssh`` client, as hosts do
+    by default; ``--bulk asyncssh``: decrypted by asyncssh, on the loop), started as ``b`` does
     (``app.start_backup``), with the dashboard open, until the job ended and the dashboard
     caught up; the repository is on disk (the system temp dir), not tmpfs;
 (b) a repository of 10,000 backups (bench/tui_browser.py's, in /dev/shm when it exists) and
@@ -212,15 +213,16 @@ async def on_console(
             probe.close()
 
 
-async def backup(work: Path, size: int, scenario: Scenario) -> None:
-    """(a) a backup of ``size`` bytes from sshd with the dashboard open."""
+async def backup(work: Path, size: int, bulk: str, scenario: Scenario) -> None:
+    """(a) a backup of ``size`` bytes from sshd with the dashboard open (``bulk``: the host's
+    bulk_transport)."""
     server = OpenSSHServer(generate_keys(work / "keys"), work / "sshd")
     (work / "sshd").mkdir(exist_ok=True)
     server.start()
     try:
         config = parse_config(
             f'operator = "bench"\n[repository]\npath = {json.dumps(str(work / "repo"))}\n'
-            + host_toml(server.describe(getpass.getuser()))
+            + host_toml(server.describe(getpass.getuser()), bulk_transport=bulk)
             + '[sources.blob]\nkind = "command"\nhost = "h1"\n'
             + f'backup = ["head", "-c", "{size}", "/dev/zero"]\n'
             + '[tiers.data]\nrpo = "1h"\nrto = "15m"\nsources = ["blob"]\n'
@@ -357,6 +359,9 @@ def report(scenario: Scenario) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=parse_size, default=parse_size("1G"), help="(a), e.g. 256M")
+    parser.add_argument(
+        "--bulk", choices=["auto", "asyncssh"], default="auto", help="(a)'s bulk_transport"
+    )
     parser.add_argument("--runs", type=positive_int, default=1, help="times each scenario runs")
     parser.add_argument("--only", default="a,b,c", help="scenarios to run, e.g. a,c")
     parser.add_argument("--no-why", action="store_true", help="no stack samples during stalls")
@@ -364,7 +369,7 @@ def main() -> None:
     args = parser.parse_args()
     chosen = set(args.only.split(","))
     scenarios = {
-        "a": Scenario(f"(a) {human(args.size)} backup with the console open"),
+        "a": Scenario(f"(a) {human(args.size)} backup ({args.bulk}) with the console open"),
         "b": Scenario(f"(b) {BACKUPS:,} backups: dashboard refresh, wizard Plan -> Next"),
         "c": Scenario("(c) checklist saved"),
     }
@@ -386,7 +391,7 @@ def main() -> None:
             print(f"(b)'s repository: {BACKUPS:,} backups in {repo} ({made:.1f} s)")
         for _ in range(args.runs):
             if "a" in chosen:
-                asyncio.run(backup(work, args.size, scenarios["a"]))
+                asyncio.run(backup(work, args.size, args.bulk, scenarios["a"]))
             if "b" in chosen:
                 asyncio.run(many_backups(repo, work, scenarios["b"]))
             if "c" in chosen:
