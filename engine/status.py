@@ -212,7 +212,7 @@ async def shared_locks(config: Config, repo: Repository) -> list[LockLine]:
 Facts = tuple[str, tuple[tuple[str, int], ...]]  # a backup's trigger, (source, bytes) each
 
 
-def facts_of(manifest: Manifest) -> Facts:
+def _facts_of(manifest: Manifest) -> Facts:
     sizes = tuple((sys.intern(a.source), a.size) for a in manifest.artifacts)
     return sys.intern(manifest.trigger), sizes
 
@@ -249,7 +249,7 @@ class BackupFacts:
                 except ManifestError as exc:
                     problems.append(exc)
                     continue
-                facts = self._known[backup_id] = facts_of(manifest)
+                facts = self._known[backup_id] = _facts_of(manifest)
             yield backup_id, facts, manifest
 
     def shown(
