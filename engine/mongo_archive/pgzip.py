@@ -16,14 +16,9 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import TYPE_CHECKING, Generic, TypeVar
-
-if TYPE_CHECKING:
-    from engine.repo.sink import BlockingSink
 
 MEMBER_SIZE = 4 * 1024 * 1024
 _GZIP_WBITS = 31  # zlib's gzip wrapper: header, deflate stream, CRC-32 and size trailer
-T = TypeVar("T")
 
 
 def compress_member(pieces: list[memoryview], level: int) -> bytes:
@@ -152,23 +147,3 @@ class ParallelGzipWriter:
             self.close()
         else:
             self.abort()
-
-
-class GzipSink(Generic[T]):
-    """A blocking sink (``engine.repo.sink.BlockingSink``) that gzips what it is given, on
-    every core, into another: write, then finish (the inner sink's result) or close."""
-
-    def __init__(self, inner: BlockingSink[T]) -> None:
-        self._inner = inner
-        self._gzip = ParallelGzipWriter(inner.write)
-
-    def write(self, data: bytes | memoryview) -> None:
-        self._gzip.write(data)
-
-    def finish(self) -> T:
-        self._gzip.close()
-        return self._inner.finish()
-
-    def close(self) -> None:
-        self._gzip.abort()  # a no-op once closed
-        self._inner.close()

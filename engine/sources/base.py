@@ -12,18 +12,19 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
 from engine.checks import Check
 from engine.events import Emit, LogLine, ProgressMeter, StageChanged
-from engine.mongo_archive.pgzip import GzipSink
+from engine.mongo_archive.pgzip import ParallelGzipWriter
 from engine.remote.ssh import SSHHost
 from engine.repo.confined import open_confined
 from engine.repo.manifest import Artifact, ArtifactFile
-from engine.repo.sink import HashingFileSink, SinkThread
+from engine.repo.sink import BlockingSink, HashingFileSink, SinkThread
 from engine.sizes import human_size
 
 READ_CHUNK = 1024 * 1024
+T = TypeVar("T")
 AuditFn = Callable[..., object]  # (action, **details): one record in the audit log
 
 
@@ -75,6 +76,26 @@ class SourceContext:
         """
         async with self.writing(filename) as writer:
             yield Recording(writer, self.meter())
+
+
+class GzipSink(Generic[T]):
+    """A blocking sink that gzips what it is given, on every core, into another: for a
+    :class:`SinkThread`, which runs both on its thread."""
+
+    def __init__(self, inner: BlockingSink[T]) -> None:
+        self._inner = inner
+        self._gzip = ParallelGzipWriter(inner.write)
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._gzip.write(data)
+
+    def finish(self) -> T:
+        self._gzip.close()
+        return self._inner.finish()
+
+    def close(self) -> None:
+        self._gzip.abort()  # nothing left to drop once closed
+        self._inner.close()
 
 
 @dataclass
