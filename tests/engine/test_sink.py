@@ -105,6 +105,24 @@ async def test_an_abandoned_sink_drops_what_waits_and_leaves_an_unfinished_file(
     assert path.exists()  # the job removes (or keeps for diagnosis) its staging dir
 
 
+class Held:
+    """A real file sink that writes nothing until the test lets it (so its queue fills)."""
+
+    def __init__(self, inner: HashingFileSink) -> None:
+        self.inner = inner
+        self.gate = threading.Event()
+
+    def write(self, data: bytes | memoryview) -> None:
+        assert self.gate.wait(DEADLINE), "the stream never filled the queue"
+        self.inner.write(data)
+
+    def finish(self) -> ArtifactFile:
+        return self.inner.finish()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 @pytest.mark.parametrize("bulk", ["asyncssh", "openssh"])
 async def test_a_full_sink_pauses_a_real_stream_and_loses_nothing(
     ssh_server: SSHTestServer, bulk: str, tmp_path: Path
@@ -120,13 +138,16 @@ async def test_a_full_sink_pauses_a_real_stream_and_loses_nothing(
     )
     host = await connect("h1", config)
     path = tmp_path / "zeros.out"
-    writer = SinkThread(HashingFileSink(path, path.name), high_water=256 * 1024, low_water=0)
+    held = Held(HashingFileSink(path, path.name))
+    writer = SinkThread(held, high_water=256 * 1024, low_water=0)
     waits = 0
 
     def on_stdout(chunk: bytes) -> asyncio.Future[None] | None:
         nonlocal waits
         room = writer.write(chunk)
-        waits += room is not None
+        if room is not None:  # the stream must stop reading now; the sink may go on
+            waits += 1
+            held.gate.set()
         return room
 
     try:
@@ -137,4 +158,4 @@ async def test_a_full_sink_pauses_a_real_stream_and_loses_nothing(
         await host.close()
     zeros = hashlib.sha256(bytes(size)).hexdigest()
     assert entry == ArtifactFile(path="zeros.out", bytes=size, sha256=zeros)
-    assert waits > 0  # the stream did stop for the sink, and came back
+    assert waits > 0  # the stream stopped for the sink, and came back
