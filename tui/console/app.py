@@ -9,6 +9,7 @@ of backups (:mod:`tui.console.backup_index`) is read by a thread, for every scre
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Awaitable, Callable
 from itertools import count
@@ -171,6 +172,8 @@ class LifeboatApp(App[None]):
                 f"reading the backups failed: {describe_error(event.worker.error)}"
             )
             self.backups_indexed.publish(None)
+        elif event.worker.group == "backups-index" and event.state == WorkerState.SUCCESS:
+            self._settle_long_lived()
         if key not in self.board.jobs:
             return
         if event.state == WorkerState.ERROR and event.worker.error is not None:
@@ -208,6 +211,17 @@ class LifeboatApp(App[None]):
             if worker.is_cancelled:
                 return
             self.post_message(BackupsRead(chunk))
+
+    def _settle_long_lived(self) -> None:
+        """Once the first full index is read, move what lives until the console quits (the
+        app, its modes' screens, the index's rows) out of the garbage collector's sight.
+
+        With 10,000 backups that is over 100,000 objects: every full collection walked them
+        all, a stall of up to 100 ms wherever it struck. Done once per process (one console
+        runs in it): an object frozen here that later dies in a reference cycle stays in
+        memory (a screen open at that moment)."""
+        if gc.get_freeze_count() == 0:
+            gc.freeze()
 
     def on_backups_read(self, message: BackupsRead) -> None:
         self.backups.add(message.chunk)
