@@ -4,6 +4,7 @@ a restore applied through the in-process SSH server."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import json
@@ -17,6 +18,7 @@ from sshd import SSHTestServer
 from textual.geometry import Region
 from textual.widget import Widget
 from textual.widgets import Input, SelectionList
+from timing import pilot_until
 from wizard_pilot import answer, choose, flat, next_button, run_checks, settle, shown
 
 from engine.config.load import parse_config
@@ -25,7 +27,7 @@ from engine.events import Event
 from engine.jobs import BackupRequest, run_backup
 from engine.repo.manifest import Artifact, ArtifactFile, Manifest
 from engine.repo.repository import Repository, new_backup_id
-from tui.console.app import LifeboatApp
+from tui.console.app import FIRST_CHUNK, LifeboatApp
 from tui.console.screens.backups import BackupsScreen, open_backup
 from tui.console.screens.checklist import ChecklistScreen
 from tui.console.screens.modals import TypedConfirmModal
@@ -194,6 +196,23 @@ async def test_rows_are_newest_first_and_the_cursor_drives_the_detail(
         assert "run-0" in detail_text(screen)
         await pilot.press("home")
         assert listing.highlighted == made[2].id
+
+
+async def test_a_read_index_leaves_the_collector_until_the_console_quits(
+    repo_and_config: tuple[Repository, Config], tmp_path: Path
+) -> None:
+    """More backups than the first screenful: a thread reads the rest, then what lives as
+    long as the console is frozen out of the GC's full passes, and given back on quitting."""
+    repo, config = repo_and_config
+    for n in range(FIRST_CHUNK + 10):
+        command_backup(repo, START + timedelta(minutes=n))
+    assert gc.get_freeze_count() == 0
+    app = console(config, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_browser(app, pilot)
+        await pilot_until(pilot, lambda: gc.get_freeze_count() > 0, "the index to be read")
+        assert len(app.backups) == FIRST_CHUNK + 10
+    assert gc.get_freeze_count() == 0
 
 
 async def test_damaged_backups_are_named_and_the_others_browse(

@@ -89,6 +89,7 @@ class LifeboatApp(App[None]):
         self.backups = BackupIndex(repository)
         self.backups_indexed: Signal[None] = Signal(self, "backups-indexed")
         self._indexing = False  # the index was asked for: it follows every change
+        self._froze = False  # long-lived objects were frozen out of the collector's sight
         self._keys = count(1)
         for theme in THEMES:
             self.register_theme(theme)
@@ -217,11 +218,16 @@ class LifeboatApp(App[None]):
         app, its modes' screens, the index's rows) out of the garbage collector's sight.
 
         With 10,000 backups that is over 100,000 objects: every full collection walked them
-        all, a stall of up to 100 ms wherever it struck. Done once per process (one console
-        runs in it): an object frozen here that later dies in a reference cycle stays in
-        memory (a screen open at that moment)."""
-        if gc.get_freeze_count() == 0:
+        all, a stall of up to 100 ms wherever it struck. Done once: an object frozen here
+        that dies in a reference cycle while the console runs (a screen open at that moment)
+        stays in memory until it quits, when everything is handed back to the collector."""
+        if not self._froze and gc.get_freeze_count() == 0:
+            self._froze = True
             gc.freeze()
+
+    def on_unmount(self) -> None:
+        if self._froze:
+            gc.unfreeze()
 
     def on_backups_read(self, message: BackupsRead) -> None:
         self.backups.add(message.chunk)
