@@ -148,6 +148,10 @@ class SinkThread(Generic[T]):
         self._abandoned = False  # aclose came first: the thread drops what is queued
         self._result: Future[T] = Future()
         self._stopped: Future[None] = Future()
+        # Running futures cannot be cancelled: a cancelled ``finish`` or ``aclose`` stops its
+        # waiter only, and the thread can still set what it computed.
+        self._result.set_running_or_notify_cancel()
+        self._stopped.set_running_or_notify_cancel()
         threading.Thread(target=self._run, name="lifeboat-sink", daemon=True).start()
 
     # -- on the event loop -------------------------------------------------------------------
@@ -200,6 +204,8 @@ class SinkThread(Generic[T]):
                 result = self._sink.finish()
                 self._sink.close()
                 self._result.set_result(result)
+            else:  # abandoned: a later ``finish`` hears so instead of waiting forever
+                self._result.set_exception(RepositoryError("the sink was closed unfinished"))
         except BaseException as exc:  # the sink failed: the producer hears of it
             with self._lock:
                 self._error = exc

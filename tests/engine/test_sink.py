@@ -159,3 +159,33 @@ async def test_a_full_sink_pauses_a_real_stream_and_loses_nothing(
     zeros = hashlib.sha256(bytes(size)).hexdigest()
     assert entry == ArtifactFile(path="zeros.out", bytes=size, sha256=zeros)
     assert waits > 0  # the stream stopped for the sink, and came back
+
+
+async def test_a_cancelled_finish_lets_the_thread_end_cleanly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cancelling the waiter (the job was cancelled) must not make the sink's thread fail
+    when it sets the result it computed: that would print a traceback over the console."""
+    failures: list[threading.ExceptHookArgs] = []
+    monkeypatch.setattr(threading, "excepthook", failures.append)
+    sink = GatedSink()
+    writer = SinkThread(sink)
+    writer.write(b"last chunk")
+    finishing = asyncio.ensure_future(writer.finish())
+    await asyncio.sleep(0)  # the waiter is parked on the thread's result
+    finishing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await finishing
+    sink.gate.set()
+    await asyncio.wait_for(writer.aclose(), DEADLINE)  # returns once the thread stopped
+    assert sink.closed
+    assert failures == []
+
+
+async def test_finish_after_an_abandon_says_so_instead_of_waiting() -> None:
+    sink = GatedSink()
+    sink.gate.set()
+    writer = SinkThread(sink)
+    await asyncio.wait_for(writer.aclose(), DEADLINE)
+    with pytest.raises(RepositoryError, match="closed unfinished"):
+        await asyncio.wait_for(writer.finish(), DEADLINE)
