@@ -196,14 +196,10 @@ async def _verify(
         raise BackupNotFoundError(
             f"backup {backup_id} was deleted while it was being verified; nothing was recorded"
         )
-    repo.record_verify(
-        VerifyRecord(
-            backup_id,
-            iso_z(utc_now()),
-            result.ok,
-            tuple(str(p) for p in result.problems),
-        )
+    outcome = VerifyRecord(
+        backup_id, iso_z(utc_now()), result.ok, tuple(str(p) for p in result.problems)
     )
+    await asyncio.to_thread(repo.record_verify, outcome)  # an fsync: off the loop
     for problem in result.problems:
         emit(LogLine(problem.source, "error", str(problem)))
     emit(JobFinished(backup_id, ok=result.ok))

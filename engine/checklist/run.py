@@ -160,8 +160,10 @@ def load_run(repo_path: Path, run_id: str) -> ChecklistRun:
             f"no checklist run {run_id!r} in {repo_path / RUNS_DIR}; "
             "`lifeboat checklist list` shows them"
         ) from None
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, LookupError, AttributeError) as exc:  # not a run's shape
         raise UsageError(f"{path} is not a readable checklist run: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def run_ids(repo_path: Path) -> list[str]:

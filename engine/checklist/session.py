@@ -170,9 +170,13 @@ class ChecklistSession:
         pool = ConnectionPool(dict(self.config.hosts))
         context = ItemContext(self.config, pool, self.manifest)
         async with self.repo.write_hook.batch_async(self.warn):
+            checks = [asyncio.ensure_future(self._check_one(i, context, changed)) for i in ids]
             try:
-                await asyncio.gather(*(self._check_one(i, context, changed) for i in ids))
-            finally:
+                await asyncio.gather(*checks)
+            finally:  # one check failed, or all were cancelled: none may outlive the pool
+                for check in checks:
+                    check.cancel()
+                await asyncio.gather(*checks, return_exceptions=True)
                 await pool.close()
                 self.checking.difference_update(ids)
                 for item_id in ids:
@@ -216,6 +220,10 @@ class ChecklistSession:
         """Sign the run off as the config's operator (refused while a required item is open),
         from this host and SSH client; saved, and recorded in the audit log with each waiver's
         reason."""
+        if self.checking:  # a result saved after the signature would change a signed run
+            raise UsageError(
+                f"{', '.join(sorted(self.checking))} is being checked; wait for it, then sign off"
+            )
         ssh_client = client or (os.environ.get("SSH_CLIENT", "").split(" ")[0] or None)
         run = self.run
         with self.repo.write_hook.batch(self.warn):  # the catalog hears once, after the audit
@@ -225,21 +233,26 @@ class ChecklistSession:
             except BaseException:
                 run.signoff = None  # not signed until it is on disk
                 raise
-            audit.record(
-                self.repo.path,
-                signed.operator,
-                "checklist.signoff",
-                run=run.id,
-                checklist=run.checklist,
-                backup=run.backup,
-                waived=[f"{i.id}: {i.waiver}" for i in run.items if i.status == "waived"],
-                client=ssh_client,
-            )
+            try:
+                audit.record(
+                    self.repo.path,
+                    signed.operator,
+                    "checklist.signoff",
+                    run=run.id,
+                    checklist=run.checklist,
+                    backup=run.backup,
+                    waived=[f"{i.id}: {i.waiver}" for i in run.items if i.status == "waived"],
+                    client=ssh_client,
+                )
+            except BaseException:
+                run.signoff = None  # a sign-off the audit log does not hold is none: undone
+                self.save()
+                raise
         return signed
 
     def save(self) -> None:
         """Write the run as it is now (atomically, one save at a time)."""
-        with self._saving, self.repo.write_hook.batch(self.warn):
+        with self.repo.write_hook.batch(self.warn), self._saving:  # refresh after the lock
             save(self.repo, self.run)
 
     def ensure_open(self) -> None:

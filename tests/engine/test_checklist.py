@@ -43,6 +43,7 @@ from engine.checklist.run import (
     new_run,
     run_ids,
     save,
+    unsigned_runs,
 )
 from engine.checklist.session import ChecklistSession
 from engine.config.load import parse_config
@@ -711,6 +712,13 @@ async def test_sign_off_needs_every_required_item_done_and_records_who_where_and
         session.waive("nope", "whatever")
     session.waive("broken", "known flaky probe, ticket OPS-12")
 
+    # Not while an automatic item, even an optional one, is being checked: its result would
+    # be saved into the run after the signature.
+    checking = session.check(["nice-to-have"])
+    with pytest.raises(UsageError, match="nice-to-have is being checked; wait for it"):
+        session.sign_off()
+    await checking
+
     signed = session.sign_off()
     assert (signed.operator, signed.host, signed.client) == (
         "alice", socket.gethostname(), "203.0.113.7"
@@ -895,6 +903,11 @@ def test_loading_an_unknown_run_is_a_usage_error(tmp_path: Path) -> None:
     (repo_path / "checklists" / "garbled.json").write_text('{"id": "garbled"')
     with pytest.raises(UsageError, match="garbled.json is not a readable checklist run"):
         load_run(repo_path, "garbled")
+    for shape in ("null", "42", '["a"]', '{"id": "x", "items": 5}'):  # JSON, but not a run
+        (repo_path / "checklists" / "odd.json").write_text(shape)
+        with pytest.raises(UsageError, match="odd.json is not a readable checklist run"):
+            load_run(repo_path, "odd")
+    assert [run.id for run in unsigned_runs(repo_path)] == [kept.id]  # the odd one is skipped
 
 
 # -- the CLI -------------------------------------------------------------------------------

@@ -153,8 +153,8 @@ async def _resume(app: App[Any], show: Show, available: dict[str, Loaded], run_i
     )
     try:
         session = await asyncio.to_thread(resume)
-    except LifeboatError as exc:
-        app.notify(str(exc), severity="error", markup=False)
+    except (LifeboatError, OSError) as exc:
+        app.notify(describe_error(exc), severity="error", markup=False)
         return
     if session.manifest_problem is not None:  # the run is still worth finishing
         app.notify(session.manifest_problem, severity="warning", markup=False)
