@@ -1,8 +1,10 @@
 """From a decision tree's outcome to a recommended restore: sources, globs, backup, notes.
 
 The recommendation is a starting point the operator edits; ``choose_backup`` picks the
-newest verified backup that covers every source (never a safety backup taken before an
-earlier restore: that holds the broken state) and warns when it is older than a tier's RPO.
+newest verified backup that covers every source, says why in one sentence, and warns when it
+is older than a tier's RPO. It never picks a safety backup taken before an earlier restore
+(that holds the broken state) nor a drill's backup (that holds the drill's marker files);
+the operator may still choose either by hand.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from engine.repo.repository import Repository, VerifyRecord
 from engine.restore.tree import OutcomeNode, Walk
 
 SAFETY_TRIGGER = "pre-restore"
+DRILL_TRIGGER = "drill"  # engine/drill/run.py's backups
+NEVER_DEFAULT = {  # triggers never chosen by default, and what an operator calls them
+    DRILL_TRIGGER: "drill backups",
+    SAFETY_TRIGGER: "safety backups taken before a restore",
+}
 
 
 class Listed(Protocol):
@@ -56,9 +63,10 @@ class Recommendation:
 
 @dataclass(frozen=True)
 class DefaultBackup(Generic[B]):
-    manifest: B | None
+    manifest: B | None  # None: no default, the operator must pick one (or take one)
     verified: bool
     warnings: tuple[str, ...]
+    reason: str = ""  # why ``manifest`` is the default (or why there is none), one sentence
 
 
 def recommend(config: Config, walk: Walk) -> Recommendation:
@@ -113,7 +121,8 @@ def candidates(repo: Repository, sources: tuple[str, ...]) -> list[Manifest]:
 def choose_backup(
     config: Config, repo: Repository, sources: tuple[str, ...], now: datetime
 ) -> DefaultBackup[Manifest]:
-    """The newest verified backup covering ``sources`` (else the newest unverified one)."""
+    """The newest verified backup covering ``sources`` (else the newest unverified one), never
+    a safety or a drill backup."""
     return choose_among(config, candidates(repo, sources), repo.verifications(), sources, now)
 
 
@@ -126,23 +135,48 @@ def choose_among(
 ) -> DefaultBackup[B]:
     """``choose_backup`` among ``backups`` listed already (newest first), for a front end that
     keeps an index of them."""
-    found = [m for m in backups if covers(m, sources) and m.trigger != SAFETY_TRIGGER]
+    holding = [m for m in backups if covers(m, sources)]
+    found = [m for m in holding if m.trigger not in NEVER_DEFAULT]
+    names = ", ".join(sources)
     if not found:
+        if not holding:
+            return DefaultBackup(None, False, (), f"no backup holds all of {names}; take one first")
+        kinds = " and ".join(dict.fromkeys(NEVER_DEFAULT[m.trigger] for m in holding))
         return DefaultBackup(
-            None, False, (f"no backup holds all of {', '.join(sources)}; take one first",)
+            None,
+            False,
+            (),
+            f"no default: only {kinds} hold {names}, and those are never the default; "
+            "pick one by hand if you mean to restore it",
         )
-    verified = [m for m in found if (v := verifications.get(m.id)) is not None and v.ok]
+
+    def ok(backup: Listed) -> bool:
+        return (v := verifications.get(backup.id)) is not None and v.ok
+
+    verified = [m for m in found if ok(m)]
     manifest = verified[0] if verified else found[0]
+    # What the rule passed over that would have won: newer, or verified when this one is not.
+    skipped = dict.fromkeys(
+        NEVER_DEFAULT[m.trigger]
+        for m in holding
+        if m.trigger in NEVER_DEFAULT
+        and (m.created_at > manifest.created_at or (ok(m) and not verified))
+    )
+    passed_over = f" ({' and '.join(skipped)} are never the default)" if skipped else ""
+    if verified:
+        reason = f"the newest verified backup holding {names}{passed_over}"
+    else:
+        reason = f"the newest backup holding {names}{passed_over}; it is not verified"
     warnings = (
         []
         if verified
         else [
-            f"no backup of {', '.join(sources)} has been verified; the validator checks its "
+            f"no backup of {names} has been verified; the validator checks its "
             "checksums before anything is written"
         ]
     )
     warnings += age_warnings(config, manifest, sources, now)
-    return DefaultBackup(manifest, bool(verified), tuple(warnings))
+    return DefaultBackup(manifest, bool(verified), tuple(warnings), reason)
 
 
 def age_warnings(

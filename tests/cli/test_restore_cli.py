@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -101,6 +102,49 @@ def test_restore_plan_prints_the_plan_and_the_next_command(cli: Cli, tmp_path: P
     )
 
 
+def test_restore_plan_never_defaults_to_a_drill_backup(cli: Cli, tmp_path: Path) -> None:
+    config = offline_config(tmp_path)
+    repo = Repository.open(tmp_path / "repo")
+    nightly = stored_backup(
+        repo, utc_now() - timedelta(hours=5), {"cfg": b"c", "db": b"d"}, "nightly",
+        trigger="schedule:nightly",
+    )  # fmt: skip
+    drill = stored_backup(
+        repo, utc_now() - timedelta(hours=1), {"cfg": b"marker", "db": b"marker"}, "drill d1",
+        trigger="drill",
+    )  # fmt: skip
+    for backup in (nightly, drill):
+        repo.record_verify(VerifyRecord(backup.id, utc_now().isoformat(), True))
+
+    run = cli("--config", str(config), "restore", "plan", "--scenario", "mongo-lost")
+    assert run.rc == 0, run.err
+    lines = run.out.splitlines()
+    backup_at = lines.index(f"Backup:     {nightly.id} (verified)")
+    assert lines[backup_at + 1] == (
+        "  why: the newest verified backup holding cfg, db (drill backups are never the default)"
+    )
+    assert (
+        lines[-1] == f"Next:       lifeboat restore {nightly.id} --scope cfg --scope db --dry-run"
+    )
+
+    run = cli("--config", str(config), "restore", "plan", "--scenario", "mongo-lost", "--json")
+    assert run.rc == 0, run.err
+    plan = json.loads(run.out)
+    assert plan["backup"] == nightly.id
+    assert plan["reason"] == (
+        "the newest verified backup holding cfg, db (drill backups are never the default)"
+    )
+
+    # Only the drill's backup holds the sources: no default, and the plan says so.
+    shutil.rmtree(repo.backup_dir(nightly.id))
+    run = cli("--config", str(config), "restore", "plan", "--scenario", "mongo-lost", "--json")
+    assert run.rc == 0, run.err
+    plan = json.loads(run.out)
+    assert plan["backup"] is None
+    assert plan["reason"].startswith("no default: only drill backups hold cfg, db")
+    assert plan["next"].startswith("lifeboat restore ID ")
+
+
 def test_restore_plan_prints_advice_when_no_restore_fits(cli: Cli, tmp_path: Path) -> None:
     config = offline_config(tmp_path)
     run = cli("--config", str(config), "restore", "plan", "--scenario", "controller-died")
@@ -157,8 +201,8 @@ def test_restore_plan_walks_the_configured_tree(cli: Cli, tmp_path: Path) -> Non
     )  # fmt: skip
     assert run.rc == 0, run.err
     assert run.out.splitlines()[0] == "Plan: Put the module back"
-    assert "Backup:     none found" in run.out
-    assert "  warning: no backup holds all of db; take one first" in run.out
+    assert "Backup:     none" in run.out
+    assert "  why: no backup holds all of db; take one first" in run.out
 
     tree.write_text(TREE.replace('sources = ["db"]', 'sources = ["cache"]'))
     run = cli("--config", str(config), "restore", "plan", "--scenario", "module")

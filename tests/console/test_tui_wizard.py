@@ -28,7 +28,7 @@ from engine.config.model import Config
 from engine.demo.server import InProcessSSHServer, SandboxKeys, write_known_hosts
 from engine.jobs import BackupRequest, run_backup, run_verify
 from engine.repo.manifest import Manifest
-from engine.repo.repository import Repository
+from engine.repo.repository import Repository, VerifyRecord
 from tui.console.app import LifeboatApp
 from tui.console.screens.checklist import ChecklistScreen
 from tui.console.screens.dashboard import DashboardScreen
@@ -274,6 +274,47 @@ async def test_the_chosen_backup_survives_a_visit_to_the_plan(tmp_path: Path) ->
         await pilot.press("ctrl+n", "down")  # the older backup
         await pilot.press("ctrl+b", "ctrl+n")  # to the plan and back, nothing changed
         assert wizard.query_one("#backup-list", BackupPicker).highlighted_id == older.id
+
+
+async def test_a_drill_backup_is_never_the_default_and_the_step_says_why(
+    tmp_path: Path,
+) -> None:
+    config = plain_config(tmp_path, MONGO)
+    repo = Repository.open(config.repository.path)
+    nightly = stored_backup(
+        repo, NOW - timedelta(hours=6), {"mongo": b"m" * 100}, "nightly",
+        trigger="schedule:nightly", mongo=("mongo",),
+    )  # fmt: skip
+    drill = stored_backup(
+        repo, NOW - timedelta(hours=1), {"mongo": b"marker"}, "drill d1", trigger="drill",
+        mongo=("mongo",),
+    )  # fmt: skip
+    for backup in (nightly, drill):
+        repo.record_verify(VerifyRecord(backup.id, NOW.isoformat(), True))
+    app = console(config, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        wizard = await open_wizard(app, pilot)
+        await choose(pilot, wizard, "mongo-lost")
+        await pilot.press("ctrl+n")
+        await pilot_until(pilot, lambda: wizard.state.listed is not None, "the backups listed")
+        await pilot.pause()
+        backups = wizard.query_one("#backup-list", BackupPicker)
+        assert backups.highlighted_id == nightly.id  # newer, but the drill's is passed over
+        lines = shown(wizard, "#backup-list").splitlines()
+        assert lines[0].startswith(drill.id)
+        assert "drill, verified" in lines[0]
+        assert "drill" not in lines[1].replace("drill d1", "")
+        reason = wizard.query_one("#backup-reason")
+        assert flat(shown(wizard, "#backup-reason")) == (
+            f"Default {nightly.id}: the newest verified backup holding mongo (drill backups "
+            "are never the default)."
+        )
+        assert reason.region.height > 0
+        assert app.screen.region.contains_region(reason.region)  # on screen at 80x24
+        await pilot.press("up", "enter")  # the drill's backup, chosen by hand, is allowed
+        assert wizard.state.step is Step.TARGET
+        assert wizard.state.backup is not None
+        assert wizard.state.backup.id == drill.id
 
 
 async def test_the_chosen_target_survives_going_back_from_the_checks(tmp_path: Path) -> None:

@@ -154,6 +154,10 @@ def test_the_plan_defaults_to_the_newest_verified_backup(config: Config, repo: R
     assert state.backup.id == verified.id
     assert state.choice is not None
     assert state.choice.warnings == (f"{verified.id} is 3h old, beyond tier data's RPO of 1h",)
+    assert state.choice.reason == (
+        "the newest verified backup holding mongo (safety backups taken before a restore are "
+        "never the default)"
+    )
     state.highlight_backup(old.id)  # the cursor moved: kept when stepping back
     assert state.back() == Moved(Step.PLAN)
     assert state.choose_plan(["mongo"], "") == Moved(Step.BACKUP)

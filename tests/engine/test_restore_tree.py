@@ -18,7 +18,13 @@ from engine.config.load import parse_config
 from engine.config.model import Config
 from engine.errors import ConfigError, UsageError
 from engine.repo.repository import Repository, VerifyRecord
-from engine.restore.scenario import SAFETY_TRIGGER, choose_backup, recommend
+from engine.restore.scenario import (
+    DRILL_TRIGGER,
+    SAFETY_TRIGGER,
+    candidates,
+    choose_backup,
+    recommend,
+)
 from engine.restore.tree import (
     AdviceNode,
     InputNode,
@@ -417,6 +423,7 @@ def test_choose_backup_prefers_the_newest_verified_one(tmp_path: Path, config: C
     assert choice.manifest.id == middle.id
     assert choice.verified
     assert choice.warnings == ()
+    assert choice.reason == "the newest verified backup holding cfg, db"
     # A failed verify does not count.
     verified(repo, middle.id, ok=False)
     assert choose_backup(config, repo, ("cfg", "db"), NOW).manifest.id == old.id  # type: ignore[union-attr]
@@ -434,6 +441,51 @@ def test_choose_backup_never_picks_a_safety_backup(tmp_path: Path, config: Confi
     assert choice.manifest.id == good.id
     assert not choice.verified
     assert any("has been verified" in w for w in choice.warnings)
+    assert choice.reason == (
+        "the newest backup holding db (safety backups taken before a restore are never the "
+        "default); it is not verified"
+    )
+
+
+def test_choose_backup_skips_a_newer_drill_backup(tmp_path: Path, config: Config) -> None:
+    repo = Repository.open(config.repository.path)
+    scheduled = stored_backup(
+        repo, NOW - timedelta(hours=5), {"db": b"prod"}, "nightly", trigger="schedule:nightly"
+    )
+    drill = stored_backup(
+        repo, NOW - timedelta(hours=1), {"db": b"markers"}, "drill d1", trigger=DRILL_TRIGGER
+    )
+    verified(repo, scheduled.id)
+    verified(repo, drill.id)
+    choice = choose_backup(config, repo, ("db",), NOW)
+    assert choice.manifest is not None
+    assert choice.manifest.id == scheduled.id
+    assert choice.verified
+    assert choice.reason == (
+        "the newest verified backup holding db (drill backups are never the default)"
+    )
+    # An older drill backup passed over changes nothing worth saying.
+    newer = stored_backup(
+        repo, NOW - timedelta(minutes=30), {"db": b"p"}, "n", trigger="schedule:nightly"
+    )
+    verified(repo, newer.id)
+    assert choose_backup(config, repo, ("db",), NOW).reason == (
+        "the newest verified backup holding db"
+    )
+
+
+def test_only_drill_backups_leave_no_default(tmp_path: Path, config: Config) -> None:
+    repo = Repository.open(config.repository.path)
+    drill = stored_backup(repo, NOW - timedelta(hours=1), {"db": b"m"}, "drill", trigger="drill")
+    verified(repo, drill.id)
+    choice = choose_backup(config, repo, ("db",), NOW)
+    assert choice.manifest is None
+    assert choice.reason == (
+        "no default: only drill backups hold db, and those are never the default; pick one "
+        "by hand if you mean to restore it"
+    )
+    # Chosen by hand, it is still a candidate.
+    assert [m.id for m in candidates(repo, ("db",))] == [drill.id]
 
 
 def test_choose_backup_warns_about_rpo_and_missing_sources(tmp_path: Path) -> None:
@@ -443,9 +495,9 @@ def test_choose_backup_warns_about_rpo_and_missing_sources(tmp_path: Path) -> No
         '[tiers.bronze]\nrpo = "7d"\nrto = "1d"\nsources = ["db"]\n',
     )
     repo = Repository.open(config.repository.path)
-    assert choose_backup(config, repo, ("db",), NOW).warnings == (
-        "no backup holds all of db; take one first",
-    )
+    empty = choose_backup(config, repo, ("db",), NOW)
+    assert empty.warnings == ()
+    assert empty.reason == "no backup holds all of db; take one first"
     stale = stored_backup(repo, NOW - timedelta(days=3, hours=2), {"db": b"x"})
     verified(repo, stale.id)
     choice = choose_backup(config, repo, ("db",), NOW)
@@ -454,4 +506,4 @@ def test_choose_backup_warns_about_rpo_and_missing_sources(tmp_path: Path) -> No
     assert choice.warnings == (f"{stale.id} is 3d 2h old, beyond tier gold's RPO of 1d",)
     none = choose_backup(config, repo, ("db", "kv"), NOW)
     assert none.manifest is None
-    assert none.warnings == ("no backup holds all of db, kv; take one first",)
+    assert none.reason == "no backup holds all of db, kv; take one first"

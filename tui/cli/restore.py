@@ -328,6 +328,7 @@ def _print_plan(
                 "target": "alternate" if plan.alternate_target else "original",
                 "backup": backup_id,
                 "verified": choice.verified,
+                "reason": choice.reason,
                 "warnings": list(choice.warnings),
                 "notes": list(plan.notes),
                 "checklist": plan.checklist,
@@ -343,7 +344,11 @@ def _print_plan(
     target = "an alternate [targets.NAME]" if plan.alternate_target else "the original hosts"
     click.echo(f"Target:     {target}")
     verified = " (verified)" if choice.verified else ""
-    click.echo(f"Backup:     {backup_id or 'none found'}{verified}")
+    click.echo(f"Backup:     {backup_id or 'none'}{verified}")
+    if choice.reason:
+        click.echo(
+            textwrap.fill(choice.reason, 88, initial_indent="  why: ", subsequent_indent="       ")
+        )
     for warning in choice.warnings:
         click.echo(f"  warning: {warning}")
     for note in plan.notes:

@@ -202,17 +202,18 @@ class WizardState:
 
     def _to_backups(self) -> Moved:
         """The backups holding every source, the chosen one kept while it still holds them
-        all, else the default: newest verified. Waits (``listed`` None) for the index."""
+        all, else the default (newest verified, never a drill's; ``choice`` says why). Waits
+        (``listed`` None) for the index."""
         self.step = Step.BACKUP
         if not self.backups.complete:
             self.listed = None
             return Moved(Step.BACKUP)
         self.listed = self.backups.covering(self.sources)
+        verifications = self.backups.verifications
+        self.choice = choose_among(
+            self.config, self.listed, verifications, self.sources, self.now()
+        )
         if self.backup is None or not covers(self.backup, self.sources):
-            verifications = self.backups.verifications
-            self.choice = choose_among(
-                self.config, self.listed, verifications, self.sources, self.now()
-            )
             self.backup = self.choice.manifest
         return Moved(Step.BACKUP, "" if self.listed else NO_BACKUP)
 

@@ -20,7 +20,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from engine.repo.repository import VerifyRecord
-from engine.restore.scenario import SAFETY_TRIGGER
+from engine.restore.scenario import DRILL_TRIGGER, SAFETY_TRIGGER
 from tui import format as fmt
 from tui.console.backup_index import BackupRow
 from tui.console.widgets.backup_list import fit
@@ -28,10 +28,12 @@ from tui.format import age
 
 
 def describe(row: BackupRow, verify: VerifyRecord | None) -> str:
-    """One backup's line: id, age, verified or not (or a safety backup), label."""
+    """One backup's line: id, age, verified or not (or a safety backup), a drill's, label."""
     mark = "verified" if verify and verify.ok else "not verified"
     if row.trigger == SAFETY_TRIGGER:
         mark = "safety backup"
+    elif row.trigger == DRILL_TRIGGER:
+        mark = f"drill, {mark}"
     line = f"{row.id}  {age(row.created_at, fmt.current_time()):>8}  {mark}"
     return f"{line}  {row.label}" if row.label else line
 

@@ -133,6 +133,7 @@ class BackupPane(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(id="backup-hint")
         yield BackupPicker(id="backup-list")
+        yield Static(id="backup-reason", classes="hint")
 
     def show(self, state: WizardState) -> None:
         hint = [Text(f"Backups holding {', '.join(state.sources)}, newest first:", style="bold")]
@@ -141,12 +142,23 @@ class BackupPane(Vertical):
         elif state.choice is not None:
             hint += [Text(f"! {warning}", style="yellow") for warning in state.choice.warnings]
         self.query_one("#backup-hint", Static).update(Group(*hint))
+        self.query_one("#backup-reason", Static).update(default_reason(state))
         found = state.listed or []
         ids = [row.id for row in found]
         chosen = state.backup.id if state.backup is not None else None
         picker = self.query_one(BackupPicker)
         picker.show(found, state.backups.verifications, ids.index(chosen) if chosen in ids else 0)
         picker.focus()
+
+
+def default_reason(state: WizardState) -> str:
+    """Which backup the step offers first, and why (the engine's sentence)."""
+    choice = state.choice
+    if state.listed is None or choice is None or not choice.reason:
+        return ""
+    if choice.manifest is None:
+        return choice.reason
+    return f"Default {choice.manifest.id}: {choice.reason}."
 
 
 class TargetPane(Vertical):
