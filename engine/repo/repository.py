@@ -9,6 +9,7 @@ indexes goes through ``write_hook`` (``engine.repo.write_hook``).
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import secrets
@@ -35,6 +36,8 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 VERIFY_LOG = "verify.jsonl"
 KEEP_FAILED = 5
+SHOW_CANDIDATES = 5  # ids named when a prefix is ambiguous
+SHOW_SUGGESTIONS = 3  # near ids suggested for an unknown one
 
 
 def new_backup_id(now: datetime | None = None) -> str:
@@ -280,6 +283,44 @@ class Repository:
             backup_id,
         )
 
+    def resolve(self, text: str) -> str:
+        """The id of the one backup entry ``text`` names: the id itself, or (as git does) a
+        unique prefix of it, in any case; a trailing ``…`` copied from a cut table is ignored.
+
+        ``BackupNotFoundError`` (a usage error) when nothing matches, suggesting the nearest
+        ids, or when several do, naming some of them. Damaged entries count: deleting one
+        goes through here too."""
+        wanted = text.strip().removesuffix("…").strip()
+        if BACKUP_ID.match(wanted) and os.path.lexists(self.backups_dir / wanted):
+            return wanted  # an exact id wins, without listing backups/
+        ids = self.backup_ids()
+        if not wanted:
+            raise BackupNotFoundError(
+                "give a backup id (or a unique prefix of one); `lifeboat backup list` shows them"
+            )
+        folded = wanted.lower()
+        matches = [i for i in ids if i.lower().startswith(folded)]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            shown = ", ".join(matches[:SHOW_CANDIDATES])
+            more = len(matches) - SHOW_CANDIDATES
+            raise BackupNotFoundError(
+                f"backup id {wanted!r} is ambiguous: it starts {len(matches)} ids ({shown}"
+                + (f" and {more} more" if more > 0 else "")
+                + "); type more characters"
+            )
+        if not ids:
+            raise BackupNotFoundError(
+                f"no backup {wanted!r}: {self.path} holds no backups yet; make one with "
+                "`lifeboat backup create`"
+            )
+        near = nearest_ids(wanted, ids)
+        hint = f"did you mean {' or '.join(near)}? " if near else ""
+        raise BackupNotFoundError(
+            f"no backup {wanted!r} in {self.path}; {hint}`lifeboat backup list` shows the ids"
+        )
+
     def backup_ids(self) -> list[str]:
         """The id-shaped names under ``backups/``, newest first (manifests not read yet)."""
         if not self.backups_dir.is_dir():
@@ -337,6 +378,20 @@ class Repository:
         fsync_dir(self.backups_dir)
         _remove(doomed)
         self.write_hook.wrote()
+
+
+def nearest_ids(text: str, ids: list[str], count: int = SHOW_SUGGESTIONS) -> list[str]:
+    """The ids closest to ``text``, which names none: the closest by ``difflib``, else those
+    sharing its longest prefix (at least the date), newest first."""
+    folded = {i.lower(): i for i in ids}
+    close = difflib.get_close_matches(text.lower(), list(folded), n=count, cutoff=0.75)
+    if close:
+        return [folded[c] for c in close]
+    shared = {i: len(os.path.commonprefix([text.lower(), i.lower()])) for i in ids}
+    longest = max(shared.values(), default=0)
+    if longest < 8:  # not even the same day: no id is near
+        return []
+    return [i for i in ids if shared[i] == longest][:count]
 
 
 def _remove(path: Path) -> None:

@@ -128,8 +128,8 @@ def _check_consent(plan: RestorePlan, request: RestoreRequest) -> None:
     if names and set(request.confirm) != set(names):
         what = f"the target {plan.target}" if plan.target else "each target host"
         raise UsageError(
-            f"to restore onto {', '.join(plan.hosts)}, confirm by typing {what}'s name: "
-            + " ".join(f"--confirm {name}" for name in names)
+            f"to restore backup {request.backup_id} onto {', '.join(plan.hosts)}, "
+            f"confirm by typing {what}'s name: " + " ".join(f"--confirm {name}" for name in names)
         )
     if not request.safety_backup and not (request.skip_reason or "").strip():
         raise UsageError(

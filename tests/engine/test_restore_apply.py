@@ -180,7 +180,8 @@ async def test_a_wrong_confirmation_is_a_usage_error(
         with pytest.raises(UsageError) as info:
             await apply(config, repo, good.id, confirm=confirm)
         assert str(info.value) == (
-            "to restore onto h1, confirm by typing each target host's name: --confirm h1"
+            f"to restore backup {good.id} onto h1, confirm by typing each target host's "
+            "name: --confirm h1"
         )
     assert tree_snapshot(data) == changed
     assert audit_records(repo) == []

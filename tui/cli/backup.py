@@ -73,14 +73,46 @@ def backup_list(state: CliState, as_json: bool) -> None:
     if not manifests:
         click.echo("no backups yet; make one with `lifeboat backup create`")
         return
+    console = Console()
+    console.print(list_table(manifests, console.width))
+
+
+LABEL_SCOPE_ROOM = 20  # label and scope shrink to this together before `created` takes 2 lines
+
+
+def list_table(manifests: list[Manifest], width: int) -> Table:
+    """The backups as a table for ``width`` columns: ids whole (they are what an operator
+    copies), size and `created`; label and scope shrink first, and only then does `created`
+    take two lines (the time, then the age)."""
+    rows = [
+        (
+            m.id,
+            f"{m.created_at:%Y-%m-%d %H:%M}Z",
+            f"({age(m.created_at)})",
+            m.label or "",
+            ",".join(m.scope),
+            human_size(m.size),
+        )
+        for m in manifests
+    ]
+
+    def widest(column: int, header: str) -> int:
+        return max(len(header), *(len(row[column]) for row in rows))
+
+    created = max(len(f"{row[1]} {row[2]}") for row in rows)
+    room = width - 2 * 4 - widest(0, "id") - created - widest(5, "size")  # label and scope's
+    one_line = room >= min(widest(3, "label") + widest(4, "scope"), LABEL_SCOPE_ROOM)
     table = Table(box=None, pad_edge=False)
-    for column in ("id", "created", "label", "scope", "size"):
-        table.add_column(column, justify="right" if column == "size" else "left")
-    for m in manifests:
-        created = f"{m.created_at:%Y-%m-%d %H:%M}Z ({age(m.created_at)})"
-        label = escape(m.label or "")  # the manifest's text, never markup
-        table.add_row(m.id, created, label, ",".join(m.scope), human_size(m.size))
-    Console().print(table)
+    table.add_column("id", no_wrap=True, min_width=widest(0, "id"))
+    table.add_column("created", no_wrap=True)
+    table.add_column("label")
+    table.add_column("scope")
+    table.add_column("size", justify="right", no_wrap=True)
+    for backup_id, at, ago, label, scope, size in rows:
+        when = f"{at} {ago}" if one_line else f"{at}\n{ago}"
+        # the manifest's text, never markup
+        table.add_row(backup_id, when, escape(label), escape(scope), size)
+    return table
 
 
 @backup.command("show")
@@ -89,7 +121,8 @@ def backup_list(state: CliState, as_json: bool) -> None:
 @pass_state
 def backup_show(state: CliState, backup_id: str, as_json: bool) -> None:
     """Show one backup's manifest."""
-    manifest = state.repository().load(backup_id)
+    repo = state.repository()
+    manifest = repo.load(repo.resolve(backup_id))
     if as_json:
         print_json(manifest.model_dump(mode="json"))
         return
@@ -123,10 +156,11 @@ def backup_verify(state: CliState, backup_id: str | None, verify_all: bool, as_j
     if verify_all == (backup_id is not None):
         raise UsageError("give either a backup ID or --all")
     repo = state.repository()
+    ids = repo.backup_ids() if verify_all else [repo.resolve(backup_id or "")]
     results: list[VerifyResult] = []
     with make_renderer(as_json) as renderer:
         emit: Emit = renderer.emit
-        for one in repo.backup_ids() if verify_all else [backup_id or ""]:
+        for one in ids:
             try:
                 results.append(run_async(run_verify(repo, one, emit, config=state.config())))
             except BackupNotFoundError:
@@ -218,12 +252,13 @@ def prune_json(plan: PrunePlan, dry_run: bool) -> dict[str, object]:
 
 @backup.command("delete")
 @click.argument("backup_id", metavar="ID")
-@click.option("--confirm", metavar="ID", help="Type the backup id again to confirm.")
+@click.option("--confirm", metavar="ID", help="Type the backup's full id to confirm.")
 @pass_state
 def backup_delete(state: CliState, backup_id: str, confirm: str | None) -> None:
     """Delete one backup, damaged or not (confirm by typing its id)."""
     config = state.config()
     repo = state.repository()
+    backup_id = repo.resolve(backup_id)  # the full id from here on: confirmed in full
     damaged = ""
     try:
         repo.load(backup_id)

@@ -45,7 +45,7 @@ def checklist_run(
     if name not in available:
         raise UsageError(f"no checklist {name!r}; checklists: {', '.join(sorted(available))}")
     repo = state.repository()
-    manifest = repo.load(backup_id) if backup_id else None
+    manifest = repo.load(repo.resolve(backup_id)) if backup_id else None
     session = ChecklistSession.start(config, repo, available[name], manifest)
 
     def changed(item: ItemState) -> None:

@@ -126,7 +126,8 @@ def restore_run(
     if wizard:
         from tui.console.start import run_console
 
-        run_async(run_console(state.config(), mouse=state.mouse, wizard=backup_id or ""))
+        wanted = state.repository().resolve(backup_id) if backup_id else ""
+        run_async(run_console(state.config(), mouse=state.mouse, wizard=wanted))
         return
     if backup_id is None:
         raise UsageError(
@@ -141,8 +142,9 @@ def restore_run(
         raise UsageError("--confirm and --skip-safety-backup go with --apply, not --dry-run")
     if reason and not skip_safety_backup:
         raise UsageError("--reason explains --skip-safety-backup; add it or drop --reason")
+    repo = state.repository()
     request = RestoreRequest(
-        backup_id=backup_id,
+        backup_id=repo.resolve(backup_id),  # a unique prefix names it too
         scope=scope,
         target=target,
         target_host=target_host,
@@ -163,7 +165,7 @@ def restore_run(
     config = state.config()
     try:
         with make_renderer(as_json) as renderer:
-            report = run_async(run_restore(config, state.repository(), request, renderer.emit))
+            report = run_async(run_restore(config, repo, request, renderer.emit))
     except RestoreRefusedError as refused:
         _print_report(refused.report, as_json)
         raise
