@@ -163,14 +163,15 @@ def test_restore_plan_without_an_answer_exits_2_listing_the_choices(
     assert run.rc == 2
     assert run.out == ""
     assert "lifeboat: error: What went wrong? Choose --scenario NAME:" in run.err
+    assert run.err.count("error:") == 1  # one usage line, then the list
     for value in ("controller-died", "mongo-lost", "module-removed", "migrate"):
-        assert re.search(rf"^lifeboat: error:   {value} +\S", run.err, re.M), value
+        assert re.search(rf"^  {value} +\S", run.err, re.M), value
 
     run = cli("--config", str(config), "restore", "plan", "--scenario", "bad-upgrade")
     assert run.rc == 2
     assert "Answer with --answer migration=VALUE:" in run.err
-    assert re.search(r"error:   yes +Yes: the database schema changed", run.err)
-    assert re.search(r"error:   no +No: only the binary changed", run.err)
+    assert re.search(r"^  yes +Yes: the database schema changed", run.err, re.M)
+    assert re.search(r"^  no +No: only the binary changed", run.err, re.M)
 
     run = cli("--config", str(config), "restore", "plan", "--scenario", "module-removed")
     assert run.rc == 2
@@ -192,7 +193,7 @@ def test_restore_plan_walks_the_configured_tree(cli: Cli, tmp_path: Path) -> Non
     run = cli("--config", str(config), "restore", "plan")
     assert run.rc == 2
     assert "Which incident? Choose --scenario NAME:" in run.err
-    assert re.search(r"error:   module +A module was removed", run.err)
+    assert re.search(r"^  module +A module was removed", run.err, re.M)
     assert "mongo-lost" not in run.err
 
     run = cli(

@@ -152,5 +152,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _print_error(exc: LifeboatError) -> None:
+    """One ``lifeboat: error:`` line per problem; an indented line belongs to the problem
+    above it (a list of choices) and is printed as it is."""
     for line in str(exc).splitlines() or [type(exc).__name__]:
-        click.echo(f"lifeboat: error: {line}", err=True)
+        click.echo(line if line.startswith(" ") else f"lifeboat: error: {line}", err=True)
