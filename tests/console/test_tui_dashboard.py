@@ -4,6 +4,7 @@ server: start a backup, watch it finish, cancel one, see tiers, help, themes."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,11 @@ from rich.console import Console, RenderableType
 from sshd import SSHTestServer
 from timing import pilot_until
 
+from engine.config.load import parse_config
 from engine.repo.repository import Repository
 from engine.status import RpoState
+from themes import THEMES
+from tui.console.palette import LifeboatCommands
 from tui.console.screens.help import HelpScreen
 from tui.console.screens.modals import BackupModal, ConfirmModal
 from tui.console.widgets.backup_list import BackupList
@@ -150,3 +154,18 @@ async def test_quit_with_a_running_job_asks_first(
         await pilot.click("#yes")
         await pilot.pause()
         assert not app.is_running
+
+
+async def test_the_palette_offers_lifeboats_three_themes_and_no_other_picker(
+    tmp_path: Path,
+) -> None:
+    config = parse_config(f"[repository]\npath = {json.dumps(str(tmp_path / 'repo'))}\n")
+    app = console(config, tmp_path)
+    async with app.run_test(size=(80, 24)):
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        assert "Theme" not in titles  # Textual's picker would list its twenty built-in themes
+        assert "Quit" in titles  # the rest of Textual's commands stay
+        provider = LifeboatCommands(app.screen)
+        themes = [title for title, _, _ in provider._commands() if title.startswith("Switch")]
+        assert themes == [f"Switch theme: {name}" for name in sorted(t.name for t in THEMES)]
+        assert len(themes) == 3

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from itertools import count
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.signal import Signal
@@ -38,6 +38,8 @@ from tui.console.screens.dashboard import DashboardScreen
 from tui.console.screens.drills import DrillsScreen
 
 if TYPE_CHECKING:
+    from textual.screen import Screen
+
     from engine.drill.run import DrillRequest
     from engine.restore.plan import RestoreRequest
 
@@ -94,6 +96,13 @@ class LifeboatApp(App[None]):
         for theme in THEMES:
             self.register_theme(theme)
         self.theme = self._saved_theme()
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Textual's own commands, less its theme picker, which lists every built-in theme:
+        the palette offers Lifeboat's three (README "The console")."""
+        return (
+            command for command in super().get_system_commands(screen) if command.title != "Theme"
+        )
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return VARIABLE_DEFAULTS

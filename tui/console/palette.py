@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 
+from themes import THEMES
 from tui.console.screens.backups import open_backup
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ class LifeboatCommands(Provider):
             )
         commands += [
             (f"Switch theme: {name}", partial(setattr, app, "theme", name), "remembered")
-            for name in sorted(app.available_themes)
+            for name in sorted(theme.name for theme in THEMES)
         ]
         return commands
 
