@@ -21,12 +21,12 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
 from rich.text import Text
 
 from engine.events import Event, JobFinished, LogLine, StageChanged, event_to_dict
 from engine.events import Progress as ProgressEvent
+from engine.sizes import human_size
 
 
 class EventRenderer:
@@ -73,17 +73,18 @@ class PlainRenderer(EventRenderer):
 
 
 class AmountColumn(ProgressColumn):
-    """Bytes as sizes and rates (like rich's download columns); other units as counts."""
+    """Bytes as sizes and rates in binary units (MiB, as the console and every message say);
+    other units as counts."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._bytes = DownloadColumn()
-        self._speed = TransferSpeedColumn()
+        self._bytes = DownloadColumn(binary_units=True)
 
     def render(self, task: Task) -> Text:
         unit = task.fields.get("unit", "bytes")
         if unit == "bytes":
-            return Text.assemble(self._bytes.render(task), " ", self._speed.render(task))
+            speed = f" {human_size(task.speed)}/s" if task.speed else ""
+            return Text.assemble(self._bytes.render(task), (speed, "progress.data.speed"))
         total = f"/{task.total:,.0f}" if task.total is not None else ""
         rate = f" {task.speed:,.0f}/s" if task.speed else ""
         return Text(f"{task.completed:,.0f}{total} {unit}{rate}", style="progress.download")
