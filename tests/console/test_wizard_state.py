@@ -199,6 +199,28 @@ def test_the_backup_step_waits_for_the_index(config: Config, repo: Repository) -
     assert state.backups_indexed() is None  # listed already
 
 
+def test_a_failed_index_read_ends_the_wait_and_says_so(config: Config, repo: Repository) -> None:
+    mongo_backup(repo, 2, "older")
+    newest = mongo_backup(repo, 1, "newest")
+    index = BackupIndex(repo)
+    fresh = index.begin()
+    state = wizard(config, index)
+    state.start()
+    state.answer("mongo-lost")
+    state.choose_plan(["mongo"], "")
+    index.add(next(read_chunks(repo, fresh, 1)))  # the newest read, then the reader failed
+    assert state.backups_indexed() is None  # still waiting for the rest
+    index.failure = "reading the backups failed: disk I/O error"
+    moved = state.backups_indexed()
+    assert moved == Moved(
+        Step.BACKUP,
+        "reading the backups failed: disk I/O error; only the backups read before are listed",
+    )
+    assert [row.id for row in state.listed or ()] == [newest.id]
+    index.begin()  # a new refresh starts afresh
+    assert index.failure is None
+
+
 def test_no_backup_holds_the_sources(config: Config, repo: Repository) -> None:
     stored_backup(repo, NOW, {"config": b"c"}, "config only")
     state = wizard(config, indexed(repo))

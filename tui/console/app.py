@@ -178,9 +178,10 @@ class LifeboatApp(App[None]):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         key = event.worker.name
         if event.worker.group == "backups-index" and event.worker.error is not None:
-            self.backups.problems.append(
+            self.backups.failure = (
                 f"reading the backups failed: {describe_error(event.worker.error)}"
             )
+            self.backups.problems.append(self.backups.failure)
             self.backups_indexed.publish(None)
         elif event.worker.group == "backups-index" and event.state == WorkerState.SUCCESS:
             self._settle_long_lived()

@@ -87,12 +87,14 @@ class BackupIndex:
         self.verifications: dict[str, VerifyRecord] = {}
         self.problems: list[str] = []  # one per damaged backup ever seen, oldest first
         self._rows: dict[str, BackupRow] = {}
+        self.failure: str | None = None  # why the last refresh stopped before reading all
         self._damaged: set[str] = set()
 
     def begin(self) -> list[str]:
         """Start a refresh: list the ids and verify results on disk now (one directory
         listing, one small log) and forget what is gone. Returns the ids still to read, newest
         first (damaged ones are read again: they may have been repaired)."""
+        self.failure = None
         self.verifications = self.repo.verifications()
         self.order = self.repo.backup_ids()
         present = set(self.order)
@@ -117,6 +119,11 @@ class BackupIndex:
     def complete(self) -> bool:
         """Whether every backup listed at the last refresh is read (or known to be damaged)."""
         return all(i in self._rows or i in self._damaged for i in self.order)
+
+    @property
+    def settled(self) -> bool:
+        """Whether the last refresh is over: every backup read, or the reading failed."""
+        return self.failure is not None or self.complete
 
     def __len__(self) -> int:
         return len(self._rows)

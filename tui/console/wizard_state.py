@@ -205,7 +205,7 @@ class WizardState:
         all, else the default (newest verified, never a drill's; ``choice`` says why). Waits
         (``listed`` None) for the index."""
         self.step = Step.BACKUP
-        if not self.backups.complete:
+        if not self.backups.settled:
             self.listed = None
             return Moved(Step.BACKUP)
         self.listed = self.backups.covering(self.sources)
@@ -215,11 +215,15 @@ class WizardState:
         )
         if self.backup is None or not covers(self.backup, self.sources):
             self.backup = self.choice.manifest
+        if self.backups.failure is not None:  # list what was read, and say what was not
+            return Moved(
+                Step.BACKUP, f"{self.backups.failure}; only the backups read before are listed"
+            )
         return Moved(Step.BACKUP, "" if self.listed else NO_BACKUP)
 
     def backups_indexed(self) -> Moved | None:
         """The index was read further: the backup step, if it waits for it, lists them now."""
-        if self.step is Step.BACKUP and self.listed is None and self.backups.complete:
+        if self.step is Step.BACKUP and self.listed is None and self.backups.settled:
             return self._to_backups()
         return None
 
