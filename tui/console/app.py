@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import json
 from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 from itertools import count
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -36,6 +37,7 @@ from tui.console.palette import LifeboatCommands
 from tui.console.screens.backups import BackupsScreen
 from tui.console.screens.dashboard import DashboardScreen
 from tui.console.screens.drills import DrillsScreen
+from tui.console.screens.wizard import QUIT_QUESTION, leave_wizard, open_wizard, wizard_open
 
 if TYPE_CHECKING:
     from textual.screen import Screen
@@ -259,19 +261,32 @@ class LifeboatApp(App[None]):
         """Hide the key of the mode already shown (the 80-column footer needs the room)."""
         return not (action == "switch_mode" and parameters == (self.current_mode,))
 
+    async def action_switch_mode(self, mode: str) -> None:
+        self.go_to(mode)
+
+    def go_to(self, mode: str) -> None:
+        """Show ``mode`` (d, l, D, "Go to" in the palette); from the restore wizard, only after
+        the operator agreed to lose its answers (a mode keeps its own screen stack: a wizard
+        left open there would come back, half filled, under that mode's key)."""
+        leave_wizard(self, partial(self.switch_mode, mode))
+
     async def action_quit(self) -> None:
-        """Quit; with jobs running, only after the operator agreed to cancel them."""
+        """Quit; with jobs running or the restore wizard open, only after the operator agreed
+        to cancel them or lose its answers."""
         from tui.console.screens.modals import ConfirmModal, wrapped
 
         running = self.board.running()
-        if not running:
+        if running:
+            kinds = ", ".join(sorted({job.kind for job in running}))
+            question = (
+                f"{len(running)} job(s) running ({kinds}). Quitting cancels them: a backup "
+                "leaves nothing, a restore stops half way. Quit anyway?"
+            )
+        elif wizard_open(self) is not None:
+            question = QUIT_QUESTION
+        else:
             self.exit()
             return
-        kinds = ", ".join(sorted({job.kind for job in running}))
-        question = (
-            f"{len(running)} job(s) running ({kinds}). Quitting cancels them: a backup leaves "
-            "nothing, a restore stops half way. Quit anyway?"
-        )
 
         def answered(quit_anyway: bool | None) -> None:
             if quit_anyway:
@@ -280,14 +295,14 @@ class LifeboatApp(App[None]):
         self.push_screen(ConfirmModal(wrapped(question)), answered)
 
     def action_restore_wizard(self, backup_id: str | None = None) -> None:
-        """Open the guided restore (on ``backup_id`` when given, skipping the backup step)."""
-        from tui.console.screens.wizard import open_wizard
-
-        open_wizard(self, self.repository.load(backup_id) if backup_id else None)
+        """Open the guided restore (on ``backup_id`` when given, skipping the backup step);
+        one left open is closed first, after asking."""
+        backup = self.repository.load(backup_id) if backup_id else None
+        leave_wizard(self, partial(open_wizard, self, backup))
 
     def action_checklist(self, backup_id: str | None = None) -> None:
         """Run a validation checklist on ``backup_id`` (or resume one left open)."""
-        self.open_checklist(backup_id)
+        leave_wizard(self, partial(self.open_checklist, backup_id))
 
     def open_checklist(
         self,

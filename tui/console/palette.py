@@ -12,6 +12,7 @@ from textual.content import Content
 
 from themes import THEMES
 from tui.console.screens.backups import open_backup
+from tui.console.screens.wizard import leave_wizard
 
 if TYPE_CHECKING:
     from tui.console.app import LifeboatApp
@@ -35,15 +36,19 @@ class LifeboatCommands(Provider):
         app = self.lifeboat
         commands: list[tuple[str, Callable[[], object], str]] = [
             ("Back up now (all sources)", app.start_backup, "start a backup of every source"),
-            ("Go to dashboard", partial(app.switch_mode, "dashboard"), "tiers, jobs, log"),
-            ("Go to backups", partial(app.switch_mode, "backups"), "verify, restore, delete"),
-            ("Go to drills", partial(app.switch_mode, "drills"), "tested recoveries, run a drill"),
+            ("Go to dashboard", partial(app.go_to, "dashboard"), "tiers, jobs, log"),
+            ("Go to backups", partial(app.go_to, "backups"), "verify, restore, delete"),
+            ("Go to drills", partial(app.go_to, "drills"), "tested recoveries, run a drill"),
             (
                 "Restore (guided wizard)",
                 app.action_restore_wizard,
                 "what happened -> plan -> checks -> confirm -> restore",
             ),
-            ("Open backup by id …", partial(open_backup, app, None), "type part of its id"),
+            (
+                "Open backup by id …",
+                partial(leave_wizard, app, partial(open_backup, app, None)),
+                "type part of its id",
+            ),
             ("Show keys", app.action_help, "every key binding"),
         ]
         latest = list(itertools.islice(app.repository.iter_backups(), 1))
@@ -83,7 +88,7 @@ class LifeboatCommands(Provider):
             Hit(
                 max(matcher.match(i), 0.5),
                 Content("Open backup ") + matcher.highlight(i),
-                partial(open_backup, self.app, i),
+                partial(leave_wizard, self.app, partial(open_backup, self.app, i)),
                 help="show it in the backups browser",
             )
             for i in ids

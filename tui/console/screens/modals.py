@@ -14,6 +14,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, SelectionList
 from textual.worker import Worker
 
+from tui.console.widgets.ticks import TickList
+
 MODAL_CSS = """
 {name} {{ align: center middle; }}
 {name} > Vertical {{
@@ -62,7 +64,7 @@ class BackupModal(ModalScreen[BackupChoice | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("[b]Back up now[/b]: sources (space toggles)")
-            yield SelectionList[str](*((s, s, True) for s in self.sources), id="sources")
+            yield TickList(*((s, s, True) for s in self.sources), id="sources")
             yield Input(placeholder="label (optional), e.g. pre-v1.4-upgrade", id="label")
             yield Label("", classes="problem", id="problem")
             with Horizontal():

@@ -12,6 +12,7 @@ shows the state's step, forwards keys to its transitions, and runs the jobs they
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on
@@ -33,7 +34,7 @@ from textual.worker import Worker, WorkerState
 
 from engine.errors import describe_error
 from engine.restore.scenario import Listed
-from tui.console.screens.modals import worker_named
+from tui.console.screens.modals import ConfirmModal, worker_named, wrapped
 from tui.console.services import Services, services
 from tui.console.widgets.backup_picker import BackupPicker
 from tui.console.widgets.wizard_run import ChecksPane, ConfirmPane, DonePane, ProgressPane
@@ -69,6 +70,8 @@ PANES = {
     Step.DONE: "pane-done",
 }
 NEXT_LABELS = {Step.CHECKS: "Continue", Step.CONFIRM: "Restore", Step.DONE: "Close"}
+LEAVE_QUESTION = "Leave the restore wizard? Its answers are lost."
+QUIT_QUESTION = "Quit the console? The restore wizard's answers are lost."
 
 
 class RestoreWizard(Screen[None]):
@@ -133,6 +136,15 @@ class RestoreWizard(Screen[None]):
         else:
             self._stop_checks()
             self.dismiss()
+
+    def close_for_good(self) -> None:
+        """The operator left the wizard for another screen: stop its checks and take it (and
+        anything above it) off the stack, so that it never comes back half filled."""
+        self._stop_checks()
+        while self in self.app.screen_stack and self.app.screen_stack[-1] is not self:
+            self.app.pop_screen()
+        if self.app.screen_stack[-1] is self:
+            self.app.pop_screen()
 
     def _show(self, moved: Moved) -> None:
         """Show ``moved.step`` afresh: its pane, the step bar, the buttons."""
@@ -339,3 +351,32 @@ def open_wizard(app: App[Any], backup: Listed | None = None) -> None:
         return
     state = WizardState(config, lifeboat.backups, trees[BUILT_IN], backup)
     app.push_screen(RestoreWizard(state))
+
+
+def wizard_open(app: App[Any]) -> RestoreWizard | None:
+    """The restore wizard on the current screen stack, if one is open."""
+    return next((s for s in app.screen_stack if isinstance(s, RestoreWizard)), None)
+
+
+def leave_wizard(app: App[Any], then: Callable[[], object]) -> None:
+    """Do ``then`` (show another mode, open another wizard) once no wizard is open.
+
+    With a wizard open, the operator is asked first; leaving closes it for good. While its
+    restore runs, the wizard stays and says why (it is not stopped half way from here)."""
+    wizard = wizard_open(app)
+    if wizard is None:
+        then()
+        return
+    refused = wizard.state.close()
+    if isinstance(refused, Stayed):
+        app.notify(refused.problem, severity="warning")
+        return
+
+    def answered(leave: bool | None) -> None:
+        if not leave:
+            return
+        if wizard in app.screen_stack:
+            wizard.close_for_good()
+        then()
+
+    app.push_screen(ConfirmModal(wrapped(LEAVE_QUESTION)), answered)

@@ -16,6 +16,7 @@ from textual.widgets import Checkbox, Input, Static
 
 from tui.console.jobs import JobState
 from tui.console.widgets.job_view import JobView
+from tui.console.widgets.ticks import TickBox
 from tui.console.wizard_state import Step, WizardState
 from tui.format import human_size
 
@@ -92,7 +93,7 @@ class ConfirmPane(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield Static(id="confirm-text")
-        yield Checkbox("Take a safety backup of the target first", True, id="safety")
+        yield TickBox("Take a safety backup of the target first", True, id="safety")
         yield Input(id="skip-reason", placeholder="why skip it? (goes to the audit log)")
         yield Input(id="confirm-name")
 

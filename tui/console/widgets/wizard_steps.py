@@ -16,6 +16,7 @@ from textual.widgets.selection_list import Selection
 
 from engine.restore.tree import AdviceNode, InputNode, QuestionNode
 from tui.console.widgets.backup_picker import BackupPicker
+from tui.console.widgets.ticks import TickList
 from tui.console.wizard_state import Step, WizardState
 
 
@@ -93,7 +94,7 @@ class PlanPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(id="plan-text")
-        yield SelectionList[str](id="plan-sources")
+        yield TickList(id="plan-sources")
         yield Input(id="plan-globs", placeholder="mongo namespaces, e.g. app.mod_x_*")
         yield Static(id="plan-notes", classes="hint")
 
