@@ -24,6 +24,7 @@ T = TypeVar("T")
 
 STOP_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
 _stopping_for: list[signal.Signals] = []  # the first signal this process is stopping for
+_stoppers: list[Callable[[int], None]] = []  # who stops the work instead of a plain cancel
 
 
 class Interrupted(BaseException):
@@ -106,6 +107,18 @@ def _noting_sigint() -> Iterator[None]:
             signal.signal(signal.SIGINT, before)
 
 
+@contextlib.contextmanager
+def stopped_by(stopper: Callable[[int], None]) -> Iterator[None]:
+    """While inside, a SIGHUP or SIGTERM under :func:`cancel_on_signals` calls
+    ``stopper(signum)`` instead of cancelling: the console cancels its job workers, waits for
+    them and exits (raising :class:`Interrupted` itself)."""
+    _stoppers.append(stopper)
+    try:
+        yield
+    finally:
+        _stoppers.remove(stopper)
+
+
 async def cancel_on_signals(work: Awaitable[T]) -> T:
     """Await ``work`` in the current task; SIGHUP or SIGTERM cancels it (its cleanup runs)
     and then raises :class:`Interrupted`. Meant as the main coroutine of ``asyncio.run``."""
@@ -114,7 +127,9 @@ async def cancel_on_signals(work: Awaitable[T]) -> T:
     received: list[int] = []
 
     def cancel(signum: int) -> None:
-        if not received:  # once: a second cancel would cut the cleanup short
+        if _stoppers:
+            _stoppers[-1](signum)
+        elif not received:  # once: a second cancel would cut the cleanup short
             received.append(signum)
             task.cancel(msg=signal.Signals(signum).name)
 
