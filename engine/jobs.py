@@ -4,9 +4,11 @@ A backup holds the repository's write lock, runs its sources concurrently (bound
 staging directory and commits it in one rename. A failed source, an exception or a
 cancellation leaves nothing under ``backups/``: staging is removed (cancel) or kept under
 ``.failed/`` for diagnosis (failure); what a kill -9 leaves there is removed by the next
-backup (``engine.repo.leftovers``). Each job is one batch of the repository's write hook: the
-catalog, if there is one, is brought up to date once, off the event loop, after the lock is
-released; when it does not answer, that is a warning log line, never a failed job.
+backup (``engine.repo.leftovers``). A cancel is recorded in the audit log
+(``backup.cancelled``, naming the signal that stopped the process, if one did). Each job is
+one batch of the repository's write hook: the catalog, if there is one, is brought up to date
+once, off the event loop, after the lock is released; when it does not answer, that is a
+warning log line, never a failed job.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from engine.events import (
     SourceFailed,
     StageChanged,
 )
+from engine.interrupts import stop_reason
 from engine.remote.ssh import ConnectionPool
-from engine.repo import leftovers
+from engine.repo import audit, leftovers
 from engine.repo.manifest import Artifact, Manifest, iso_z, utc_now
 from engine.repo.repository import MANIFEST, Repository, VerifyRecord, new_backup_id
 from engine.repo.verify import FileProblem, VerifyPolicy, VerifyResult, verify_backup_async
@@ -120,9 +123,10 @@ async def _backup(
 
         try:
             results = await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
-        except BaseException:  # cancelled (Ctrl-C, the console's cancel): nothing survives
-            await pool.close()
+        except BaseException:  # cancelled (Ctrl-C, a hang-up, the console's cancel): nothing
+            await pool.close()  # survives, and the audit log says why it stopped
             repo.abandon(staging, keep_for_diagnosis=False)
+            _record_cancel(config, repo, backup_id, names, emit)
             emit(JobFinished(backup_id, ok=False, cancelled=True))
             raise
         await pool.close()
@@ -149,6 +153,28 @@ async def _backup(
         repo.commit(staging, manifest)
     emit(JobFinished(backup_id, ok=True, manifest_id=backup_id))
     return manifest
+
+
+def _record_cancel(
+    config: Config, repo: Repository, backup_id: str, names: tuple[str, ...], emit: Emit
+) -> None:
+    """``backup.cancelled`` with the reason (``SIGHUP``, ``SIGTERM``, ``SIGINT`` or
+    ``cancelled``); a log that cannot be written is a warning: the cancel stands."""
+    try:
+        audit.record(
+            repo.path,
+            config.operator,
+            "backup.cancelled",
+            backup=backup_id,
+            sources=list(names),
+            reason=stop_reason(),
+        )
+    except Exception as exc:
+        emit(
+            LogLine(
+                "backup", "warning", f"the cancel is not in the audit log: {describe_error(exc)}"
+            )
+        )
 
 
 async def run_verify(

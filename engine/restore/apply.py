@@ -30,6 +30,7 @@ from engine.events import (
     SourceFailed,
     StageChanged,
 )
+from engine.interrupts import stop_reason
 from engine.jobs import BackupRequest, JobFailedError, run_backup
 from engine.remote.hostfacts import probe_path
 from engine.remote.ssh import ConnectionPool
@@ -220,6 +221,7 @@ async def _restore(
             safety_backup=safety_id,
             run=running.run,
             cleared=cleared,
+            **({"reason": stop_reason()} if result == "cancelled" else {}),
         )
         running.close(result, errors, cleared)  # after the audit: a crash between the two
         # leaves a record to acknowledge, never a finished restore without one

@@ -14,6 +14,7 @@ import click
 from engine.config.load import discover_config_path, load_config
 from engine.config.model import Config
 from engine.errors import UsageError
+from engine.interrupts import cancel_on_signals
 from engine.repo.repository import Repository
 from engine.scaleout.anchors import anchor_audit_log
 from engine.scaleout.catalog import keep_current
@@ -48,8 +49,9 @@ pass_state = click.make_pass_decorator(CliState)
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine; Ctrl-C cancels it (so its cleanup runs) and then interrupts."""
-    return asyncio.run(coro)
+    """Run a coroutine; Ctrl-C, a hang-up (SIGHUP) or SIGTERM cancels it (so its cleanup
+    runs) and then interrupts (``KeyboardInterrupt``; ``Interrupted`` for the last two)."""
+    return asyncio.run(cancel_on_signals(coro))
 
 
 def _warn(text: str) -> None:

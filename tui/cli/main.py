@@ -1,12 +1,14 @@
 """The ``lifeboat`` command line: the same engine calls the console makes, scriptable.
 
 Exit codes: 0 success; 1 the operation ran and failed (a source failed, verify found
-damage, a restore was refused); 2 usage or config errors; 130 interrupted. Errors are one
-message each, never a traceback.
+damage, a restore was refused); 2 usage or config errors; 128 + the signal when interrupted:
+130 Ctrl-C, 129 a hang-up (SIGHUP), 143 SIGTERM, each a cancel whose cleanup ran. Errors are
+one message each, never a traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import ClassVar
 import click
 
 from engine.errors import LifeboatError, UsageError
+from engine.interrupts import Interrupted, exit_status
 from tui.cli.common import CliState, pass_state, print_json, run_async
 from tui.console.start import run_console
 
@@ -136,9 +139,11 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: map errors to one message and an exit code."""
     try:
         result = cli.main(args=argv, prog_name="lifeboat", standalone_mode=False)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("lifeboat: interrupted; nothing partial was kept", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+    except (click.exceptions.Abort, KeyboardInterrupt, Interrupted) as interrupt:
+        why = f" by {interrupt.name}" if isinstance(interrupt, Interrupted) else ""
+        with contextlib.suppress(OSError):  # a hung-up terminal takes no more output
+            click.echo(f"lifeboat: interrupted{why}; nothing partial was kept", err=True)
+        sys.exit(exit_status(interrupt))
     except click.ClickException as exc:
         exc.show()
         sys.exit(EXIT_USAGE)

@@ -8,6 +8,7 @@ the console.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import shutil
 import sys
@@ -18,6 +19,7 @@ import click
 
 from engine.checks import Check
 from engine.errors import UsageError
+from engine.interrupts import Interrupted, exit_status
 from engine.repo.manifest import Manifest, utc_now
 from engine.restore import journal
 from engine.restore.plan import RestoreRequest
@@ -26,7 +28,6 @@ from engine.restore.scenario import DefaultBackup, Recommendation, choose_backup
 from engine.restore.tree import BUILT_IN, AdviceNode, Walk, load_trees, walk
 from engine.sources import RestoreOptions
 from tui.cli.common import CliState, RunByDefaultGroup, pass_state, print_json, run_async
-from tui.cli.main import EXIT_INTERRUPTED
 from tui.cli.progress import make_renderer
 
 MARKS = {"ok": "ok", "warning": "warn", "fail": "FAIL"}
@@ -169,11 +170,12 @@ def restore_run(
     except RestoreRefusedError as refused:
         _print_report(refused.report, as_json)
         raise
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted) as interrupt:
         if not apply:
             raise
-        click.echo(INTERRUPTED_APPLY, err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        with contextlib.suppress(OSError):  # a hung-up terminal takes no more output
+            click.echo(INTERRUPTED_APPLY, err=True)
+        sys.exit(exit_status(interrupt))
     _print_report(report, as_json)
 
 

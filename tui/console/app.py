@@ -4,11 +4,14 @@ Each area is a Screen in ``tui/console/screens``; screens use the app through th
 :class:`~tui.console.services.Services` protocol it provides. Engine jobs run in Textual
 workers; their events feed a :class:`~tui.console.jobs.JobBoard` and a signal widgets subscribe
 to. A failed worker becomes a visible, recorded error (never a toast that vanishes). The index
-of backups (:mod:`tui.console.backup_index`) is read by a thread, for every screen.
+of backups (:mod:`tui.console.backup_index`) is read by a thread, for every screen. A hang-up
+(SIGHUP) or SIGTERM cancels every job and waits for their cleanup before the console exits.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import json
 from collections.abc import Awaitable, Callable, Iterable
@@ -22,7 +25,13 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.signal import Signal
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import (
+    Worker,
+    WorkerCancelled,
+    WorkerFailed,
+    WorkerState,
+    get_current_worker,
+)
 
 from engine import paths
 from engine.config.model import Config
@@ -47,6 +56,7 @@ if TYPE_CHECKING:
 
 FIRST_CHUNK = 60  # the first screenful of the index, read on the loop (a few milliseconds)
 CHUNK = 1000  # then read by a thread, this many at a time
+STOP_WAIT_SECONDS = 10.0  # how long a hang-up waits for the cancelled jobs' cleanup
 
 
 class BackupsRead(Message):
@@ -95,6 +105,7 @@ class LifeboatApp(App[None]):
         self._indexing = False  # the index was asked for: it follows every change
         self._froze = False  # long-lived objects were frozen out of the collector's sight
         self._keys = count(1)
+        self.stopped_by: int | None = None  # the signal the console is stopping for
         for theme in THEMES:
             self.register_theme(theme)
         self.theme = self._saved_theme()
@@ -171,6 +182,25 @@ class LifeboatApp(App[None]):
         return self._start(
             "drill", lambda emit: run_drill(self.config, self.repository, request, emit)
         )
+
+    def stop_for_signal(self, signum: int) -> None:
+        """A hang-up (SIGHUP) or SIGTERM: cancel every job, wait for them (bounded), exit."""
+        if self.stopped_by is None:
+            self.stopped_by = signum
+            self.call_later(self._stop_jobs_and_exit, signum)
+
+    async def _stop_jobs_and_exit(self, signum: int) -> None:
+        jobs = [worker for worker in self.workers if worker.group == "jobs"]
+        for worker in jobs:
+            worker.cancel()  # each job's cleanup runs: remote command, ssh, staging, audit
+
+        async def settled(worker: Worker[Any]) -> None:
+            with contextlib.suppress(WorkerCancelled, WorkerFailed):
+                await worker.wait()
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*map(settled, jobs)), STOP_WAIT_SECONDS)
+        self.exit(return_code=128 + signum)
 
     def cancel_job(self, key: str) -> None:
         for worker in self.workers:

@@ -6,6 +6,7 @@ import sys
 
 from engine.config.model import Config
 from engine.errors import UsageError
+from engine.interrupts import Interrupted, stopped_by
 
 
 def require_terminal() -> None:
@@ -21,4 +22,8 @@ async def run_console(config: Config, *, mouse: bool, wizard: str | None = None)
     from tui.console.app import make_app  # Textual loads only when the console opens
 
     require_terminal()
-    await make_app(config, wizard=wizard).run_async(mouse=mouse)
+    app = make_app(config, wizard=wizard)
+    with stopped_by(app.stop_for_signal):  # a hang-up or SIGTERM: cancel the jobs, then exit
+        await app.run_async(mouse=mouse)
+    if app.stopped_by is not None:
+        raise Interrupted(app.stopped_by)

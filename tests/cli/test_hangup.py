@@ -1,0 +1,217 @@
+"""A hang-up (SIGHUP: the terminal or its SSH session went away) or a SIGTERM is a cancel.
+
+The real ``lifeboat backup create`` is signalled while bytes flow into staging: it must exit
+128 + the signal, with its ``ssh`` child and the remote command gone within seconds, no
+staging left, and ``backup.cancelled`` in the audit log naming the signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_run import LIFEBOAT, write_config
+from helpers import command_source, config_text
+from sshd import SSHTestServer, descendants
+from timing import DEADLINE, until
+
+STOPPED_WITHIN = 5.0  # seconds from the signal to no remote command and no ssh child (issue 16)
+
+
+def processes_mentioning(token: str) -> set[int]:
+    """Live (not zombie) processes whose command line contains ``token``."""
+    found = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry.name}/cmdline").read_bytes()
+            stat = Path(f"/proc/{entry.name}/stat").read_bytes()
+        except OSError:
+            continue
+        zombie = stat[stat.rindex(b")") + 2 :].split()[0] == b"Z"
+        if token.encode() in cmdline and not zombie:
+            found.add(int(entry.name))
+    return found
+
+
+def with_signals(argv: list[str], *, ignored: tuple[int, ...] = ()) -> list[str]:
+    """``argv`` started with SIGINT, SIGHUP and SIGTERM at their defaults (a shell without job
+    control may hand pytest some of them ignored), except ``ignored``, as ``nohup`` does."""
+    setup = "; ".join(
+        f"signal.signal({number}, signal.{'SIG_IGN' if number in ignored else 'SIG_DFL'})"
+        for number in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM)
+    )
+    reset = f"import os, signal, sys; {setup}; os.execv(sys.argv[1], sys.argv[1:])"
+    return [sys.executable, "-c", reset, *argv]
+
+
+@pytest.fixture
+def endless() -> Iterator[tuple[list[str], str]]:
+    """A remote command that streams forever, and a token (its unique ``sleep`` interval)
+    that finds it, and the ``ssh`` carrying it, in /proc. Whatever runs afterwards is killed."""
+    token = f"0.01{secrets.randbelow(10**8):08d}"
+    yield ["sh", "-c", f"while :; do head -c 65536 /dev/zero; sleep {token}; done"], token
+    for pid in processes_mentioning(token):  # a failed test must not leave it running
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+class Backup:
+    """A running ``lifeboat backup create --json`` of the ``endless`` source."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, repo: Path) -> None:
+        self.proc = proc
+        self.repo = repo
+
+    @classmethod
+    async def start(
+        cls, server: SSHTestServer, tmp_path: Path, command: list[str], **host: object
+    ) -> Backup:
+        repo = tmp_path / "repo"
+        text = config_text(server, repo, command_source("endless", command), **host)
+        config = write_config(tmp_path / "c.toml", text)
+        argv = [LIFEBOAT, "--config", str(config), "backup", "create", "--json"]
+        return cls(await _spawn(argv), repo)
+
+    async def event(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), DEADLINE)
+        assert line, "lifeboat ended before the moment to signal it"
+        event: dict[str, Any] = json.loads(line)
+        return event
+
+    async def flowing(self, beyond: int = 10**6) -> int:
+        """Wait until over ``beyond`` bytes went into staging; the bytes done then."""
+        while True:
+            event = await self.event()
+            if event["event"] == "Progress" and event["done"] > beyond:
+                staged = list((self.repo / ".staging").iterdir())
+                assert staged, "no staging directory while bytes flow"
+                return int(event["done"])
+
+    async def ended(self) -> tuple[int, str]:
+        _, err = await asyncio.wait_for(self.proc.communicate(), DEADLINE)
+        assert self.proc.returncode is not None
+        return self.proc.returncode, err.decode()
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.communicate()
+
+    def audit(self) -> list[dict[str, Any]]:
+        lines = (self.repo / "audit.jsonl").read_text().splitlines()
+        return [json.loads(line) for line in lines]
+
+
+async def _spawn(argv: list[str], ignored: tuple[int, ...] = ()) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *with_signals(argv, ignored=ignored),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "LIFEBOAT_CONFIG": ""},
+    )
+
+
+SIGNALS = pytest.mark.parametrize(
+    "sig", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT], ids=["HUP", "TERM", "INT"]
+)
+
+
+@SIGNALS
+async def test_a_signal_mid_backup_cancels_it_and_leaves_nothing_running(
+    ssh_server: SSHTestServer,
+    tmp_path: Path,
+    endless: tuple[list[str], str],
+    sig: signal.Signals,
+) -> None:
+    """Through an ``ssh`` child (bulk_transport auto), against each server; Ctrl-C (SIGINT)
+    takes the same path."""
+    await signal_backup(ssh_server, tmp_path, endless, sig, "auto")
+
+
+async def test_a_hangup_mid_asyncssh_transfer_ends_the_remote_command(
+    openssh_server: SSHTestServer, tmp_path: Path, endless: tuple[list[str], str]
+) -> None:
+    """No ssh child: the engine's own channel carries the bytes, and sshd runs the command."""
+    await signal_backup(openssh_server, tmp_path, endless, signal.SIGHUP, "asyncssh")
+
+
+async def signal_backup(
+    server: SSHTestServer,
+    tmp_path: Path,
+    endless: tuple[list[str], str],
+    sig: signal.Signals,
+    transport: str,
+) -> None:
+    command, token = endless
+    backup = await Backup.start(server, tmp_path, command, bulk_transport=transport)
+    try:
+        await backup.flowing()
+        assert processes_mentioning(token), "the remote command is not running"
+        children = descendants(backup.proc.pid)
+        loop = asyncio.get_running_loop()
+        signalled = loop.time()
+        backup.proc.send_signal(sig)
+        returncode, err = await backup.ended()
+        await until(lambda: not processes_mentioning(token), "the remote command and ssh to end")
+        await until(lambda: not any(_live(pid) for pid in children), "lifeboat's children to end")
+        took = loop.time() - signalled
+    finally:
+        await backup.stop()
+
+    assert returncode == 128 + sig, err
+    said = "" if sig == signal.SIGINT else f" by {sig.name}"  # Ctrl-C needs no name
+    assert f"interrupted{said}; nothing partial was kept" in err
+    assert took < STOPPED_WITHIN, f"stopping took {took:.1f} s"
+    assert list((backup.repo / ".staging").iterdir()) == []
+    assert list((backup.repo / "backups").iterdir()) == []
+    assert not (backup.repo / ".failed").exists()
+    (cancelled,) = [e for e in backup.audit() if e["action"] == "backup.cancelled"]
+    assert cancelled["reason"] == sig.name
+    assert cancelled["sources"] == ["endless"]
+    assert cancelled["operator"] == "tester"
+
+
+def _live(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2 :].split()[0] != b"Z"
+
+
+async def test_under_nohup_a_hangup_changes_nothing(
+    asyncssh_server: SSHTestServer, tmp_path: Path, endless: tuple[list[str], str]
+) -> None:
+    """A SIGHUP ignored on start (``nohup lifeboat ...``) stays ignored: the backup goes on
+    (more bytes arrive after it), and a SIGTERM still cancels it."""
+    command, _ = endless
+    repo = tmp_path / "repo"
+    config = write_config(
+        tmp_path / "c.toml", config_text(asyncssh_server, repo, command_source("endless", command))
+    )
+    argv = [LIFEBOAT, "--config", str(config), "backup", "create", "--json"]
+    backup = Backup(await _spawn(argv, ignored=(signal.SIGHUP,)), repo)
+    try:
+        done = await backup.flowing()
+        backup.proc.send_signal(signal.SIGHUP)
+        await backup.flowing(beyond=done + 10**6)
+        backup.proc.send_signal(signal.SIGTERM)
+        returncode, err = await backup.ended()
+    finally:
+        await backup.stop()
+    assert returncode == 128 + signal.SIGTERM, err
+    (cancelled,) = [e for e in backup.audit() if e["action"] == "backup.cancelled"]
+    assert cancelled["reason"] == "SIGTERM"
