@@ -15,6 +15,7 @@ import pytest
 from checklists import http_server  # noqa: F401 (a fixture, for every test folder)
 from etcd_server import EtcdServer
 from mongo_server import MongoServer
+from processes import endless  # noqa: F401 (a fixture, for every test folder)
 from sshd import SSHD, OpenSSHServer, SSHTestServer, in_process_server
 
 from engine.demo.server import SandboxKeys, generate_keys

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from cli_run import LIFEBOAT, lifeboat, with_default_sigint, write_config
+from cli_run import LIFEBOAT, lifeboat, with_signals, write_config
 from helpers import command_source, config_text, files_source, stored_backup
 from sshd import SSHTestServer
 from timing import DEADLINE, until
@@ -407,7 +407,7 @@ async def test_ctrl_c_mid_backup_leaves_nothing(ssh_server: SSHTestServer, tmp_p
     config = write_config(tmp_path / "c.toml", config_text(ssh_server, tmp_path / "repo", sources))
     argv = [LIFEBOAT, "--config", str(config), "backup", "create", "--json"]
     proc = await asyncio.create_subprocess_exec(
-        *with_default_sigint(argv), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *with_signals(argv), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     assert proc.stdout is not None
     try:

@@ -8,62 +8,20 @@ staging left, and ``backup.cancelled`` in the audit log naming the signal.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import secrets
 import signal
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_run import LIFEBOAT, write_config
+from cli_run import LIFEBOAT, with_signals, write_config
 from helpers import command_source, config_text
+from processes import processes_mentioning
 from sshd import SSHTestServer, descendants
 from timing import DEADLINE, until
 
 STOPPED_WITHIN = 5.0  # seconds from the signal to no remote command and no ssh child (issue 16)
-
-
-def processes_mentioning(token: str) -> set[int]:
-    """Live (not zombie) processes whose command line contains ``token``."""
-    found = set()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry.name}/cmdline").read_bytes()
-            stat = Path(f"/proc/{entry.name}/stat").read_bytes()
-        except OSError:
-            continue
-        zombie = stat[stat.rindex(b")") + 2 :].split()[0] == b"Z"
-        if token.encode() in cmdline and not zombie:
-            found.add(int(entry.name))
-    return found
-
-
-def with_signals(argv: list[str], *, ignored: tuple[int, ...] = ()) -> list[str]:
-    """``argv`` started with SIGINT, SIGHUP and SIGTERM at their defaults (a shell without job
-    control may hand pytest some of them ignored), except ``ignored``, as ``nohup`` does."""
-    setup = "; ".join(
-        f"signal.signal({number}, signal.{'SIG_IGN' if number in ignored else 'SIG_DFL'})"
-        for number in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM)
-    )
-    reset = f"import os, signal, sys; {setup}; os.execv(sys.argv[1], sys.argv[1:])"
-    return [sys.executable, "-c", reset, *argv]
-
-
-@pytest.fixture
-def endless() -> Iterator[tuple[list[str], str]]:
-    """A remote command that streams forever, and a token (its unique ``sleep`` interval)
-    that finds it, and the ``ssh`` carrying it, in /proc. Whatever runs afterwards is killed."""
-    token = f"0.01{secrets.randbelow(10**8):08d}"
-    yield ["sh", "-c", f"while :; do head -c 65536 /dev/zero; sleep {token}; done"], token
-    for pid in processes_mentioning(token):  # a failed test must not leave it running
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
 
 
 class Backup:

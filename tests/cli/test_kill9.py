@@ -8,21 +8,19 @@ A killed restore leaves a record that ``status`` reports (exit 1) until it is re
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
-import secrets
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-from cli_run import LIFEBOAT, lifeboat, with_default_sigint, write_config
+from cli_run import LIFEBOAT, lifeboat, with_signals, write_config
 from helpers import command_source, config_text, stored_backup
+from processes import alive, processes_mentioning
 from sshd import SSHTestServer, descendants
 from timing import DEADLINE, until
 
@@ -30,33 +28,6 @@ from engine.remote.commands import ends_with_channel
 from engine.repo.manifest import utc_now
 from engine.repo.repository import Repository
 from engine.restore import journal
-
-
-def processes_mentioning(token: str) -> set[int]:
-    """Live (not zombie) processes whose command line contains ``token``."""
-    found = set()
-    for pid in _live_pids():
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if token.encode() in cmdline:
-            found.add(pid)
-    return found
-
-
-def _live_pids() -> Iterator[int]:
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit() and _alive(int(entry.name)):
-            yield int(entry.name)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return False
-    return stat[stat.rindex(b")") + 2 :].split()[0] != b"Z"
 
 
 def parse_time(text: str) -> datetime:
@@ -83,7 +54,7 @@ async def start_and_signal(
 ) -> tuple[set[int], int, str]:
     """``start_and_kill`` with any signal: its descendants, exit status and stderr."""
     proc = await asyncio.create_subprocess_exec(
-        *with_default_sigint(argv),
+        *with_signals(argv),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "LIFEBOAT_CONFIG": ""},
@@ -105,18 +76,6 @@ async def start_and_signal(
             await proc.wait()
     assert proc.returncode is not None
     return children, proc.returncode, err.decode()
-
-
-@pytest.fixture
-def endless() -> Iterator[tuple[list[str], str]]:
-    """A remote command that never ends, even when its stdout is gone (a failing ``head``
-    does not stop the loop), and a token that finds it (and the ``ssh`` carrying it) in /proc:
-    its ``sleep`` interval, unique to the test. Whatever still runs afterwards is killed."""
-    token = f"0.01{secrets.randbelow(10**8):08d}"
-    yield ["sh", "-c", f"while :; do head -c 65536 /dev/zero; sleep {token}; done"], token
-    for pid in processes_mentioning(token):  # a failed test must not leave it running
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
 
 
 async def test_kill9_backup_leaves_no_process_and_its_staging_is_reported_then_cleaned(
@@ -145,7 +104,7 @@ async def kill9_backup(
     children = await start_and_kill(argv, flowing("endless"), token)
 
     await until(lambda: not processes_mentioning(token), "the remote command and ssh to end")
-    await until(lambda: not any(_alive(pid) for pid in children), "lifeboat's children to end")
+    await until(lambda: not any(alive(pid) for pid in children), "lifeboat's children to end")
 
     (dead,) = (repo / ".staging").iterdir()
     status = await lifeboat("status", config=config)
@@ -177,7 +136,7 @@ async def test_kill9_restore_is_reported_until_a_restore_of_its_target_succeeds(
     children = await start_and_kill([*argv, "--json"], flowing("db"), token)
 
     await until(lambda: not processes_mentioning(token), "the remote restore and ssh to end")
-    await until(lambda: not any(_alive(pid) for pid in children), "lifeboat's children to end")
+    await until(lambda: not any(alive(pid) for pid in children), "lifeboat's children to end")
     audit = [json.loads(line) for line in (repo_path / "audit.jsonl").read_text().splitlines()]
     (start,) = [entry for entry in audit if entry["action"] == "restore.start"]
     assert not [entry for entry in audit if entry["action"] == "restore.finish"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,17 +40,14 @@ async def lifeboat(*args: str, config: Path | None = None, cwd: Path | None = No
     return Run(proc.returncode, out.decode(), err.decode())
 
 
-def with_default_sigint(argv: list[str]) -> list[str]:
-    """``argv`` started with SIGINT at its default, as from a terminal where Ctrl-C works.
-
-    A shell that starts pytest in the background without job control hands it SIGINT
-    ignored, and an ignored signal stays ignored across exec: the child would never see
-    the Ctrl-C a test sends it.
-    """
-    reset = (
-        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
-        "os.execv(sys.argv[1], sys.argv[1:])"
+def with_signals(argv: list[str], *, ignored: tuple[int, ...] = ()) -> list[str]:
+    """``argv`` started with SIGINT, SIGHUP and SIGTERM at their defaults (a shell without job
+    control may hand pytest some of them ignored), except ``ignored``, as ``nohup`` does."""
+    setup = "; ".join(
+        f"signal.signal({number}, signal.{'SIG_IGN' if number in ignored else 'SIG_DFL'})"
+        for number in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM)
     )
+    reset = f"import os, signal, sys; {setup}; os.execv(sys.argv[1], sys.argv[1:])"
     return [sys.executable, "-c", reset, *argv]
 
 

@@ -23,7 +23,6 @@ from tui.console.start import run_console
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 class LazyGroup(click.Group):
