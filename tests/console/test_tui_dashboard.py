@@ -169,3 +169,16 @@ async def test_the_palette_offers_lifeboats_three_themes_and_no_other_picker(
         themes = [title for title, _, _ in provider._commands() if title.startswith("Switch")]
         assert themes == [f"Switch theme: {name}" for name in sorted(t.name for t in THEMES)]
         assert len(themes) == 3
+
+
+async def test_a_yes_no_question_takes_y_and_n(tmp_path: Path) -> None:
+    config = parse_config(f"[repository]\npath = {json.dumps(str(tmp_path / 'repo'))}\n")
+    app = console(config, tmp_path)
+    answers: list[bool | None] = []
+    async with app.run_test(size=(80, 24)) as pilot:
+        for key in ("y", "n", "escape"):
+            app.push_screen(ConfirmModal("Delete it?"), answers.append)
+            await pilot_until(pilot, lambda: isinstance(app.screen, ConfirmModal), "the question")
+            await pilot.press(key)
+            await pilot_until(pilot, lambda: not isinstance(app.screen, ConfirmModal), key)
+    assert answers == [True, False, False]

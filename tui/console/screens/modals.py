@@ -90,10 +90,13 @@ class BackupModal(ModalScreen[BackupChoice | None]):
 
 
 class ConfirmModal(ModalScreen[bool]):
-    """A yes/no question; Esc is no."""
+    """A yes/no question; ``y`` is yes, ``n`` and Esc are no."""
 
     DEFAULT_CSS = MODAL_CSS.format(name="ConfirmModal")
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(False)", "No")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,n", "dismiss(False)", "No"),
+        Binding("y", "dismiss(True)", "Yes"),
+    ]
 
     def __init__(self, question: str) -> None:
         super().__init__()
