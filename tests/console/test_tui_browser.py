@@ -215,6 +215,30 @@ async def test_a_read_index_leaves_the_collector_until_the_console_quits(
     assert gc.get_freeze_count() == 0
 
 
+async def test_esc_clears_the_filter_then_goes_back_to_the_dashboard(
+    repo_and_config: tuple[Repository, Config], tmp_path: Path
+) -> None:
+    repo, config = repo_and_config
+    command_backup(repo, START, "nightly")
+    app = console(config, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_browser(app, pilot)
+        listing = screen.query_one(BackupList)
+        await pilot.press("slash", *"zzz")
+        await pilot.press("escape")  # from the filter box: back to the list, filter kept
+        assert listing.has_focus
+        assert screen.query_one("#filter", Input).value == "zzz"
+        await pilot.press("escape")  # clears the filter
+        assert screen.query_one("#filter", Input).value == ""
+        assert app.current_mode == "backups"
+        await pilot.press("escape")  # nothing left to undo here: back to the dashboard
+        await pilot_until(pilot, lambda: app.current_mode == "dashboard", "the dashboard")
+        await pilot.press("D")
+        await pilot_until(pilot, lambda: app.current_mode == "drills", "the drills")
+        await pilot.press("escape")
+        await pilot_until(pilot, lambda: app.current_mode == "dashboard", "the dashboard again")
+
+
 async def test_damaged_backups_are_named_and_the_others_browse(
     repo_and_config: tuple[Repository, Config], tmp_path: Path
 ) -> None:

@@ -277,20 +277,16 @@ class BackupsScreen(Screen[None]):
         if self.query_one(BackupList).has_focus:
             self.query_one(BackupDetail).focus()
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "back":  # shown only when Esc does something
-            return not self.query_one(BackupList).has_focus or bool(
-                self.query_one("#filter", Input).value
-            )
-        return True
-
-    def action_back(self) -> None:
+    async def action_back(self) -> None:
+        """Esc: clear the filter, else back to the list, else back to the dashboard."""
         listing = self.query_one(BackupList)
         box = self.query_one("#filter", Input)
-        if listing.has_focus and box.value:
+        if listing.has_focus and not box.value:
+            await self.app.run_action("switch_mode('dashboard')")
+            return
+        if listing.has_focus:
             box.value = ""  # Input.Changed re-filters
         listing.focus()
-        self.refresh_bindings()  # Esc may have nothing left to do
 
     def _busy(self, backup_id: str) -> str | None:
         """A running job that uses ``backup_id``, described, if there is one."""

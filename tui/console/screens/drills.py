@@ -40,7 +40,10 @@ class DrillsScreen(Screen[None]):
     DrillsScreen #history { height: 1fr; border-top: solid $foreground 30%; padding: 0 1; }
     DrillsScreen #no-drills { padding: 1 2; color: $text-muted; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("n", "run_drill", "Run drill")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "run_drill", "Run drill"),
+        Binding("escape", "app.switch_mode('dashboard')", "Back"),
+    ]
 
     @property
     def lifeboat(self) -> Services:
