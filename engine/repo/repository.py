@@ -26,7 +26,7 @@ from typing import Any
 from engine import __version__
 from engine.errors import BackupNotFoundError, ManifestError, RepositoryError, RepositoryLockedError
 from engine.repo import jsonlines, locks
-from engine.repo.atomic import atomic_write, fsync_dir, make_private_dir
+from engine.repo.atomic import atomic_create, atomic_write, fsync_dir, make_private_dir
 from engine.repo.confined import describe_mode, open_confined
 from engine.repo.manifest import BACKUP_ID, MAX_MANIFEST_BYTES, Manifest, iso_z, utc_now
 from engine.repo.write_hook import WriteHook
@@ -73,7 +73,9 @@ def location_problem(path: Path) -> str | None:
     try:
         if path.exists() and not path.is_dir():
             return f"{path} exists and is not a directory; {fix}"
-        if path.is_dir() and not (path / MARKER).exists() and any(path.iterdir()):
+        being_created = f".{MARKER}."  # another process's marker, not yet in place
+        others = (p for p in path.iterdir() if not p.name.startswith(being_created))
+        if path.is_dir() and not (path / MARKER).exists() and any(others):
             return f"{path} is not empty and is not a Lifeboat repository (no {MARKER}); {fix}"
     except OSError:
         return None
@@ -103,14 +105,17 @@ class Repository:
                 )
             repo.init()
         repo._check_format()
+        for directory in (repo.backups_dir, repo.staging_dir):  # its creator may still be on it
+            make_private_dir(directory)
         return repo
 
     def init(self) -> None:
-        """Create the layout (idempotent): marker, backups/ and .staging/, all private."""
+        """Create the layout (idempotent, and safe when several processes create it at once:
+        the marker appears whole, first, and only the first one's counts): the marker, then
+        backups/ and .staging/, all private."""
         if problem := location_problem(self.path):
             raise RepositoryError(problem)
-        for directory in (self.path, self.backups_dir, self.staging_dir):
-            make_private_dir(directory)
+        make_private_dir(self.path)
         if not (self.path / MARKER).exists():
             marker = {
                 "format": FORMAT_VERSION,
@@ -118,7 +123,9 @@ class Repository:
                 "repo_id": str(uuid.uuid4()),
                 "tool_version": __version__,
             }
-            atomic_write(self.path / MARKER, (json.dumps(marker, indent=2) + "\n").encode())
+            atomic_create(self.path / MARKER, (json.dumps(marker, indent=2) + "\n").encode())
+        for directory in (self.backups_dir, self.staging_dir):
+            make_private_dir(directory)
 
     def _check_format(self) -> None:
         try:

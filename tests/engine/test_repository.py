@@ -6,18 +6,27 @@ import json
 import os
 import re
 import stat
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from helpers import stored_backup
+from timing import DEADLINE
 
 from engine.config.load import parse_config
 from engine.errors import BackupNotFoundError, ManifestError, RepositoryError, RepositoryLockedError
 from engine.events import Event, JobStarted
 from engine.jobs import run_verify
 from engine.repo.manifest import Manifest
-from engine.repo.repository import BACKUP_ID, MANIFEST, Repository, new_backup_id
+from engine.repo.repository import (
+    BACKUP_ID,
+    MANIFEST,
+    Repository,
+    location_problem,
+    new_backup_id,
+)
 from engine.repo.retention import delete_backup, prune
 
 
@@ -242,3 +251,35 @@ def test_prune_keeps_the_newest_and_leaves_foreign_directories(tmp_path: Path) -
     assert [json.loads(line)["backup"] for line in audit_lines] == [
         m.id for m in reversed(made[:3])
     ]
+
+
+OPEN_AND_SAY_ID = (
+    "import sys; from engine.repo.repository import Repository; "
+    "print(Repository.open(__import__('pathlib').Path(sys.argv[1])).repo_id())"
+)
+
+
+def test_processes_creating_one_repository_at_once_all_open_the_same_one(tmp_path: Path) -> None:
+    """Three schedulers started together on a new repository path: none may find it "not
+    empty and not a repository" half way, and all must share one repo_id (etcd keys)."""
+    path = tmp_path / "repo"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-W", "ignore", "-c", OPEN_AND_SAY_ID, str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(12)
+    ]
+    results = [proc.communicate(timeout=DEADLINE) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 12, [err for _, err in results]
+    assert len({out.strip() for out, _ in results}) == 1
+    assert sorted(p.name for p in path.iterdir()) == [".staging", "backups", "lifeboat-repo.json"]
+
+
+def test_a_marker_being_written_is_not_a_foreign_directory(tmp_path: Path) -> None:
+    (tmp_path / ".lifeboat-repo.json.4242.tmp").write_text("{")
+    assert location_problem(tmp_path) is None
+    (tmp_path / "notes.txt").write_text("mine")
+    assert "is not empty and is not a Lifeboat repository" in (location_problem(tmp_path) or "")
