@@ -292,9 +292,8 @@ async def many_backups(repo: Path, work: Path, scenario: Scenario) -> None:
 
 
 def step_of(wizard: RestoreWizard) -> str:
-    """The wizard's step in lower case (a Step of its state object; a string before that)."""
-    step: object = getattr(wizard.state, "step", None) or getattr(wizard, "step", "")
-    return str(getattr(step, "value", step)).lower()
+    """The wizard's step in lower case."""
+    return wizard.state.step.value.lower()
 
 
 CHECKLIST = """name = "post-restore"

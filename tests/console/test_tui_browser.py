@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from consoles import console
 from helpers import command_source, make_config
 from rich.console import Console, RenderableType
 from sshd import SSHTestServer
@@ -130,12 +131,6 @@ def cluster_backup(repo: Repository, moment: datetime) -> Manifest:
     )
     repo.commit(staging, manifest)
     return manifest
-
-
-def console(config: Config, tmp_path: Path) -> LifeboatApp:
-    return LifeboatApp(
-        config, Repository.open(config.repository.path), settings=tmp_path / "console.json"
-    )
 
 
 def painted(widget: Widget) -> str:
