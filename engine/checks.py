@@ -22,18 +22,25 @@ class Check:
     name: str
     status: Status
     detail: str
+    down: str | None = None  # a restore's source whose datastore does not answer at all
 
     @classmethod
     def ok(cls, name: str, detail: str) -> Check:
         return cls(name, Status.OK, detail)
 
     @classmethod
-    def warning(cls, name: str, detail: str) -> Check:
-        return cls(name, Status.WARNING, detail)
+    def warning(cls, name: str, detail: str, *, down: str | None = None) -> Check:
+        return cls(name, Status.WARNING, detail, down)
 
     @classmethod
     def fail(cls, name: str, detail: str) -> Check:
         return cls(name, Status.FAIL, detail)
+
+
+def down_sources(checks: list[Check]) -> dict[str, str]:
+    """The sources the checks found not answering at all, each with what was found: there
+    is no current state to read from them (a safety backup skips them)."""
+    return {check.down: check.detail for check in checks if check.down is not None}
 
 
 def compare_versions(what: str, recorded: str, found: str) -> Check:

@@ -60,12 +60,19 @@ class JobFailedError(LifeboatError):
         by_error: dict[str, list[str]] = {}
         for failure in errors:  # one line per distinct error (a dead host fails all its sources)
             by_error.setdefault(failure.error, []).append(failure.source)
-        lines = [f"{', '.join(sources)}: {error}" for error, sources in by_error.items()]
+        lines = [_named(sources, error) for error, sources in by_error.items()]
         if kept_at:
             lines.append(f"the partial backup was kept for diagnosis in {kept_at}")
         if hint:
             lines.append(hint)
         super().__init__("\n".join(lines))
+
+
+def _named(sources: list[str], error: str) -> str:
+    """``error`` after the sources it failed, said once (a source's own message may already
+    start with its name)."""
+    names = ", ".join(sources)
+    return f"{names}: {error.removeprefix(f'{names}: ')}"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ one killed with -9, until it is resolved.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from functools import partial
@@ -55,8 +56,11 @@ async def apply_plan(
     request: RestoreRequest,
     locks: TargetLocks,
     emit: Emit,
+    down: Mapping[str, str] | None = None,
 ) -> str | None:
-    """Restore ``plan`` (already validated and confirmed); returns the safety backup's id."""
+    """Restore ``plan`` (already validated and confirmed); returns the safety backup's id.
+    The safety backup leaves out the sources in ``down``: the validator found they do not
+    answer at all (an etcd after a lost quorum), so there is no current state to read."""
     backup_id = plan.manifest.id
     audit.record(
         repo.path,
@@ -72,13 +76,18 @@ async def apply_plan(
             lock = locks.hold(host, config.operator)
             await asyncio.to_thread(lock.__enter__)
             held.push_async_callback(asyncio.to_thread, lock.__exit__, None, None, None)
-        safety_id = await _safety_backup(config, repo, plan, request, emit)
+        safety_id = await _safety_backup(config, repo, plan, request, emit, down or {})
         await _restore(config, repo, plan, safety_id, emit)
     return safety_id
 
 
 async def _safety_backup(
-    config: Config, repo: Repository, plan: RestorePlan, request: RestoreRequest, emit: Emit
+    config: Config,
+    repo: Repository,
+    plan: RestorePlan,
+    request: RestoreRequest,
+    emit: Emit,
+    down: Mapping[str, str],
 ) -> str | None:
     backup_id = plan.manifest.id
 
@@ -92,10 +101,13 @@ async def _safety_backup(
         emit(LogLine("restore", "warning", f"safety backup skipped: {request.skip_reason}"))
         return None
     emit(StageChanged("restore", SAFETY))
-    sources = await _current_state_sources(config, plan)
+    unsaved = {name: down[name] for name in (step.source for step in plan.steps) if name in down}
+    for name, why in unsaved.items():
+        emit(LogLine("restore", "warning", f"safety backup: {name} is left out: {why}"))
+    sources = await _current_state_sources(config, plan, set(unsaved))
     if not sources:
-        record(result="nothing to save")
-        emit(LogLine("restore", "info", "safety backup: nothing on the target yet to save"))
+        record(result="nothing to save", **({"left_out": unsaved} if unsaved else {}))
+        emit(LogLine("restore", "info", "safety backup: nothing on the target to save"))
         return None
     saving = config.model_copy(update={"sources": dict(config.sources) | sources})
     request_ = BackupRequest(
@@ -107,16 +119,18 @@ async def _safety_backup(
         record(result="failed", error=describe_error(exc))
         raise SafetyBackupError(
             f"the safety backup of the target's current state failed, so nothing was "
-            f"restored: {describe_error(exc)}\nfix that and retry, or skip the safety backup "
-            "with --skip-safety-backup --reason TEXT (the reason is recorded)"
+            f"restored: {describe_error(exc)}"
         ) from None
-    record(result="ok", safety_backup=manifest.id)
+    record(result="ok", safety_backup=manifest.id, **({"left_out": unsaved} if unsaved else {}))
     emit(LogLine("restore", "info", f"safety backup {manifest.id} holds the state before"))
     return manifest.id
 
 
-async def _current_state_sources(config: Config, plan: RestorePlan) -> dict[str, SourceConfig]:
-    """Each planned source, pointed at what the restore will overwrite on the target.
+async def _current_state_sources(
+    config: Config, plan: RestorePlan, left_out: set[str]
+) -> dict[str, SourceConfig]:
+    """Each planned source but ``left_out``, pointed at what the restore will overwrite on
+    the target.
 
     Files: the destination paths that exist now (nothing to save for the rest). Mongo: the
     namespaces the restore writes (after a rename, the renamed ones).
@@ -125,6 +139,8 @@ async def _current_state_sources(config: Config, plan: RestorePlan) -> dict[str,
     pool = ConnectionPool(dict(config.hosts))
     try:
         for step in plan.steps:
+            if step.source in left_out:
+                continue
             current = step.config
             if isinstance(current, FilesSourceConfig):
                 host = await pool.get(step.target_host)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from engine.checks import Check, Status
+from engine.checks import Check, Status, down_sources
 from engine.config.model import Config
 from engine.errors import LifeboatError, UsageError, describe_error
 from engine.events import CheckReported, Emit, JobFinished, JobStarted, SourceFailed, StageChanged
@@ -104,7 +104,8 @@ async def run_restore(
         raise RestoreRefusedError(report)
     if request.apply:
         try:
-            report.safety_backup = await apply_plan(config, repo, plan, request, locks, emit)
+            down = down_sources(report.checks)
+            report.safety_backup = await apply_plan(config, repo, plan, request, locks, emit, down)
         except BaseException as exc:
             emit(_finished_badly(plan.manifest.id, exc))
             raise

@@ -112,10 +112,7 @@ class EtcdSource(Source):
                 done += len(response.blob)
                 progress(done, done + response.remaining_bytes)
         except grpc.RpcError as exc:
-            raise EtcdError(
-                f"{self.name}: etcd at {self.config.endpoint} failed: {exc.code().name}: "
-                f"{exc.details()}; check sources.{self.name}.endpoint and its TLS settings"
-            ) from exc
+            raise EtcdError(self._rpc_failure(exc.code().name, exc.details() or "")) from None
         finally:
             client.close()
         return {
@@ -142,17 +139,34 @@ class EtcdSource(Source):
 
             def in_thread() -> T:
                 client = self._client(local_port, timeout=rpc_seconds)
-                failed = f"{self.name}: etcd at {self.config.endpoint} failed"
                 try:
                     return call(client)
                 except grpc.RpcError as exc:
-                    raise EtcdError(f"{failed}: {exc.code().name}: {exc.details()}") from None
+                    code, details = exc.code().name, exc.details() or ""
+                    raise EtcdError(self._rpc_failure(code, details)) from None
                 except Etcd3Exception as exc:  # the client maps UNAVAILABLE etc. to its own
-                    raise EtcdError(f"{failed}: {exc or type(exc).__name__}") from None
+                    raise EtcdError(self._rpc_failure(type(exc).__name__, str(exc))) from None
                 finally:
                     client.close()
 
             return await asyncio.to_thread(in_thread)
+
+    def _rpc_failure(self, code: str, details: str) -> str:
+        """A failed etcd request in the operator's terms: a member that does not answer is
+        what an incident looks like, not a config mistake; the tunnel's own address (a local
+        port that means nothing to anyone) is left out."""
+        endpoint = f"etcd at {self.config.endpoint}"
+        details = _TUNNEL_ADDRESS.sub("", details).strip(" :;,")
+        if re.search(r"ssl|tls|handshake|certificate", details, re.IGNORECASE):
+            return (
+                f"{endpoint}: the TLS handshake failed ({details}); check "
+                f"sources.{self.name}.cacert, .cert and .key"
+            )
+        if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+            return f"{endpoint} refused the client ({code}: {details}); check its credentials"
+        if code in _NOT_ANSWERING:
+            return f"{endpoint} does not answer: the member is down or cannot be reached"
+        return f"{endpoint} failed: {code}: {details}" if details else f"{endpoint} failed: {code}"
 
     @staticmethod
     def _count(prefix: bytes, client: Any) -> int:
@@ -215,8 +229,9 @@ class EtcdSource(Source):
             checks.append(
                 Check.warning(
                     name,
-                    f"{self.config.endpoint} on {host.name} does not answer ({exc}); expected "
-                    "when quorum is lost, the restore does not need it",
+                    f"{exc}; expected when quorum is lost: the restore does not need it, and "
+                    "there is no current state to save from it",
+                    down=self.name,
                 )
             )
             return None
@@ -231,9 +246,9 @@ class EtcdSource(Source):
         try:
             return str(client.status().version)
         except grpc.RpcError as exc:
-            raise EtcdError(f"{exc.code().name}: {exc.details()}") from None
+            raise EtcdError(self._rpc_failure(exc.code().name, exc.details() or "")) from None
         except Etcd3Exception as exc:  # the client maps UNAVAILABLE etc. to its own errors
-            raise EtcdError(str(exc) or type(exc).__name__) from None
+            raise EtcdError(self._rpc_failure(type(exc).__name__, str(exc))) from None
         finally:
             client.close()
 
@@ -364,3 +379,7 @@ class EtcdSource(Source):
 
 
 _ANY = frozenset(range(256))
+_NOT_ANSWERING = frozenset(
+    {"UNAVAILABLE", "DEADLINE_EXCEEDED", "ConnectionFailedError", "ConnectionTimeoutError"}
+)
+_TUNNEL_ADDRESS = re.compile(r"(?:ipv[46]:)?(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-f:]+\]):\d+:?")

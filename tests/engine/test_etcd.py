@@ -163,3 +163,29 @@ async def test_swap_moves_the_restored_dir_into_place_and_keeps_the_old(
         assert len(everything(restored)) == KEYS
     finally:
         restored.stop()
+
+
+async def test_after_a_lost_quorum_the_safety_backup_leaves_the_silent_member_out(
+    ssh_server: SSHTestServer, etcd_member: EtcdServer, tmp_path: Path
+) -> None:
+    """No member answers, so there is no current state to save: the restore goes ahead with
+    the safety backup asked for, and the audit log says why the member was left out."""
+    (tmp_path / "live").mkdir()
+    restored = EtcdServer(tmp_path / "live", name="restored")
+    config = etcd_config(ssh_server, tmp_path, etcd_member, restored)
+    repo = Repository.open(config.repository.path)
+    manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
+    etcd_member.stop()
+
+    log = EventLog()
+    request = RestoreRequest(manifest.id, apply=True, confirm=("h1",))
+    report = await run_restore(config, repo, request, log.emit)
+
+    assert report.applied
+    assert report.safety_backup is None
+    assert (tmp_path / "live" / f"member.etcd.restored-{manifest.id}").is_dir()
+    lines = (repo.path / "audit.jsonl").read_text().splitlines()
+    (saved,) = [r for r in map(json.loads, lines) if r["action"] == "restore.safety-backup"]
+    assert saved["result"] == "nothing to save"
+    assert saved["left_out"]["etcd"].startswith(f"etcd at {etcd_member.endpoint} does not answer")
+    assert any("etcd is left out" in getattr(event, "text", "") for event in log)

@@ -452,7 +452,10 @@ async def test_a_silent_etcd_only_warns_and_the_tool_gives_the_version(
     assert report.failed == []
     silent = named(report, "etcd etcd")
     assert silent.status is Status.WARNING
-    assert silent.detail.startswith(f"{etcd_member.endpoint} on h1 does not answer")
+    assert silent.detail.startswith(f"etcd at {etcd_member.endpoint} does not answer: ")
+    assert silent.down == "etcd"  # a safety backup skips it: there is nothing to read
+    assert "ipv4:" not in silent.detail
+    assert "sources.etcd" not in silent.detail
     # etcdctl on the host says which version would restore: the same as the backup's.
     assert named(report, "version etcd").status is Status.OK
 

@@ -18,10 +18,11 @@ from pathlib import Path
 import click
 
 from engine.checks import Check
-from engine.errors import UsageError
+from engine.errors import LifeboatError, UsageError
 from engine.interrupts import Interrupted, exit_status
 from engine.repo.manifest import Manifest, utc_now
 from engine.restore import journal
+from engine.restore.apply import SafetyBackupError
 from engine.restore.plan import RestoreRequest
 from engine.restore.run import RestoreRefusedError, RestoreReport, run_restore
 from engine.restore.scenario import DefaultBackup, Recommendation, choose_backup, recommend
@@ -170,6 +171,11 @@ def restore_run(
     except RestoreRefusedError as refused:
         _print_report(refused.report, as_json)
         raise
+    except SafetyBackupError as failed:
+        raise LifeboatError(
+            f"{failed}\nfix that and retry, or skip the safety backup with "
+            "--skip-safety-backup --reason TEXT (the reason is recorded)"
+        ) from None
     except (KeyboardInterrupt, Interrupted) as interrupt:
         if not apply:
             raise
