@@ -48,6 +48,13 @@ SAFETY = "safety backup"
 class SafetyBackupError(LifeboatError):
     """The current state could not be saved, so nothing was restored."""
 
+    def __init__(self, cause: str) -> None:
+        self.cause = cause
+        super().__init__(
+            f"the safety backup of the target's current state failed, so nothing was "
+            f"restored: {cause}"
+        )
+
 
 async def apply_plan(
     config: Config,
@@ -117,10 +124,7 @@ async def _safety_backup(
         manifest = await run_backup(saving, repo, request_, _as_safety(emit))
     except Exception as exc:
         record(result="failed", error=describe_error(exc))
-        raise SafetyBackupError(
-            f"the safety backup of the target's current state failed, so nothing was "
-            f"restored: {describe_error(exc)}"
-        ) from None
+        raise SafetyBackupError(describe_error(exc)) from None
     record(result="ok", safety_backup=manifest.id, **({"left_out": unsaved} if unsaved else {}))
     emit(LogLine("restore", "info", f"safety backup {manifest.id} holds the state before"))
     return manifest.id
@@ -199,6 +203,7 @@ async def _restore(
         target=plan.target,
         safety_backup=safety_id,
         run=running.run,
+        **plan.selection(),
     )
     emit(StageChanged("restore", "restoring"))
     pool = ConnectionPool(dict(config.hosts))

@@ -17,7 +17,7 @@ from engine.config.model import Config
 from engine.config.sources import SourceConfig
 from engine.errors import UsageError
 from engine.repo.manifest import Artifact, Manifest
-from engine.sources import SOURCE_CLASSES, RestoreOptions
+from engine.sources import SOURCE_CLASSES, RestoreOptions, source_from
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,36 @@ class RestorePlan:
     def confirm_names(self) -> tuple[str, ...]:
         """What the operator types to confirm: the target's name, or each target host's."""
         return (self.target,) if self.target else self.hosts
+
+    def selection(self) -> dict[str, dict[str, Any]]:
+        """What a selective restore takes of each source: its namespaces and renames (for
+        the audit log and the report); empty when every source is restored whole."""
+        chosen: dict[str, dict[str, Any]] = {"namespaces": {}, "renames": {}}
+        for step in self.steps:
+            options = step.options
+            if options.namespaces:
+                chosen["namespaces"][step.source] = list(options.namespaces)
+            if options.ns_from and options.ns_to:
+                chosen["renames"][step.source] = {"from": options.ns_from, "to": options.ns_to}
+        return {key: value for key, value in chosen.items() if value}
+
+    @staticmethod
+    def selection_of(step: RestoreStep) -> list[str]:
+        """What a selective restore takes of ``step``'s source, in words (nothing: all)."""
+        options = step.options
+        said = [f"namespaces {' '.join(options.namespaces)}"] if options.namespaces else []
+        if options.ns_from and options.ns_to:
+            said.append(f"renamed {options.ns_from} -> {options.ns_to}")
+        return said
+
+    def effect(self, step: RestoreStep) -> str:
+        """What restoring ``step`` does to what its target holds now."""
+        source = source_from(step.source, step.config)
+        return source.restore_effect(step.options, self.manifest.id)
+
+    def left_to_do(self, step: RestoreStep) -> tuple[str, ...]:
+        """What is left for the operator once ``step`` is restored (etcd: bring it live)."""
+        return source_from(step.source, step.config).after_restore(step.options, self.manifest.id)
 
     def target_config(self, config: Config) -> Config:
         """``config`` with each planned source pointed at where this plan restores it."""

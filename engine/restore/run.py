@@ -17,7 +17,7 @@ from engine.jobs import JobFailedError
 from engine.repo import audit
 from engine.repo.manifest import utc_now
 from engine.repo.repository import Repository
-from engine.restore.apply import apply_plan
+from engine.restore.apply import SAFETY, SafetyBackupError, apply_plan
 from engine.restore.locks import RepositoryTargetLocks, TargetLocks
 from engine.restore.plan import RestorePlan, RestoreRequest, RestoreStep, build_plan
 from engine.restore.validate import failed, validate
@@ -117,6 +117,8 @@ async def run_restore(
 def _finished_badly(backup_id: str, exc: BaseException) -> JobFinished:
     if isinstance(exc, JobFailedError):
         return JobFinished(backup_id, ok=False, errors=exc.errors)
+    if isinstance(exc, SafetyBackupError):
+        return JobFinished(backup_id, ok=False, errors=(SourceFailed(SAFETY, exc.cause),))
     if isinstance(exc, Exception):
         return JobFinished(
             backup_id, ok=False, errors=(SourceFailed("restore", describe_error(exc)),)

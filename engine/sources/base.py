@@ -218,6 +218,15 @@ class Source(ABC):
         """Reasons ``artifact`` cannot be restored with ``options`` (checked before anything)."""
         return []
 
+    def restore_effect(self, options: RestoreOptions, backup_id: str) -> str:
+        """What a restore with ``options`` does to what the target holds now, in a sentence
+        (the operator reads it before typing the target's name)."""
+        return "what the target holds now is overwritten"
+
+    def after_restore(self, options: RestoreOptions, backup_id: str) -> tuple[str, ...]:
+        """What is left for the operator once the restore is done, if anything."""
+        return ()
+
 
 async def read_chunks(path: Path, meter: ProgressMeter) -> AsyncIterator[bytes]:
     """A backup file's bytes in chunks, advancing ``meter`` as they go; it is read only as a

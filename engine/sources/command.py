@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import ClassVar
 
 from engine.checks import Check
@@ -44,6 +45,10 @@ class CommandSource(Source):
         if not self.config.restore:
             return []
         return [await check.tool(self.config.restore[0], "install it there")]
+
+    def restore_effect(self, options: RestoreOptions, backup_id: str) -> str:
+        command = shlex.join(self.config.restore or ())
+        return f"`{command}` runs with the backup on its input: what it writes is replaced"
 
     async def restore(
         self, artifact: Artifact, ctx: SourceContext, options: RestoreOptions

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shlex
 from collections.abc import Callable
 from functools import partial
 from typing import Any, ClassVar, TypeVar
@@ -281,6 +282,57 @@ class EtcdSource(Source):
         assert self.config.data_dir is not None
         return f"{self.config.data_dir}.restored-{backup_id}"
 
+    def aside_dir(self, backup_id: str) -> str:
+        """Where a swap keeps the data directory it replaced."""
+        return f"{self.config.data_dir}.before-{backup_id}"
+
+    def restore_effect(self, options: RestoreOptions, backup_id: str) -> str:
+        if self.config.data_dir is None:
+            return f"nothing (sources.{self.name}.data_dir is not set)"
+        target, data_dir = self.restore_dir(backup_id), self.config.data_dir
+        if options.swap:
+            return (
+                f"the snapshot is restored into {target}; then etcd is stopped, {data_dir} "
+                f"is moved aside to {self.aside_dir(backup_id)}, the restored directory takes "
+                "its place and etcd is started on it"
+            )
+        return (
+            f"{data_dir} is left in place: the snapshot is restored into a new directory, "
+            f"{target}, which etcd uses only once it is moved in and the member started on it"
+        )
+
+    def after_restore(self, options: RestoreOptions, backup_id: str) -> tuple[str, ...]:
+        if self.config.data_dir is None:
+            return ()
+        data_dir, aside = str(self.config.data_dir), self.aside_dir(backup_id)
+        if options.swap:
+            return (f"etcd runs on the restored data; the data before is kept in {aside}",)
+        target = self.restore_dir(backup_id)
+        stop = shlex.join(self.config.stop) if self.config.stop else "# stop this etcd member"
+        return (
+            f"restored into {target}; to bring it live, stop every member of the cluster, "
+            "then run on this member's host:",
+            stop,
+            shlex.join(["mv", "--", data_dir, aside]),
+            shlex.join(["mv", "--", target, data_dir]),
+            shlex.join(self.config.start) if self.config.start else self._member_command(),
+        )
+
+    def _member_command(self) -> str:
+        """The command line that starts this member on its (restored) data directory."""
+        scheme = "https" if self.config.cacert else "http"
+        client_url = f"{scheme}://{self.config.endpoint}"
+        argv = ["etcd", f"--data-dir={self.config.data_dir}"]
+        if self.config.name:
+            argv.append(f"--name={self.config.name}")
+        argv += [f"--listen-client-urls={client_url}", f"--advertise-client-urls={client_url}"]
+        if self.config.initial_advertise_peer_urls:
+            peers = self.config.initial_advertise_peer_urls
+            argv += [f"--listen-peer-urls={peers}", f"--initial-advertise-peer-urls={peers}"]
+        if self.config.initial_cluster:
+            argv.append(f"--initial-cluster={self.config.initial_cluster}")
+        return shlex.join(argv)
+
     def restore_problems(self, artifact: Artifact, options: RestoreOptions) -> list[str]:
         problems = super().restore_problems(artifact, options)
         if self.config.data_dir is None:
@@ -321,7 +373,7 @@ class EtcdSource(Source):
         if options.swap:
             await self._swap(ctx, target, backup_id)
         else:
-            ctx.log(self._remaining_steps(target), "warning")
+            ctx.log("\n".join(self.after_restore(options, backup_id)), "warning")
 
     async def _restore_command(self, host: SSHHost, snapshot: str, target: str) -> str:
         options = {
@@ -346,20 +398,12 @@ class EtcdSource(Source):
                 return tool
         return None
 
-    def _remaining_steps(self, target: str) -> str:
-        data_dir = self.config.data_dir
-        return (
-            f"restored into {target}; to bring it live: stop every etcd member, move "
-            f"{data_dir} aside, move {target} to {data_dir}, start the members (or run the "
-            "restore again with --swap and stop/start commands configured)"
-        )
-
     async def _swap(self, ctx: SourceContext, target: str, backup_id: str) -> None:
         assert self.config.stop
         assert self.config.start
         assert self.config.data_dir
         data_dir = str(self.config.data_dir)
-        aside = f"{data_dir}.before-{backup_id}"
+        aside = self.aside_dir(backup_id)
         ctx.stage("stopping etcd")
         await ctx.host.stream(self.config.stop)
         ctx.stage(f"swapping data dir (old one kept as {aside})")

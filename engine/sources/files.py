@@ -176,6 +176,16 @@ class FilesSource(Source):
         if options.mirror:
             await self._mirror(artifact, ctx, options)
 
+    def restore_effect(self, options: RestoreOptions, backup_id: str) -> str:
+        under = f" under {options.target_dir}" if options.target_dir else ""
+        paths = ", ".join(str(path) for path in self.config.paths)
+        kept = (
+            "and files there that the backup lacks are removed (mirror)"
+            if options.mirror
+            else "files there that the backup lacks are left alone"
+        )
+        return f"each backed-up file in {paths}{under} is written over; {kept}"
+
     async def _mirror(
         self, artifact: Artifact, ctx: SourceContext, options: RestoreOptions
     ) -> None:

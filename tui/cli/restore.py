@@ -186,6 +186,7 @@ def restore_run(
 
 
 def _print_report(report: RestoreReport, as_json: bool) -> None:
+    plan = report.plan
     summary = {
         "backup": report.backup_id,
         "sources": [step.source for step in report.steps],
@@ -196,12 +197,17 @@ def _print_report(report: RestoreReport, as_json: bool) -> None:
         ],
         "safety_backup": report.safety_backup,
         "applied": report.applied,
+        **plan.selection(),
+        "effects": {step.source: plan.effect(step) for step in plan.steps},
+        "left_to_do": {step.source: list(plan.left_to_do(step)) for step in plan.steps}
+        if report.applied
+        else {},
     }
     if as_json:
         print_json(summary)
         return
     click.echo(checks_table(report.checks))
-    hosts = ", ".join(report.plan.hosts) or "no host"
+    hosts = ", ".join(plan.hosts) or "no host"
     sources = ", ".join(step.source for step in report.steps) or "nothing"
     if report.applied:
         saved = (
@@ -210,12 +216,27 @@ def _print_report(report: RestoreReport, as_json: bool) -> None:
             else ""
         )
         click.echo(f"restored {sources} from {report.backup_id} onto {hosts}{saved}")
+        for step in plan.steps:
+            _echo_wrapped(f"{step.source}: ", ", ".join(plan.selection_of(step)))
+            left = plan.left_to_do(step)
+            if left:
+                _echo_wrapped(f"{step.source} on {step.target_host}: ", left[0])
+                for command in left[1:]:
+                    click.echo(f"  {command}")
     elif not report.failed:
-        names = " ".join(f"--confirm {name}" for name in report.plan.confirm_names)
+        for step in plan.steps:
+            _echo_wrapped(f"{step.source} on {step.target_host}: ", plan.effect(step))
+        names = " ".join(f"--confirm {name}" for name in plan.confirm_names)
         click.echo(
             f"dry run: every check passed for {sources} from {report.backup_id} onto {hosts}; "
             f"nothing was changed. Apply with: --apply {names}"
         )
+
+
+def _echo_wrapped(head: str, text: str) -> None:
+    """``head`` and ``text`` wrapped to 88 columns (nothing when ``text`` is empty)."""
+    if text:
+        click.echo(textwrap.fill(text, 88, initial_indent=head, subsequent_indent="  "))
 
 
 def checks_table(checks: list[Check], width: int | None = None) -> str:

@@ -16,7 +16,9 @@ from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from engine.checks import down_sources
 from engine.config.model import Config
+from engine.config.sources import EtcdSourceConfig
 from engine.errors import UsageError
 from engine.restore.plan import RestoreRequest
 from engine.restore.scenario import (
@@ -105,6 +107,8 @@ class WizardState:
     report: RestoreReport | None = None  # the checks' report, once they passed
     safety_backup: bool = True
     skip_reason: str = ""
+    swap: bool = False  # etcd: bring the restored data live (stop, swap the dir, start)
+    failed_at: Step | None = None  # where the restore failed: Back returns to fix it
 
     def __post_init__(self) -> None:
         self.backup = self.fixed_backup
@@ -291,11 +295,27 @@ class WizardState:
         return self._move(Step.CONFIRM)
 
     @property
+    def down(self) -> dict[str, str]:
+        """The chosen sources the checks found not answering at all (a safety backup has
+        nothing to read from them), with what was found."""
+        return down_sources(self.report.checks) if self.report else {}
+
+    def swappable(self) -> list[str]:
+        """The etcd sources the restore can bring live on the restored data (stop, swap the
+        data directory, start): all of the plan's, when each has its commands configured."""
+        steps = self.report.plan.steps if self.report else []
+        configs = {step.source: step.config for step in steps}
+        etcd = {name: c for name, c in configs.items() if isinstance(c, EtcdSourceConfig)}
+        return list(etcd) if all(c.stop and c.start for c in etcd.values()) else []
+
+    @property
     def confirm_names(self) -> tuple[str, ...]:
         """What the operator types to confirm: the target's name, or each target host's."""
         return self.report.plan.confirm_names if self.report else ()
 
-    def confirm(self, typed: str, safety_backup: bool, skip_reason: str) -> Moved | Stayed:
+    def confirm(
+        self, typed: str, safety_backup: bool, skip_reason: str, swap: bool = False
+    ) -> Moved | Stayed:
         """Start the restore once the names are typed (and a skipped safety backup has a
         reason): the screen starts ``request(apply=True, ...)`` on the step this returns."""
         names = self.confirm_names
@@ -305,6 +325,8 @@ class WizardState:
         if not safety_backup and not skip_reason:
             return Stayed(NEEDS_REASON)
         self.safety_backup, self.skip_reason = safety_backup, skip_reason
+        self.swap = swap and bool(self.swappable())
+        self.failed_at = None
         return self._move(Step.SAFETY if safety_backup else Step.RESTORE)
 
     # -- the restore -------------------------------------------------------------------------
@@ -312,6 +334,8 @@ class WizardState:
     def restore_changed(self, job: JobState) -> Moved:
         """The restore job moved on: past its safety backup, to its end, or just further."""
         if job.finished is not None:
+            if not job.finished.ok and self.step in RUNNING:
+                self.failed_at = self.step
             return self._move(Step.DONE)
         restoring = any(
             not name.endswith(SAFETY_SUFFIX) and name not in ("restore", "verify")
@@ -353,7 +377,18 @@ class WizardState:
             return self._to_target()
         if self.step is Step.CONFIRM:
             return self._to_checks()
+        if self.step is Step.DONE and self.failed_at is Step.SAFETY:
+            return self._move(Step.CONFIRM)  # nothing was restored: retry, or skip it
+        if self.step is Step.DONE and self.failed_at is Step.RESTORE:
+            return self._to_checks()  # part restored: check the target again, then retry
         return Stayed()
+
+    @property
+    def back_offered(self) -> bool:
+        """Whether Back leads anywhere from here (after a failed restore, to what fixes it)."""
+        if self.step is Step.DONE:
+            return self.failed_at is not None
+        return self.step not in RUNNING
 
     def close(self) -> Closed | Stayed:
         """Esc, or Close after advice or the restore: anywhere but while the restore runs."""
@@ -371,7 +406,9 @@ class WizardState:
             backup_id=self.backup.id,
             scope=self.sources,
             target=self.target,
-            options=RestoreOptions(namespaces=self.namespaces if self.has_mongo() else ()),
+            options=RestoreOptions(
+                namespaces=self.namespaces if self.has_mongo() else (), swap=self.swap and apply
+            ),
             apply=apply,
             confirm=confirm,
             safety_backup=self.safety_backup,

@@ -115,6 +115,14 @@ class MongoSource(Source):
         fix = f"install it or set sources.{self.name}.mongorestore"
         return [await check.tool(self.config.mongorestore[0], fix)]
 
+    def restore_effect(self, options: RestoreOptions, backup_id: str) -> str:
+        which = " ".join(options.namespaces) or "every namespace in the backup"
+        if options.ns_from and options.ns_to:
+            which += f", renamed {options.ns_from} -> {options.ns_to}"
+        if options.drop:
+            return f"{which}: each collection is dropped and replaced; the others are untouched"
+        return f"{which}: documents are added; what the collections hold now is kept"
+
     async def restore(
         self, artifact: Artifact, ctx: SourceContext, options: RestoreOptions
     ) -> None:

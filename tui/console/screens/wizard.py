@@ -156,7 +156,7 @@ class RestoreWizard(Screen[None]):
         self.query_one("#panes", ContentSwitcher).current = pane
         self.query_one(StepBar).step = step
         self._problem(moved.problem)
-        self.query_one("#back", Button).display = step not in (*RUNNING, Step.DONE)
+        self.query_one("#back", Button).display = self.state.back_offered
         next_button = self.query_one("#next", Button)
         next_button.label = "Close" if advice else NEXT_LABELS.get(step, "Next")
         next_button.variant = "error" if step is Step.CONFIRM else "primary"

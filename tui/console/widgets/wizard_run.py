@@ -23,6 +23,7 @@ from tui.format import human_size
 if TYPE_CHECKING:
     from engine.restore.run import RestoreReport
 
+SWAP_LABEL = "Then bring etcd live on it (stop, swap the dirs, keep the old, start)"
 MARKS = {"ok": ("✓", "success"), "warning": ("!", "warning"), "fail": ("✗", "error")}
 
 
@@ -89,12 +90,14 @@ class ChecksPane(Vertical):
 
 
 class ConfirmPane(VerticalScroll):
-    """What is overwritten, the safety backup (or why it is skipped), the names to type."""
+    """What the restore does to each target, the safety backup (or why it is skipped or
+    leaves a source out), bringing etcd live, and the names to type."""
 
     def compose(self) -> ComposeResult:
         yield Static(id="confirm-text")
         yield TickBox("Take a safety backup of the target first", True, id="safety")
         yield Input(id="skip-reason", placeholder="why skip it? (goes to the audit log)")
+        yield TickBox(SWAP_LABEL, False, id="swap")
         yield Input(id="confirm-name")
 
     def on_mount(self) -> None:
@@ -110,26 +113,50 @@ class ConfirmPane(VerticalScroll):
         names = " ".join(state.confirm_names)
         where = f"target {plan.target} ({', '.join(plan.hosts)})" if plan.target else names
         sources = ", ".join(step.source for step in plan.steps)
-        text = Group(
-            Text(f"Restore {sources} from {plan.manifest.id} onto {where}.", style="bold"),
+        lines = [Text(f"Restore {sources} from {plan.manifest.id} onto {where}.", style="bold")]
+        lines += [
+            Text(f"• {step.source} on {step.target_host}: {plan.effect(step)}.")
+            for step in plan.steps
+        ]
+        down = state.down
+        lines += [
             Text(
-                "What is there now is overwritten. A safety backup of it is taken first "
-                "unless you skip it (a reason is required and recorded)."
-            ),
-            Text(f"Type {names} to confirm:", style="bold"),
-        )
-        self.query_one("#confirm-text", Static).update(text)
+                f"• {name} does not answer, so it has nothing to save: the safety backup "
+                "leaves it out (recorded)."
+            )  # fmt: skip
+            for name in down
+        ]
+        saved = [step.source for step in plan.steps if step.source not in down]
+        if saved:
+            lines.append(
+                Text(
+                    f"A safety backup of {', '.join(saved)} as they are now is taken first "
+                    "unless you skip it (a reason is required and recorded)."
+                )
+            )
+        lines.append(Text(f"Type {names} to confirm:", style="bold"))
+        self.query_one("#confirm-text", Static).update(Group(*lines))
+        safety = self.query_one("#safety", Checkbox)
+        safety.display = bool(saved)
+        safety.value = True
+        swappable = state.swappable()
+        swap = self.query_one("#swap", Checkbox)
+        swap.display = bool(swappable)
+        swap.value = any(name in down for name in swappable)  # nothing runs: bring it back
         confirm = self.query_one("#confirm-name", Input)
         confirm.placeholder = names
         confirm.value = ""
         confirm.focus()
 
-    def entered(self) -> tuple[str, bool, str]:
-        """The names typed, whether to take the safety backup, and the reason to skip it."""
+    def entered(self) -> tuple[str, bool, str, bool]:
+        """The names typed, whether to take the safety backup, the reason to skip it, and
+        whether to bring etcd live on the restored data."""
+        swap = self.query_one("#swap", Checkbox)
         return (
             self.query_one("#confirm-name", Input).value,
             self.query_one("#safety", Checkbox).value,
             self.query_one("#skip-reason", Input).value,
+            swap.display and swap.value,
         )
 
 
@@ -158,7 +185,8 @@ class ProgressPane(Vertical):
 
 
 class DonePane(VerticalScroll):
-    """What the restore did (or why it failed), where the state before is kept, what next."""
+    """What the restore did (or why it failed), where the state before is kept, what is left
+    to do, and where Back leads after a failure."""
 
     def compose(self) -> ComposeResult:
         yield Static(id="done-text")
@@ -168,30 +196,66 @@ class DonePane(VerticalScroll):
     ) -> None:
         """``report`` is the restore's once its worker returned; ``error`` its worker's."""
         assert job.finished is not None
-        lines: list[RenderableType] = []
-        where = f"target {state.target}" if state.target else "their own hosts"
         if job.finished.ok:
-            assert state.backup is not None
-            lines.append(Text(f"Restored {', '.join(state.sources)}.", style="bold"))
-            lines.append(Text(f"From backup {state.backup.id} onto {where}."))
-            if state.namespaces and state.has_mongo():
-                lines.append(Text(f"Namespaces: {' '.join(state.namespaces)}"))
+            lines = self._restored(state, report)
         else:
-            lines.append(Text("The restore FAILED.", style="bold red"))
-            lines += [Text(f"✗ {e.source}: {e.error}") for e in job.finished.errors]
-            if error is not None and not job.finished.errors:
-                lines.append(Text(f"✗ {error}"))
+            lines = self._failed(state, job, error)
         if report is not None and report.safety_backup:
             lines.append(Text(f"The state before is kept in backup {report.safety_backup}."))
         if state.recommendation:
             lines += [Text(f"• {note}") for note in state.recommendation.notes]
-        if job.finished.ok:
+        self.query_one("#done-text", Static).update(Group(*lines))
+
+    @staticmethod
+    def _restored(state: WizardState, report: RestoreReport | None) -> list[RenderableType]:
+        assert state.backup is not None
+        where = f"target {state.target}" if state.target else "their own hosts"
+        lines: list[RenderableType] = [
+            Text(f"Restored {', '.join(state.sources)}.", style="bold"),
+            Text(f"From backup {state.backup.id} onto {where}."),
+        ]
+        if state.namespaces and state.has_mongo():
+            lines.append(Text(f"Namespaces: {' '.join(state.namespaces)}"))
+        plan = report.plan if report is not None else None
+        for step in plan.steps if plan is not None else ():
+            left = plan.left_to_do(step) if plan is not None else ()
+            if left:
+                lines.append(Text(f"{step.source} on {step.target_host}: {left[0]}", style="bold"))
+                lines += [Text(f"  {command}") for command in left[1:]]
+        lines.append(
+            Text(
+                f"Next: validate the result with the {state.checklist} checklist "
+                "(Checklist opens it; Esc closes)."
+            )
+        )
+        return lines
+
+    @staticmethod
+    def _failed(state: WizardState, job: JobState, error: str | None) -> list[RenderableType]:
+        assert job.finished is not None
+        if state.failed_at is Step.SAFETY:
+            lines: list[RenderableType] = [
+                Text("Nothing was restored: the safety backup failed.", style="bold red")
+            ]
+        elif job.finished.cancelled:
+            lines = [Text("The restore was CANCELLED part way.", style="bold red")]
+        else:
+            lines = [Text("The restore FAILED.", style="bold red")]
+        lines += [Text(f"✗ {failure.source}: {failure.error}") for failure in job.finished.errors]
+        if error is not None and not job.finished.errors:
+            lines.append(Text(f"✗ {error}"))
+        if state.failed_at is Step.SAFETY:
             lines.append(
                 Text(
-                    f"Next: validate the result with the {state.checklist} checklist "
-                    "(Checklist opens it; Esc closes)."
+                    "Back returns to Confirm: retry once the cause is fixed, or untick the "
+                    "safety backup and say why it is skipped."
                 )
             )
-        else:
-            lines.append(Text(f"Next: validate the result with the {state.checklist} checklist."))
-        self.query_one("#done-text", Static).update(Group(*lines))
+        elif state.failed_at is Step.RESTORE:
+            lines.append(
+                Text(
+                    "Back runs the checks again (the target may hold part old, part restored "
+                    "data), then retry from Confirm."
+                )
+            )
+        return lines
