@@ -536,6 +536,49 @@ async def test_skipping_the_safety_backup_needs_a_reason_that_is_audited(
     assert records[3]["safety_backup"] is None
 
 
+async def test_a_failed_safety_backup_leads_back_to_confirm_not_to_a_checklist(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    """The source's backup command fails (``cat /nonexistent``), so the safety backup does:
+    nothing is restored, Done says so without sending anyone to a checklist, and Back returns
+    to Confirm, where skipping the safety backup with a reason restores."""
+    target = tmp_path / "restored.dump"
+    target.write_bytes(b"what was there before\n")
+    config = command_config(asyncssh_server, tmp_path, target)
+    repo = Repository.open(config.repository.path)
+    data = b"INSERT 1;\n" * 500
+    stored_backup(repo, NOW, {"db": data}, "nightly")
+    app = console(config, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        wizard = await open_wizard(app, pilot)
+        await choose(pilot, wizard, "other")
+        await pilot.press("ctrl+n", "enter")
+        await run_checks(app, pilot, wizard)
+        await pilot.press("enter", *"h1", "enter")
+        await settle(app, pilot)
+        assert wizard.state.step is Step.DONE
+        done = flat(shown(wizard, "#done-text"))
+        assert "Nothing was restored: the safety backup failed." in done
+        assert "✗ safety backup: db:" in done
+        assert "db: db:" not in done  # the source is named once
+        assert "--skip-safety-backup" not in done  # a CLI flag means nothing here
+        assert "checklist" not in done
+        assert "Back returns to Confirm" in done
+        assert wizard.query_one("#back").display
+        assert target.read_bytes() == b"what was there before\n"
+
+        await pilot.press("ctrl+b")
+        assert wizard.state.step is Step.CONFIRM
+        await pilot.press("shift+tab", "space", "tab", *"the source is gone", "tab")
+        await pilot.press(*"h1", "enter")
+        await settle(app, pilot)
+        assert wizard.state.step is Step.DONE
+        assert "Restored db." in flat(shown(wizard, "#done-text"))
+    assert target.read_bytes() == data
+    results = [r["result"] for r in audit_records(repo) if r["action"] == "restore.safety-backup"]
+    assert results == ["failed", "skipped"]
+
+
 async def test_enter_on_the_done_pane_opens_the_checklist(
     asyncssh_server: SSHTestServer, tmp_path: Path
 ) -> None:

@@ -23,7 +23,7 @@ from tui.format import human_size
 if TYPE_CHECKING:
     from engine.restore.run import RestoreReport
 
-SWAP_LABEL = "Then bring etcd live on it (stop, swap the dirs, keep the old, start)"
+SWAP_LABEL = "Then bring etcd live on it (stop, swap the dirs, start)"
 MARKS = {"ok": ("✓", "success"), "warning": ("!", "warning"), "fail": ("✗", "error")}
 
 
@@ -98,6 +98,7 @@ class ConfirmPane(VerticalScroll):
         yield TickBox("Take a safety backup of the target first", True, id="safety")
         yield Input(id="skip-reason", placeholder="why skip it? (goes to the audit log)")
         yield TickBox(SWAP_LABEL, False, id="swap")
+        yield Static(id="confirm-prompt")
         yield Input(id="confirm-name")
 
     def on_mount(self) -> None:
@@ -130,12 +131,14 @@ class ConfirmPane(VerticalScroll):
         if saved:
             lines.append(
                 Text(
-                    f"A safety backup of {', '.join(saved)} as they are now is taken first "
+                    f"A safety backup of {', '.join(saved)} as "
+                    f"{'it is' if len(saved) == 1 else 'they are'} now is taken first "
                     "unless you skip it (a reason is required and recorded)."
                 )
             )
-        lines.append(Text(f"Type {names} to confirm:", style="bold"))
         self.query_one("#confirm-text", Static).update(Group(*lines))
+        prompt = Text(f"Type {names} to confirm:", style="bold")
+        self.query_one("#confirm-prompt", Static).update(prompt)
         safety = self.query_one("#safety", Checkbox)
         safety.display = bool(saved)
         safety.value = True
