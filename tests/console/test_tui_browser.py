@@ -430,7 +430,7 @@ async def test_restore_dry_run_passes_and_stops_at_the_typed_host(
         await settle(app, pilot)
         assert app.screen is screen
         kinds = [job.kind for job in app.board.jobs.values()]
-        assert kinds == ["restore"]  # the dry run only
+        assert kinds == ["check"]  # the dry run only
         assert job.finished is not None
         assert job.finished.ok
     assert not (repo.path / "audit.jsonl").exists()  # nothing was applied
@@ -558,8 +558,8 @@ async def test_restore_applies_after_typing_the_host(
         await pilot.press(*"h1", "enter")
         await settle(app, pilot)
         assert wizard.state.step is Step.DONE
-        restores = [job for job in app.board.jobs.values() if job.kind == "restore"]
-        assert len(restores) == 2  # the dry run, then the real one
+        restores = list(app.board.jobs.values())
+        assert [job.kind for job in restores] == ["check", "restore"]  # the dry run, the restore
         assert all(job.finished is not None and job.finished.ok for job in restores)
         (safety,) = [m for m in repo.list_backups()[0] if m.trigger == "pre-restore"]
         done = flat(shown(wizard, "#done-text"))

@@ -32,7 +32,7 @@ from engine.repo.repository import Repository, VerifyRecord
 from tui.console.app import LifeboatApp
 from tui.console.screens.checklist import ChecklistScreen
 from tui.console.screens.dashboard import DashboardScreen
-from tui.console.screens.wizard import RestoreWizard
+from tui.console.screens.wizard import QUIT_QUESTION, RestoreWizard
 from tui.console.widgets.backup_picker import BackupPicker
 from tui.console.wizard_state import Step
 
@@ -380,7 +380,7 @@ async def test_esc_after_the_checks_passed_applies_nothing(
         await settle(app, pilot)
         assert app.screen is dashboard
         (job,) = app.board.jobs.values()  # the checks only: no restore with apply
-        assert job.kind == "restore"
+        assert job.kind == "check"
         assert job.finished is not None
         assert job.finished.ok
     assert not (repo.path / "audit.jsonl").exists()
@@ -422,6 +422,10 @@ async def test_esc_while_the_checks_run_stops_them(tmp_path: Path) -> None:
             assert accepted
             assert job.finished is None  # still checking
             assert next_button(wizard).disabled
+            await pilot.press("q")  # the checks change nothing: only the answers are lost
+            assert str(getattr(app.screen, "question", "")) == QUIT_QUESTION
+            await pilot.press("n")
+            assert app.screen is wizard
             await pilot.press("escape")
             await settle(app, pilot)
             assert app.screen is dashboard

@@ -57,6 +57,12 @@ if TYPE_CHECKING:
 FIRST_CHUNK = 60  # the first screenful of the index, read on the loop (a few milliseconds)
 CHUNK = 1000  # then read by a thread, this many at a time
 STOP_WAIT_SECONDS = 10.0  # how long a hang-up waits for the cancelled jobs' cleanup
+QUIT_EFFECTS = {  # what cancelling a running job of each kind leaves, for the quit question
+    "backup": "a backup leaves nothing",
+    "verify": "a verify leaves its backup unchecked",
+    "restore": "a restore stops half way",
+    "drill": "a drill stops part way",
+}
 
 
 class BackupsRead(Message):
@@ -172,7 +178,8 @@ class LifeboatApp(App[None]):
         from engine.restore.run import run_restore
 
         return self._start(
-            "restore", lambda emit: run_restore(self.config, self.repository, request, emit)
+            "restore" if request.apply else "check",
+            lambda emit: run_restore(self.config, self.repository, request, emit),
         )
 
     def start_drill(self, request: DrillRequest) -> str:
@@ -305,12 +312,13 @@ class LifeboatApp(App[None]):
         to cancel them or lose its answers."""
         from tui.console.screens.modals import ConfirmModal, wrapped
 
-        running = self.board.running()
-        if running:
-            kinds = ", ".join(sorted({job.kind for job in running}))
+        running = [job for job in self.board.running() if job.kind != "check"]
+        if running:  # a restore's checks change nothing: stopping them needs no question
+            kinds = sorted({job.kind for job in running})
+            effects = "; ".join(QUIT_EFFECTS.get(kind, f"a {kind} stops") for kind in kinds)
             question = (
-                f"{len(running)} job(s) running ({kinds}). Quitting cancels them: a backup "
-                "leaves nothing, a restore stops half way. Quit anyway?"
+                f"{len(running)} job(s) running ({', '.join(kinds)}). Quitting cancels them: "
+                f"{effects}. Quit anyway?"
             )
         elif wizard_open(self) is not None:
             question = QUIT_QUESTION
