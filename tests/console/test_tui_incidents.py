@@ -8,13 +8,14 @@ import asyncio
 from pathlib import Path
 
 import etcd3
+import pymongo
 from consoles import status_shown
 from demo_console import Keys, answers, demo_console, kill_etcd
 from textual.widgets import Checkbox, OptionList
 from timing import pilot_until, until
 from wizard_pilot import flat, settle, shown
 
-from engine.config.sources import EtcdSourceConfig
+from engine.config.sources import EtcdSourceConfig, MongoSourceConfig
 from tui.console.screens.wizard import RestoreWizard
 from tui.console.wizard_state import Step
 
@@ -30,6 +31,53 @@ def etcd_keys(endpoint: str) -> int:
     host, port = endpoint.rsplit(":", 1)
     with etcd3.client(host=host, port=int(port), timeout=5) as client:
         return sum(1 for _ in client.get_all())
+
+
+def users(uri: str) -> list[dict[str, object]]:
+    with pymongo.MongoClient(uri, directConnection=True) as client:
+        return list(client.app.users.find().sort("_id"))
+
+
+def drop_users(uri: str) -> None:
+    with pymongo.MongoClient(uri, directConnection=True) as client:
+        client.app.users.drop()
+
+
+async def test_incident_a_a_collection_dropped(tmp_path: Path) -> None:
+    async with demo_console(tmp_path / "demo") as demo:
+        mongo = demo.config.sources["demo-mongo"]
+        assert isinstance(mongo, MongoSourceConfig)
+        uri = mongo.uri.get_secret_value()
+        before = users(uri)
+        assert before
+        drop_users(uri)
+        app = demo.app
+        async with app.run_test(size=(80, 24)) as pilot:
+            keys = Keys(pilot)
+            await status_shown(pilot)
+            await keys.press("r")
+            wizard = app.screen
+            assert isinstance(wizard, RestoreWizard)
+            await choose(keys, wizard, "module-removed")
+            await keys.type("app.users")
+            await keys.press("enter")
+            assert wizard.state.step is Step.PLAN
+            assert wizard.state.namespaces == ("app.users",)
+            await keys.press("ctrl+n")
+            await pilot_until(pilot, lambda: wizard.state.listed is not None, "the backups")
+            await keys.press("enter", "enter")  # the default backup, the original host
+            await settle(app, pilot)
+            await keys.press("enter")
+            assert wizard.state.step is Step.CONFIRM
+            confirm = flat(shown(wizard, "#confirm-text"))
+            assert "app.users: each collection is dropped and replaced" in confirm
+            await keys.type("demo")
+            await keys.press("enter")
+            await settle(app, pilot)
+            assert wizard.state.step is Step.DONE
+            assert "Namespaces: app.users" in flat(shown(wizard, "#done-text"))
+            assert await asyncio.to_thread(users, uri) == before
+            print(f"incident A: {keys.count} keys to the data back")
 
 
 async def test_incident_b_etcd_quorum_lost(tmp_path: Path) -> None:
