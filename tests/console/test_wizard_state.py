@@ -167,6 +167,28 @@ def test_the_plan_defaults_to_the_newest_verified_backup(config: Config, repo: R
     assert state.backup.id == newest.id
 
 
+def test_a_drill_or_safety_backup_is_restored_only_when_chosen_twice(
+    config: Config, repo: Repository
+) -> None:
+    drill = mongo_backup(repo, 2, "drill", trigger="drill")
+    safety = mongo_backup(repo, 1, "safety", trigger="pre-restore")
+    state = wizard(config, indexed(repo))
+    state.start()
+    state.answer("mongo-lost")
+    assert state.choose_plan(["mongo"], "") == Moved(Step.BACKUP)
+    assert state.choice is not None
+    assert state.choice.manifest is None  # neither is ever the default
+    told = state.choose_backup(drill.id)
+    assert told == Stayed(
+        f"{drill.id} is one of the drill backups, never the default; choose it again to "
+        "restore it anyway"
+    )
+    assert isinstance(state.choose_backup(safety.id), Stayed)  # another one: told again
+    assert state.choose_backup(safety.id) == Moved(Step.TARGET)
+    assert state.backup is not None
+    assert state.backup.id == safety.id
+
+
 def test_the_backups_come_from_the_index_not_the_manifests(
     config: Config, repo: Repository
 ) -> None:

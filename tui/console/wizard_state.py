@@ -22,6 +22,7 @@ from engine.config.sources import EtcdSourceConfig
 from engine.errors import UsageError
 from engine.restore.plan import RestoreRequest
 from engine.restore.scenario import (
+    NEVER_DEFAULT,
     DefaultBackup,
     Listed,
     Recommendation,
@@ -101,6 +102,7 @@ class WizardState:
     listed: list[BackupRow] | None = None  # the backup step's choices (None: still reading)
     backup: Listed | None = None
     choice: DefaultBackup[BackupRow] | None = None
+    unusual_backup: str | None = None  # a drill's or safety backup chosen once: again to use
     target: str | None = None  # None: the sources' own hosts
     target_chosen: bool = False  # the operator picked ``target`` (kept when stepping back)
     checks_passed: bool = False
@@ -236,9 +238,18 @@ class WizardState:
         self.backup = next((row for row in self.listed or () if row.id == backup_id), self.backup)
 
     def choose_backup(self, backup_id: str | None) -> Moved | Stayed:
+        """Restore from ``backup_id``; one never chosen by default (a drill's, a safety
+        backup) only when chosen twice in a row, after being told what it is."""
         chosen = next((row for row in self.listed or () if row.id == backup_id), None)
         if chosen is None:
             return Stayed("choose a backup")
+        kind = NEVER_DEFAULT.get(chosen.trigger)
+        if kind is not None and self.unusual_backup != chosen.id:
+            self.unusual_backup = chosen.id
+            return Stayed(
+                f"{chosen.id} is one of the {kind}, never the default; choose it again to "
+                "restore it anyway"
+            )
         self.backup = chosen
         return self._to_target()
 
