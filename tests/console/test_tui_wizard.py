@@ -311,7 +311,10 @@ async def test_a_drill_backup_is_never_the_default_and_the_step_says_why(
         )
         assert reason.region.height > 0
         assert app.screen.region.contains_region(reason.region)  # on screen at 80x24
-        await pilot.press("up", "enter")  # the drill's backup, chosen by hand, is allowed
+        await pilot.press("up", "enter")  # the drill's backup, chosen by hand: told what it is
+        assert wizard.state.step is Step.BACKUP
+        assert "is one of the drill backups" in shown(wizard, "#problem")
+        await pilot.press("enter")  # and chosen again: allowed
         assert wizard.state.step is Step.TARGET
         assert wizard.state.backup is not None
         assert wizard.state.backup.id == drill.id
