@@ -292,6 +292,9 @@ def test_restore_dry_run_prints_the_checks_and_exits_1_on_a_failure(
     for name in ("checksums", "ssh h1", "writable h1", "disk h1", "lock h1"):
         assert any(re.match(rf"ok +{name} ", line) for line in table), name
     assert not any(line.startswith(("FAIL", "warn")) for line in table)
+    said = " ".join(run.out.split())  # what the restore does, wrapped
+    assert f"cfg on h1: each backed-up file in {data / 'etc'}, {data / 'certs'}" in said
+    assert "files there that the backup lacks are left alone" in said
     assert table[-1].startswith(f"dry run: every check passed for cfg from {backup_id} onto h1")
     assert table[-1].endswith("Apply with: --apply --confirm h1")
     assert tree_snapshot(data) == broken
@@ -302,6 +305,7 @@ def test_restore_dry_run_prints_the_checks_and_exits_1_on_a_failure(
     assert summary["backup"] == backup_id
     assert summary["applied"] is False
     assert {c["status"] for c in summary["checks"]} == {"ok"}
+    assert summary["effects"]["cfg"].startswith("each backed-up file in ")
 
     repo = Repository.open(tmp_path / "repo")
     (artifact,) = repo.load(backup_id).artifacts

@@ -83,9 +83,26 @@ async def test_etcd_backup_verify_restore_round_trip(
     restored.data_dir = tmp_path / "live" / f"member.etcd.restored-{manifest.id}"
     request = RestoreRequest(manifest.id, apply=True, confirm=("h1",))
     log = EventLog()
-    await run_restore(config, repo, request, log.emit)
+    report = await run_restore(config, repo, request, log.emit)
     assert restored.data_dir.is_dir()
     assert any("to bring it live" in getattr(e, "text", "") for e in log)
+    (step,) = report.plan.steps
+    live = tmp_path / "live" / "member.etcd"
+    assert report.plan.effect(step).startswith(f"{live} is left in place")
+    left = report.plan.left_to_do(step)
+    assert left[0].startswith(f"restored into {restored.data_dir}; to bring it live")
+    assert left[1:4] == (
+        "# stop this etcd member",  # no stop command configured
+        f"mv -- {live} {live}.before-{manifest.id}",
+        f"mv -- {restored.data_dir} {live}",
+    )
+    assert left[4] == (
+        f"etcd --data-dir={live} --name={restored.name} "
+        f"--listen-client-urls=http://{etcd_member.endpoint} "
+        f"--advertise-client-urls=http://{etcd_member.endpoint} "
+        f"--listen-peer-urls={restored.peer_url} --initial-advertise-peer-urls={restored.peer_url} "
+        f"--initial-cluster={restored.name}={restored.peer_url}"
+    )
     restored.start()
     try:
         assert everything(restored) == expected

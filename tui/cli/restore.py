@@ -236,7 +236,16 @@ def _print_report(report: RestoreReport, as_json: bool) -> None:
 def _echo_wrapped(head: str, text: str) -> None:
     """``head`` and ``text`` wrapped to 88 columns (nothing when ``text`` is empty)."""
     if text:
-        click.echo(textwrap.fill(text, 88, initial_indent=head, subsequent_indent="  "))
+        click.echo(
+            textwrap.fill(
+                text,
+                88,
+                initial_indent=head,
+                subsequent_indent="  ",
+                break_long_words=False,
+                break_on_hyphens=False,
+            )  # fmt: skip
+        )
 
 
 def checks_table(checks: list[Check], width: int | None = None) -> str:
