@@ -16,6 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, VerticalScroll
 from textual.screen import Screen
+from textual.events import Resize
 from textual.widgets import Header, Static
 from textual.worker import Worker, WorkerState
 
@@ -28,11 +29,21 @@ from tui.console.widgets.footer import KeysFooter
 from tui.console.widgets.job_view import JobView
 from tui.console.widgets.log_pane import LogPane
 from tui.console.widgets.schedule_strip import ScheduleStrip
-from tui.console.widgets.tier_card import TierCard
+from tui.console.widgets.tier_card import CARD_MIN_WIDTH, CHROME_WIDTH, TierCard
 
 MAX_JOBS_SHOWN = 6
 STATUS_REFRESH_SECONDS = 30  # ages move on even when nothing happens
 NO_TIERS = "no tiers configured: add [tiers.NAME] to the config"
+
+
+def tier_columns(count: int, width: int) -> int:
+    """How many tier cards a row holds: as many as fit ``width`` (at least CARD_MIN_WIDTH
+    each), then as few as keep the rows even: four cards sit 4 in a row or 2x2, never 3+1."""
+    if count <= 1:
+        return 1
+    fit = max(1, min(count, width // CARD_MIN_WIDTH))
+    rows = -(-count // fit)
+    return -(-count // rows)
 
 
 class DashboardScreen(Screen[None]):
@@ -121,9 +132,28 @@ class DashboardScreen(Screen[None]):
                 cards.first(TierCard).update_status(status)
             else:
                 box.mount(TierCard(status))
+        self._lay_out_tiers()
         for view in self.query(JobView):
             view.estimates = sizes
         self._show_schedules()
+
+    def on_resize(self, event: Resize) -> None:
+        self._lay_out_tiers(event.size.width)
+
+    def _lay_out_tiers(self, width: int | None = None) -> None:
+        """Even rows of cards for the screen's width; three lines a card when all fit."""
+        box = self.query_one("#tiers", Container)
+        cards = list(box.query(TierCard))
+        width = width if width is not None else self.size.width
+        columns = tier_columns(len(cards), width)
+        box.styles.grid_size_columns = columns
+        self.query_one("#no-tiers", Static).styles.column_span = columns
+        inner = width // columns - CHROME_WIDTH
+        three = all(card.three_line_width() <= inner for card in cards)
+        for card in cards:
+            if card.three_lines != three:
+                card.three_lines = three
+                card.refresh(layout=True)
 
     def _show_schedules(self) -> None:
         report = self.report
