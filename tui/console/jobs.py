@@ -22,6 +22,7 @@ from engine.events import (
 from engine.repo.manifest import utc_now
 
 MAX_LOG_LINES = 2000
+FINAL_STAGES = frozenset({"done", "failed", "cancelled", "skipped"})
 
 
 @dataclass
@@ -31,6 +32,40 @@ class SourceState:
     total: int | None = None
     rate: float = 0.0
     unit: str = "bytes"
+
+    @property
+    def final(self) -> bool:
+        return self.stage in FINAL_STAGES
+
+
+def final_stage(source: str, state: SourceState, finished: JobFinished) -> str:
+    """What a source ended as once its job finished, whatever live stage it last reported:
+    a final stage stays; a source the job's errors name failed; in a cancelled job the rest
+    were cancelled; in a job that went well the rest (a part like the restore's own row) are
+    done; in a failed job a source that never started was skipped, one under way failed."""
+    if state.final:
+        return state.stage
+    if any(failure.source == source for failure in finished.errors):
+        return "failed"
+    if finished.cancelled:
+        return "cancelled"
+    if finished.ok:
+        return "done"
+    return "skipped" if state.stage == "waiting" else "failed"
+
+
+def settle(job: JobState) -> None:
+    """Give every source of a finished job its final stage, and no rate: nothing moves now.
+    A source in the job's scope that never reported gets a row too (cancelled or skipped)."""
+    finished = job.finished
+    if finished is None:
+        return
+    if job.kind in ("backup", "restore"):  # their scope names the rows (a verify is one row)
+        for source in job.scope:
+            job.sources.setdefault(source, SourceState())
+    for source, state in job.sources.items():
+        state.stage = final_stage(source, state, finished)
+        state.rate = 0.0
 
 
 @dataclass
@@ -78,6 +113,7 @@ class JobBoard:
             self.note("lifeboat", "info", f"{event.kind} {event.job_id} started")
         elif isinstance(event, JobFinished):
             job.finished = event
+            settle(job)
             verdict = "cancelled" if event.cancelled else ("finished" if event.ok else "FAILED")
             self.note(
                 "lifeboat", "info" if event.ok else "error", f"{job.kind} {event.job_id} {verdict}"
@@ -105,6 +141,7 @@ class JobBoard:
         job = self.jobs[key]
         if job.finished is None:
             job.finished = JobFinished(job.job_id or key, ok=False)
+            settle(job)
         self.note(job.kind, "error", message)
 
     def running(self) -> list[JobState]:

@@ -1,4 +1,5 @@
-"""One job: its title and, per source, a progress bar with stage, bytes, rate and ETA."""
+"""One job: its title and, per source, a progress bar with stage, bytes, rate and ETA; once
+the job finished, each source's final stage (done, failed, cancelled, skipped) and bytes."""
 
 from __future__ import annotations
 
@@ -13,12 +14,29 @@ from tui.format import eta, human_size
 
 
 def amount(state: SourceState) -> str:
+    """Done of total, and the rate while it moves; a source done shows what it moved."""
+    total = None if state.stage == "done" else state.total
     if state.unit != "bytes":
-        total = f"/{state.total:,}" if state.total else ""
-        return f"{state.done:,}{total} {state.unit}"
-    total = f"/{human_size(state.total)}" if state.total else ""
-    rate = f" {human_size(state.rate)}/s" if state.rate else ""
-    return f"{human_size(state.done)}{total}{rate}"
+        return f"{state.done:,}" + (f"/{total:,}" if total else "") + f" {state.unit}"
+    rate = f" {human_size(state.rate)}/s" if state.rate and not state.final else ""
+    return f"{human_size(state.done)}" + (f"/{human_size(total)}" if total else "") + rate
+
+
+def bar_of(state: SourceState, estimate: int | None) -> ProgressBar:
+    """Full when done; where it stopped when failed, cancelled or skipped; live otherwise."""
+    total = state.total or estimate
+    if state.stage == "done":
+        return ProgressBar(total=1, completed=1)
+    if state.final:
+        return ProgressBar(total=state.total or 1, completed=min(state.done, state.total or 0))
+    if total:
+        return ProgressBar(total=total, completed=min(state.done, total))
+    return ProgressBar(total=None, pulse=True)
+
+
+def info_of(state: SourceState, estimate: int | None) -> str:
+    left = None if state.final else eta(state.done, state.total or estimate, state.rate)
+    return f"{state.stage} · {amount(state)}" + (f" · ETA {left}" if left else "")
 
 
 class JobView(Widget, can_focus=True):
@@ -51,15 +69,6 @@ class JobView(Widget, can_focus=True):
         grid.add_column(ratio=1)
         grid.add_column(no_wrap=True, overflow="ellipsis", ratio=2)
         for source, state in job.sources.items():
-            total = state.total or self.estimates.get(source)
-            finished = state.stage in ("done", "failed")
-            if finished:
-                bar = ProgressBar(total=1, completed=1)
-            elif total:
-                bar = ProgressBar(total=total, completed=min(state.done, total))
-            else:
-                bar = ProgressBar(total=None, pulse=True)
-            left = eta(state.done, total, state.rate)
-            info = f"{state.stage} · {amount(state)}" + (f" · ETA {left}" if left else "")
-            grid.add_row(source, bar, info)
+            estimate = self.estimates.get(source)
+            grid.add_row(source, bar_of(state, estimate), info_of(state, estimate))
         return Group(title, grid)
