@@ -96,7 +96,8 @@ class PlanPane(Vertical):
         yield Static(id="plan-text")
         yield TickList(id="plan-sources")
         yield Input(id="plan-globs", placeholder="mongo namespaces, e.g. app.mod_x_*")
-        yield Static(id="plan-notes", classes="hint")
+        with VerticalScroll(id="plan-notes-scroll"):  # long notes scroll, with a scrollbar
+            yield Static(id="plan-notes", classes="hint")
 
     def show(self, state: WizardState) -> None:
         plan = state.recommendation
