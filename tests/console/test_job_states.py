@@ -30,6 +30,8 @@ def board_with(kind: str, scope: tuple[str, ...], *events: object) -> JobBoard:
         ("restoring", JobFinished("j", ok=False), "failed"),
         ("waiting", JobFinished("j", ok=False), "skipped"),
         ("waiting", JobFinished("j", ok=False, cancelled=True), "cancelled"),
+        ("validating", JobFinished("j", ok=True), "checked"),
+        ("validating", JobFinished("j", ok=False), "failed"),
     ],
 )
 def test_final_stage(stage: str, finished: JobFinished, expected: str) -> None:
@@ -82,6 +84,17 @@ def test_a_cancelled_backup_keeps_its_bytes_and_loses_its_rate() -> None:
     db = sources["db"]
     assert db.rate == 0.0
     assert info_of(db, estimate=10_000_000) == "cancelled · 7.1 MiB"
+
+
+def test_a_restore_that_only_checked_restored_nothing() -> None:
+    board = board_with(
+        "restore",
+        ("db", "files"),
+        StageChanged("restore", "validating"),
+        JobFinished("job-1", ok=True),
+    )
+    stages = {name: state.stage for name, state in board.jobs["k"].sources.items()}
+    assert stages == {"restore": "checked"}
 
 
 def test_a_worker_error_settles_the_rows_too() -> None:

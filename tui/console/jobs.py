@@ -22,7 +22,10 @@ from engine.events import (
 from engine.repo.manifest import utc_now
 
 MAX_LOG_LINES = 2000
-FINAL_STAGES = frozenset({"done", "failed", "cancelled", "skipped"})
+FINAL_STAGES = frozenset({"done", "failed", "cancelled", "skipped", "checked"})
+# A live stage a job that went well ends on, and what it then was: a restore that only ran its
+# checks (the wizard's Checks step) ends validating; it restored nothing, so it is not "done".
+ENDED_AS = {"validating": "checked"}
 
 
 @dataclass
@@ -42,7 +45,8 @@ def final_stage(source: str, state: SourceState, finished: JobFinished) -> str:
     """What a source ended as once its job finished, whatever live stage it last reported:
     a final stage stays; a source the job's errors name failed; in a cancelled job the rest
     were cancelled; in a job that went well the rest (a part like the restore's own row) are
-    done; in a failed job a source that never started was skipped, one under way failed."""
+    done (or checked: a restore that only validated); in a failed job a source that never
+    started was skipped, one under way failed."""
     if state.final:
         return state.stage
     if any(failure.source == source for failure in finished.errors):
@@ -50,17 +54,20 @@ def final_stage(source: str, state: SourceState, finished: JobFinished) -> str:
     if finished.cancelled:
         return "cancelled"
     if finished.ok:
-        return "done"
+        return ENDED_AS.get(state.stage, "done")
     return "skipped" if state.stage == "waiting" else "failed"
 
 
 def settle(job: JobState) -> None:
     """Give every source of a finished job its final stage, and no rate: nothing moves now.
-    A source in the job's scope that never reported gets a row too (cancelled or skipped)."""
+    A source in the scope of a backup, or of a restore that reached its steps, that never
+    reported gets a row too (cancelled or skipped). A verify reports as one row, and a restore
+    that only ran its checks touched none of its sources."""
     finished = job.finished
     if finished is None:
         return
-    if job.kind in ("backup", "restore"):  # their scope names the rows (a verify is one row)
+    reached = any(source in job.sources for source in job.scope)
+    if job.kind == "backup" or (job.kind == "restore" and reached):
         for source in job.scope:
             job.sources.setdefault(source, SourceState())
     for source, state in job.sources.items():
