@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 from consoles import console, status_shown
-from helpers import stored_backup
+from helpers import command_source, make_config, stored_backup
+from sshd import SSHTestServer
 from textual.containers import VerticalScroll
 from textual.geometry import Region
 from textual.widgets import Static
 from timing import pilot_until
-from wizard_pilot import choose, shown
+from wizard_pilot import choose, run_checks, settle, shown
 
 from engine.config.load import parse_config
 from engine.config.model import Config
@@ -155,3 +156,52 @@ async def test_the_etcd_plan_notes_scroll_at_80x24(tmp_path: Path) -> None:
         await pilot.press("end")
         await pilot_until(pilot, lambda: notes.scroll_y == notes.max_scroll_y > 0, "the end")
         assert isinstance(app.screen_stack[0], DashboardScreen)
+
+
+async def test_a_finished_restore_shows_every_row_done(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    """The restore's own row ("restoring" while it ran) and the safety backup's end as done."""
+    target = tmp_path / "restored.dump"
+    target.write_bytes(b"what was there before\n")
+    config = make_config(
+        asyncssh_server,
+        tmp_path / "repo",
+        command_source("db", ["cat", str(target)], ["dd", f"of={target}", "status=none"]),
+    )
+    repo = Repository.open(config.repository.path)
+    stored_backup(repo, datetime.now(UTC), {"db": b"INSERT 1;\n" * 500}, "nightly")
+    app = console(config, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await status_shown(pilot)
+        await pilot.press("r")
+        wizard = app.screen
+        assert isinstance(wizard, RestoreWizard)
+        await choose(pilot, wizard, "other")
+        await pilot.press("ctrl+n", "enter")  # plan, then the default backup
+        await run_checks(app, pilot, wizard)
+        await pilot.press("enter", *"h1", "enter")  # Continue, then confirm
+        await settle(app, pilot)
+        assert wizard.state.step is Step.DONE
+        checks, restore = [job for job in app.board.jobs.values() if job.kind == "restore"]
+        checked = {name: state.stage for name, state in checks.sources.items()}
+        assert checked == {"restore": "checked", "verify": "done"}  # the checksums, read
+        assert restore.finished is not None
+        assert restore.finished.ok
+        stages = {name: state.stage for name, state in restore.sources.items()}
+        assert stages == {
+            "restore": "done",
+            "verify": "done",
+            "db (safety backup)": "done",
+            "db": "done",
+        }
+        await pilot.press("escape")
+        dashboard = app.screen
+        assert isinstance(dashboard, DashboardScreen)
+        await pilot_until(pilot, lambda: bool(dashboard.query(f"#job-{restore.key}")), "the job")
+        text = shown(dashboard, f"#job-{restore.key}")
+        assert "restoring" not in text
+        assert "done · 0 B" in text  # the restore's own row: done, no rate
+        rows = text.splitlines()[1:]
+        assert [row[:12].strip() for row in rows] == ["restore", "verify", "db (safety …", "db"]
+        assert rows[-1].endswith("done · 4.9 KiB")  # the backup's bytes, restored
