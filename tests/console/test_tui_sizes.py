@@ -90,8 +90,16 @@ async def test_every_tier_card_is_whole_and_on_screen(
             assert widest <= card.content_size.width, f"{card.id} cut at {size}"
         rows = Counter(card.region.y for card in cards)
         assert len(set(rows.values())) == 1, f"uneven rows {sorted(rows.values())} at {size}"
+        box = dashboard.query_one("#tiers")
+        assert all(box.region.contains_region(card.region) for card in cards)  # none cut
         assert dashboard.scroll_y == 0
-        assert dashboard.query_one(LogPane).region.bottom <= size[1] - 1  # above the footer
+        assert min(rows) == 1  # the first row right under the header
+        if (size, age) == ((60, 20), timedelta(hours=30)):  # four-line cards: it scrolls
+            assert dashboard.max_scroll_y > 0
+            assert dashboard.show_vertical_scrollbar
+        else:  # everything fits: the log above the footer
+            assert dashboard.max_scroll_y == 0
+            assert dashboard.query_one(LogPane).region.bottom <= size[1] - 1
 
 
 async def test_the_log_has_room_at_80x24(tmp_path: Path) -> None:
