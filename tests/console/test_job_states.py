@@ -86,15 +86,19 @@ def test_a_cancelled_backup_keeps_its_bytes_and_loses_its_rate() -> None:
     assert info_of(db, estimate=10_000_000) == "cancelled · 7.1 MiB"
 
 
-def test_a_restore_that_only_checked_restored_nothing() -> None:
+@pytest.mark.parametrize(
+    ("kind", "ok", "expected"),
+    [("check", True, "checked"), ("check", False, "failed"), ("restore", False, "failed")],
+)  # the checks alone, passed or not, and a restore its checks refused
+def test_checks_alone_restored_nothing(kind: str, ok: bool, expected: str) -> None:
     board = board_with(
-        "restore",
+        kind,
         ("db", "files"),
         StageChanged("restore", "validating"),
-        JobFinished("job-1", ok=True),
+        JobFinished("job-1", ok=ok),
     )
     stages = {name: state.stage for name, state in board.jobs["k"].sources.items()}
-    assert stages == {"restore": "checked"}
+    assert stages == {"restore": expected}
 
 
 def test_a_worker_error_settles_the_rows_too() -> None:

@@ -191,7 +191,8 @@ async def test_a_finished_restore_shows_every_row_done(
         await pilot.press("enter", *"h1", "enter")  # Continue, then confirm
         await settle(app, pilot)
         assert wizard.state.step is Step.DONE
-        checks, restore = [job for job in app.board.jobs.values() if job.kind == "restore"]
+        (checks,) = [job for job in app.board.jobs.values() if job.kind == "check"]
+        (restore,) = [job for job in app.board.jobs.values() if job.kind == "restore"]
         checked = {name: state.stage for name, state in checks.sources.items()}
         assert checked == {"restore": "checked", "verify": "done"}  # the checksums, read
         assert restore.finished is not None

@@ -23,8 +23,8 @@ from engine.repo.manifest import utc_now
 
 MAX_LOG_LINES = 2000
 FINAL_STAGES = frozenset({"done", "failed", "cancelled", "skipped", "checked"})
-# A live stage a job that went well ends on, and what it then was: a restore that only ran its
-# checks (the wizard's Checks step) ends validating; it restored nothing, so it is not "done".
+# A live stage a job that went well ends on, and what it then was: a restore's checks alone (a
+# "check" job, the wizard's Checks step) end validating; they restored nothing: not "done".
 ENDED_AS = {"validating": "checked"}
 
 
@@ -45,7 +45,7 @@ def final_stage(source: str, state: SourceState, finished: JobFinished) -> str:
     """What a source ended as once its job finished, whatever live stage it last reported:
     a final stage stays; a source the job's errors name failed; in a cancelled job the rest
     were cancelled; in a job that went well the rest (a part like the restore's own row) are
-    done (or checked: a restore that only validated); in a failed job a source that never
+    done (or checked, after the checks alone); in a failed job a source that never
     started was skipped, one under way failed."""
     if state.final:
         return state.stage
@@ -61,8 +61,8 @@ def final_stage(source: str, state: SourceState, finished: JobFinished) -> str:
 def settle(job: JobState) -> None:
     """Give every source of a finished job its final stage, and no rate: nothing moves now.
     A source in the scope of a backup, or of a restore that reached its steps, that never
-    reported gets a row too (cancelled or skipped). A verify reports as one row, and a restore
-    that only ran its checks touched none of its sources."""
+    reported gets a row too (cancelled or skipped). A verify reports as one row; a restore's
+    checks (a "check" job, or a restore they refused) touch none of its sources."""
     finished = job.finished
     if finished is None:
         return
