@@ -183,7 +183,7 @@ class DashboardScreen(Screen[None]):
                 view.remove()
         for job in jobs:
             if job.key in shown:
-                shown[job.key].refresh(layout=True)  # rows may have come (or settled)
+                shown[job.key].refresh()
             else:
                 box.mount(JobView(job, self._sizes), before=0)
         self.query_one(LogPane).show(board.log, board.logged)

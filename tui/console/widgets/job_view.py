@@ -3,10 +3,13 @@ the job finished, each source's final stage (done, failed, cancelled, skipped) a
 
 from __future__ import annotations
 
+from typing import Self
+
 from rich.console import Group, RenderableType
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
+from textual.geometry import Region
 from textual.widget import Widget
 
 from tui.console.jobs import JobState, SourceState
@@ -51,6 +54,21 @@ class JobView(Widget, can_focus=True):
         super().__init__(id=f"job-{job.key}")
         self.job = job
         self.estimates = estimates  # source -> size of its previous backup, for the ETA
+        self._rows = len(job.sources)
+
+    def refresh(
+        self,
+        *regions: Region,
+        repaint: bool = True,
+        layout: bool = False,
+        recompose: bool = False,
+    ) -> Self:
+        """Repaint; and lay out again when rows came (or settled in) since the last time: the
+        view is as tall as its rows, whoever asks it to show its job again."""
+        if len(self.job.sources) != self._rows:
+            self._rows = len(self.job.sources)
+            layout = True
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
     def render(self) -> RenderableType:
         job = self.job
