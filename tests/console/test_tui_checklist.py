@@ -83,9 +83,17 @@ async def answer(pilot: Pilot[None], app: App[object], text: str) -> TextModal:
 
 
 async def now_showing(pilot: Pilot[None], kind: type[object]) -> object:
-    """Wait for a screen of ``kind`` (a run or the picker opens from a worker); return it."""
+    """Wait for a screen of ``kind`` (a run or the picker opens from a worker), composed and
+    mounted; return it. (On a busy machine a pushed screen may still be empty.)"""
     app = pilot.app
-    await pilot_until(pilot, lambda: isinstance(app.screen, kind), f"a {kind.__name__}")
+    await pilot_until(
+        pilot,
+        lambda: (
+            isinstance(app.screen, kind) and app.screen.is_mounted and bool(app.screen.children)
+        ),
+        f"a {kind.__name__}",
+    )
+    await pilot.pause()
     return app.screen
 
 
