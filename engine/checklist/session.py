@@ -25,6 +25,7 @@ from typing import Any
 from engine.checklist.items import ItemContext, check_item
 from engine.checklist.model import Loaded, ManualItem, checklists_for
 from engine.checklist.run import (
+    NOT_APPLICABLE,
     ChecklistRun,
     ItemState,
     SignOff,
@@ -136,8 +137,9 @@ class ChecklistSession:
     # -- automatic items -------------------------------------------------------------------
 
     def automatic_ids(self) -> list[str]:
-        """The checklist's automatic items that this run has, in the checklist's order."""
-        present = {state.id for state in self.run.items}
+        """The checklist's automatic items that this run has and that apply to it, in the
+        checklist's order."""
+        present = {state.id for state in self.run.items if state.status != NOT_APPLICABLE}
         return [
             item.id
             for item in self.loaded.checklist.items
@@ -242,6 +244,7 @@ class ChecklistSession:
                     checklist=run.checklist,
                     backup=run.backup,
                     waived=[f"{i.id}: {i.waiver}" for i in run.items if i.status == "waived"],
+                    not_applicable=[i.id for i in run.items if i.status == NOT_APPLICABLE],
                     client=ssh_client,
                 )
             except BaseException:
