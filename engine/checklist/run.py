@@ -140,7 +140,7 @@ def waive(run: ChecklistRun, item_id: str, reason: str) -> ItemState:
         raise UsageError(f"{item_id}: a waiver needs a written reason")
     state = run.state(item_id)
     if state.status == NOT_APPLICABLE:
-        raise UsageError(f"{item_id} is {state.detail}: there is nothing to waive")
+        raise UsageError(f"{item_id}: {state.detail}; there is nothing to waive")
     state.status, state.waiver, state.at = "waived", reason.strip(), now_text()
     return state
 

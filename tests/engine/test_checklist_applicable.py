@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from checklists import checklists_toml, item, write_checklist
+from cli_run import lifeboat, write_config
 from etcd_server import EtcdServer
 from helpers import EventLog, config_text
 from sshd import SSHTestServer
@@ -189,3 +190,47 @@ async def test_etcd_health_reports_the_member_through_the_tunnel(
     assert gone.status == "failed"
     assert gone.detail
     assert gone.evidence == []
+
+
+# -- the CLI ---------------------------------------------------------------------------------
+
+
+async def test_cli_run_restored_leaves_out_items_of_other_sources(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    path = write_checklist(
+        tmp_path,
+        "t",
+        item("command", "up", host="h1", argv=["echo", "READY"], stdout="READY"),
+        item("etcd_keys", "keys", source="kv"),
+    )
+    sources = '[sources.kv]\nkind = "etcd"\nhost = "h1"\nendpoint = "127.0.0.1:1"\n'
+    sources += '[sources.conf]\nkind = "files"\nhost = "h1"\npaths = ["/etc/hostname"]\n'
+    text = config_text(asyncssh_server, tmp_path / "repo", sources) + checklists_toml([path])
+    config_path = write_config(tmp_path / "lifeboat.toml", text)
+
+    unknown = await lifeboat("checklist", "run", "t", "--restored", "nope", "--non-interactive",
+                             config=config_path)  # fmt: skip
+    assert unknown.rc == 2
+    assert "--restored: no source 'nope'; sources: conf, kv" in unknown.stderr
+
+    restored = await lifeboat("checklist", "run", "t", "--restored", "conf", "--non-interactive",
+                              config=config_path)  # fmt: skip
+    assert restored.rc == 0, restored.stderr
+    assert "PASSED        up: `echo READY` exited 0" in restored.stdout
+    assert (
+        "N/A           keys: not applicable: kv was not restored (the restore was of conf)"
+        in restored.stdout
+    )
+    run_id = re.search(r"^run (\S+) saved", restored.stdout, re.M)
+    assert run_id is not None
+    report = await lifeboat("checklist", "export", run_id[1], config=config_path)
+    assert "- Restored: conf\n" in report.stdout
+    assert "| Check keys | N/A | not applicable: kv was not restored" in report.stdout
+    signed = await lifeboat("checklist", "sign-off", run_id[1], config=config_path)
+    assert signed.rc == 0, signed.stderr
+
+    # Without --restored, every item runs: the etcd one fails (nothing listens there).
+    everything = await lifeboat("checklist", "run", "t", "--non-interactive", config=config_path)
+    assert everything.rc == 1
+    assert "required item(s) failed: keys" in everything.stderr

@@ -124,7 +124,10 @@ def items_table(run: ChecklistRun, width: int = 100) -> str:
         optional = "" if item.required else " (optional)"
         detail = item.waiver and f"waived: {item.waiver}" or item.note or item.detail
         head = f"{RESULT_WORDS.get(item.status, item.status):<13} {item.id}{optional}: "
-        lines += textwrap.wrap(head + detail, width, subsequent_indent=" " * 14) or [head]
+        wrapped = textwrap.wrap(
+            head + detail, width, subsequent_indent=" " * 14, break_on_hyphens=False
+        )
+        lines += wrapped or [head]
     if run.signoff:
         lines.append(f"signed off by {run.signoff.operator} at {run.signoff.at}")
     return "\n".join(lines)

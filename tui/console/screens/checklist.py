@@ -256,7 +256,7 @@ class ChecklistScreen(Screen[None]):
             self.notify(f"{state.id} is done: there is nothing to waive", markup=False)
             return
         if state.status == NOT_APPLICABLE:
-            self.notify(f"{state.id}: {state.detail}: there is nothing to waive", markup=False)
+            self.notify(f"{state.id}: {state.detail}; there is nothing to waive", markup=False)
             return
         detail = f": {state.detail}" if state.detail else ""
         question = wrapped(
