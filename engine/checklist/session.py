@@ -156,9 +156,10 @@ class ChecklistSession:
     def check(
         self, only: Iterable[str] | None = None, changed: Changed = _unheard
     ) -> Coroutine[Any, Any, None]:
-        """Run the automatic items (all, or ``only`` these ids) concurrently, each within its
-        timeout: await what this returns. A signed-off run, or an item being checked already,
-        is refused here, before anything runs. ``changed`` hears every state change; each
+        """Run the automatic items that apply (all, or ``only`` these ids; an item that is not
+        applicable is never run) concurrently, each within its timeout: await what this
+        returns. A signed-off run, or an item being checked already, is refused here, before
+        anything runs. ``changed`` hears every state change; each
         result is saved as it comes, and items a cancellation stops are saved as not run."""
         self.ensure_open()
         wanted = set(only) if only is not None else None

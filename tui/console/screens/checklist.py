@@ -5,9 +5,10 @@ export.
 The run is a :class:`~engine.checklist.session.ChecklistSession`: it checks, saves and audits;
 this screen asks and shows (``tui.console.widgets.checklist_view`` draws it). A new run starts
 its automatic items as soon as it opens (in a worker, on the console's own event loop); a
-resumed run waits for ``a`` or ``A``. Every save and export is written in a thread, off the
-event loop. ``open_checklist`` starts a run or offers the runs left open
-(``tui.console.screens.checklist_open``).
+resumed run waits for ``a`` or ``A``. Items that do not apply to the restore the run
+validates are dimmed with their reason, never run, and need no waiver. Every save and export
+is written in a thread, off the event loop. ``open_checklist`` starts a run or offers the runs
+left open (``tui.console.screens.checklist_open``).
 """
 
 from __future__ import annotations
