@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from engine.checklist.model import (
     CommandItem,
+    EtcdHealthItem,
     EtcdKeysItem,
     HttpItem,
     Item,
@@ -30,6 +31,7 @@ from engine.errors import describe_error
 from engine.mongo_archive.names import matches_any
 from engine.remote.ssh import ConnectionPool
 from engine.repo.manifest import Manifest
+from engine.sizes import human_size
 from engine.sources import make_source
 from engine.sources.etcd import EtcdSource
 from engine.sources.mongo.source import MongoSource
@@ -213,6 +215,52 @@ async def _etcd_keys(item: Any, ctx: ItemContext) -> Outcome:
     return Outcome(count == expected, line, (line,))
 
 
+@dataclass(frozen=True)
+class _MemberStatus:
+    member: int
+    leader: int
+    version: str
+    db_size: int
+    raft_index: int
+    raft_term: int
+
+
+def _member_status(client: Any) -> _MemberStatus:
+    from etcd3 import etcdrpc
+
+    call = {"credentials": client.call_credentials, "metadata": client.metadata}
+    status = client.maintenancestub.Status(etcdrpc.StatusRequest(), client.timeout, **call)
+    return _MemberStatus(
+        member=int(status.header.member_id),
+        leader=int(status.leader),
+        version=str(status.version),
+        db_size=int(status.dbSize),
+        raft_index=int(status.raftIndex),
+        raft_term=int(status.raftTerm),
+    )
+
+
+async def _etcd_health(item: Any, ctx: ItemContext) -> Outcome:
+    assert isinstance(item, EtcdHealthItem)
+    source = make_source(ctx.config, item.source)
+    assert isinstance(source, EtcdSource)
+    host = await ctx.pool.get(source.config.host)
+    status = await source.with_client(host, _member_status, item.timeout)
+    evidence = (
+        f"version {status.version}",
+        f"member {status.member:x}, leader {status.leader:x}"
+        if status.leader
+        else f"member {status.member:x}, no leader",
+        f"db size {human_size(status.db_size)} ({status.db_size} bytes)",
+        f"raft index {status.raft_index}, term {status.raft_term}",
+    )
+    where = f"etcd {status.version} at {source.config.endpoint}"
+    if not status.leader:
+        return Outcome(False, f"{where} answers but has no leader", evidence)
+    role = "the leader" if status.leader == status.member else f"leader {status.leader:x}"
+    return Outcome(True, f"{where} is healthy ({role})", evidence)
+
+
 # -- command -------------------------------------------------------------------------------
 
 
@@ -239,5 +287,6 @@ RUNNERS: dict[str, Runner] = {
     "mongo_count": _mongo_count,
     "mongo_query": _mongo_query,
     "etcd_keys": _etcd_keys,
+    "etcd_health": _etcd_health,
     "command": _command,
 }

@@ -4,18 +4,24 @@ A file holds one checklist: ``name``, ``title`` and ``[[items]]``. Item kinds: `
 optionally reached through an SSH tunnel from a host; expected status; body substring),
 ``mongo_count`` (a namespace glob whose counts equal the backup's, or are at least ``min``),
 ``mongo_query`` (filter, sort, limit: at least ``min`` rows, shown), ``etcd_keys`` (a prefix's
-key count, equal to the backup's for the whole keyspace, or at least ``min``), ``command`` (a
-remote argv that must exit 0, optional stdout regex) and ``manual`` (an instruction ticked
-with a note). Strings may name ``{values}`` from ``[checklists.values]`` in the config, so the
-built-in checklist takes its hosts and URLs from there; an item whose value is not set is
-reported as not configured when it runs (and can be waived).
+key count, equal to the backup's for the whole keyspace, or at least ``min``), ``etcd_health``
+(the member answers a Status call and has a leader), ``command`` (a remote argv that must
+exit 0, optional stdout regex) and ``manual`` (an instruction ticked with a note). Strings may
+name ``{values}`` from ``[checklists.values]`` in the config, so the built-in checklist takes
+its hosts and URLs from there; an item whose value is not set is reported as not configured
+when it runs (and can be waived).
+
+An item bound to a source (one with ``source``) checks that source. When a run validates a
+restore, an item whose source was not restored (or whose source value is not set) is not
+applicable (``not_applicable``): it does not run and does not hold the sign-off. Items
+without a source (http, command, manual) always apply.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -30,7 +36,12 @@ from engine.errors import ConfigError
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ONE_NAMESPACE = re.compile(r"[^.*?\[]+\.[^*?\[]+")
-SOURCE_KIND_OF_ITEM = {"mongo_count": "mongo", "mongo_query": "mongo", "etcd_keys": "etcd"}
+SOURCE_KIND_OF_ITEM = {
+    "mongo_count": "mongo",
+    "mongo_query": "mongo",
+    "etcd_keys": "etcd",
+    "etcd_health": "etcd",
+}
 
 
 class _Item(BaseModel):
@@ -78,6 +89,11 @@ class EtcdKeysItem(_Item):
     """At least this many keys; without it (whole keyspace only), as many as in the backup."""
 
 
+class EtcdHealthItem(_Item):
+    kind: Literal["etcd_health"]
+    source: NonEmptyStr
+
+
 class CommandItem(_Item):
     kind: Literal["command"]
     host: NonEmptyStr
@@ -103,7 +119,13 @@ class ManualItem(_Item):
 
 
 Item = Annotated[
-    HttpItem | MongoCountItem | MongoQueryItem | EtcdKeysItem | CommandItem | ManualItem,
+    HttpItem
+    | MongoCountItem
+    | MongoQueryItem
+    | EtcdKeysItem
+    | EtcdHealthItem
+    | CommandItem
+    | ManualItem,
     Field(discriminator="kind"),
 ]
 
@@ -166,6 +188,22 @@ def load_checklists(
     if problems:
         raise ConfigError(problems)
     return found
+
+
+def not_applicable(item: Item, restored: Collection[str]) -> str | None:
+    """Why ``item`` does not apply to a run that validates a restore of ``restored`` (the
+    source names), or None when it applies. Only an item bound to a source can fail to apply:
+    when its source is not among the restored ones, or its ``{value}`` for the source is not
+    set. A run that validates no restore (``restored`` empty) runs every item."""
+    source = getattr(item, "source", None)
+    if not restored or not isinstance(source, str) or source in restored:
+        return None
+    was = f"the restore was of {', '.join(restored)}"
+    unset = PLACEHOLDER.findall(source)
+    if unset:
+        names = ", ".join(f"checklists.values.{name}" for name in unset)
+        return f"not applicable: its source ({names}) is not set; {was}"
+    return f"not applicable: {source} was not restored ({was})"
 
 
 def _declared_name(text: str) -> object:

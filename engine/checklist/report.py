@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from engine.checklist.run import ChecklistRun
+from engine.checklist.run import NOT_APPLICABLE, ChecklistRun
 from engine.repo.manifest import Manifest
 
 RESULT_WORDS = {
@@ -14,6 +14,7 @@ RESULT_WORDS = {
     "waived": "WAIVED",
     "pending": "not run",
     "running": "not finished",
+    "not_applicable": "N/A",
 }
 
 
@@ -35,9 +36,14 @@ def to_markdown(run: ChecklistRun, manifest: Manifest | None = None) -> str:
     if run.restore:
         restored = ", ".join(run.restore.get("sources", []))
         where = run.restore.get("target") or ", ".join(run.restore.get("hosts", []))
-        lines.append(f"- Restored: {restored} onto {where}")
+        lines.append(f"- Restored: {restored}" + (f" onto {where}" if where else ""))
         if run.restore.get("safety_backup"):
             lines.append(f"- State before the restore: backup `{run.restore['safety_backup']}`")
+    skipped = [item.id for item in run.items if item.status == NOT_APPLICABLE]
+    if skipped:
+        lines.append(
+            f"- Not applicable (bound to sources not restored, not run): {', '.join(skipped)}"
+        )
     lines += ["", "| Item | Result | Detail |", "|---|---|---|"]
     for item in run.items:
         required = "" if item.required else " (optional)"
@@ -51,7 +57,10 @@ def to_markdown(run: ChecklistRun, manifest: Manifest | None = None) -> str:
         when = f", {item.seconds:g} s" if item.seconds is not None else ""
         lines.append(f"### {item.title}")
         lines.append("")
-        lines.append(f"{RESULT_WORDS.get(item.status, item.status)}{when} at {item.at or '-'}")
+        if item.status == NOT_APPLICABLE:
+            lines.append("N/A: not run")
+        else:
+            lines.append(f"{RESULT_WORDS.get(item.status, item.status)}{when} at {item.at or '-'}")
         for label, text in (("Note", item.note), ("Waiver", item.waiver), ("Detail", item.detail)):
             if text:
                 lines.append(f"{label}: {text}")

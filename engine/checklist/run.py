@@ -1,9 +1,11 @@
 """A checklist run as data: item states, ticks, waivers, the sign-off, and its storage.
 
 A run is kept in ``checklists/<run-id>.json`` in the repository, linked to the backup it
-validates (and the restore, when a restore started it). Sign-off is allowed only when every
-required item passed, was ticked, or was waived with a written reason; it records who, from
-which host and SSH client, and when. ``engine.checklist.session`` sequences a run (checks,
+validates (and the restore, when a restore started it). An item bound to a source the restore
+did not restore is not applicable from the start (``NOT_APPLICABLE``, the reason in its
+detail): it is not run and needs nothing. Sign-off is allowed only when every other required
+item passed, was ticked, or was waived with a written reason; it records who, from which host
+and SSH client, and when. ``engine.checklist.session`` sequences a run (checks,
 saves, audits); this module only changes it in memory, saves and reads it.
 """
 
@@ -14,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.checklist.model import Loaded, ManualItem
+from engine.checklist.model import Loaded, ManualItem, not_applicable
 from engine.errors import LifeboatError, UsageError
 from engine.repo.atomic import atomic_write, make_private_dir
 from engine.repo.manifest import iso_z, utc_now
@@ -22,6 +24,7 @@ from engine.repo.repository import Repository, new_backup_id
 
 RUNS_DIR = "checklists"
 DONE = frozenset({"passed", "ticked", "waived"})
+NOT_APPLICABLE = "not_applicable"  # bound to a source the validated restore did not restore
 RESUMABLE = 10  # unsigned runs offered to resume, newest first
 RUNS_SCANNED = 200  # stored runs read to find them
 
@@ -32,7 +35,7 @@ class ItemState:
     title: str
     kind: str
     required: bool
-    status: str = "pending"  # pending, running, passed, failed, ticked, waived
+    status: str = "pending"  # pending, running, passed, failed, ticked, waived, not_applicable
     detail: str = ""
     evidence: list[str] = field(default_factory=list)
     note: str = ""
@@ -67,8 +70,18 @@ class ChecklistRun:
         raise UsageError(f"no item {item_id!r}; items: {', '.join(i.id for i in self.items)}")
 
     def blocking(self) -> list[ItemState]:
-        """Required items that neither passed, nor were ticked, nor waived."""
-        return [item for item in self.items if item.required and item.status not in DONE]
+        """Required items that neither passed, nor were ticked, nor waived (items that are
+        not applicable never block)."""
+        return [
+            item
+            for item in self.items
+            if item.required and item.status not in DONE and item.status != NOT_APPLICABLE
+        ]
+
+    def restored_sources(self) -> list[str]:
+        """The sources the restore this run validates restored (none: not a restore's run)."""
+        sources = (self.restore or {}).get("sources") or []
+        return [str(source) for source in sources]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,8 +100,10 @@ def now_text() -> str:
 def new_run(
     loaded: Loaded, backup: str | None = None, restore: dict[str, Any] | None = None
 ) -> ChecklistRun:
+    """A new run; when it validates a restore (``restore["sources"]``), each item bound to a
+    source that was not restored is not applicable from the start."""
     checklist = loaded.checklist
-    return ChecklistRun(
+    run = ChecklistRun(
         id=new_backup_id(),
         checklist=checklist.name,
         title=checklist.title,
@@ -99,6 +114,12 @@ def new_run(
             ItemState(item.id, item.title, item.kind, item.required) for item in checklist.items
         ],
     )
+    restored = run.restored_sources()
+    for item, state in zip(checklist.items, run.items, strict=True):
+        reason = not_applicable(item, restored)
+        if reason is not None:
+            state.status, state.detail = NOT_APPLICABLE, reason
+    return run
 
 
 def tick(run: ChecklistRun, loaded: Loaded, item_id: str, note: str) -> ItemState:
@@ -118,6 +139,8 @@ def waive(run: ChecklistRun, item_id: str, reason: str) -> ItemState:
     if not reason.strip():
         raise UsageError(f"{item_id}: a waiver needs a written reason")
     state = run.state(item_id)
+    if state.status == NOT_APPLICABLE:
+        raise UsageError(f"{item_id}: {state.detail}; there is nothing to waive")
     state.status, state.waiver, state.at = "waived", reason.strip(), now_text()
     return state
 

@@ -25,6 +25,7 @@ from typing import Any
 from engine.checklist.items import ItemContext, check_item
 from engine.checklist.model import Loaded, ManualItem, checklists_for
 from engine.checklist.run import (
+    NOT_APPLICABLE,
     ChecklistRun,
     ItemState,
     SignOff,
@@ -136,8 +137,9 @@ class ChecklistSession:
     # -- automatic items -------------------------------------------------------------------
 
     def automatic_ids(self) -> list[str]:
-        """The checklist's automatic items that this run has, in the checklist's order."""
-        present = {state.id for state in self.run.items}
+        """The checklist's automatic items that this run has and that apply to it, in the
+        checklist's order."""
+        present = {state.id for state in self.run.items if state.status != NOT_APPLICABLE}
         return [
             item.id
             for item in self.loaded.checklist.items
@@ -154,9 +156,10 @@ class ChecklistSession:
     def check(
         self, only: Iterable[str] | None = None, changed: Changed = _unheard
     ) -> Coroutine[Any, Any, None]:
-        """Run the automatic items (all, or ``only`` these ids) concurrently, each within its
-        timeout: await what this returns. A signed-off run, or an item being checked already,
-        is refused here, before anything runs. ``changed`` hears every state change; each
+        """Run the automatic items that apply (all, or ``only`` these ids; an item that is not
+        applicable is never run) concurrently, each within its timeout: await what this
+        returns. A signed-off run, or an item being checked already, is refused here, before
+        anything runs. ``changed`` hears every state change; each
         result is saved as it comes, and items a cancellation stops are saved as not run."""
         self.ensure_open()
         wanted = set(only) if only is not None else None
@@ -242,6 +245,7 @@ class ChecklistSession:
                     checklist=run.checklist,
                     backup=run.backup,
                     waived=[f"{i.id}: {i.waiver}" for i in run.items if i.status == "waived"],
+                    not_applicable=[i.id for i in run.items if i.status == NOT_APPLICABLE],
                     client=ssh_client,
                 )
             except BaseException:

@@ -4,6 +4,13 @@ It holds SSH keys, a sample data tree, a repository and a config whose only host
 in-process SSH server on 127.0.0.1 (a random port, so the config and known_hosts are
 rewritten at every start). Everything a newcomer sees is real: real SSH, real commands,
 real backups.
+
+The config's ``[checklists.values]`` point the built-in post-restore checklist at the
+sandbox: the controller is the demo host, whose PATH starts with the sandbox's ``bin/`` (the
+sample app's ``prexorctl``, ``engine.demo.app``), the readiness URL is the sample app's
+endpoint the sandbox serves on 127.0.0.1, and the Mongo and etcd sources (with the Mongo
+audit collection) are the demo's own when they run. After a restore, every automatic item
+of that checklist that applies passes.
 """
 
 from __future__ import annotations
@@ -16,11 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine import paths
+from engine.demo.app import serve_readiness, write_prexorctl
 from engine.demo.server import InProcessSSHServer, generate_keys, write_known_hosts
 from engine.demo.services import DemoServices, demo_services
 from engine.repo.atomic import atomic_write, make_private_dir
 
 DEMO_HOST = "demo"
+AUDIT_NAMESPACE = "app.audit_log"  # seeded by engine.demo.services
 DEMO_CERTIFICATE = "-----BEGIN CERTIFICATE-----\nDEMO\n-----END CERTIFICATE-----\n"
 
 
@@ -166,8 +175,19 @@ drill = true
     return text
 
 
-def _drill_checklist(root: Path, services: DemoServices) -> str:
-    """The checklist the demo's drill runs after its restore, and the config that names it."""
+def _checklist_values(services: DemoServices, ready_url: str) -> dict[str, str]:
+    """``[checklists.values]`` for the built-in post-restore checklist, in the sandbox."""
+    values = {"controller": DEMO_HOST, "ready_url": ready_url}
+    if services.mongo_port is not None:
+        values |= {"mongo": "demo-mongo", "audit_namespace": AUDIT_NAMESPACE}
+    if services.etcd_port is not None:
+        values["etcd"] = "demo-etcd"
+    return values
+
+
+def _drill_checklist(root: Path, services: DemoServices, values: dict[str, str]) -> str:
+    """The checklist the demo's drill runs after its restore, and the config that names it
+    (with the built-in checklist's ``values``)."""
     app_toml = root / "data" / "etc" / "app" / "app.toml"
     items = f"""
 [[items]]
@@ -198,8 +218,11 @@ source = "demo-etcd"
     path = root / "drill-checklist.toml"
     text = 'name = "demo-drill"\ntitle = "After the demo drill: is it all back?"\n' + items
     atomic_write(path, text.encode())
+    filled = "".join(f"{name} = {json.dumps(value)}\n" for name, value in values.items())
     return (
         f"\n[checklists]\npaths = [{json.dumps(str(path))}]\n"
+        "\n# The built-in post-restore checklist, pointed at the sandbox.\n"
+        f"[checklists.values]\n{filled}"
         '\n[drill]\nmarkers = 100\nchecklist = "demo-drill"\n'
     )
 
@@ -214,19 +237,22 @@ async def open_sandbox(
     make_private_dir(root)
     keys = generate_keys(root / "keys")
     _write_sample_data(root / "data")
-    server = InProcessSSHServer(keys, authorized_user=paths.login_name())
+    write_prexorctl(root / "bin", root / "data")
+    server = InProcessSSHServer(keys, authorized_user=paths.login_name(), path=[root / "bin"])
     await server.start("127.0.0.1", 0)
     try:
         async with AsyncExitStack() as stack:
+            ready_url = stack.enter_context(serve_readiness(root / "data"))
             services = DemoServices()
             if with_databases:
                 services = await stack.enter_async_context(demo_services(root / "services"))
             write_known_hosts(root / "known_hosts", "127.0.0.1", server.port, keys.host_public_key)
             config_path = root / "lifeboat.toml"
+            values = _checklist_values(services, ready_url)
             text = (
                 _config_text(root, server.port, keys.client_key)
                 + _database_sources(services)
-                + _drill_checklist(root, services)
+                + _drill_checklist(root, services, values)
             )
             atomic_write(config_path, text.encode())
             os.chmod(config_path, 0o600)

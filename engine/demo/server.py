@@ -7,7 +7,8 @@ and local port forwards (``direct-tcpip``) to any address.
 
 It is a test and demo tool, not a hardened server: it listens on loopback by default,
 accepts exactly one client key, and runs commands as the user running it, with its
-environment, from its home directory (as sshd would). No pseudo-terminals.
+environment, from its home directory (as sshd would). ``path`` puts directories first on the
+commands' ``PATH`` (the demo's host finds its ``prexorctl`` there). No pseudo-terminals.
 
 Importable without Textual.
 """
@@ -19,6 +20,7 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,10 +169,18 @@ class InProcessSSHServer:
     The event loop must keep running for the server to serve (async tests, or the demo's loop).
     """
 
-    def __init__(self, keys: SandboxKeys, *, authorized_user: str | None = None) -> None:
-        """``authorized_user``: the only user name accepted (``None``: any name)."""
+    def __init__(
+        self,
+        keys: SandboxKeys,
+        *,
+        authorized_user: str | None = None,
+        path: Sequence[Path] = (),
+    ) -> None:
+        """``authorized_user``: the only user name accepted (``None``: any name); ``path``:
+        directories searched first for the commands run (before this process's ``PATH``)."""
         self._keys = keys
         self._authorized_user = authorized_user
+        self._path = tuple(str(directory) for directory in path)
         self._client_key = asyncssh.read_public_key(keys.client_public_key)
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self._port: int | None = None
@@ -228,6 +238,13 @@ class InProcessSSHServer:
         for child in self._children:
             _kill_process_group(child)
 
+    def _environment(self) -> dict[str, str] | None:
+        """The commands' environment: this process's, with ``path`` first on ``PATH``."""
+        if not self._path:
+            return None
+        inherited = os.environ.get("PATH", os.defpath)
+        return {**os.environ, "PATH": os.pathsep.join((*self._path, inherited))}
+
     async def _handle_session(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
         """Serve one session channel (SFTP never gets here: asyncssh serves it)."""
         task = asyncio.current_task()
@@ -267,6 +284,7 @@ class InProcessSSHServer:
                 stdout=stdout_w,
                 stderr=stderr_w,
                 cwd=_home_directory(),
+                env=self._environment(),
                 start_new_session=True,  # its own process group, so we can kill the whole job
             )
         except OSError as exc:

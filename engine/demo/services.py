@@ -1,8 +1,9 @@
 """Optional databases for the demo sandbox: a real etcd and a MongoDB wire server.
 
 When ``etcd`` is installed, or ``mongod`` / the ``nx-27017`` wire server (a test extra) is, the
-demo starts them on loopback with fresh data in the sandbox, seeds a little, and adds them as
-sources, so a newcomer sees those backups work too. They live as long as the demo does.
+demo starts them on loopback with fresh data in the sandbox, seeds a little (etcd keys; Mongo
+groups, users and an audit log with ``createdAt``), and adds them as sources, so a newcomer
+sees those backups work too. They live as long as the demo does.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -126,11 +128,29 @@ def _wait_for_mongo(port: int) -> None:
                 client.app.groups.insert_many([{"_id": i, "name": f"g{i}"} for i in range(300)])
                 client.app.users.insert_many([{"_id": i, "user": f"u{i}"} for i in range(700)])
                 client.app.users.create_index("user", unique=True)
+                client.app.audit_log.insert_many(_audit_rows(now=time.time()))
+                client.app.audit_log.create_index([("createdAt", -1)])
             return
         except pymongo.errors.PyMongoError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def _audit_rows(now: float, count: int = 120) -> list[dict[str, Any]]:
+    """The sample app's audit log: who did what, one row a minute up to ``now``."""
+    actions = ("group.create", "group.scale", "module.enable", "node.join", "user.login")
+    start = datetime.fromtimestamp(now, UTC).replace(microsecond=0) - timedelta(minutes=count)
+    return [
+        {
+            "_id": i,
+            "createdAt": start + timedelta(minutes=i + 1),
+            "actor": f"u{i % 7}",
+            "action": actions[i % len(actions)],
+            "target": f"group-{i % 200}",
+        }
+        for i in range(count)
+    ]
 
 
 def _mongo_argv(port: int, data: Path) -> list[str] | None:

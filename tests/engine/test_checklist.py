@@ -81,12 +81,17 @@ def make(
 
 
 async def run_checklist(
-    config: Config, name: str = "t", manifest: Manifest | None = None
+    config: Config,
+    name: str = "t",
+    manifest: Manifest | None = None,
+    restored: list[str] | None = None,
 ) -> tuple[ChecklistRun, dict[str, ItemState], list[tuple[str, str]]]:
-    """Run the automatic items of a new run; the run, its items by id, and every state change
-    heard."""
+    """Run the automatic items of a new run (validating a restore of ``restored`` sources,
+    when given); the run, its items by id, and every state change heard."""
     repo = Repository.open(config.repository.path)
-    session = ChecklistSession.start(config, repo, checklists_for(config)[name], manifest)
+    restore = {"sources": restored} if restored is not None else None
+    loaded = checklists_for(config)[name]
+    session = ChecklistSession.start(config, repo, loaded, manifest, restore)
     heard: list[tuple[str, str]] = []
     await session.check(changed=lambda s: heard.append((s.id, s.status)))
     run = session.run
@@ -445,11 +450,18 @@ async def test_the_built_in_post_restore_checklist_runs_against_a_restored_syste
         + checklists_toml([], values)
     )
     manifest = await take_backup(config)
-    run, items, _ = await run_checklist(config, "post-restore", manifest)
+    # A restore of the Mongo source: the etcd items (no etcd value is set) do not apply.
+    run, items, heard = await run_checklist(config, "post-restore", manifest, ["db"])
     assert run.backup == manifest.id
     assert {i: s.status for i, s in items.items() if s.status != "passed"} == {
-        "smoke-deploy": "pending"
+        "etcd-health": "not_applicable",
+        "etcd-keys": "not_applicable",
+        "smoke-deploy": "pending",
     }, {i: s.detail for i, s in items.items()}
+    assert items["etcd-keys"].detail == (
+        "not applicable: its source (checklists.values.etcd) is not set; the restore was of db"
+    )
+    assert not {i for i, _ in heard} & {"etcd-health", "etcd-keys"}  # never run
     assert items["counts"].detail == "4 namespace(s) match the backup's counts"
     assert items["daemons"].evidence == ["node-1  READY"]
     assert items["audit-rows"].detail == "20 row(s) from app.audit (at least 1)"
@@ -566,6 +578,7 @@ BUILT_IN_VALUES = {
     "controller": "h1",
     "ready_url": "http://127.0.0.1:8080/api/v1/system/ready",
     "mongo": "db",
+    "etcd": "kv",
     "audit_namespace": "prexorcloud.audit_log",
 }
 
@@ -577,7 +590,8 @@ def test_the_built_in_post_restore_checklist_loads_with_and_without_values(
     assert bare.checklist.title == "After a restore: is it good?"
     ids = [i.id for i in bare.checklist.items]
     assert ids == [
-        "ready", "status", "groups", "modules", "counts", "audit-rows", "daemons", "smoke-deploy"
+        "ready", "status", "groups", "modules", "counts", "audit-rows", "etcd-health",
+        "etcd-keys", "daemons", "smoke-deploy",
     ]  # fmt: skip
     # Every automatic item waits for a value; the manual one needs none.
     assert dict(bare.missing) == {
@@ -587,6 +601,8 @@ def test_the_built_in_post_restore_checklist_loads_with_and_without_values(
         "modules": ("controller",),
         "counts": ("mongo",),
         "audit-rows": ("mongo", "audit_namespace"),
+        "etcd-health": ("etcd",),
+        "etcd-keys": ("etcd",),
         "daemons": ("controller",),
     }
 
@@ -598,6 +614,8 @@ def test_the_built_in_post_restore_checklist_loads_with_and_without_values(
     assert checklist.item("status").host == "h1"  # type: ignore[union-attr]
     assert checklist.item("counts").source == "db"  # type: ignore[union-attr]
     assert checklist.item("audit-rows").namespace == "prexorcloud.audit_log"  # type: ignore[union-attr]
+    assert checklist.item("etcd-health").source == "kv"  # type: ignore[union-attr]
+    assert checklist.item("etcd-keys").source == "kv"  # type: ignore[union-attr]
 
     # A value is checked like the text it stands for: a source of the wrong kind is named.
     with pytest.raises(ConfigError) as info:

@@ -3,7 +3,9 @@
 ``checklist run NAME`` runs the automatic items concurrently and prints the table; on a
 terminal it then asks for each manual item, offers waivers for what failed, and asks for the
 sign-off. ``--non-interactive`` stops after the table (exit 1 when a required automatic item
-failed). Every run is kept in the repository under ``checklists/``.
+failed). ``--restored SOURCE`` says the run validates a restore of those sources: items bound
+to other sources are not applicable (not run, never blocking), as after a restore in the
+console. Every run is kept in the repository under ``checklists/``.
 """
 
 from __future__ import annotations
@@ -33,20 +35,40 @@ def checklist() -> None:
 @checklist.command("run")
 @click.argument("name")
 @click.option("--backup", "backup_id", metavar="ID", help="The backup this run validates.")
+@click.option(
+    "--restored",
+    "restored",
+    metavar="SOURCE",
+    multiple=True,
+    help="A source the validated restore restored (repeatable); items bound to other "
+    "sources are not applicable.",
+)
 @click.option("--non-interactive", is_flag=True, help="Run the automatic items only; no prompts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 @pass_state
 def checklist_run(
-    state: CliState, name: str, backup_id: str | None, non_interactive: bool, as_json: bool
+    state: CliState,
+    name: str,
+    backup_id: str | None,
+    restored: tuple[str, ...],
+    non_interactive: bool,
+    as_json: bool,
 ) -> None:
     """Run checklist NAME: automatic items at once, then (on a terminal) the manual ones."""
     config = state.config()
     available = checklists_for(config)
     if name not in available:
         raise UsageError(f"no checklist {name!r}; checklists: {', '.join(sorted(available))}")
+    unknown = [source for source in restored if source not in config.sources]
+    if unknown:
+        raise UsageError(
+            f"--restored: no source {', '.join(map(repr, unknown))}; "
+            f"sources: {', '.join(sorted(config.sources))}"
+        )
     repo = state.repository()
     manifest = repo.load(repo.resolve(backup_id)) if backup_id else None
-    session = ChecklistSession.start(config, repo, available[name], manifest)
+    restore = {"sources": list(dict.fromkeys(restored))} if restored else None
+    session = ChecklistSession.start(config, repo, available[name], manifest, restore)
 
     def changed(item: ItemState) -> None:
         if item.status != "running" and not as_json:
@@ -102,7 +124,10 @@ def items_table(run: ChecklistRun, width: int = 100) -> str:
         optional = "" if item.required else " (optional)"
         detail = item.waiver and f"waived: {item.waiver}" or item.note or item.detail
         head = f"{RESULT_WORDS.get(item.status, item.status):<13} {item.id}{optional}: "
-        lines += textwrap.wrap(head + detail, width, subsequent_indent=" " * 14) or [head]
+        wrapped = textwrap.wrap(
+            head + detail, width, subsequent_indent=" " * 14, break_on_hyphens=False
+        )
+        lines += wrapped or [head]
     if run.signoff:
         lines.append(f"signed off by {run.signoff.operator} at {run.signoff.at}")
     return "\n".join(lines)

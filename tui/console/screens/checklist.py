@@ -5,9 +5,10 @@ export.
 The run is a :class:`~engine.checklist.session.ChecklistSession`: it checks, saves and audits;
 this screen asks and shows (``tui.console.widgets.checklist_view`` draws it). A new run starts
 its automatic items as soon as it opens (in a worker, on the console's own event loop); a
-resumed run waits for ``a`` or ``A``. Every save and export is written in a thread, off the
-event loop. ``open_checklist`` starts a run or offers the runs left open
-(``tui.console.screens.checklist_open``).
+resumed run waits for ``a`` or ``A``. Items that do not apply to the restore the run
+validates are dimmed with their reason, never run, and need no waiver. Every save and export
+is written in a thread, off the event loop. ``open_checklist`` starts a run or offers the runs
+left open (``tui.console.screens.checklist_open``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from textual.worker import Worker, WorkerState
 
 from engine.checklist.model import ManualItem
 from engine.checklist.report import to_json, to_markdown
-from engine.checklist.run import ChecklistRun, ItemState
+from engine.checklist.run import NOT_APPLICABLE, ChecklistRun, ItemState
 from engine.checklist.session import ChecklistSession
 from engine.errors import LifeboatError, UsageError, describe_error
 from engine.repo.atomic import atomic_write
@@ -192,7 +193,9 @@ class ChecklistScreen(Screen[None]):
         if state is None:
             return
         item = view.definition(self.session, state.id)
-        if item is None:
+        if state.status == NOT_APPLICABLE:
+            self.notify(f"{state.id}: {state.detail}", markup=False)
+        elif item is None:
             self.notify(
                 f"{state.id} is no longer in the {self.session.run.checklist} checklist: "
                 "w waives it",
@@ -252,6 +255,9 @@ class ChecklistScreen(Screen[None]):
             return
         if state.status in ("passed", "ticked"):
             self.notify(f"{state.id} is done: there is nothing to waive", markup=False)
+            return
+        if state.status == NOT_APPLICABLE:
+            self.notify(f"{state.id}: {state.detail}; there is nothing to waive", markup=False)
             return
         detail = f": {state.detail}" if state.detail else ""
         question = wrapped(

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from engine.checklist.model import Item, ManualItem
 from engine.checklist.report import RESULT_WORDS
-from engine.checklist.run import DONE, ItemState
+from engine.checklist.run import DONE, NOT_APPLICABLE, ItemState
 from engine.checklist.session import ChecklistSession
 from tui.format import age
 
@@ -27,6 +27,7 @@ MARKS = {
     "waived": ("~", "warning"),
     "running": ("…", "accent"),
     "pending": ("·", ""),
+    NOT_APPLICABLE: ("-", ""),
 }
 
 
@@ -65,6 +66,8 @@ def word(session: ChecklistSession, state: ItemState) -> str:
         return "running…"
     if status == "pending" and state.kind == "manual":
         return "to tick"
+    if status == NOT_APPLICABLE:
+        return "not applicable"
     return RESULT_WORDS.get(status, status)
 
 
@@ -72,7 +75,7 @@ def row(session: ChecklistSession, state: ItemState, variables: Mapping[str, str
     """The item's line in the list: its mark, its title, its status in words."""
     mark, variable = MARKS.get(session.status_of(state), ("?", ""))
     style = variables.get(variable, "dim") if variable else "dim"
-    title = Text(state.title)
+    title = Text(state.title, style="dim" if state.status == NOT_APPLICABLE else "")
     if not state.required:
         title.append(" (optional)", style="dim")
     grid = Table.grid(padding=(0, 1), expand=True)
@@ -122,6 +125,8 @@ def _hint(session: ChecklistSession, state: ItemState, item: Item | None) -> str
     """What the operator can do with the item, in keys."""
     if session.run.signoff is not None:
         return ""
+    if state.status == NOT_APPLICABLE:
+        return "not run: nothing to do for this run"
     if item is None:
         return f"not in the {session.run.checklist} checklist any more: w waives it"
     if state.id in session.checking:
@@ -137,8 +142,12 @@ def _hint(session: ChecklistSession, state: ItemState, item: Item | None) -> str
 
 
 def done_count(session: ChecklistSession) -> str:
-    done = sum(1 for state in session.run.items if state.status in DONE)
-    return f"{done}/{len(session.run.items)} done"
+    """``5/6 done`` of the items that apply, and how many do not."""
+    items = session.run.items
+    skipped = sum(1 for state in items if state.status == NOT_APPLICABLE)
+    done = sum(1 for state in items if state.status in DONE)
+    counted = f"{done}/{len(items) - skipped} done"
+    return f"{counted}, {skipped} not applicable" if skipped else counted
 
 
 def status(session: ChecklistSession, variables: Mapping[str, str]) -> Text:
