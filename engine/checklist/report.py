@@ -37,6 +37,8 @@ def to_markdown(run: ChecklistRun, manifest: Manifest | None = None) -> str:
         restored = ", ".join(run.restore.get("sources", []))
         where = run.restore.get("target") or ", ".join(run.restore.get("hosts", []))
         lines.append(f"- Restored: {restored}" + (f" onto {where}" if where else ""))
+        if run.restore.get("namespaces"):
+            lines.append(f"- Namespaces: {' '.join(run.restore['namespaces'])}")
         if run.restore.get("safety_backup"):
             lines.append(f"- State before the restore: backup `{run.restore['safety_backup']}`")
     skipped = [item.id for item in run.items if item.status == NOT_APPLICABLE]

@@ -5,17 +5,22 @@ lost). Each ends in the data back and a signed-off checklist, with no dead end."
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import etcd3
 import pymongo
+import pytest
 from consoles import status_shown
-from demo_console import Keys, answers, demo_console, kill_etcd
+from demo_console import Demo, Keys, answers, demo_console, kill_etcd
 from textual.widgets import Checkbox, OptionList
 from timing import pilot_until, until
 from wizard_pilot import flat, settle, shown
 
+from engine.checklist.run import ChecklistRun
 from engine.config.sources import EtcdSourceConfig, MongoSourceConfig
+from tui.console.app import LifeboatApp
+from tui.console.screens.checklist import ChecklistScreen
 from tui.console.screens.wizard import RestoreWizard
 from tui.console.wizard_state import Step
 
@@ -27,10 +32,51 @@ async def choose(keys: Keys, wizard: RestoreWizard, value: str) -> None:
     await keys.press(*["down" if steps > 0 else "up"] * abs(steps), "enter")
 
 
+DONE = ("passed", "ticked", "not_applicable")
+
+
+def audit_records(demo: Demo) -> list[dict[str, object]]:
+    lines = (demo.repo.path / "audit.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
 def etcd_keys(endpoint: str) -> int:
     host, port = endpoint.rsplit(":", 1)
     with etcd3.client(host=host, port=int(port), timeout=5) as client:
         return sum(1 for _ in client.get_all())
+
+
+async def sign_off_and_export(keys: Keys, app: LifeboatApp) -> ChecklistRun:
+    """From the Done step: open the offered checklist, let its automatic items run, tick the
+    smoke deploy (the one manual item) with a note, sign off, export. Returns the run."""
+    pilot = keys.pilot
+    await keys.press("enter")  # Checklist
+    await pilot_until(
+        pilot,
+        lambda: isinstance(app.screen, ChecklistScreen) and app.screen.is_mounted,
+        "the checklist",
+    )
+    screen = app.screen
+    assert isinstance(screen, ChecklistScreen)
+    await settle(app, pilot)  # the automatic items ran
+    run = screen.run
+    assert run.checklist == "post-restore"
+    open_items = [item.id for item in run.items if item.status not in DONE]
+    assert open_items == ["smoke-deploy"], [(i.id, i.status, i.detail) for i in run.items]
+    items = screen.query_one("#items", OptionList)
+    if items.highlighted != items.get_option_index("smoke-deploy"):
+        await keys.press("end")
+    await keys.press("t")
+    await keys.type("ok")
+    await keys.press("enter")
+    await settle(app, pilot)
+    await keys.press("s", "y")  # sign off, yes
+    await settle(app, pilot)
+    assert run.signoff is not None
+    assert not [item for item in run.items if item.status == "waived"]
+    await keys.press("e", "enter")  # export, to the name offered
+    await settle(app, pilot)
+    return run
 
 
 def users(uri: str) -> list[dict[str, object]]:
@@ -43,7 +89,10 @@ def drop_users(uri: str) -> None:
         client.app.users.drop()
 
 
-async def test_incident_a_a_collection_dropped(tmp_path: Path) -> None:
+async def test_incident_a_a_collection_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where the report is exported
     async with demo_console(tmp_path / "demo") as demo:
         mongo = demo.config.sources["demo-mongo"]
         assert isinstance(mongo, MongoSourceConfig)
@@ -77,10 +126,19 @@ async def test_incident_a_a_collection_dropped(tmp_path: Path) -> None:
             assert wizard.state.step is Step.DONE
             assert "Namespaces: app.users" in flat(shown(wizard, "#done-text"))
             assert await asyncio.to_thread(users, uri) == before
-            print(f"incident A: {keys.count} keys to the data back")
+            restored_at = keys.count
+            run = await sign_off_and_export(keys, app)
+            print(f"incident A: {restored_at} keys to the data back, {keys.count} in all")
+            assert keys.count <= 45
+        report = (tmp_path / f"checklist-{run.id}.md").read_text()
+        assert "- Restored: demo-mongo onto demo" in report
+        assert "- Namespaces: app.users" in report
+        start = [r for r in audit_records(demo) if r["action"] == "restore.start"]
+        assert start[-1]["namespaces"] == {"demo-mongo": ["app.users"]}
 
 
-async def test_incident_b_etcd_quorum_lost(tmp_path: Path) -> None:
+async def test_incident_b_etcd_quorum_lost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     async with demo_console(tmp_path / "demo") as demo:
         etcd = demo.config.sources["demo-etcd"]
         assert isinstance(etcd, EtcdSourceConfig)
@@ -120,4 +178,8 @@ async def test_incident_b_etcd_quorum_lost(tmp_path: Path) -> None:
             assert "demo-etcd on demo: etcd runs on the restored data" in done
             await until(lambda: answers(etcd.endpoint), "etcd to serve the restored data")
             assert await asyncio.to_thread(etcd_keys, etcd.endpoint) == backed_up
-            print(f"incident B: {keys.count} keys to etcd serving the restored data")
+            restored_at = keys.count
+            run = await sign_off_and_export(keys, app)
+            print(f"incident B: {restored_at} keys to etcd serving its data, {keys.count} in all")
+        passed = {item.id for item in run.items if item.status == "passed"}
+        assert {"etcd-health", "etcd-keys"} <= passed
