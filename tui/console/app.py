@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.content import Content
 from textual.message import Message
 from textual.signal import Signal
 from textual.worker import (
@@ -116,6 +117,25 @@ class LifeboatApp(App[None]):
         return (
             command for command in super().get_system_commands(screen) if command.title != "Theme"
         )
+
+    def format_title(self, title: str, sub_title: str) -> Content:
+        """Every screen's header: the environment label (``environment`` in the config), the
+        screen's title, and which config file (or, without one, which repository) this is."""
+        parts: list[str | tuple[str, str]] = []
+        if self.config.environment:
+            parts += [(f" {self.config.environment} ", "bold reverse"), " "]
+        parts.append(title)
+        if sub_title:
+            parts += [(" — ", "dim"), (sub_title, "dim")]
+        parts += [("  ", ""), (self.place, "dim")]
+        return Content.assemble(*parts)
+
+    @property
+    def place(self) -> str:
+        """The config file this console runs on, or its repository when it has no file."""
+        if self.config.path is not None:
+            return paths.display(self.config.path)
+        return f"repository {paths.display(self.repository.path)}"
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return VARIABLE_DEFAULTS
