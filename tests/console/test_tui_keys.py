@@ -15,9 +15,10 @@ from helpers import stored_backup
 from textual.content import Content
 from textual.pilot import Pilot
 from textual.screen import Screen
-from textual.widgets import DataTable
+from textual.widgets import Button, DataTable, Input
 from textual.widgets._footer import FooterKey
 from textual.widgets._header import HeaderTitle
+from textual.widgets._toast import Toast
 from timing import pilot_until
 
 from engine.config.load import load_config, parse_config
@@ -29,6 +30,13 @@ from tui.console.screens.checklist import ChecklistScreen
 from tui.console.screens.dashboard import DashboardScreen
 from tui.console.screens.drills import DrillsScreen
 from tui.console.screens.help import HelpScreen
+from tui.console.screens.modals import (
+    BackupModal,
+    ConfirmModal,
+    TextModal,
+    TypedConfirmModal,
+    wrapped,
+)
 from tui.console.screens.wizard import RestoreWizard
 
 NOW = datetime(2026, 11, 21, 15, 0, tzinfo=UTC)
@@ -152,3 +160,72 @@ async def test_without_a_config_file_the_header_names_the_repository(tmp_path: P
         text = app.screen.query_one(HeaderTitle).render()
         assert isinstance(text, Content)
         assert text.plain == f"Lifeboat  repository {tmp_path / 'repo'}"
+
+
+# -- error toasts --------------------------------------------------------------------------
+
+
+def error_toasts(app: LifeboatApp) -> list[str]:
+    return [str(n.message) for n in app._notifications if n.severity == "error"]  # noqa: SLF001
+
+
+async def test_an_export_error_goes_when_an_export_works(tmp_path: Path) -> None:
+    app = offline_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        open_it, kind = SCREENS["checklist"]
+        screen = await go(pilot, open_it, kind)
+
+        async def export(to: Path) -> None:
+            await pilot.press("e")
+            await pilot_until(pilot, lambda: isinstance(app.screen, TextModal), "the question")
+            app.screen.query_one(Input).value = str(to)
+            await pilot.press("enter")
+            await pilot_until(pilot, lambda: app.screen is screen, "the answer")
+
+        await export(tmp_path)  # a directory
+        await pilot_until(pilot, lambda: bool(error_toasts(app)), "the error toast")
+        assert error_toasts(app) == [f"{tmp_path} is a directory: name a file"]
+        await export(tmp_path / "run.md")
+        await pilot_until(pilot, lambda: not error_toasts(app), "the error toast to go")
+        assert (tmp_path / "run.md").is_file()
+
+
+async def test_an_error_goes_when_its_condition_clears(tmp_path: Path) -> None:
+    app = offline_app(tmp_path)
+    busy = [True]
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.notify_problem("a verify is running: wait for it", cause="x", still=lambda: busy[0])
+        await pilot_until(pilot, lambda: bool(error_toasts(app)), "the error toast")
+        app.jobs_changed.publish("verify-1")  # still busy: it stays
+        await pilot.pause()
+        assert error_toasts(app) == ["a verify is running: wait for it"]
+        busy[0] = False
+        app.jobs_changed.publish("verify-1")
+        await pilot_until(pilot, lambda: not error_toasts(app), "the error toast to go")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("dialog", ["confirm", "backup", "typed"])
+async def test_error_toasts_never_cover_a_dialogs_buttons(
+    tmp_path: Path, dialog: str, size: tuple[int, int]
+) -> None:
+    app = offline_app(tmp_path)
+    async with app.run_test(size=size, notifications=True) as pilot:
+        await pilot.pause()
+        shown = {
+            "confirm": lambda: ConfirmModal(wrapped("Quit anyway? " * 8)),
+            "backup": lambda: BackupModal(("db", "config", "logs", "etc", "mongo")),
+            "typed": lambda: TypedConfirmModal(wrapped("Delete it? " * 12), "20261121T150000Z"),
+        }[dialog]()
+        app.push_screen(shown)
+        await pilot_until(pilot, lambda: app.screen is shown, "the dialog")
+        for number in range(6):  # more than fit
+            app.notify_problem(f"problem {number}: " + "it failed " * 12, cause=str(number))
+        await pilot_until(pilot, lambda: len(shown.query(Toast)) == 6, "the toasts")
+        await pilot.pause()
+        for button in shown.query(Button):  # what is on top at every cell of each button
+            region = button.region
+            for x in range(region.x, region.right):
+                for y in range(region.y, region.bottom):
+                    on_top, _ = shown.get_widget_at(x, y)
+                    assert on_top is button, (dialog, str(button.label), x, y, on_top)

@@ -74,8 +74,11 @@ async def choose(
     try:
         available = await asyncio.to_thread(checklists_for, services(app).config)
     except ConfigError as exc:
-        app.notify(f"the checklists do not load: {exc}", severity="error", timeout=30, markup=False)
+        services(app).notify_problem(
+            f"the checklists do not load: {exc}", cause="checklists", timeout=30
+        )
         return
+    services(app).fixed("checklists")
     if name is not None and name in available:
         await _open_new(app, show, available[name], backup_id, restore)
         return
@@ -137,8 +140,11 @@ async def _open_new(
     try:
         session = await asyncio.to_thread(start)
     except (LifeboatError, OSError) as exc:
-        app.notify(f"no checklist run: {describe_error(exc)}", severity="error", markup=False)
+        services(app).notify_problem(
+            f"no checklist run: {describe_error(exc)}", cause="checklist-open"
+        )
         return
+    services(app).fixed("checklist-open")
     show(session, True)
 
 
@@ -154,8 +160,9 @@ async def _resume(app: App[Any], show: Show, available: dict[str, Loaded], run_i
     try:
         session = await asyncio.to_thread(resume)
     except (LifeboatError, OSError) as exc:
-        app.notify(describe_error(exc), severity="error", markup=False)
+        services(app).notify_problem(describe_error(exc), cause="checklist-open")
         return
+    services(app).fixed("checklist-open")
     if session.manifest_problem is not None:  # the run is still worth finishing
         app.notify(session.manifest_problem, severity="warning", markup=False)
     show(session, False)
