@@ -162,6 +162,17 @@ async def test_without_a_config_file_the_header_names_the_repository(tmp_path: P
         assert text.plain == f"Lifeboat  repository {tmp_path / 'repo'}"
 
 
+async def test_ctrl_c_in_the_console_stops_nothing_and_says_what_does(tmp_path: Path) -> None:
+    app = offline_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+c")
+        said = lambda: [str(n.message) for n in app._notifications]  # noqa: E731, SLF001
+        await pilot_until(pilot, lambda: bool(said()), "what Ctrl+C says")
+        assert said() == ["Ctrl+C stops nothing here: q quits (asking first while jobs run)"]
+        assert app.is_running
+
+
 # -- error toasts --------------------------------------------------------------------------
 
 

@@ -388,6 +388,10 @@ class LifeboatApp(App[None]):
 
         self.push_screen(ConfirmModal(wrapped(question)), answered)
 
+    def action_help_quit(self) -> None:
+        """Ctrl+C with no text selected: it stops nothing here (README "What stops what")."""
+        self.notify("Ctrl+C stops nothing here: q quits (asking first while jobs run)")
+
     def action_restore_wizard(self, backup_id: str | None = None) -> None:
         """Open the guided restore (on ``backup_id`` when given, skipping the backup step);
         one left open is closed first, after asking."""
