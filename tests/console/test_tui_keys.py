@@ -14,7 +14,7 @@ from consoles import console
 from helpers import stored_backup
 from textual.content import Content
 from textual.pilot import Pilot
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Input
 from textual.widgets._footer import FooterKey
 from textual.widgets._header import HeaderTitle
@@ -27,6 +27,7 @@ from tui.console.app import LifeboatApp
 from tui.console.keys import MOVES, ours, shown_widgets
 from tui.console.screens.backups import BackupsScreen
 from tui.console.screens.checklist import ChecklistScreen
+from tui.console.screens.checklist_open import ChecklistPicker
 from tui.console.screens.dashboard import DashboardScreen
 from tui.console.screens.drills import DrillsScreen
 from tui.console.screens.help import HelpScreen
@@ -126,6 +127,31 @@ async def test_every_working_key_is_in_the_footer_or_the_help(name: str, tmp_pat
         missing = {shown: what for shown, what in working.items() if shown not in footer | listed}
         assert not missing, f"keys in neither the footer nor `?` on the {name}: {missing}"
         assert "?" in footer  # where to find the rest
+
+
+DIALOGS: dict[str, Callable[[], ModalScreen[Any]]] = {
+    "backup": lambda: BackupModal(("db",)),
+    "confirm": lambda: ConfirmModal("Quit anyway?"),
+    "typed": lambda: TypedConfirmModal("Delete it?", "20261121T150000Z"),
+    "text": lambda: TextModal("Why?", verb="Waive"),
+    "checklist picker": lambda: ChecklistPicker("Validation checklist", [("new:a", "New run")]),
+    "help": HelpScreen,
+}
+
+
+@pytest.mark.parametrize("name", list(DIALOGS))
+async def test_a_dialog_shows_its_own_keys_in_its_footer(name: str, tmp_path: Path) -> None:
+    """Over a dialog `?` is not there (it is typed, or nothing): its footer shows its keys."""
+    app = offline_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        dialog = DIALOGS[name]()
+        app.push_screen(dialog)
+        await pilot_until(pilot, lambda: app.screen is dialog, "the dialog")
+        await pilot.pause()
+        footer = {key.key_display for key in dialog.query(FooterKey)}
+        for binding in ours(dialog):
+            assert app.get_key_display(binding) in footer, (binding.key, footer)
 
 
 async def test_help_lists_export_on_the_checklist(tmp_path: Path) -> None:

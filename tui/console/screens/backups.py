@@ -58,7 +58,7 @@ class BackupsScreen(Screen[None]):
         Binding("v", "verify", "Verify"),
         Binding("r", "restore", "Restore"),
         Binding("c", "checklist", "Checklist"),  # k is the list's vi-style up
-        Binding("x,delete", "delete", "Delete", key_display="x"),
+        Binding("x,delete", "delete", "Delete", key_display="x/del"),
         Binding("enter", "detail", "Detail", show=False),
         Binding("escape", "back", "Back"),
     ]

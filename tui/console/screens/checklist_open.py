@@ -28,6 +28,7 @@ from engine.errors import ConfigError, LifeboatError, describe_error
 from engine.repo.write_hook import Warn
 from tui.console.screens.modals import MODAL_CSS, wrapped
 from tui.console.services import services
+from tui.console.widgets.footer import KeysFooter
 
 Show = Callable[[ChecklistSession, bool], None]  # the session, and whether it is a new run
 
@@ -51,6 +52,7 @@ class ChecklistPicker(ModalScreen[str | None]):
             yield OptionList(*(Option(label, id=key) for key, label in self.choices))
             with Horizontal():
                 yield Button("Cancel", id="cancel")
+        yield KeysFooter()  # the dialog's keys (Esc, y/n), not the screen's below
 
     def on_mount(self) -> None:
         self.query_one(OptionList).highlighted = 0

@@ -11,6 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
 from tui.console.keys import key_rows, shown_keys
+from tui.console.widgets.footer import KeysFooter
 
 
 class HelpScreen(ModalScreen[None]):
@@ -23,13 +24,14 @@ class HelpScreen(ModalScreen[None]):
     HelpScreen DataTable { height: auto; max-height: 20; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q,question_mark", "dismiss(None)", "Close")
+        Binding("escape,q,question_mark", "dismiss(None)", "Close", key_display="esc/q/?")
     ]
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("[b]Keys[/b] on this screen  (Esc closes; ↑↓ scroll)")
             yield DataTable(cursor_type="row", zebra_stripes=True)
+        yield KeysFooter()  # the dialog's keys (Esc, y/n), not the screen's below
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
