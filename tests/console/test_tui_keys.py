@@ -15,7 +15,7 @@ from helpers import stored_backup
 from textual.content import Content
 from textual.pilot import Pilot
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, DataTable, Input
+from textual.widgets import Button, DataTable, Input, OptionList
 from textual.widgets._footer import FooterKey
 from textual.widgets._header import HeaderTitle
 from textual.widgets._toast import Toast
@@ -225,6 +225,29 @@ async def test_an_export_error_goes_when_an_export_works(tmp_path: Path) -> None
         await export(tmp_path / "run.md")
         await pilot_until(pilot, lambda: not error_toasts(app), "the error toast to go")
         assert (tmp_path / "run.md").is_file()
+
+
+async def test_a_refused_sign_off_goes_when_the_open_items_are_waived(tmp_path: Path) -> None:
+    app = offline_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        open_it, kind = SCREENS["checklist"]
+        screen = await go(pilot, open_it, kind)
+        assert isinstance(screen, ChecklistScreen)
+        run = screen.session.run
+        await pilot_until(pilot, lambda: not screen.session.checking, "the automatic items")
+        await pilot.press("s")
+        await pilot_until(pilot, lambda: bool(error_toasts(app)), "the refusal")
+        assert error_toasts(app)[0].startswith("Not signed off: ")
+        items = screen.query_one("#items", OptionList)
+        for state in run.blocking():
+            items.highlighted = items.get_option_index(state.id)
+            await pilot.press("w")
+            await pilot_until(pilot, lambda: isinstance(app.screen, TextModal), "the reason")
+            await pilot.press(*"not in this test", "enter")
+            waived = lambda state=state: state.status == "waived"  # noqa: E731
+            await pilot_until(pilot, waived, f"{state.id} waived")
+            assert app.screen is screen
+        await pilot_until(pilot, lambda: not error_toasts(app), "the refusal to go")
 
 
 async def test_an_error_goes_when_its_condition_clears(tmp_path: Path) -> None:

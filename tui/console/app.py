@@ -318,6 +318,7 @@ class LifeboatApp(App[None]):
         cause: str,
         still: Callable[[], bool] | None = None,
         timeout: float | None = None,
+        title: str = "",
     ) -> None:
         """An error toast for ``cause`` (one at a time: a new one replaces the last). It goes
         when :meth:`fixed` is called for ``cause`` (the action that failed then worked), or
@@ -325,7 +326,7 @@ class LifeboatApp(App[None]):
         its time is up."""
         self.fixed(cause)
         notification = Notification(
-            message, "", "error", timeout or self.NOTIFICATION_TIMEOUT * 3, markup=False
+            message, title, "error", timeout or self.NOTIFICATION_TIMEOUT * 3, markup=False
         )
         self._problems[cause] = (notification, still)
         self.post_message(Notify(notification))

@@ -75,6 +75,7 @@ class Services(Protocol):
         cause: str,
         still: Callable[[], bool] | None = None,
         timeout: float | None = None,
+        title: str = "",
     ) -> None:
         """An error toast that goes when ``fixed(cause)`` is called or ``still()`` is false."""
 

@@ -108,6 +108,8 @@ class ChecklistScreen(Screen[None]):
     def _show_all(self) -> None:
         for state in self.session.run.items:
             self._show_item(state)
+        if not self.session.run.blocking():  # what refused the sign-off is done now
+            services(self.app).fixed("checklist-sign-off")
 
     def _show_evidence(self, state: ItemState) -> None:
         self.query_one("#evidence").border_title = f"evidence: {state.id}"
@@ -293,13 +295,12 @@ class ChecklistScreen(Screen[None]):
         open_items = self.session.run.blocking()
         if open_items:
             listed = "; ".join(f"{i.id} is {view.word(self.session, i)}" for i in open_items)
-            self.notify(
+            services(self.app).notify_problem(
                 f"Not signed off: {listed}. Each required item must pass, be ticked, or be "
                 "waived with a reason.",
+                cause="checklist-sign-off",
                 title="required items open",
-                severity="error",
                 timeout=15,
-                markup=False,
             )
             return
         run = self.session.run
