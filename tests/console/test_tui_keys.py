@@ -206,8 +206,11 @@ def error_toasts(app: LifeboatApp) -> list[str]:
     return [str(n.message) for n in app._notifications if n.severity == "error"]  # noqa: SLF001
 
 
-async def test_an_export_error_goes_when_an_export_works(tmp_path: Path) -> None:
+async def test_an_export_error_goes_when_an_export_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = offline_app(tmp_path)
+    lasting(app, monkeypatch)
     async with app.run_test(size=(80, 24)) as pilot:
         open_it, kind = SCREENS["checklist"]
         screen = await go(pilot, open_it, kind)
@@ -227,8 +230,19 @@ async def test_an_export_error_goes_when_an_export_works(tmp_path: Path) -> None
         assert (tmp_path / "run.md").is_file()
 
 
-async def test_a_refused_sign_off_goes_when_the_open_items_are_waived(tmp_path: Path) -> None:
+def lasting(app: LifeboatApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Error toasts that outlast any test: one that goes went because its cause did."""
+    notify_problem = app.notify_problem
+    monkeypatch.setattr(
+        app, "notify_problem", lambda *args, **kw: notify_problem(*args, **{**kw, "timeout": 3600})
+    )
+
+
+async def test_a_refused_sign_off_goes_when_the_open_items_are_waived(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = offline_app(tmp_path)
+    lasting(app, monkeypatch)
     async with app.run_test(size=(80, 24)) as pilot:
         open_it, kind = SCREENS["checklist"]
         screen = await go(pilot, open_it, kind)
@@ -254,7 +268,9 @@ async def test_an_error_goes_when_its_condition_clears(tmp_path: Path) -> None:
     app = offline_app(tmp_path)
     busy = [True]
     async with app.run_test(size=(80, 24)) as pilot:
-        app.notify_problem("a verify is running: wait for it", cause="x", still=lambda: busy[0])
+        app.notify_problem(
+            "a verify is running: wait for it", cause="x", still=lambda: busy[0], timeout=3600
+        )
         await pilot_until(pilot, lambda: bool(error_toasts(app)), "the error toast")
         app.jobs_changed.publish("verify-1")  # still busy: it stays
         await pilot.pause()
