@@ -40,3 +40,14 @@ def login_name() -> str:
         return getpass.getuser()
     except (OSError, KeyError, ImportError):  # no $USER and no passwd entry (e.g. a bare container)
         return "unknown"
+
+
+def display(path: Path) -> str:
+    """``path`` as an operator reads it: under the home directory as ``~/...``."""
+    try:
+        home = Path.home()
+    except RuntimeError:  # no $HOME and no passwd entry
+        return str(path)
+    if home != Path("/") and path.is_relative_to(home):
+        return str(Path("~") / path.relative_to(home))
+    return str(path)

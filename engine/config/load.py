@@ -31,6 +31,8 @@ from engine.config.messages import (
     unknown_key,
 )
 from engine.config.model import (
+    ENVIRONMENT_MAX,
+    ENVIRONMENT_PATTERN,
     SOURCE_KINDS,
     TARGET_FIELDS_BY_KIND,
     ChecklistsConfig,
@@ -139,6 +141,13 @@ def parse_config(text: str, source: str = "<string>") -> Config:
             f"operator: must be a non-empty string, got {show_value(operator)}; "
             'e.g. operator = "alice"'
         )
+    environment = data.get("environment")
+    if environment is not None and not _good_environment(environment):
+        problems.append(
+            f"environment: must be a short label ({ENVIRONMENT_MAX} characters at most: letters, "
+            f'digits, spaces, ".", "_", "-"), got {show_value(environment)}; '
+            'e.g. environment = "production"'
+        )
     repository = _validate(RepositoryConfig, data.get("repository", {}), "repository", problems)
     raw_hosts = _tables(data, "hosts", 'address = "10.0.0.5"', problems)
     hosts = {
@@ -199,7 +208,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
     problems = [p for p in problems if p]
     if problems:
         raise ConfigError(problems)
-    fields = {
+    fields: dict[str, object] = {
         "repository": repository,
         "hosts": hosts,
         "sources": sources,
@@ -214,11 +223,21 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         "coordination": coordination,
         "catalog": catalog,
     }
+    if environment is not None:
+        fields["environment"] = environment
     operator = os.environ.get(OPERATOR_VARIABLE, "").strip() or operator
     config = _validate(Config, fields | ({"operator": operator} if operator else {}), "", problems)
     if config is None:  # every check above passed, so only a bug in this module gets here
         raise ConfigError(problems)
     return config
+
+
+def _good_environment(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and len(value) <= ENVIRONMENT_MAX
+        and re.fullmatch(ENVIRONMENT_PATTERN, value) is not None
+    )
 
 
 def _unknown_sources(where: str, wanted: Any, data: dict[str, Any]) -> list[str]:

@@ -26,6 +26,10 @@ from engine.config.schedules import (
 from engine.config.sources import SourceConfig
 from engine.config.types import MODEL_CONFIG, AbsolutePath, Duration, NonEmptyStr, Seconds
 
+# one readable word or a few: it shares the header's one line with the title and the path
+ENVIRONMENT_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9 ._-]*[A-Za-z0-9._-])?$"
+ENVIRONMENT_MAX = 24  # characters
+
 
 class RepositoryConfig(BaseModel):
     """Where backups are kept."""
@@ -165,6 +169,11 @@ class Config(BaseModel):
     operator: NonEmptyStr = Field(default_factory=paths.login_name, examples=["alice"])
     """Who is recorded in manifests, locks, the audit log and sign-offs; ``$LIFEBOAT_OPERATOR``
     overrides it, and it defaults to the local login name."""
+    environment: str | None = Field(
+        None, pattern=ENVIRONMENT_PATTERN, max_length=ENVIRONMENT_MAX, examples=["production"]
+    )
+    """A short label the console's header shows beside the config file (e.g. "production",
+    "staging"), so an operator sees at a glance which installation they are on."""
     repository: RepositoryConfig
     """Where backups are kept."""
     hosts: dict[str, HostConfig] = Field(default_factory=dict)

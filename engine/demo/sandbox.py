@@ -77,6 +77,7 @@ def _config_text(root: Path, port: int, keys_client: Path) -> str:
     quote = json.dumps  # a TOML basic string is a JSON string for these paths
     return f"""# The demo sandbox's config, rewritten at every `lifeboat demo` start.
 operator = {quote(paths.login_name())}
+environment = "demo"
 
 [repository]
 path = {quote(str(root / "repository"))}

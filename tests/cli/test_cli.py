@@ -51,6 +51,10 @@ MISTAKES = {
         '[sources.a]\nkind = "command"\nhost = "h"\nbackup = []\n',
         "sources.a.backup: must not be empty",
     ),
+    "environment label": (
+        'environment = "prod\\nuction"\n[repository]\npath = "/r"\n',
+        "environment: must be a short label",
+    ),
     "duplicate name": (
         '[repository]\npath = "/r"\n[hosts.h]\naddress = "a"\n[hosts.h]\naddress = "b"\n',
         "Cannot declare [hosts.h] twice",

@@ -338,6 +338,18 @@ def test_missing_repository_path() -> None:
     )
 
 
+@pytest.mark.parametrize("label", ["production", "staging-eu", "demo", "DR site 2", "v1.4"])
+def test_an_environment_label_is_kept(label: str) -> None:
+    assert parse_config(f'environment = "{label}"\n' + REPOSITORY).environment == label
+
+
+@pytest.mark.parametrize("value", ["5", '""', '" prod"', '"prod\\n"', f'"{"x" * 25}"', "[1]"])
+def test_a_bad_environment_label_is_one_problem(value: str) -> None:
+    line = only_problem(f"environment = {value}\n" + REPOSITORY)
+    assert line.startswith("environment: must be a short label (24 characters at most")
+    assert line.endswith('; e.g. environment = "production"')
+
+
 def test_missing_host_address() -> None:
     assert only_problem(REPOSITORY + "[hosts.db1]\nport = 22\n") == (
         'hosts.db1.address: missing; add address = "10.0.0.5" under [hosts.db1]'

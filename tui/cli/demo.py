@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
+import shutil
+import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -65,7 +69,54 @@ async def _demo(root: Path | None, no_tui: bool, drill: bool, mouse: bool) -> Dr
             await _backup_and_verify(config, repo, "second demo backup")
         async with _scheduler(config, repo, sandbox.root / "scheduler.log"):
             await run_console(config, mouse=mouse)
+        newest = next(repo.iter_backups(), None)
+        click.echo(second_terminal(sandbox, newest.id if newest else None))
+        await _until_ctrl_c()
+        click.echo("the demo's SSH host is stopped")
         return None
+
+
+def second_terminal(sandbox: Sandbox, backup_id: str | None) -> str:
+    """What to try from a second terminal while the demo keeps its SSH host (printed once the
+    console closed: printed before it, the console's screen would hide it)."""
+    lines = [
+        f"\nthe console is closed; the SSH host 'demo' (127.0.0.1:{sandbox.server.port}) keeps",
+        "running until Ctrl-C. From a second terminal, try:",
+        *_setup(sandbox),
+        "  lifeboat status",
+        "  lifeboat backup create --label second-terminal",
+        "  lifeboat backup list",
+    ]
+    if backup_id:
+        lines.append(f"  lifeboat restore {backup_id} --dry-run")
+    lines += ["  lifeboat                 # the console again", "Ctrl-C here stops the SSH host."]
+    return "\n".join(lines)
+
+
+def _setup(sandbox: Sandbox) -> list[str]:
+    """The lines that point a shell's ``lifeboat`` at the sandbox: its config and, when this
+    ``lifeboat`` is not the one on PATH, its directory."""
+    lines = [f"  export LIFEBOAT_CONFIG={shlex.quote(str(sandbox.config_path))}"]
+    invoked = Path(sys.argv[0])
+    on_path = shutil.which("lifeboat")
+    if invoked.name == "lifeboat" and not (
+        on_path and Path(on_path).resolve() == invoked.resolve()
+    ):
+        directory = shlex.quote(str(invoked.absolute().parent))
+        lines.insert(0, f'  export PATH={directory}:"$PATH"')
+    return lines
+
+
+async def _until_ctrl_c() -> None:
+    """Wait for Ctrl-C (SIGINT), which ends the demo as asked: not an interruption (a hang-up
+    or SIGTERM still is one, 129 or 143)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
 
 
 @asynccontextmanager
@@ -107,10 +158,14 @@ async def _backup_and_verify(config: Config, repo: Repository, label: str) -> Ma
 
 
 def _explain(sandbox: Sandbox, backup_id: str) -> None:
-    cfg = sandbox.config_path
-    click.echo(
-        "\nopen the console on it with `lifeboat demo` (its SSH host lives while it runs);"
-        " at any time:\n"
-        f"  lifeboat --config {cfg} backup show {backup_id}\n"
-        f"  lifeboat --config {cfg} backup verify --all"
-    )
+    """After ``--no-tui``: what works without the SSH host, which stopped with the demo."""
+    lines = [
+        "\nthe SSH host stopped with the demo; these work without it, from any terminal:",
+        *_setup(sandbox),
+        "  lifeboat status",
+        f"  lifeboat backup show {backup_id}",
+        "  lifeboat backup verify --all",
+        f"and `lifeboat demo --dir {shlex.quote(str(sandbox.root))}` opens the console and keeps",
+        "the SSH host running for the rest, until Ctrl-C.",
+    ]
+    click.echo("\n".join(lines))

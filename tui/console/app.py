@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.content import Content
 from textual.message import Message
+from textual.notifications import Notification, Notify
 from textual.signal import Signal
 from textual.worker import (
     Worker,
@@ -81,6 +83,13 @@ class LifeboatApp(App[None]):
         "drills": DrillsScreen,
     }
     DEFAULT_MODE = "dashboard"
+    # Over a dialog, toasts stack from the top and take at most a third of the screen: a
+    # centred dialog's buttons are in its lower half, so no toast covers them. (The palette
+    # sits at the top itself: its toasts stay at the bottom.)
+    CSS = """
+    ModalScreen > ToastRack { dock: top; align: right top; max-height: 33%; margin-bottom: 0; }
+    CommandPalette > ToastRack { dock: bottom; align: right bottom; max-height: 100%; }
+    """
     COMMANDS = App.COMMANDS | {LifeboatCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("d", "switch_mode('dashboard')", "Dashboard"),
@@ -112,6 +121,8 @@ class LifeboatApp(App[None]):
         self._froze = False  # long-lived objects were frozen out of the collector's sight
         self._keys = count(1)
         self.stopped_by: int | None = None  # the signal the console is stopping for
+        # each error toast up, by its cause, with what says the cause is still there
+        self._problems: dict[str, tuple[Notification, Callable[[], bool] | None]] = {}
         for theme in THEMES:
             self.register_theme(theme)
         self.theme = self._saved_theme()
@@ -122,6 +133,25 @@ class LifeboatApp(App[None]):
         return (
             command for command in super().get_system_commands(screen) if command.title != "Theme"
         )
+
+    def format_title(self, title: str, sub_title: str) -> Content:
+        """Every screen's header: the environment label (``environment`` in the config), the
+        screen's title, and which config file (or, without one, which repository) this is."""
+        parts: list[str | tuple[str, str]] = []
+        if self.config.environment:
+            parts += [(f" {self.config.environment} ", "bold reverse"), " "]
+        parts.append(title)
+        if sub_title:
+            parts += [(" — ", "dim"), (sub_title, "dim")]
+        parts += [("  ", ""), (self.place, "dim")]
+        return Content.assemble(*parts)
+
+    @property
+    def place(self) -> str:
+        """The config file this console runs on, or its repository when it has no file."""
+        if self.config.path is not None:
+            return paths.display(self.config.path)
+        return f"repository {paths.display(self.repository.path)}"
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return VARIABLE_DEFAULTS
@@ -286,7 +316,42 @@ class LifeboatApp(App[None]):
         if self._indexing:
             self.refresh_backups()
 
+    # -- error toasts that go when their cause does ------------------------------------------
+
+    def notify_problem(
+        self,
+        message: str,
+        *,
+        cause: str,
+        still: Callable[[], bool] | None = None,
+        timeout: float | None = None,
+        title: str = "",
+    ) -> None:
+        """An error toast for ``cause`` (one at a time: a new one replaces the last). It goes
+        when :meth:`fixed` is called for ``cause`` (the action that failed then worked), or
+        when ``still()`` turns false (checked whenever a job or the backups change), or when
+        its time is up."""
+        self.fixed(cause)
+        notification = Notification(
+            message, title, "error", timeout or self.NOTIFICATION_TIMEOUT * 3, markup=False
+        )
+        self._problems[cause] = (notification, still)
+        self.post_message(Notify(notification))
+
+    def fixed(self, cause: str) -> None:
+        """``cause``'s error toast goes: what failed is done now."""
+        problem = self._problems.pop(cause, None)
+        if problem is not None and problem[0] in self._notifications:
+            self._unnotify(problem[0])  # Textual's own way to drop one toast
+
+    def _recheck_problems(self, _: object = None) -> None:
+        for cause, (_notification, still) in list(self._problems.items()):
+            if still is not None and not still():
+                self.fixed(cause)
+
     def on_mount(self) -> None:
+        self.jobs_changed.subscribe(self, self._recheck_problems)
+        self.backups_changed.subscribe(self, self._recheck_problems)
         self.backups_changed.subscribe(self, self._backups_changed)
         if self.open_wizard_on_start is not None:
             backup = self.open_wizard_on_start
@@ -331,6 +396,10 @@ class LifeboatApp(App[None]):
                 self.exit()
 
         self.push_screen(ConfirmModal(wrapped(question)), answered)
+
+    def action_help_quit(self) -> None:
+        """Ctrl+C with no text selected: it stops nothing here (README "What stops what")."""
+        self.notify("Ctrl+C stops nothing here: q quits (asking first while jobs run)")
 
     def action_restore_wizard(self, backup_id: str | None = None) -> None:
         """Open the guided restore (on ``backup_id`` when given, skipping the backup step);

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from textual.app import App
     from textual.signal import Signal
 
@@ -65,6 +67,20 @@ class Services(Protocol):
     def start_drill(self, request: DrillRequest) -> str: ...
 
     def cancel_job(self, key: str) -> None: ...
+
+    def notify_problem(
+        self,
+        message: str,
+        *,
+        cause: str,
+        still: Callable[[], bool] | None = None,
+        timeout: float | None = None,
+        title: str = "",
+    ) -> None:
+        """An error toast that goes when ``fixed(cause)`` is called or ``still()`` is false."""
+
+    def fixed(self, cause: str) -> None:
+        """The error toast of ``cause`` goes: what failed has worked since."""
 
     def open_checklist(
         self,

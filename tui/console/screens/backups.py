@@ -58,7 +58,7 @@ class BackupsScreen(Screen[None]):
         Binding("v", "verify", "Verify"),
         Binding("r", "restore", "Restore"),
         Binding("c", "checklist", "Checklist"),  # k is the list's vi-style up
-        Binding("x,delete", "delete", "Delete", key_display="x"),
+        Binding("x,delete", "delete", "Delete", key_display="x/del"),
         Binding("enter", "detail", "Detail", show=False),
         Binding("escape", "back", "Back"),
     ]
@@ -316,8 +316,13 @@ class BackupsScreen(Screen[None]):
             return
         busy = self._busy(manifest.id)
         if busy:
-            self.notify(f"{busy}: wait for it, or cancel it on the dashboard", severity="error")
+            self.lifeboat.notify_problem(
+                f"{busy}: wait for it, or cancel it on the dashboard",
+                cause="delete",
+                still=lambda: self._busy(manifest.id) is not None,
+            )
             return
+        self.lifeboat.fixed("delete")
         label = f" ({manifest.label})" if manifest.label else ""
         files = sum(len(a.files) for a in manifest.artifacts)
         explanation = wrapped(
@@ -360,6 +365,7 @@ class BackupsScreen(Screen[None]):
             assert worker.result is not None
             backup_id, warnings = worker.result
             self.lifeboat.board.note("backups", "info", f"backup {backup_id} deleted")
+            self.lifeboat.fixed("delete")
             self.notify(f"deleted {backup_id}")
             self.lifeboat.backups_changed.publish(None)
             for warning in warnings:
@@ -368,4 +374,4 @@ class BackupsScreen(Screen[None]):
             what = "delete" if worker.group == "backup-delete" else "restore"
             message = f"{what} failed: {describe_error(worker.error)}"
             self._problem(message, "error")
-            self.notify(message, severity="error")
+            self.lifeboat.notify_problem(message, cause=what)

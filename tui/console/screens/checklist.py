@@ -37,6 +37,7 @@ from engine.errors import LifeboatError, UsageError, describe_error
 from engine.repo.atomic import atomic_write
 from tui.console.screens.checklist_open import choose
 from tui.console.screens.modals import ConfirmModal, TextModal, wrapped
+from tui.console.services import services
 from tui.console.widgets import checklist_view as view
 from tui.console.widgets.footer import KeysFooter
 
@@ -108,6 +109,8 @@ class ChecklistScreen(Screen[None]):
     def _show_all(self) -> None:
         for state in self.session.run.items:
             self._show_item(state)
+        if not self.session.run.blocking():  # what refused the sign-off is done now
+            services(self.app).fixed("checklist-sign-off")
 
     def _show_evidence(self, state: ItemState) -> None:
         self.query_one("#evidence").border_title = f"evidence: {state.id}"
@@ -145,32 +148,40 @@ class ChecklistScreen(Screen[None]):
         if worker.group != "checklist":
             return
         if event.state == WorkerState.ERROR and worker.error is not None:
-            self.notify(
+            services(self.app).notify_problem(
                 f"the automatic items stopped: {describe_error(worker.error)}",
-                severity="error",
+                cause="checklist-items",
                 timeout=30,
-                markup=False,
             )
+        elif event.state == WorkerState.SUCCESS:
+            services(self.app).fixed("checklist-items")
         if worker.is_finished:
             self._show_all()
 
     # -- changes, saved off the event loop ---------------------------------------------------
 
     def _apply(
-        self, change: Callable[[], object], failed: str, done: Callable[[], None] | None = None
+        self,
+        change: Callable[[], object],
+        failed: str,
+        done: Callable[[], None] | None = None,
+        cause: str = "checklist-change",
     ) -> None:
         """Make one change to the run in a thread (the session saves it, with an fsync), then
-        show it; ``failed`` starts what is said when it is refused or cannot be saved."""
+        show it; ``failed`` starts what is said when it is refused or cannot be saved (an
+        error toast of ``cause``, gone once a change of that cause is made)."""
+        lifeboat = services(self.app)
 
         async def applying() -> None:
             try:
                 await asyncio.to_thread(change)
             except LifeboatError as exc:
-                self.notify(f"{failed}{exc}", severity="error", markup=False)
+                lifeboat.notify_problem(f"{failed}{exc}", cause=cause)
             except OSError as exc:
                 said = failed or "the run is not saved: "
-                self.notify(f"{said}{exc}", severity="error", markup=False)
+                lifeboat.notify_problem(f"{said}{exc}", cause=cause)
             else:
+                lifeboat.fixed(cause)
                 if done is not None:
                     done()
             self._show_all()
@@ -290,13 +301,12 @@ class ChecklistScreen(Screen[None]):
         open_items = self.session.run.blocking()
         if open_items:
             listed = "; ".join(f"{i.id} is {view.word(self.session, i)}" for i in open_items)
-            self.notify(
+            services(self.app).notify_problem(
                 f"Not signed off: {listed}. Each required item must pass, be ticked, or be "
                 "waived with a reason.",
+                cause="checklist-sign-off",
                 title="required items open",
-                severity="error",
                 timeout=15,
-                markup=False,
             )
             return
         run = self.session.run
@@ -339,7 +349,9 @@ class ChecklistScreen(Screen[None]):
 
     def _export(self, path: Path) -> None:
         if path.is_dir():
-            self.notify(f"{path} is a directory: name a file", severity="error", markup=False)
+            services(self.app).notify_problem(
+                f"{path} is a directory: name a file", cause="checklist-export"
+            )
             return
         run, manifest = self.session.run, self.session.manifest
         text = to_json(run) if path.suffix == ".json" else to_markdown(run, manifest)
@@ -347,6 +359,7 @@ class ChecklistScreen(Screen[None]):
             partial(atomic_write, path, text.encode()),
             f"cannot write {path}: ",
             lambda: self.notify(f"exported to {path}", markup=False),
+            cause="checklist-export",
         )
 
     def action_back(self) -> None:

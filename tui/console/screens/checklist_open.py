@@ -28,6 +28,7 @@ from engine.errors import ConfigError, LifeboatError, describe_error
 from engine.repo.write_hook import Warn
 from tui.console.screens.modals import MODAL_CSS, wrapped
 from tui.console.services import services
+from tui.console.widgets.footer import KeysFooter
 
 Show = Callable[[ChecklistSession, bool], None]  # the session, and whether it is a new run
 
@@ -51,6 +52,7 @@ class ChecklistPicker(ModalScreen[str | None]):
             yield OptionList(*(Option(label, id=key) for key, label in self.choices))
             with Horizontal():
                 yield Button("Cancel", id="cancel")
+        yield KeysFooter()  # the dialog's keys (Esc, y/n), not the screen's below
 
     def on_mount(self) -> None:
         self.query_one(OptionList).highlighted = 0
@@ -74,8 +76,11 @@ async def choose(
     try:
         available = await asyncio.to_thread(checklists_for, services(app).config)
     except ConfigError as exc:
-        app.notify(f"the checklists do not load: {exc}", severity="error", timeout=30, markup=False)
+        services(app).notify_problem(
+            f"the checklists do not load: {exc}", cause="checklists", timeout=30
+        )
         return
+    services(app).fixed("checklists")
     if name is not None and name in available:
         await _open_new(app, show, available[name], backup_id, restore)
         return
@@ -137,8 +142,11 @@ async def _open_new(
     try:
         session = await asyncio.to_thread(start)
     except (LifeboatError, OSError) as exc:
-        app.notify(f"no checklist run: {describe_error(exc)}", severity="error", markup=False)
+        services(app).notify_problem(
+            f"no checklist run: {describe_error(exc)}", cause="checklist-open"
+        )
         return
+    services(app).fixed("checklist-open")
     show(session, True)
 
 
@@ -154,8 +162,9 @@ async def _resume(app: App[Any], show: Show, available: dict[str, Loaded], run_i
     try:
         session = await asyncio.to_thread(resume)
     except (LifeboatError, OSError) as exc:
-        app.notify(describe_error(exc), severity="error", markup=False)
+        services(app).notify_problem(describe_error(exc), cause="checklist-open")
         return
+    services(app).fixed("checklist-open")
     if session.manifest_problem is not None:  # the run is still worth finishing
         app.notify(session.manifest_problem, severity="warning", markup=False)
     show(session, False)

@@ -118,8 +118,9 @@ class DrillsScreen(Screen[None]):
         try:
             plan = plan_drill(self.lifeboat.config, DrillRequest())
         except UsageError as exc:
-            self.notify(str(exc), severity="error", timeout=20)
+            self.lifeboat.notify_problem(str(exc), cause="drill", timeout=20)
             return
+        self.lifeboat.fixed("drill")
         lines = [f"Drill: {plan.scenario}. It destroys, then restores:"]
         lines += [f"• {line}" for line in plan.destroys]
         explanation = "\n".join(wrapped(line) for line in lines)

@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, SelectionList
 from textual.worker import Worker
 
+from tui.console.widgets.footer import KeysFooter
 from tui.console.widgets.ticks import TickList
 
 MODAL_CSS = """
@@ -70,6 +71,7 @@ class BackupModal(ModalScreen[BackupChoice | None]):
             with Horizontal():
                 yield Button("Cancel", id="cancel")
                 yield Button("Start backup", variant="primary", id="start")
+        yield KeysFooter()  # the dialog's keys (Esc, y/n), not the screen's below
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "start":
@@ -94,7 +96,7 @@ class ConfirmModal(ModalScreen[bool]):
 
     DEFAULT_CSS = MODAL_CSS.format(name="ConfirmModal")
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,n", "dismiss(False)", "No"),
+        Binding("escape,n", "dismiss(False)", "No", key_display="n/esc"),
         Binding("y", "dismiss(True)", "Yes"),
     ]
 
@@ -108,6 +110,7 @@ class ConfirmModal(ModalScreen[bool]):
             with Horizontal():
                 yield Button("No", id="no")
                 yield Button("Yes", variant="error", id="yes")
+        yield KeysFooter()  # the dialog's keys (Esc, y/n), not the screen's below
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
@@ -133,6 +136,7 @@ class TypedConfirmModal(ModalScreen[bool]):
             with Horizontal():
                 yield Button("Cancel", id="cancel")
                 yield Button("Confirm", variant="error", id="confirm")
+        yield KeysFooter()  # the dialog's keys (Esc, y/n), not the screen's below
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "confirm":
@@ -181,6 +185,7 @@ class TextModal(ModalScreen[str | None]):
             with Horizontal():
                 yield Button("Cancel", id="cancel")
                 yield Button(self.verb, variant="primary", id="ok")
+        yield KeysFooter()  # the dialog's keys (Esc, y/n), not the screen's below
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "ok":

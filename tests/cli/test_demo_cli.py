@@ -1,0 +1,149 @@
+"""`lifeboat demo` in a terminal: `q` closes the console, the demo then prints what to try from
+a second terminal and keeps its SSH host running for it until Ctrl-C (README, issue 16 item 11)."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import pty
+import re
+import shlex
+import signal
+import struct
+import termios
+from collections.abc import Callable
+from pathlib import Path
+
+from cli_run import LIFEBOAT, lifeboat, with_signals
+from timing import DEADLINE
+
+ESCAPES = re.compile(rb"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
+
+
+class Terminal:
+    """A process on a pseudo-terminal of 80x24, and everything it wrote, without escapes."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, master: int) -> None:
+        self.proc, self.master = proc, master
+        self.raw = bytearray()
+        self.changed = asyncio.Event()
+        asyncio.get_running_loop().add_reader(master, self._read)
+
+    @classmethod
+    async def start(cls, *argv: str) -> Terminal:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        proc = await asyncio.create_subprocess_exec(
+            *with_signals(list(argv)),
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            start_new_session=True,
+            env={**os.environ, "LIFEBOAT_CONFIG": "", "TERM": "xterm-256color"},
+        )
+        os.close(slave)
+        return cls(proc, master)
+
+    def _read(self) -> None:
+        try:
+            data = os.read(self.master, 65536)
+        except OSError:  # the process is gone
+            data = b""
+        if not data:
+            asyncio.get_running_loop().remove_reader(self.master)
+        self.raw += data
+        self.changed.set()
+
+    @property
+    def text(self) -> str:
+        return ESCAPES.sub(b"", bytes(self.raw)).decode(errors="replace").replace("\r", "")
+
+    async def until(self, condition: Callable[[str], bool], what: str) -> str:
+        async def waiting() -> str:
+            while not condition(self.text):
+                self.changed.clear()
+                await self.changed.wait()
+            return self.text
+
+        try:
+            return await asyncio.wait_for(waiting(), DEADLINE)
+        except TimeoutError:
+            tail = self.text[-2000:]
+            raise AssertionError(f"timed out waiting for {what}; got:\n{tail}") from None
+
+    async def ended(self) -> int:
+        rc = await asyncio.wait_for(self.proc.wait(), DEADLINE)
+        self._drain()  # the last bytes it wrote
+        return rc
+
+    def _drain(self) -> None:
+        try:
+            while data := os.read(self.master, 65536):
+                self.raw += data
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+        asyncio.get_running_loop().remove_reader(self.master)
+        os.close(self.master)
+
+
+async def test_q_closes_the_console_and_the_demo_keeps_its_host_until_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "sandbox"
+    terminal = await Terminal.start(LIFEBOAT, "demo", "--dir", str(root))
+    try:
+        await terminal.until(lambda text: "Quit" in text, "the console's footer")
+        os.write(terminal.master, b"q")
+        text = await terminal.until(lambda t: "Ctrl-C here stops" in t, "the commands")
+        config = root / "lifeboat.toml"
+        assert "the console is closed; the SSH host 'demo' (127.0.0.1:" in text
+        said = printed(text)
+        assert f"export LIFEBOAT_CONFIG={config}" in said, said
+        assert ["status"] in commands(said)
+        assert ["backup", "list"] in commands(said)
+        assert ["backup", "create", "--label", "second-terminal"] in commands(said)
+        (restore,) = [argv for argv in commands(said) if argv[:1] == ["restore"]]
+
+        # From a second terminal, the host is still there: a backup and a dry run reach it.
+        made = await lifeboat("backup", "create", "--scope", "app-config", config=config)
+        assert made.rc == 0, made.stderr
+        checked = await lifeboat(*restore, config=config)
+        assert checked.rc == 0, checked.stdout + checked.stderr
+        assert terminal.proc.returncode is None
+
+        terminal.proc.send_signal(signal.SIGINT)  # Ctrl-C: the demo ends, as asked
+        assert await terminal.ended() == 0
+        assert "the demo's SSH host is stopped" in terminal.text
+    finally:
+        terminal.close()
+
+
+def printed(text: str) -> list[str]:
+    """The indented lines the demo printed last (the commands), as they read."""
+    tail = text.rsplit("From a second terminal", 1)[-1].rsplit("from any terminal:", 1)[-1]
+    return [line.strip() for line in tail.splitlines() if line.startswith("  ")]
+
+
+def commands(lines: list[str]) -> list[list[str]]:
+    """The ``lifeboat`` command lines among ``lines``, without the program and comments."""
+    return [shlex.split(line, comments=True)[1:] for line in lines if line.startswith("lifeboat ")]
+
+
+async def test_the_demo_without_the_console_prints_what_works_after_it(tmp_path: Path) -> None:
+    root = tmp_path / "sandbox"
+    run = await lifeboat("demo", "--no-tui", "--dir", str(root))
+    assert run.rc == 0, run.stderr
+    config = root / "lifeboat.toml"
+    said = printed(run.stdout)
+    assert f"export LIFEBOAT_CONFIG={config}" in said, run.stdout
+    for argv in commands(said):  # each works with the host stopped
+        assert argv[0] in ("status", "backup"), argv
+        done = await lifeboat(*argv, config=config)
+        assert done.rc in (0, 1 if argv == ["status"] else 0), done.stdout + done.stderr
+    assert ["backup", "verify", "--all"] in commands(said)
+    assert f"`lifeboat demo --dir {root}` opens the console" in run.stdout
