@@ -19,6 +19,7 @@ from cli_run import LIFEBOAT, with_signals, write_config
 from helpers import command_source, config_text
 from processes import processes_mentioning
 from sshd import SSHTestServer, descendants
+from terminal import Terminal
 from timing import DEADLINE, until
 
 STOPPED_WITHIN = 5.0  # seconds from the signal to no remote command and no ssh child (issue 16)
@@ -173,3 +174,41 @@ async def test_under_nohup_a_hangup_changes_nothing(
     assert returncode == 128 + signal.SIGTERM, err
     (cancelled,) = [e for e in backup.audit() if e["action"] == "backup.cancelled"]
     assert cancelled["reason"] == "SIGTERM"
+
+
+def write_calls(pid: int) -> int:
+    """How many write system calls ``pid`` made, failed ones included (/proc/PID/io)."""
+    fields = dict(
+        line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines() if line
+    )
+    return int(fields["syscw"])
+
+
+async def test_the_console_exits_after_its_terminal_is_gone(tmp_path: Path) -> None:
+    """The terminal goes away (the pty closes: every write fails with EIO) with the wizard's
+    text box open, whose cursor blinks; then the hang-up arrives. Textual's writer thread died
+    of the first failed write and the console hung, unable to exit, with the demo's etcd left
+    running; now its output is dropped, and the hang-up ends it with 129."""
+    repo = tmp_path / "repo"
+    config = write_config(
+        tmp_path / "lifeboat.toml",
+        f'operator = "tester"\n[repository]\npath = "{repo}"\n'
+        '[hosts.h1]\naddress = "127.0.0.1"\nport = 1\n'
+        '[sources.mongo]\nkind = "mongo"\nhost = "h1"\nuri = "mongodb://127.0.0.1:1/"\n',
+    )
+    terminal = await Terminal.start(LIFEBOAT, "--config", str(config))
+    try:
+        await terminal.until(lambda text: "Quit" in text, "the dashboard's footer")
+        os.write(terminal.master, b"r")
+        await terminal.until(lambda text: "What went wrong?" in text, "the wizard")
+        os.write(terminal.master, b"\x1b[B" * 5 + b"\r")  # a module was removed: which?
+        await terminal.until(lambda text: "Which namespaces" in text, "the wizard's text box")
+        pid = terminal.proc.pid
+        terminal.hang_up()
+        before = write_calls(pid)
+        # It goes on drawing (a blinking cursor) into the void, which the old writer could not.
+        await until(lambda: write_calls(pid) >= before + 3, "writes after the terminal went")
+        terminal.proc.send_signal(signal.SIGHUP)
+        assert await asyncio.wait_for(terminal.proc.wait(), DEADLINE) == 128 + signal.SIGHUP
+    finally:
+        terminal.close()

@@ -22,7 +22,10 @@ async def run_console(config: Config, *, mouse: bool, wizard: str | None = None)
     from tui.console.app import make_app  # Textual loads only when the console opens
 
     require_terminal()
+    from tui.console.terminal import hang_up_safe_driver
+
     app = make_app(config, wizard=wizard)
+    app.driver_class = hang_up_safe_driver() or app.driver_class
     with stopped_by(app.stop_for_signal):  # a hang-up or SIGTERM: cancel the jobs, then exit
         await app.run_async(mouse=mouse)
     if app.stopped_by is not None:
