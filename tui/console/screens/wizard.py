@@ -347,8 +347,9 @@ def open_wizard(app: App[Any], backup: Listed | None = None) -> None:
     try:
         trees = load_trees(config.runbooks.paths, config.sources)
     except ConfigError as exc:
-        app.notify(f"the runbooks do not load: {exc}", severity="error", timeout=30)
+        lifeboat.notify_problem(f"the runbooks do not load: {exc}", cause="runbooks", timeout=30)
         return
+    lifeboat.fixed("runbooks")
     state = WizardState(config, lifeboat.backups, trees[BUILT_IN], backup)
     app.push_screen(RestoreWizard(state))
 
