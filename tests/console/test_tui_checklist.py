@@ -153,13 +153,14 @@ async def test_run_waive_tick_sign_off_and_export_against_real_peers(
         ]
         assert served == ["/ready"]
         assert f"backup {backup.id} (nightly)" in flat(shown(screen, "#about"))
+        evidence = flat(shown(screen, "#evidence-text"))  # on the first item still open
+        assert "`sh -c echo no quorum; exit 4` exited 4 evidence: no quorum" in evidence
+        assert "w waives it with a reason" in evidence
+        await highlight(pilot, screen, "ready")  # the evidence follows the cursor
         evidence = flat(shown(screen, "#evidence-text"))
         assert "Check ready http · required · PASSED at" in evidence
         assert "HTTP 200 evidence: HTTP 200 lifeboat-ready: all 3 controllers healthy" in evidence
-        await highlight(pilot, screen, "quorum")  # the evidence follows the cursor
-        evidence = flat(shown(screen, "#evidence-text"))
-        assert "`sh -c echo no quorum; exit 4` exited 4 evidence: no quorum" in evidence
-        assert "w waives it with a reason" in evidence
+        await highlight(pilot, screen, "quorum")
         stored = load_run(repo.path, run.id)
         assert [(i.id, i.status) for i in stored.items] == [
             ("ready", "passed"), ("quorum", "failed"), ("extra", "failed"), ("deploy", "pending"),

@@ -157,6 +157,16 @@ class ChecklistScreen(Screen[None]):
             services(self.app).fixed("checklist-items")
         if worker.is_finished:
             self._show_all()
+            self._to_first_open()
+
+    def _to_first_open(self) -> None:
+        """The automatic items ran: the cursor goes to the first item still open (the
+        operator's part), unless it is on an open one already."""
+        blocking = self.session.run.blocking()
+        current = self._current()
+        if blocking and (current is None or current not in blocking):
+            items = self.query_one("#items", OptionList)
+            items.highlighted = items.get_option_index(blocking[0].id)
 
     # -- changes, saved off the event loop ---------------------------------------------------
 
