@@ -25,6 +25,15 @@ from tui.console.screens.wizard import RestoreWizard
 from tui.console.wizard_state import Step
 
 
+async def open_wizard(keys: Keys, app: LifeboatApp) -> RestoreWizard:
+    """``r`` on the dashboard, once it shows the status."""
+    await status_shown(keys.pilot)
+    await keys.press("r")
+    wizard = app.screen
+    assert isinstance(wizard, RestoreWizard)
+    return wizard
+
+
 async def choose(keys: Keys, wizard: RestoreWizard, value: str) -> None:
     """Arrow to the choice ``value`` of the question on screen and press Enter."""
     choices = wizard.query_one("#choices", OptionList)
@@ -102,10 +111,7 @@ async def test_incident_a_a_collection_dropped(
         app = demo.app
         async with app.run_test(size=(80, 24)) as pilot:
             keys = Keys(pilot)
-            await status_shown(pilot)
-            await keys.press("r")
-            wizard = app.screen
-            assert isinstance(wizard, RestoreWizard)
+            wizard = await open_wizard(keys, app)
             await choose(keys, wizard, "module-removed")
             await keys.type("app.users")
             await keys.press("enter")
@@ -147,10 +153,7 @@ async def test_incident_b_etcd_quorum_lost(tmp_path: Path, monkeypatch: pytest.M
         app = demo.app
         async with app.run_test(size=(80, 24)) as pilot:
             keys = Keys(pilot)
-            await status_shown(pilot)
-            await keys.press("r")
-            wizard = app.screen
-            assert isinstance(wizard, RestoreWizard)
+            wizard = await open_wizard(keys, app)
             await choose(keys, wizard, "etcd-quorum-lost")
             assert wizard.state.sources == ("demo-etcd",)
             await keys.press("ctrl+n")  # the plan as offered
