@@ -13,7 +13,7 @@ UV := .uv/bin/uv
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 # command -> Debian package that provides it, for the real servers the tests start
 SYSTEM_DEPS := /usr/sbin/sshd:openssh-server ssh:openssh-client etcd:etcd-server \
-               etcdctl:etcd-client tmux:tmux zstd:zstd
+               etcdctl:etcd-client tmux:tmux zstd:zstd age:age
 
 .PHONY: demo test lint lock screenshots system-deps clean
 

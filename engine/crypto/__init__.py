@@ -1,0 +1,1 @@
+"""Encryption of artifacts at rest: the age v1 format, streamed."""
