@@ -37,6 +37,7 @@ class LazyGroup(click.Group):
         "audit": "tui.cli.audit:audit",
         "checklist": "tui.cli.checklist:checklist",
         "drill": "tui.cli.drill:drill",
+        "key": "tui.cli.key:key",
         "catalog": "tui.cli.catalog:catalog",
         "schedule": "tui.cli.schedule:schedule",
         "scheduler": "tui.cli.schedule:scheduler",
