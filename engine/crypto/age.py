@@ -272,17 +272,19 @@ class Encryptor:
     def update(self, plaintext: bytes | memoryview) -> bytes:
         """The ciphertext of every whole chunk now known not to be the last."""
         self._pending += plaintext
-        out = bytearray()
-        while len(self._pending) > CHUNK:
-            out += self._seal(bytes(self._pending[:CHUNK]), last=False)
-            del self._pending[:CHUNK]
-        return bytes(out)
+        whole = (len(self._pending) - 1) // CHUNK  # the last bytes may be the last chunk
+        if whole <= 0:
+            return b""
+        with memoryview(self._pending) as view:
+            sealed = [self._seal(view[i * CHUNK : (i + 1) * CHUNK], False) for i in range(whole)]
+        del self._pending[: whole * CHUNK]
+        return b"".join(sealed)
 
     def finish(self) -> bytes:
         """The last chunk (empty only when the whole stream was)."""
         return self._seal(bytes(self._pending), last=True)
 
-    def _seal(self, chunk: bytes, last: bool) -> bytes:
+    def _seal(self, chunk: bytes | memoryview, last: bool) -> bytes:
         sealed = self._aead.encrypt(_chunk_nonce(self._counter, last), chunk, None)
         self._counter += 1
         return sealed
@@ -307,11 +309,14 @@ class Decryptor:
         self._buffer += data
         if self._aead is None and not self._start():
             return b""
-        out = bytearray()
-        while len(self._buffer) > CHUNK + TAG:
-            out += self._open(bytes(self._buffer[: CHUNK + TAG]), last=False)
-            del self._buffer[: CHUNK + TAG]
-        return bytes(out)
+        size = CHUNK + TAG
+        whole = (len(self._buffer) - 1) // size  # the last bytes may be the last chunk
+        if whole <= 0:
+            return b""
+        with memoryview(self._buffer) as view:
+            opened = [self._open(view[i * size : (i + 1) * size], False) for i in range(whole)]
+        del self._buffer[: whole * size]
+        return b"".join(opened)
 
     def finish(self) -> bytes:
         """The last chunk's plaintext; AgeError when the stream ends early."""
@@ -344,7 +349,7 @@ class Decryptor:
         del self._buffer[: length + NONCE]
         return True
 
-    def _open(self, sealed: bytes, last: bool) -> bytes:
+    def _open(self, sealed: bytes | memoryview, last: bool) -> bytes:
         assert self._aead is not None
         try:
             chunk = self._aead.decrypt(_chunk_nonce(self._counter, last), sealed, None)
