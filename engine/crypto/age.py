@@ -235,7 +235,10 @@ def _file_key(stanzas: list[_Stanza], identities: Sequence[Identity]) -> bytes |
             raise AgeError("a damaged age header (an X25519 share is not 32 bytes)")
         for identity in identities:
             private = X25519PrivateKey.from_private_bytes(identity.secret)
-            shared = private.exchange(X25519PublicKey.from_public_bytes(share))
+            try:
+                shared = private.exchange(X25519PublicKey.from_public_bytes(share))
+            except ValueError:  # a low-order share: an all-zero secret, refused by the spec
+                raise AgeError("a damaged age header (an X25519 share is unusable)") from None
             wrap = _hkdf(shared, share + identity.recipient.key, X25519_INFO)
             try:
                 return ChaCha20Poly1305(wrap).decrypt(bytes(12), stanza.body, None)

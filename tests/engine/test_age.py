@@ -4,6 +4,7 @@ writes them; passphrase-protected identity files; and every way a file can be wr
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 from pathlib import Path
@@ -132,6 +133,10 @@ def test_altered_or_truncated_files_never_pass(identity: tuple[Identity, Path]) 
         decrypt(two_chunks[: -(1 + 16)], [parsed])
     with pytest.raises(AgeError, match="not an age file"):
         decrypt(b"plain text, not encrypted\n" * 10, [parsed])
+    start = sealed.index(b"-> X25519 ") + len(b"-> X25519 ")
+    low_order = sealed[:start] + base64.b64encode(bytes(32)).rstrip(b"=") + sealed[start + 43 :]
+    with pytest.raises(AgeError, match="an X25519 share is unusable"):
+        decrypt(low_order, [parsed])
 
 
 def test_strings_that_are_not_age_keys_say_so() -> None:
