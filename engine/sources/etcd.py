@@ -27,13 +27,22 @@ from engine.repo.sink import HashingFileSink
 from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext
 
 SNAPSHOT_SUFFIX = "snapshot.db"
+SAFETY_FAILS_TOO = (
+    "the restore does not need it, but a safety backup of it fails the same way: fix that, "
+    "or skip the safety backup with a reason"
+)
 STATUS_TIMEOUT = 10.0  # seconds for the validator's status call
 WAL_BYTES = 64 * 1024 * 1024  # a restored member preallocates its first WAL file
 T = TypeVar("T")
 
 
 class EtcdError(LifeboatError):
-    """etcd refused or failed a request."""
+    """etcd refused or failed a request; ``not_answering`` when nothing answered at all (a
+    member down, as after a lost quorum), rather than a member that refused the client."""
+
+    def __init__(self, message: str, *, not_answering: bool = False) -> None:
+        super().__init__(message)
+        self.not_answering = not_answering
 
 
 class EtcdSource(Source):
@@ -113,7 +122,7 @@ class EtcdSource(Source):
                 done += len(response.blob)
                 progress(done, done + response.remaining_bytes)
         except grpc.RpcError as exc:
-            raise EtcdError(self._rpc_failure(exc.code().name, exc.details() or "")) from None
+            raise self._rpc_failure(exc.code().name, exc.details() or "") from None
         finally:
             client.close()
         return {
@@ -144,30 +153,35 @@ class EtcdSource(Source):
                     return call(client)
                 except grpc.RpcError as exc:
                     code, details = exc.code().name, exc.details() or ""
-                    raise EtcdError(self._rpc_failure(code, details)) from None
+                    raise self._rpc_failure(code, details) from None
                 except Etcd3Exception as exc:  # the client maps UNAVAILABLE etc. to its own
-                    raise EtcdError(self._rpc_failure(type(exc).__name__, str(exc))) from None
+                    raise self._rpc_failure(type(exc).__name__, str(exc)) from None
                 finally:
                     client.close()
 
             return await asyncio.to_thread(in_thread)
 
-    def _rpc_failure(self, code: str, details: str) -> str:
+    def _rpc_failure(self, code: str, details: str) -> EtcdError:
         """A failed etcd request in the operator's terms: a member that does not answer is
         what an incident looks like, not a config mistake; the tunnel's own address (a local
         port that means nothing to anyone) is left out."""
         endpoint = f"etcd at {self.config.endpoint}"
         details = _TUNNEL_ADDRESS.sub("", details).strip(" :;,")
         if re.search(r"ssl|tls|handshake|certificate", details, re.IGNORECASE):
-            return (
+            return EtcdError(
                 f"{endpoint}: the TLS handshake failed ({details}); check "
                 f"sources.{self.name}.cacert, .cert and .key"
             )
         if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
-            return f"{endpoint} refused the client ({code}: {details}); check its credentials"
+            return EtcdError(f"{endpoint} refused the client ({code}: {details})")
         if code in _NOT_ANSWERING:
-            return f"{endpoint} does not answer: the member is down or cannot be reached"
-        return f"{endpoint} failed: {code}: {details}" if details else f"{endpoint} failed: {code}"
+            return EtcdError(
+                f"{endpoint} does not answer: the member is down or cannot be reached",
+                not_answering=True,
+            )
+        return EtcdError(
+            f"{endpoint} failed: {code}: {details}" if details else f"{endpoint} failed: {code}"
+        )
 
     @staticmethod
     def _count(prefix: bytes, client: Any) -> int:
@@ -226,15 +240,21 @@ class EtcdSource(Source):
         try:
             async with host.forward_local(address, int(port)) as local_port:
                 version = await asyncio.to_thread(self._status_version, local_port)
-        except (LifeboatError, OSError) as exc:
-            checks.append(
-                Check.warning(
-                    name,
-                    f"{exc}; expected when quorum is lost: the restore does not need it, and "
-                    "there is no current state to save from it",
-                    down=self.name,
+        except EtcdError as exc:
+            if exc.not_answering:
+                checks.append(
+                    Check.warning(
+                        name,
+                        f"{exc}; expected when quorum is lost: the restore does not need it, "
+                        "and there is no current state to save from it",
+                        down=self.name,
+                    )
                 )
-            )
+            else:  # it runs but refuses this client: never taken for down
+                checks.append(Check.warning(name, f"{exc}; {SAFETY_FAILS_TOO}"))
+            return None
+        except (LifeboatError, OSError) as exc:
+            checks.append(Check.warning(name, f"{exc}; {SAFETY_FAILS_TOO}"))
             return None
         checks.append(Check.ok(name, f"{self.config.endpoint} answers (etcd {version})"))
         return version
@@ -247,9 +267,9 @@ class EtcdSource(Source):
         try:
             return str(client.status().version)
         except grpc.RpcError as exc:
-            raise EtcdError(self._rpc_failure(exc.code().name, exc.details() or "")) from None
+            raise self._rpc_failure(exc.code().name, exc.details() or "") from None
         except Etcd3Exception as exc:  # the client maps UNAVAILABLE etc. to its own errors
-            raise EtcdError(self._rpc_failure(type(exc).__name__, str(exc))) from None
+            raise self._rpc_failure(type(exc).__name__, str(exc)) from None
         finally:
             client.close()
 

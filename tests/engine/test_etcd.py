@@ -16,7 +16,8 @@ from engine.events import Progress
 from engine.jobs import BackupRequest, run_backup, run_verify
 from engine.repo.repository import Repository
 from engine.restore.run import RestoreRefusedError, RestoreRequest, run_restore
-from engine.sources import RestoreOptions
+from engine.sources import RestoreOptions, source_from
+from engine.sources.etcd import EtcdSource
 
 KEYS = 5000
 
@@ -206,3 +207,31 @@ async def test_after_a_lost_quorum_the_safety_backup_leaves_the_silent_member_ou
     assert saved["result"] == "nothing to save"
     assert saved["left_out"]["etcd"].startswith(f"etcd at {etcd_member.endpoint} does not answer")
     assert any("etcd is left out" in getattr(event, "text", "") for event in log)
+
+
+def test_only_a_member_that_does_not_answer_counts_as_down(tmp_path: Path) -> None:
+    """A member that refuses the client (TLS, credentials) runs: it is never taken for down,
+    so no safety backup leaves it out and no swap is offered for it."""
+    config = parse_config(
+        f'[repository]\npath = "{tmp_path / "repo"}"\n'
+        '[hosts.h1]\naddress = "127.0.0.1"\n'
+        '[sources.etcd]\nkind = "etcd"\nhost = "h1"\nendpoint = "10.0.0.5:2379"\n'
+    )
+    source = source_from("etcd", config.sources["etcd"])
+    assert isinstance(source, EtcdSource)
+    silent = source._rpc_failure(
+        "UNAVAILABLE", "failed to connect to all addresses; ipv4:127.0.0.1:39533: Socket closed"
+    )
+    assert silent.not_answering
+    assert (
+        str(silent)
+        == "etcd at 10.0.0.5:2379 does not answer: the member is down or cannot be reached"
+    )
+    for code, details in [
+        ("UNAUTHENTICATED", "invalid auth token"),
+        ("UNAVAILABLE", "SSL handshake failed: certificate verify failed"),
+        ("INTERNAL", "ipv4:127.0.0.1:40143 broke"),
+    ]:
+        refused = source._rpc_failure(code, details)
+        assert not refused.not_answering, code
+        assert "127.0.0.1:40143" not in str(refused)
