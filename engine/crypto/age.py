@@ -51,17 +51,23 @@ class AgeKeyError(LifeboatError):
     """A string that is not an age recipient or identity."""
 
 
+class WrongPassphraseError(AgeError):
+    """The passphrase does not open a passphrase-protected file."""
+
+
 def _b64(data: bytes) -> bytes:
     return base64.b64encode(data).rstrip(b"=")
 
 
 def _unb64(text: bytes) -> bytes:
-    if text.endswith(b"=") or b"\n" in text:
-        raise AgeError("the header is not canonical base64")
+    """Canonical unpadded base64 only (the spec: decoders reject anything else)."""
     try:
-        return base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
+        decoded = base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
     except ValueError:
-        raise AgeError("the header holds invalid base64") from None
+        raise AgeError("a damaged age header (invalid base64)") from None
+    if _b64(decoded) != text:
+        raise AgeError("a damaged age header (base64 that is not canonical)")
+    return decoded
 
 
 def _hkdf(key: bytes, salt: bytes, info: bytes) -> bytes:
@@ -80,8 +86,12 @@ class Recipient:
             hrp, key = bech32.decode(text.strip())
         except bech32.Bech32Error as exc:
             raise AgeKeyError(f"{_shown(text)} is not an age recipient ({exc})") from None
-        if hrp != RECIPIENT_HRP or len(key) != 32:
+        if not text.strip().startswith("age1") or hrp != RECIPIENT_HRP or len(key) != 32:
             raise AgeKeyError(f"{_shown(text)} is not an age recipient (age1... expected)")
+        try:  # a low-order point would make every file encrypted to it readable by anyone
+            X25519PrivateKey.generate().exchange(X25519PublicKey.from_public_bytes(key))
+        except ValueError:
+            raise AgeKeyError(f"{_shown(text)} is not a usable age recipient") from None
         return cls(key)
 
     def __str__(self) -> str:
@@ -104,7 +114,11 @@ class Identity:
             hrp, secret = bech32.decode(text.strip())
         except bech32.Bech32Error as exc:
             raise AgeKeyError(f"an identity line is not an age identity ({exc})") from None
-        if hrp != IDENTITY_HRP or len(secret) != 32:
+        if (
+            not text.strip().startswith("AGE-SECRET-KEY-1")
+            or hrp != IDENTITY_HRP
+            or len(secret) != 32
+        ):
             raise AgeKeyError("an identity line is not an age identity (AGE-SECRET-KEY-1...)")
         return cls(secret)
 
@@ -140,7 +154,7 @@ def parse_identities(data: bytes, passphrases: Iterable[str] = ()) -> list[Ident
         for attempt in passphrases:
             try:
                 return parse_identities(decrypt_with_passphrase(data, attempt))
-            except AgeError:
+            except WrongPassphraseError:
                 continue
         raise AgeError("the identity file is protected by a passphrase: give the right one")
     try:
@@ -198,13 +212,14 @@ def _parse_header(data: bytes) -> tuple[list[_Stanza], bytes, int] | None:
     if not start.startswith(data[: len(start)]):
         raise AgeError("not an age file (no age-encryption.org/v1 header)")
     end = data.find(b"\n---")
-    if end < 0:
+    footer_end = data.find(b"\n", end + 1) if end >= 0 else -1
+    if footer_end < 0:
         if len(data) > MAX_HEADER:
             raise AgeError("not an age file: no header end in its first 64 KiB")
         return None
-    footer_end = data.find(b"\n", end + 1)
-    if footer_end < 0:
-        return None
+    footer = data[end + 1 : footer_end]
+    if not footer.startswith(b"--- ") or len(footer) != len(b"--- ") + 43:
+        raise AgeError("a damaged age header (its MAC line is malformed)")
     lines = data[: end + 1].split(b"\n")[:-1]
     if not lines or lines[0] != VERSION_LINE:
         raise AgeError("not an age file (no age-encryption.org/v1 header)")
@@ -212,13 +227,15 @@ def _parse_header(data: bytes) -> tuple[list[_Stanza], bytes, int] | None:
     index = 1
     while index < len(lines):
         parts = lines[index].split(b" ")
-        if parts[0] != b"->" or len(parts) < 2:
+        if parts[0] != b"->" or len(parts) < 2 or not all(map(_is_argument, parts[1:])):
             raise AgeError("a damaged age header (a stanza line is malformed)")
         body, index = b"", index + 1
         while True:
             if index >= len(lines):
                 raise AgeError("a damaged age header (a stanza has no end)")
             line, index = lines[index], index + 1
+            if len(line) > 64:
+                raise AgeError("a damaged age header (a stanza line is too long)")
             body += line
             if len(line) < 64:
                 break
@@ -226,10 +243,19 @@ def _parse_header(data: bytes) -> tuple[list[_Stanza], bytes, int] | None:
     return stanzas, data[: end + 4], footer_end + 1
 
 
+def _is_argument(part: bytes) -> bool:
+    """A stanza argument: one or more visible ASCII characters."""
+    return bool(part) and all(0x21 <= byte <= 0x7E for byte in part)
+
+
 def _file_key(stanzas: list[_Stanza], identities: Sequence[Identity]) -> bytes | None:
+    if any(stanza.kind == b"scrypt" for stanza in stanzas):
+        raise AgeError("a passphrase-encrypted file, not one for identities (age -p)")
     for stanza in stanzas:
-        if stanza.kind != b"X25519" or len(stanza.args) != 1 or len(stanza.body) != 32:
-            continue
+        if stanza.kind != b"X25519":
+            continue  # another kind of recipient: not ours to open
+        if len(stanza.args) != 1 or len(stanza.body) != 32:
+            raise AgeError("a damaged age header (a malformed X25519 stanza)")
         share = _unb64(stanza.args[0])
         if len(share) != 32:
             raise AgeError("a damaged age header (an X25519 share is not 32 bytes)")
@@ -267,6 +293,7 @@ class Encryptor:
         self._aead = ChaCha20Poly1305(_hkdf(self._file_key, nonce, b"payload"))
         self._pending = bytearray()
         self._counter = 0
+        self._finished = False
 
     def header(self) -> bytes:
         """The header and the payload's nonce: the file's first bytes."""
@@ -285,6 +312,9 @@ class Encryptor:
 
     def finish(self) -> bytes:
         """The last chunk (empty only when the whole stream was)."""
+        if self._finished:
+            raise AgeError("this age stream was finished already")
+        self._finished = True
         return self._seal(bytes(self._pending), last=True)
 
     def _seal(self, chunk: bytes | memoryview, last: bool) -> bytes:
@@ -305,7 +335,7 @@ class Decryptor:
         self._buffer = bytearray()
         self._aead: ChaCha20Poly1305 | None = None
         self._counter = 0
-        self._done = False
+        self._finished = False
 
     def feed(self, data: bytes | memoryview) -> bytes:
         """The plaintext of every chunk now known whole and not last, authenticated."""
@@ -323,6 +353,9 @@ class Decryptor:
 
     def finish(self) -> bytes:
         """The last chunk's plaintext; AgeError when the stream ends early."""
+        if self._finished:
+            raise AgeError("this age stream was finished already")
+        self._finished = True
         if self._aead is None and not self._start():
             raise AgeError("the age file ends inside its header: it is truncated")
         if len(self._buffer) < TAG:
@@ -340,7 +373,8 @@ class Decryptor:
         stanzas, macd, length = parsed
         if len(self._buffer) < length + NONCE:
             return False
-        file_key = self._known_key or _file_key(stanzas, self._identities)
+        known = self._known_key
+        file_key = known if known is not None else _file_key(stanzas, self._identities)
         if file_key is None:
             raise AgeError("no identity given opens this file (it was encrypted to others)")
         mac = hmac.new(_hkdf(file_key, b"", b"header"), macd, sha256).digest()
@@ -378,14 +412,17 @@ def decrypt_with_passphrase(data: bytes, passphrase: str) -> bytes:
     if stanza is None or stanza.kind != b"scrypt" or len(stanza.args) != 2:
         raise AgeError("the file is not protected by a passphrase alone")
     salt, work = _unb64(stanza.args[0]), stanza.args[1]
-    log_n = int(work) if work.isdigit() and len(work) <= 2 else 0
-    if len(salt) != 16 or not 1 <= log_n <= MAX_SCRYPT_LOG_N:
+    canonical = work.isdigit() and not work.startswith(b"0") and len(work) <= 2
+    log_n = int(work) if canonical else 0
+    if len(salt) != 16 or not 1 <= log_n <= MAX_SCRYPT_LOG_N or len(stanza.body) != 32:
         raise AgeError("the passphrase-protected file has an unusable scrypt stanza")
     kdf = Scrypt(salt=SCRYPT_LABEL + salt, length=32, n=2**log_n, r=8, p=1)
     wrap = kdf.derive(passphrase.encode())
     try:
         file_key = ChaCha20Poly1305(wrap).decrypt(bytes(12), stanza.body, None)
+        if len(file_key) != 16:
+            raise AgeError("the passphrase-protected file holds an unusable file key")
     except InvalidTag:
-        raise AgeError("wrong passphrase") from None
+        raise WrongPassphraseError("wrong passphrase") from None
     decryptor = Decryptor((), file_key=file_key)
     return decryptor.feed(data) + decryptor.finish()

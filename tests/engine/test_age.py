@@ -155,3 +155,35 @@ def test_strings_that_are_not_age_keys_say_so() -> None:
     assert key.secret_text() not in str(refused.value)
     with pytest.raises(AgeKeyError, match="holds no AGE-SECRET-KEY-1"):
         parse_identities(b"# only a comment\n")
+
+
+def test_headers_age_would_refuse_are_refused(identity: tuple[Identity, Path]) -> None:
+    """The header grammar, read strictly (age's spec: decoders MUST reject the rest)."""
+    parsed, _key = identity
+    sealed = encrypt(b"rows", [parsed.recipient])
+    head_end = sealed.index(b"\n---")
+    stanza_at = sealed.index(b"-> X25519 ")
+    share = sealed[stanza_at + 10 : stanza_at + 53]
+    last = share[-1:]
+    # The last base64 character of a 32-byte share holds 2 bits that must be zero.
+    loose = b"BCDEFGHIJKLMNOP"[b"AEIMQUYcgkosw048".index(last) % 15 :][:1]
+    for altered, why in [
+        (sealed.replace(b"-> X25519 ", b"-> X25519  ", 1), "an empty argument"),
+        (sealed.replace(b"-> X25519 ", b"-> X25519 \x7f", 1), "a byte that is not visible"),
+        (sealed[:head_end] + b"\n" + b"A" * 70 + sealed[head_end:], "a line over 64 columns"),
+        (sealed.replace(b"\n--- ", b"\n---X", 1), "no space before the MAC"),
+        (sealed.replace(share, share[:-1] + loose, 1), "base64 that is not canonical"),
+    ]:
+        with pytest.raises(AgeError):
+            decrypt(altered, [parsed])
+        assert why  # named for the reader of a failure
+    endless = b"age-encryption.org/v1\n-> X25519 abc\n---" + b"x" * (70 * 1024)
+    with pytest.raises(AgeError, match="no header end in its first 64 KiB"):
+        decrypt(endless, [parsed])
+
+
+def test_a_low_order_recipient_is_refused_before_anything_is_encrypted() -> None:
+    with pytest.raises(AgeKeyError, match="is not a usable age recipient"):
+        Recipient.parse(bech32.encode("age", bytes(32)))
+    with pytest.raises(AgeKeyError, match="is not an age recipient"):
+        Recipient.parse(str(Identity.generate().recipient).upper())  # age writes it lower case
