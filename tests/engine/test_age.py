@@ -175,9 +175,11 @@ def test_headers_age_would_refuse_are_refused(identity: tuple[Identity, Path]) -
         (sealed.replace(b"\n--- ", b"\n---X", 1), "no space before the MAC"),
         (sealed.replace(share, share[:-1] + loose, 1), "base64 that is not canonical"),
     ]:
-        with pytest.raises(AgeError):
+        try:
             decrypt(altered, [parsed])
-            pytest.fail(f"accepted a header with {why}")
+        except AgeError:
+            continue
+        pytest.fail(f"accepted a header with {why}")
     endless = b"age-encryption.org/v1\n-> X25519 abc\n---" + b"x" * (70 * 1024)
     with pytest.raises(AgeError, match="no header end in its first 64 KiB"):
         decrypt(endless, [parsed])
