@@ -7,6 +7,7 @@ Files are created 0600 and directories 0700, as everything in a repository is.
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 FILE_MODE = 0o600
@@ -28,8 +29,9 @@ def make_private_dir(path: Path) -> None:
 
 
 def temporary_name(path: Path) -> Path:
-    """Where ``path`` is written before it appears whole."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Where ``path`` is written before it appears whole: a name of its own, so that two
+    writers never share one and nobody can lay a file or link there beforehand."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
 def atomic_create(path: Path, data: bytes) -> bool:
@@ -56,7 +58,7 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def _write_durably(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
     try:
         view = memoryview(data)
         while view:

@@ -33,7 +33,11 @@ def key_generate(path: Path) -> None:
         f"# public key: {identity.recipient}\n"
         f"{identity.secret_text()}\n"
     )
-    if not atomic_create(path, text.encode()):
+    try:
+        created = atomic_create(path, text.encode())
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}; choose another path") from None
+    if not created:
         raise UsageError(f"{path} was created meanwhile; choose another path")
     click.echo(str(identity.recipient))
     click.echo(

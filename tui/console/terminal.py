@@ -9,17 +9,19 @@ cancelled, cleanup done) and the console exits.
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import sys
 from typing import IO, Any, cast
 
 from textual.app import App
 from textual.driver import Driver
 
+GONE = frozenset({errno.EIO, errno.EPIPE, errno.ENXIO})  # what writing to a lost terminal gives
+
 
 class _GoneIsDropped:
-    """A text file whose writes and flushes never fail: once the terminal is gone, the
-    output has nowhere to go, and nobody to read it."""
+    """A text file whose writes and flushes do not fail once the terminal is gone: the
+    output has nowhere to go, and nobody to read it. Any other error is raised."""
 
     def __init__(self, file: IO[str]) -> None:
         self._file = file
@@ -27,15 +29,24 @@ class _GoneIsDropped:
     def write(self, text: str) -> int:
         try:
             return self._file.write(text)
-        except OSError:  # EIO: the terminal hung up
+        except OSError as exc:
+            _unless_gone(exc)
             return len(text)
 
     def flush(self) -> None:
-        with contextlib.suppress(OSError):
+        try:
             self._file.flush()
+        except OSError as exc:
+            _unless_gone(exc)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._file, name)
+
+
+def _unless_gone(exc: OSError) -> None:
+    """Raise ``exc`` unless it says the terminal is gone (EIO, EPIPE, ENXIO)."""
+    if exc.errno not in GONE:
+        raise exc
 
 
 def hang_up_safe_driver() -> type[Driver] | None:
