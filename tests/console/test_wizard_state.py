@@ -14,7 +14,7 @@ from helpers import stored_backup
 
 from engine.config.load import parse_config
 from engine.config.model import Config
-from engine.events import JobFinished
+from engine.events import JobFinished, SourceFailed
 from engine.repo.manifest import Manifest
 from engine.repo.repository import Repository, VerifyRecord
 from engine.restore.plan import build_plan
@@ -375,3 +375,34 @@ def test_the_index_reads_new_backups_and_forgets_gone_ones(repo: Repository) -> 
     repo.delete(first.id)
     assert index.begin() == []
     assert [row.id for row in index.covering(("mongo", "config"))] == [second.id]
+
+
+@pytest.mark.parametrize(
+    ("failure", "back_to"),
+    [
+        (SourceFailed("safety backup", "mongo: does not answer"), Step.CONFIRM),
+        (SourceFailed("mongo", "mongorestore exited 1"), Step.CHECKS),
+        (SourceFailed("restore", "the audit log cannot be written"), Step.CHECKS),
+    ],
+    ids=["safety-backup", "a-source", "after-the-safety-backup"],
+)
+def test_after_a_failed_restore_back_leads_to_what_fixes_it(
+    config: Config, repo: Repository, failure: SourceFailed, back_to: Step
+) -> None:
+    """Only the safety backup's own failure restored nothing (back to Confirm); any other
+    failure, even one before the first source's row, may have written: the checks again."""
+    backup = mongo_backup(repo, 1, "one")
+    state = wizard(config, indexed(repo), backup)
+    state.start()
+    state.answer("mongo-lost")
+    state.choose_plan(["mongo"], "")
+    state.choose_target(None)
+    passed_checks(state, repo)
+    state.to_confirm()
+    assert state.confirm("h1", True, "") == Moved(Step.SAFETY)
+    assert not state.back_offered
+    job = JobState("restore-2", "restore", NOW)
+    job.finished = JobFinished(backup.id, ok=False, errors=(failure,))
+    assert state.restore_changed(job) == Moved(Step.DONE)
+    assert state.back_offered
+    assert state.back() == Moved(back_to)

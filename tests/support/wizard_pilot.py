@@ -3,12 +3,15 @@ shows, answering a question, waiting for the console's jobs."""
 
 from __future__ import annotations
 
+import contextlib
+
 from textual.app import App
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, OptionList
+from textual.worker import WorkerCancelled, WorkerFailed
 
 from tui.console.screens.wizard import RestoreWizard
 from tui.console.wizard_state import Step
@@ -32,7 +35,8 @@ async def settle(app: App[object], pilot: Pilot[object]) -> None:
     """Let every worker (the console's jobs) finish and the screen catch up."""
     await pilot.pause()
     while busy := [worker for worker in app.workers if not worker.is_finished]:
-        await app.workers.wait_for_complete(busy)
+        with contextlib.suppress(WorkerFailed, WorkerCancelled):  # a failure is the app's to show
+            await app.workers.wait_for_complete(busy)
         await pilot.pause()
 
 

@@ -20,6 +20,7 @@ from engine.checks import down_sources
 from engine.config.model import Config
 from engine.config.sources import EtcdSourceConfig
 from engine.errors import UsageError
+from engine.restore.apply import SAFETY
 from engine.restore.plan import RestoreRequest
 from engine.restore.scenario import (
     NEVER_DEFAULT,
@@ -344,9 +345,13 @@ class WizardState:
 
     def restore_changed(self, job: JobState) -> Moved:
         """The restore job moved on: past its safety backup, to its end, or just further."""
-        if job.finished is not None:
-            if not job.finished.ok and self.step in RUNNING:
+        finished = job.finished
+        if finished is not None:
+            if finished.cancelled and self.step in RUNNING:
                 self.failed_at = self.step
+            elif not finished.ok:  # only the safety backup's own failure restored nothing
+                safety = any(failure.source == SAFETY for failure in finished.errors)
+                self.failed_at = Step.SAFETY if safety else Step.RESTORE
             return self._move(Step.DONE)
         restoring = any(
             not name.endswith(SAFETY_SUFFIX) and name not in ("restore", "verify")

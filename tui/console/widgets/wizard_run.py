@@ -236,12 +236,12 @@ class DonePane(VerticalScroll):
     @staticmethod
     def _failed(state: WizardState, job: JobState, error: str | None) -> list[RenderableType]:
         assert job.finished is not None
-        if state.failed_at is Step.SAFETY:
+        if job.finished.cancelled:
             lines: list[RenderableType] = [
-                Text("Nothing was restored: the safety backup failed.", style="bold red")
+                Text("The restore was CANCELLED part way.", style="bold red")
             ]
-        elif job.finished.cancelled:
-            lines = [Text("The restore was CANCELLED part way.", style="bold red")]
+        elif state.failed_at is Step.SAFETY:
+            lines = [Text("Nothing was restored: the safety backup failed.", style="bold red")]
         else:
             lines = [Text("The restore FAILED.", style="bold red")]
         lines += [Text(f"✗ {failure.source}: {failure.error}") for failure in job.finished.errors]
