@@ -226,6 +226,15 @@ class EtcdSource(Source):
                 )
             else:
                 checks.append(Check.ok(f"restore dir {host.name}", f"{target} is free"))
+            aside = self.aside_dir(check.backup_id)
+            if check.options.swap and (await probe_path(host, aside)).exists:
+                checks.append(
+                    Check.fail(
+                        f"swap {host.name}",
+                        f"{aside} exists (an earlier swap kept the data dir there): move it "
+                        "away first, or the data dir before this restore has nowhere to go",
+                    )
+                )
             (entry,) = artifact.files
             checks.append(check.space(facts.existing, facts.free_bytes, entry.bytes + WAL_BYTES))
         if self.config.ca_file is not None:
@@ -333,8 +342,8 @@ class EtcdSource(Source):
             f"restored into {target}; to bring it live, stop every member of the cluster, "
             "then run on this member's host:",
             stop,
-            shlex.join(["mv", "--", data_dir, aside]),
-            shlex.join(["mv", "--", target, data_dir]),
+            shlex.join(["mv", "-T", "--", data_dir, aside]),
+            shlex.join(["mv", "-T", "--", target, data_dir]),
             shlex.join(self.config.start) if self.config.start else self._member_command(),
         )
 
@@ -351,6 +360,8 @@ class EtcdSource(Source):
             argv += [f"--listen-peer-urls={peers}", f"--initial-advertise-peer-urls={peers}"]
         if self.config.initial_cluster:
             argv.append(f"--initial-cluster={self.config.initial_cluster}")
+        if self.config.cacert:  # its server certificate is not in Lifeboat's config
+            return shlex.join(argv) + "  # plus its server TLS flags (--cert-file, --key-file)"
         return shlex.join(argv)
 
     def restore_problems(self, artifact: Artifact, options: RestoreOptions) -> list[str]:
@@ -431,9 +442,9 @@ class EtcdSource(Source):
             " && ".join(
                 [
                     f"if [ -e {quote_command([data_dir])} ]; then "
-                    + quote_command(["mv", "--", data_dir, aside])
+                    + quote_command(["mv", "-T", "--", data_dir, aside])
                     + "; fi",
-                    quote_command(["mv", "--", target, data_dir]),
+                    quote_command(["mv", "-T", "--", target, data_dir]),
                 ]
             )
         )

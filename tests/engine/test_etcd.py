@@ -94,8 +94,8 @@ async def test_etcd_backup_verify_restore_round_trip(
     assert left[0].startswith(f"restored into {restored.data_dir}; to bring it live")
     assert left[1:4] == (
         "# stop this etcd member",  # no stop command configured
-        f"mv -- {live} {live}.before-{manifest.id}",
-        f"mv -- {restored.data_dir} {live}",
+        f"mv -T -- {live} {live}.before-{manifest.id}",
+        f"mv -T -- {restored.data_dir} {live}",
     )
     assert left[4] == (
         f"etcd --data-dir={live} --name={restored.name} "
@@ -181,6 +181,10 @@ async def test_swap_moves_the_restored_dir_into_place_and_keeps_the_old(
         assert len(everything(restored)) == KEYS
     finally:
         restored.stop()
+    # The same swap again would have nowhere to keep the data dir: refused before anything.
+    with pytest.raises(RestoreRefusedError, match="an earlier swap kept the data dir there"):
+        await run_restore(config, repo, request, EventLog().emit)
+    assert calls.read_text() == "stop\nstart\n"
 
 
 async def test_after_a_lost_quorum_the_safety_backup_leaves_the_silent_member_out(

@@ -72,8 +72,9 @@ async def _demo(root: Path | None, no_tui: bool, drill: bool, mouse: bool) -> Dr
         newest = next(repo.iter_backups(), None)
         click.echo(second_terminal(sandbox, newest.id if newest else None))
         await _until_ctrl_c()
-        click.echo("the demo's SSH host is stopped")
-        return None
+        click.echo("stopping the demo's SSH host and databases…")
+    click.echo("the demo's SSH host is stopped")
+    return None
 
 
 def second_terminal(sandbox: Sandbox, backup_id: str | None) -> str:
@@ -112,11 +113,13 @@ async def _until_ctrl_c() -> None:
     or SIGTERM still is one, 129 or 143)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    previous = signal.getsignal(signal.SIGINT)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     try:
         await stop.wait()
     finally:
         loop.remove_signal_handler(signal.SIGINT)
+        signal.signal(signal.SIGINT, previous)  # asyncio.run's: a second Ctrl-C cancels
 
 
 @asynccontextmanager
