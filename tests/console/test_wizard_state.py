@@ -320,7 +320,8 @@ def test_confirm_needs_the_names_and_a_reason_to_skip_the_safety_backup(tmp_path
     assert (request.safety_backup, request.skip_reason) == (False, "disk full")
 
 
-def test_the_restore_runs_its_safety_backup_then_restores(config: Config, repo: Repository) -> None:
+def confirmed(config: Config, repo: Repository) -> tuple[WizardState, Manifest, RestoreReport]:
+    """A Mongo restore from a backup chosen in the browser, confirmed: its safety backup runs."""
     backup = mongo_backup(repo, 1, "one")
     state = wizard(config, indexed(repo), backup)
     state.start()
@@ -330,6 +331,11 @@ def test_the_restore_runs_its_safety_backup_then_restores(config: Config, repo: 
     report = passed_checks(state, repo)
     state.to_confirm()
     assert state.confirm("h1", True, "") == Moved(Step.SAFETY)
+    return state, backup, report
+
+
+def test_the_restore_runs_its_safety_backup_then_restores(config: Config, repo: Repository) -> None:
+    state, backup, report = confirmed(config, repo)
     assert state.close() == Stayed("the restore is running; it is not stopped half way from here")
     assert state.back() == Stayed()
     job = JobState("restore-2", "restore", NOW)
@@ -391,15 +397,7 @@ def test_after_a_failed_restore_back_leads_to_what_fixes_it(
 ) -> None:
     """Only the safety backup's own failure restored nothing (back to Confirm); any other
     failure, even one before the first source's row, may have written: the checks again."""
-    backup = mongo_backup(repo, 1, "one")
-    state = wizard(config, indexed(repo), backup)
-    state.start()
-    state.answer("mongo-lost")
-    state.choose_plan(["mongo"], "")
-    state.choose_target(None)
-    passed_checks(state, repo)
-    state.to_confirm()
-    assert state.confirm("h1", True, "") == Moved(Step.SAFETY)
+    state, backup, _report = confirmed(config, repo)
     assert not state.back_offered
     job = JobState("restore-2", "restore", NOW)
     job.finished = JobFinished(backup.id, ok=False, errors=(failure,))
