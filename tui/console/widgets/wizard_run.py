@@ -21,6 +21,7 @@ from tui.console.wizard_state import Step, WizardState
 from tui.format import human_size
 
 if TYPE_CHECKING:
+    from engine.restore.plan import RestorePlan
     from engine.restore.run import RestoreReport
 
 SWAP_LABEL = "Then bring etcd live on it (stop, swap the dirs, start)"
@@ -219,12 +220,8 @@ class DonePane(VerticalScroll):
         ]
         if state.namespaces and state.has_mongo():
             lines.append(Text(f"Namespaces: {' '.join(state.namespaces)}"))
-        plan = report.plan if report is not None else None
-        for step in plan.steps if plan is not None else ():
-            left = plan.left_to_do(step) if plan is not None else ()
-            if left:
-                lines.append(Text(f"{step.source} on {step.target_host}: {left[0]}", style="bold"))
-                lines += [Text(f"  {command}") for command in left[1:]]
+        if report is not None:
+            lines += _left_to_do(report.plan)
         lines.append(
             Text(
                 f"Next: validate the result with the {state.checklist} checklist "
@@ -262,3 +259,14 @@ class DonePane(VerticalScroll):
                 )
             )
         return lines
+
+
+def _left_to_do(plan: RestorePlan) -> list[RenderableType]:
+    """Per restored source, what is left for the operator (etcd: bring it live), if any."""
+    lines: list[RenderableType] = []
+    for step in plan.steps:
+        left = plan.left_to_do(step)
+        if left:
+            lines.append(Text(f"{step.source} on {step.target_host}: {left[0]}", style="bold"))
+            lines += [Text(f"  {command}") for command in left[1:]]
+    return lines
