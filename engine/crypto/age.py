@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import hmac
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 
@@ -273,6 +273,19 @@ def _file_key(stanzas: list[_Stanza], identities: Sequence[Identity]) -> bytes |
     return None
 
 
+def _take_whole(buffer: bytearray, size: int, each: Callable[[memoryview], bytes]) -> bytes:
+    """``each`` of the whole ``size``-byte chunks at the start of ``buffer``, joined and taken
+    out of it; the last bytes stay, even a whole chunk's worth: they may be the last chunk,
+    which is sealed differently and known only when the stream ends."""
+    whole = (len(buffer) - 1) // size
+    if whole <= 0:
+        return b""
+    with memoryview(buffer) as view:
+        done = [each(view[i * size : (i + 1) * size]) for i in range(whole)]
+    del buffer[: whole * size]
+    return b"".join(done)
+
+
 def _chunk_nonce(counter: int, last: bool) -> bytes:
     return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
 
@@ -302,13 +315,7 @@ class Encryptor:
     def update(self, plaintext: bytes | memoryview) -> bytes:
         """The ciphertext of every whole chunk now known not to be the last."""
         self._pending += plaintext
-        whole = (len(self._pending) - 1) // CHUNK  # the last bytes may be the last chunk
-        if whole <= 0:
-            return b""
-        with memoryview(self._pending) as view:
-            sealed = [self._seal(view[i * CHUNK : (i + 1) * CHUNK], False) for i in range(whole)]
-        del self._pending[: whole * CHUNK]
-        return b"".join(sealed)
+        return _take_whole(self._pending, CHUNK, lambda chunk: self._seal(chunk, last=False))
 
     def finish(self) -> bytes:
         """The last chunk (empty only when the whole stream was)."""
@@ -342,14 +349,7 @@ class Decryptor:
         self._buffer += data
         if self._aead is None and not self._start():
             return b""
-        size = CHUNK + TAG
-        whole = (len(self._buffer) - 1) // size  # the last bytes may be the last chunk
-        if whole <= 0:
-            return b""
-        with memoryview(self._buffer) as view:
-            opened = [self._open(view[i * size : (i + 1) * size], False) for i in range(whole)]
-        del self._buffer[: whole * size]
-        return b"".join(opened)
+        return _take_whole(self._buffer, CHUNK + TAG, lambda chunk: self._open(chunk, last=False))
 
     def finish(self) -> bytes:
         """The last chunk's plaintext; AgeError when the stream ends early."""

@@ -249,8 +249,8 @@ class EtcdSource(Source):
         try:
             async with host.forward_local(address, int(port)) as local_port:
                 version = await asyncio.to_thread(self._status_version, local_port)
-        except EtcdError as exc:
-            if exc.not_answering:
+        except (LifeboatError, OSError) as exc:
+            if isinstance(exc, EtcdError) and exc.not_answering:
                 checks.append(
                     Check.warning(
                         name,
@@ -259,11 +259,8 @@ class EtcdSource(Source):
                         down=self.name,
                     )
                 )
-            else:  # it runs but refuses this client: never taken for down
+            else:  # it runs but refuses this client, or the tunnel failed: never taken for down
                 checks.append(Check.warning(name, f"{exc}; {SAFETY_FAILS_TOO}"))
-            return None
-        except (LifeboatError, OSError) as exc:
-            checks.append(Check.warning(name, f"{exc}; {SAFETY_FAILS_TOO}"))
             return None
         checks.append(Check.ok(name, f"{self.config.endpoint} answers (etcd {version})"))
         return version

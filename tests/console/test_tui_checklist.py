@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from checklists import checklists_toml, item, write_checklist
+from consoles import console
 from helpers import config_text, stored_backup
 from sshd import SSHTestServer
 from textual.app import App
@@ -47,12 +48,6 @@ def palette_offers(app: App[object], prompt: str) -> bool:
         return False
     commands = found.first()
     return prompt in str(commands.get_option_at_index(commands.highlighted or 0).prompt)
-
-
-def console(config: Config, tmp_path: Path) -> LifeboatApp:
-    return LifeboatApp(
-        config, Repository.open(config.repository.path), settings=tmp_path / "console.json"
-    )
 
 
 def notices(app: App[object]) -> list[str]:

@@ -17,14 +17,13 @@ from textual.containers import VerticalScroll
 from textual.geometry import Region
 from textual.widgets import Static
 from timing import pilot_until
-from wizard_pilot import choose, run_checks, settle, shown
+from wizard_pilot import choose, open_wizard, run_checks, settle, shown
 
 from engine.config.load import parse_config
 from engine.config.model import Config
 from engine.events import JobFinished, JobStarted, Progress, StageChanged
 from engine.repo.repository import Repository
 from tui.console.screens.dashboard import DashboardScreen, tier_columns
-from tui.console.screens.wizard import RestoreWizard
 from tui.console.widgets.job_view import JobView
 from tui.console.widgets.log_pane import LogPane
 from tui.console.widgets.tier_card import TierCard
@@ -147,9 +146,7 @@ async def test_the_etcd_plan_notes_scroll_at_80x24(tmp_path: Path) -> None:
     app = console(config, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await status_shown(pilot)
-        await pilot.press("r")
-        wizard = app.screen
-        assert isinstance(wizard, RestoreWizard)
+        wizard = await open_wizard(app, pilot)
         await choose(pilot, wizard, "etcd-quorum-lost")
         assert wizard.state.step is Step.PLAN
         notes = wizard.query_one("#plan-notes-scroll", VerticalScroll)
@@ -182,9 +179,7 @@ async def test_a_finished_restore_shows_every_row_done(
     app = console(config, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await status_shown(pilot)
-        await pilot.press("r")
-        wizard = app.screen
-        assert isinstance(wizard, RestoreWizard)
+        wizard = await open_wizard(app, pilot)
         await choose(pilot, wizard, "other")
         await pilot.press("ctrl+n", "enter")  # plan, then the default backup
         await run_checks(app, pilot, wizard)

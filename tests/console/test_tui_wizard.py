@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from consoles import console
 from helpers import EventLog, command_source, make_config, stored_backup
 from mongo_data import documents, mongo_config
 from mongo_server import MongoServer
@@ -20,7 +21,7 @@ from sshd import SSHTestServer
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, ContentSwitcher, Input, OptionList, SelectionList
 from timing import pilot_until
-from wizard_pilot import answer, choose, flat, next_button, run_checks, settle, shown
+from wizard_pilot import answer, choose, flat, next_button, open_wizard, run_checks, settle, shown
 
 from engine.checklist.run import load_run
 from engine.config.load import parse_config
@@ -37,6 +38,7 @@ from tui.console.widgets.backup_picker import BackupPicker
 from tui.console.wizard_state import Step
 
 NOW = datetime(2026, 11, 21, 15, 0, tzinfo=UTC)
+DUMP = b"INSERT 1;\n" * 500
 BILLING = "app.mod_billing_invoices"
 USERS = "app.users"
 
@@ -50,23 +52,6 @@ def seed_two(server: MongoServer) -> None:
         client.app.mod_billing_invoices.insert_many(
             [{"_id": i, "amount": i * 1.5, "paid": i % 2 == 0} for i in range(200)]
         )
-
-
-def console(config: Config, tmp_path: Path) -> LifeboatApp:
-    return LifeboatApp(
-        config, Repository.open(config.repository.path), settings=tmp_path / "console.json"
-    )
-
-
-async def open_wizard(app: LifeboatApp, pilot: Pilot[None]) -> RestoreWizard:
-    """``r`` on the dashboard: the wizard, on its first question."""
-    assert isinstance(app.screen, DashboardScreen)
-    await pilot.press("r")
-    await pilot.pause()
-    wizard = app.screen
-    assert isinstance(wizard, RestoreWizard)
-    assert wizard.state.step is Step.SCENARIO
-    return wizard
 
 
 def audit_records(repo: Repository) -> list[dict[str, object]]:
@@ -487,23 +472,35 @@ async def test_the_advice_heading_is_the_title(tmp_path: Path) -> None:
 # -- (e) skipping the safety backup ----------------------------------------------------------------
 
 
+def over_a_file(server: SSHTestServer, tmp_path: Path) -> tuple[Path, Config, Manifest]:
+    """A command source ``db`` that restores into a file holding other data, with a backup of
+    ``DUMP`` (its backup command fails: so does a safety backup of it)."""
+    target = tmp_path / "restored.dump"
+    target.write_bytes(b"what was there before\n")
+    config = command_config(server, tmp_path, target)
+    backup = stored_backup(Repository.open(config.repository.path), NOW, {"db": DUMP}, "nightly")
+    return target, config, backup
+
+
+async def to_confirm(app: LifeboatApp, pilot: Pilot[None]) -> RestoreWizard:
+    """Something else happened; the plan, backup and target as offered; the checks pass."""
+    wizard = await open_wizard(app, pilot)
+    await choose(pilot, wizard, "other")
+    await pilot.press("ctrl+n", "enter")
+    await run_checks(app, pilot, wizard)
+    await pilot.press("enter")
+    assert wizard.state.step is Step.CONFIRM
+    return wizard
+
+
 async def test_skipping_the_safety_backup_needs_a_reason_that_is_audited(
     asyncssh_server: SSHTestServer, tmp_path: Path
 ) -> None:
-    target = tmp_path / "restored.dump"
-    target.write_bytes(b"what was there before\n")
-    config = command_config(asyncssh_server, tmp_path, target)
+    target, config, backup = over_a_file(asyncssh_server, tmp_path)
     repo = Repository.open(config.repository.path)
-    data = b"INSERT 1;\n" * 500
-    backup = stored_backup(repo, NOW, {"db": data}, "nightly")
     app = console(config, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
-        wizard = await open_wizard(app, pilot)
-        await choose(pilot, wizard, "other")
-        await pilot.press("ctrl+n", "enter")
-        await run_checks(app, pilot, wizard)
-        await pilot.press("enter")
-        assert wizard.state.step is Step.CONFIRM
+        wizard = await to_confirm(app, pilot)
         reason = wizard.query_one("#skip-reason", Input)
         assert not reason.display
         await pilot.press("shift+tab")  # from the typed name to the safety checkbox
@@ -526,7 +523,7 @@ async def test_skipping_the_safety_backup_needs_a_reason_that_is_audited(
         assert "The state before is kept" not in done
         warnings = [e.text for e in app.board.log if e.level == "warning"]
         assert "safety backup skipped: disk full on h1" in warnings
-    assert target.read_bytes() == data
+    assert target.read_bytes() == DUMP
     assert safety_backups(repo) == []
     records = audit_records(repo)
     assert [r["action"] for r in records] == [
@@ -549,19 +546,12 @@ async def test_a_failed_safety_backup_leads_back_to_confirm_not_to_a_checklist(
     """The source's backup command fails (``cat /nonexistent``), so the safety backup does:
     nothing is restored, Done says so without sending anyone to a checklist, and Back returns
     to Confirm, where skipping the safety backup with a reason restores."""
-    target = tmp_path / "restored.dump"
-    target.write_bytes(b"what was there before\n")
-    config = command_config(asyncssh_server, tmp_path, target)
+    target, config, _backup = over_a_file(asyncssh_server, tmp_path)
     repo = Repository.open(config.repository.path)
-    data = b"INSERT 1;\n" * 500
-    stored_backup(repo, NOW, {"db": data}, "nightly")
     app = console(config, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
-        wizard = await open_wizard(app, pilot)
-        await choose(pilot, wizard, "other")
-        await pilot.press("ctrl+n", "enter")
-        await run_checks(app, pilot, wizard)
-        await pilot.press("enter", *"h1", "enter")
+        wizard = await to_confirm(app, pilot)
+        await pilot.press(*"h1", "enter")
         await settle(app, pilot)
         assert wizard.state.step is Step.DONE
         done = flat(shown(wizard, "#done-text"))
@@ -581,7 +571,7 @@ async def test_a_failed_safety_backup_leads_back_to_confirm_not_to_a_checklist(
         await settle(app, pilot)
         assert wizard.state.step is Step.DONE
         assert "Restored db." in flat(shown(wizard, "#done-text"))
-    assert target.read_bytes() == data
+    assert target.read_bytes() == DUMP
     results = [r["result"] for r in audit_records(repo) if r["action"] == "restore.safety-backup"]
     assert results == ["failed", "skipped"]
 

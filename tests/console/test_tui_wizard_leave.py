@@ -9,12 +9,13 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from consoles import console
 from helpers import stored_backup
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.widgets import Label
 from timing import pilot_until
-from wizard_pilot import answer, choose, flat, shown
+from wizard_pilot import answer, choose, flat, open_wizard, shown
 
 from engine.config.load import parse_config
 from engine.config.model import Config
@@ -44,19 +45,9 @@ def two_sources(tmp_path: Path) -> Config:
     return config
 
 
-def console(config: Config, tmp_path: Path) -> LifeboatApp:
-    return LifeboatApp(
-        config, Repository.open(config.repository.path), settings=tmp_path / "console.json"
-    )
-
-
 async def to_the_plan(app: LifeboatApp, pilot: Pilot[None]) -> RestoreWizard:
     """``r`` on the dashboard, a module removed: the plan, Mongo ticked and config not."""
-    assert isinstance(app.screen, DashboardScreen)
-    await pilot.press("r")
-    await pilot_until(pilot, lambda: isinstance(app.screen, RestoreWizard), "the wizard")
-    wizard = app.screen
-    assert isinstance(wizard, RestoreWizard)
+    wizard = await open_wizard(app, pilot)
     await choose(pilot, wizard, "module-removed")
     await answer(pilot, wizard, "app.mod_billing_*")
     assert wizard.state.step is Step.PLAN

@@ -12,7 +12,9 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, OptionList
 from textual.worker import WorkerCancelled, WorkerFailed
+from timing import pilot_until
 
+from tui.console.screens.dashboard import DashboardScreen
 from tui.console.screens.wizard import RestoreWizard
 from tui.console.wizard_state import Step
 
@@ -25,6 +27,17 @@ def shown(screen: Screen[object], selector: str) -> str:
     if widget.styles.border_top[0]:
         lines = [line[1:-1] for line in lines[1:-1]]
     return "\n".join(line.strip() for line in lines)
+
+
+async def open_wizard(app: App[object], pilot: Pilot[object]) -> RestoreWizard:
+    """``r`` on the dashboard: the wizard, on its first question."""
+    assert isinstance(app.screen, DashboardScreen)
+    await pilot.press("r")
+    await pilot_until(pilot, lambda: isinstance(app.screen, RestoreWizard), "the wizard")
+    wizard = app.screen
+    assert isinstance(wizard, RestoreWizard)
+    assert wizard.state.step is Step.SCENARIO
+    return wizard
 
 
 def next_button(wizard: RestoreWizard) -> Button:
