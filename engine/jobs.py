@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 from engine import __version__
 from engine.config.model import Config
+from engine.crypto.age import Recipient
 from engine.errors import (
     BackupNotFoundError,
     DiskFullError,
@@ -37,7 +39,15 @@ from engine.events import (
 from engine.interrupts import stop_reason
 from engine.remote.ssh import ConnectionPool
 from engine.repo import audit, leftovers
-from engine.repo.manifest import Artifact, Manifest, iso_z, utc_now
+from engine.repo.content import NO_KEYS, Keyring
+from engine.repo.manifest import (
+    SCHEMA_ENCRYPTED,
+    Artifact,
+    Encryption,
+    Manifest,
+    iso_z,
+    utc_now,
+)
 from engine.repo.repository import MANIFEST, Repository, VerifyRecord, new_backup_id
 from engine.repo.verify import FileProblem, VerifyPolicy, VerifyResult, verify_backup_async
 from engine.repo.write_hook import Warn
@@ -113,6 +123,7 @@ async def _backup(
             emit(LogLine("backup", "warning", problem))
         pool = ConnectionPool(dict(config.hosts))
         limit = asyncio.Semaphore(MAX_PARALLEL_SOURCES)
+        recipients = config.encryption.all_recipients() if config.encryption else ()
 
         async def one(name: str) -> Artifact:
             async with limit:
@@ -120,7 +131,8 @@ async def _backup(
                 emit(StageChanged(name, "connecting"))
                 try:
                     host = await pool.get(config.sources[name].host)
-                    artifact = await source.backup(SourceContext(name, host, staging, emit))
+                    ctx = SourceContext(name, host, staging, emit, recipients=recipients)
+                    artifact = await source.backup(ctx)
                 except Exception as exc:
                     emit(StageChanged(name, "failed"))
                     emit(LogLine(name, "error", describe_error(exc)))
@@ -156,10 +168,22 @@ async def _backup(
             tool_version=__version__,
             scope=names,
             artifacts=tuple(r for r in results if isinstance(r, Artifact)),
+            **encrypted_to(recipients),
         )
         repo.commit(staging, manifest)
     emit(JobFinished(backup_id, ok=True, manifest_id=backup_id))
     return manifest
+
+
+def encrypted_to(recipients: tuple[Recipient, ...]) -> dict[str, Any]:
+    """A manifest's fields for a backup encrypted to ``recipients`` (none when there are
+    none: a plaintext backup keeps schema 1)."""
+    if not recipients:
+        return {}
+    return {
+        "schema_version": SCHEMA_ENCRYPTED,
+        "encryption": Encryption(recipients=tuple(str(r) for r in recipients)),
+    }
 
 
 def _record_cancel(
@@ -191,13 +215,15 @@ async def run_verify(
     sources: tuple[str, ...] | None = None,
     *,
     config: Config | None = None,
+    keyring: Keyring = NO_KEYS,
 ) -> VerifyResult:
     """Verify one backup, reporting progress as the ``verify`` pseudo-source; with ``config``,
-    its sources' allowances apply (``allow_setid``). A damaged manifest is a failed verify,
-    like a damaged file. A backup deleted (or pruned) while it was verified raises
+    its sources' allowances apply (``allow_setid``); with an identity in ``keyring``, encrypted
+    files are decrypted and checked deeply (without, as stored). A damaged manifest is a failed
+    verify, like a damaged file. A backup deleted (or pruned) while it was verified raises
     BackupNotFoundError and records nothing: its files went missing on purpose."""
     async with repo.write_hook.batch_async(catalog_warning(emit)):
-        result = await _verify(repo, backup_id, emit, sources, config)
+        result = await _verify(repo, backup_id, emit, sources, config, keyring)
     return result
 
 
@@ -207,6 +233,7 @@ async def _verify(
     emit: Emit,
     sources: tuple[str, ...] | None,
     config: Config | None,
+    keyring: Keyring,
 ) -> VerifyResult:
     try:
         manifest = repo.load(backup_id)
@@ -222,6 +249,7 @@ async def _verify(
             sources,
             lambda done, _total: meter.update(done),
             VerifyPolicy.of(config.sources) if config is not None else VerifyPolicy(),
+            keyring,
         )
         meter.finish()
     if not result.ok and not repo.has_entry(backup_id):

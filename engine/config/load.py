@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from engine import paths
+from engine.config.encryption import EncryptionConfig
 from engine.config.messages import (
     describe_error,
     quote_key,
@@ -194,7 +195,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
             _unknown_sources(f"schedules.{quote_key(name)}.scope", raw.get("scope"), data)
         )
     retention = _validate(RetentionConfig, data.get("retention", {}), "retention", problems)
-    coordination = catalog = None
+    coordination = catalog = encryption = None
     if "coordination" in data:
         raw = data["coordination"]
         coordination = _validate(CoordinationConfig, raw, "coordination", problems)
@@ -205,6 +206,8 @@ def parse_config(text: str, source: str = "<string>") -> Config:
             )
     if "catalog" in data:
         catalog = _validate(CatalogConfig, data["catalog"], "catalog", problems)
+    if "encryption" in data:
+        encryption = _validate(EncryptionConfig, data["encryption"], "encryption", problems)
     problems = [p for p in problems if p]
     if problems:
         raise ConfigError(problems)
@@ -222,6 +225,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         "retention": retention,
         "coordination": coordination,
         "catalog": catalog,
+        "encryption": encryption,
     }
     if environment is not None:
         fields["environment"] = environment

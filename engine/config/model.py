@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from engine import paths
+from engine.config.encryption import EncryptionConfig
 from engine.config.messages import unknown_host
 from engine.config.schedules import (
     CatalogConfig,
@@ -202,6 +203,8 @@ class Config(BaseModel):
     """etcd coordination between several Lifeboat instances."""
     catalog: CatalogConfig | None = None
     """A shared MongoDB catalog of backups, checklist runs and drills."""
+    encryption: EncryptionConfig | None = None
+    """Encrypt every new backup to age recipients (absent: backups are written in plaintext)."""
     path: Path | None = None
     """The file this was loaded from (not a TOML key); None when parsed from a string."""
 

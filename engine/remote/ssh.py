@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -33,7 +33,6 @@ from engine.remote.openssh import openssh_client, stream_openssh
 # A larger channel window and packet size keep a fast link busy with less per-packet overhead.
 CHANNEL_WINDOW = 8 * 1024 * 1024
 CHANNEL_MAX_PACKET = 128 * 1024
-ProgressCallback = Callable[[int, int], None]
 
 
 class _HostKeyPolicy(asyncssh.SSHClient):
@@ -193,41 +192,17 @@ class SSHHost:
             listener.close()
             await listener.wait_closed()
 
-    async def get_file(
-        self, remote: str, local: Path, progress: ProgressCallback | None = None
-    ) -> None:
-        """Download a file over SFTP, reporting (bytes done, total)."""
-        handler = _sftp_progress(progress)
+    async def put_stream(self, chunks: AsyncIterable[bytes], remote: str) -> None:
+        """Write ``chunks`` to a new file ``remote`` (mode 0600) over SFTP, as they come."""
         try:
-            async with self.conn.start_sftp_client() as sftp:
-                await sftp.get(remote, str(local), progress_handler=handler)
-        except (asyncssh.Error, OSError) as exc:
-            raise RemoteCommandError(
-                f"{self.name}: SFTP download of {remote} failed: {exc}"
-            ) from exc
-
-    async def put_file(
-        self, local: Path, remote: str, progress: ProgressCallback | None = None
-    ) -> None:
-        """Upload a file over SFTP, reporting (bytes done, total)."""
-        handler = _sftp_progress(progress)
-        try:
-            async with self.conn.start_sftp_client() as sftp:
-                await sftp.put(str(local), remote, progress_handler=handler)
+            async with (
+                self.conn.start_sftp_client() as sftp,
+                sftp.open(remote, "wb", asyncssh.SFTPAttrs(permissions=0o600)) as file,
+            ):
+                async for chunk in chunks:
+                    await file.write(chunk)
         except (asyncssh.Error, OSError) as exc:
             raise RemoteCommandError(f"{self.name}: SFTP upload to {remote} failed: {exc}") from exc
-
-
-def _sftp_progress(
-    progress: ProgressCallback | None,
-) -> Callable[[bytes, bytes, int, int], None] | None:
-    if progress is None:
-        return None
-
-    def handler(_src: bytes, _dst: bytes, done: int, total: int) -> None:
-        progress(done, total)
-
-    return handler
 
 
 class _StreamSession(asyncssh.SSHClientSession[bytes]):

@@ -27,7 +27,10 @@ from pydantic import (
 from engine.errors import ManifestError
 from engine.repo.confined import name_problem
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # a backup in plaintext (what DESIGN.md shows)
+SCHEMA_ENCRYPTED = 2  # encrypted files (older Lifeboats refuse it by its number, clearly)
+READABLE_SCHEMAS = (SCHEMA_VERSION, SCHEMA_ENCRYPTED)
+AGE_FORMAT: Literal["age-v1"] = "age-v1"
 _ID = r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{4}"
 BACKUP_ID = re.compile(rf"^{_ID}\Z")
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024  # far beyond any real manifest (100k namespaces: ~10 MB)
@@ -95,14 +98,35 @@ ARTIFACT_KINDS: dict[str, tuple[str, ...]] = {
 }
 
 
+SHA256 = r"^[0-9a-f]{64}$"
+
+
 class ArtifactFile(BaseModel):
-    """One file of an artifact: a plain name inside the backup directory."""
+    """One file of an artifact: a plain name inside the backup directory. ``bytes`` and
+    ``sha256`` describe what is stored; an encrypted file adds its plaintext's."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     path: Annotated[str, AfterValidator(_plain_name)]
     bytes: NonNegativeInt = Field(strict=True)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: str = Field(pattern=SHA256)
+    plain_bytes: NonNegativeInt | None = Field(None, strict=True)
+    plain_sha256: str | None = Field(None, pattern=SHA256)
+
+    @model_validator(mode="after")
+    def _plain_both_or_neither(self) -> ArtifactFile:
+        if (self.plain_bytes is None) != (self.plain_sha256 is None):
+            raise ValueError("plain_bytes and plain_sha256 come together")
+        return self
+
+    @property
+    def encrypted(self) -> bool:
+        return self.plain_sha256 is not None
+
+    @property
+    def content_bytes(self) -> int:
+        """The size of what the file holds once read (decrypted when encrypted)."""
+        return self.bytes if self.plain_bytes is None else self.plain_bytes
 
 
 class Artifact(BaseModel):
@@ -151,8 +175,20 @@ class Artifact(BaseModel):
         return sum(f.bytes for f in self.files)
 
 
+class Encryption(BaseModel):
+    """How a backup's files are encrypted: to whom (public keys only, never a secret)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: Literal["age-v1"] = AGE_FORMAT
+    recipients: tuple[Annotated[str, Field(pattern=r"^age1[02-9ac-hj-np-z]{58}$")], ...] = Field(
+        min_length=1
+    )
+
+
 class Manifest(BaseModel):
-    """A complete backup (schema 1, see DESIGN.md)."""
+    """A complete backup (schema 1, see DESIGN.md; schema 2 adds ``encryption``, and per file
+    the plaintext's size and sha256)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -166,6 +202,27 @@ class Manifest(BaseModel):
     tool_version: str
     scope: tuple[Name, ...] = Field(min_length=1)
     artifacts: tuple[Artifact, ...] = Field(min_length=1)
+    encryption: Encryption | None = None
+
+    @model_validator(mode="after")
+    def _encrypted_as_the_schema_says(self) -> Manifest:
+        encrypted = self.encryption is not None
+        if self.schema_version != (SCHEMA_ENCRYPTED if encrypted else SCHEMA_VERSION):
+            raise ValueError(
+                f"schema {self.schema_version} "
+                + ("names no encryption" if not encrypted else "cannot hold encryption")
+            )
+        files = [f for a in self.artifacts for f in a.files]
+        if any(f.encrypted != encrypted for f in files):
+            raise ValueError(
+                "every file of an encrypted backup records plain_bytes and plain_sha256, and "
+                "no file of a plaintext one does"
+            )
+        return self
+
+    @property
+    def encrypted(self) -> bool:
+        return self.encryption is not None
 
     @model_validator(mode="after")
     def _one_artifact_per_source(self) -> Manifest:
@@ -187,6 +244,11 @@ class Manifest(BaseModel):
 
     def to_json(self) -> str:
         data = self.model_dump(mode="json")
+        if data["encryption"] is None:  # schema 1 stays exactly what DESIGN.md shows
+            del data["encryption"]
+            for artifact in data["artifacts"]:
+                for entry in artifact["files"]:
+                    del entry["plain_bytes"], entry["plain_sha256"]
         data = {"schema": data.pop("schema_version"), **data}
         return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
@@ -215,10 +277,11 @@ class Manifest(BaseModel):
         schema = data.pop("schema")
         if "schema_version" in data:
             raise ManifestError(f"{where}: invalid manifest: unknown key schema_version")
-        if type(schema) is not int or schema != SCHEMA_VERSION:
+        if type(schema) is not int or schema not in READABLE_SCHEMAS:
             raise ManifestError(
                 f"{where}: manifest schema {schema!r} is not one this Lifeboat reads "
-                f"(schema {SCHEMA_VERSION}); use a Lifeboat version that supports it"
+                f"(schemas {', '.join(map(str, READABLE_SCHEMAS))}); use a Lifeboat version "
+                "that supports it"
             )
         try:
             return cls.model_validate({"schema_version": schema, **data})

@@ -16,11 +16,14 @@ import hashlib
 import os
 import queue
 import threading
+from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future
 from enum import Enum
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
+from engine.crypto.age import Encryptor, Recipient
 from engine.errors import DiskFullError, RepositoryError
 from engine.repo.atomic import FILE_MODE
 from engine.repo.manifest import ArtifactFile
@@ -111,6 +114,109 @@ class HashingFileSink:
                 "then run the backup again"
             )
         return RepositoryError(f"cannot write {self.path}: {exc.strerror or exc}")
+
+
+class EncryptingSink:
+    """Encrypts chunks (age v1, to ``recipients``) into a :class:`HashingFileSink`, hashing
+    the plaintext too: no plaintext byte reaches the file. ``finish`` gives the manifest entry
+    with the stored file's size and sha256 and the plaintext's."""
+
+    def __init__(self, inner: HashingFileSink, recipients: Sequence[Recipient]) -> None:
+        self._inner = inner
+        self._encryptor = Encryptor(recipients)
+        self._plain = hashlib.sha256()
+        self._plain_bytes = 0
+        inner.write(self._encryptor.header())
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        self._plain.update(chunk)
+        self._plain_bytes += len(chunk)
+        if sealed := self._encryptor.update(chunk):
+            self._inner.write(sealed)
+
+    def finish(self) -> ArtifactFile:
+        self._inner.write(self._encryptor.finish())
+        stored = self._inner.finish()
+        return stored.model_copy(
+            update={"plain_bytes": self._plain_bytes, "plain_sha256": self._plain.hexdigest()}
+        )
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class ChunkPipe:
+    """Bytes handed from one thread to another that reads them as a file: ``put`` then
+    ``close`` on one side, ``read`` on the other. At most ``limit`` bytes wait (``put`` blocks);
+    a reader that stops early calls ``stop_reading`` so that ``put`` never blocks for it."""
+
+    def __init__(self, limit: int = QUEUE_HIGH_WATER) -> None:
+        self._limit = limit
+        self._ready = threading.Condition()
+        self._chunks: deque[bytes] = deque()
+        self._held = 0
+        self._closed = False
+        self._error: BaseException | None = None
+        self._reader_gone = False
+
+    def put(self, data: bytes | memoryview) -> None:
+        with self._ready:
+            while self._held >= self._limit and not self._reader_gone:
+                self._ready.wait()
+            if not self._reader_gone and data:
+                self._chunks.append(bytes(data))
+                self._held += len(data)
+                self._ready.notify_all()
+
+    def close(self, error: BaseException | None = None) -> None:
+        """The end of the bytes; with ``error``, the reader raises it instead of seeing EOF."""
+        with self._ready:
+            if not self._closed:
+                self._closed, self._error = True, error
+                self._ready.notify_all()
+
+    def stop_reading(self) -> None:
+        with self._ready:
+            self._reader_gone = True
+            self._chunks.clear()
+            self._ready.notify_all()
+
+    def read(self, size: int = -1) -> bytes:
+        with self._ready:
+            while not self._chunks and not self._closed:
+                self._ready.wait()
+            if not self._chunks:
+                if self._error is not None:
+                    raise self._error
+                return b""
+            chunk = self._chunks.popleft()
+            if 0 <= size < len(chunk):
+                chunk, rest = chunk[:size], chunk[size:]
+                self._chunks.appendleft(rest)
+            self._held -= len(chunk)
+            self._ready.notify_all()
+            return chunk
+
+
+class TeeSink(Generic[T]):
+    """A blocking sink that also hands every chunk to a :class:`ChunkPipe` (a reader on
+    another thread sees what is written, e.g. to describe a dump as it streams)."""
+
+    def __init__(self, inner: BlockingSink[T], pipe: ChunkPipe) -> None:
+        self._inner = inner
+        self._pipe = pipe
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._pipe.put(data)
+        self._inner.write(data)
+
+    def finish(self) -> T:
+        self._pipe.close()
+        return self._inner.finish()
+
+    def close(self) -> None:
+        self._pipe.close(RepositoryError("the stream was abandoned before its end"))
+        self._inner.close()
 
 
 class _End(Enum):

@@ -19,7 +19,9 @@ from typing import BinaryIO, cast
 import zstandard
 
 from engine.config.sources import FilesSourceConfig, SourceConfig
+from engine.mongo_archive.stream import Readable
 from engine.repo.confined import UnsafeFileError, open_confined
+from engine.repo.content import NO_KEYS, ContentError, DecryptingReader, Keyring
 from engine.repo.manifest import Artifact, ArtifactFile, Manifest
 from engine.repo.tar_safety import MemberRules, backed_up_roots
 
@@ -45,6 +47,7 @@ class VerifyResult:
     files_checked: int = 0
     bytes_checked: int = 0
     problems: list[FileProblem] = field(default_factory=list)
+    sealed: int = 0  # encrypted files checked as stored only (no identity was given)
 
     @property
     def ok(self) -> bool:
@@ -71,7 +74,7 @@ class VerifyPolicy:
 class HashingReader:
     """A read-only file wrapper that hashes and counts every byte read through it."""
 
-    def __init__(self, raw: BinaryIO, progress: Callable[[int], None]) -> None:
+    def __init__(self, raw: Readable, progress: Callable[[int], None]) -> None:
         self._raw = raw
         self._progress = progress
         self.sha256 = hashlib.sha256()
@@ -97,7 +100,7 @@ class StructureError(Exception):
 
 
 def decompressed(
-    reader: BinaryIO | HashingReader, compression: str
+    reader: Readable, compression: str
 ) -> zstandard.ZstdDecompressionReader | gzip.GzipFile:
     """The decompressed stream of ``reader`` (``compression``: zstd or gzip, as manifests say)."""
     # Both only ever read() their source; their stubs ask for a whole (seekable) file object.
@@ -199,9 +202,12 @@ def verify_file(
     entry: ArtifactFile,
     progress: Callable[[int], None],
     policy: VerifyPolicy = VerifyPolicy(),
+    keyring: Keyring = NO_KEYS,
 ) -> list[FileProblem]:
     """Check one file: present, structurally sound, with the recorded size and sha256. It is
-    read only as a regular file directly inside ``backup_dir``, never through a link."""
+    read only as a regular file directly inside ``backup_dir``, never through a link. An
+    encrypted file is decrypted in the same pass when ``keyring`` holds an identity (its
+    plaintext's size and sha256 are checked too); without one, only what is stored is."""
     problems: list[FileProblem] = []
 
     def problem(text: str) -> None:
@@ -219,22 +225,54 @@ def verify_file(
         problem(f"unreadable: {exc.strerror}")
         return problems
     with raw:
-        reader = HashingReader(raw, progress)
-        check = STRUCTURE_CHECKS.get(artifact.kind)
-        if check is not None:
-            try:
-                check(reader, artifact, policy)
-            except StructureError as exc:
-                problem(str(exc))
-        reader.drain()
-    if reader.bytes != entry.bytes:
-        problem(f"size is {reader.bytes} bytes, the manifest says {entry.bytes}")
-    elif reader.sha256.hexdigest() != entry.sha256:
-        problem(
-            f"sha256 mismatch: {reader.sha256.hexdigest()[:12]}…, "
-            f"the manifest says {entry.sha256[:12]}…"
+        stored = HashingReader(raw, progress)
+        content: HashingReader | None = stored
+        if entry.encrypted:
+            content = None
+            if keyring.identities:
+                plain = DecryptingReader(stored, keyring.identities, entry.path, keyring.recipients)
+                content = HashingReader(plain, lambda _amount: None)
+        try:
+            if content is not None:
+                _check_content(content, artifact, policy, problem)
+        except ContentError as exc:
+            problem(str(exc).removeprefix(f"{entry.path}: "))
+            content = None
+        stored.drain()
+    problems += _mismatch(artifact, entry, stored, entry.bytes, entry.sha256, "")
+    if entry.encrypted and content is not None:
+        assert entry.plain_bytes is not None
+        assert entry.plain_sha256 is not None
+        problems += _mismatch(
+            artifact, entry, content, entry.plain_bytes, entry.plain_sha256, "decrypted, its "
         )
     return problems
+
+
+def _mismatch(
+    artifact: Artifact, entry: ArtifactFile, read: HashingReader, size: int, sha256: str, what: str
+) -> list[FileProblem]:
+    """How what was read differs from the manifest's size and sha256 (nothing when alike)."""
+    if read.bytes != size:
+        text = f"{what}size is {read.bytes} bytes, the manifest says {size}"
+    elif (found := read.sha256.hexdigest()) != sha256:
+        text = f"{what}sha256 mismatch: {found[:12]}…, the manifest says {sha256[:12]}…"
+    else:
+        return []
+    return [FileProblem(artifact.source, entry.path, text)]
+
+
+def _check_content(
+    content: HashingReader, artifact: Artifact, policy: VerifyPolicy, problem: Callable[[str], None]
+) -> None:
+    """The kind's structural check over the whole of ``content``."""
+    check = STRUCTURE_CHECKS.get(artifact.kind)
+    if check is not None:
+        try:
+            check(content, artifact, policy)
+        except StructureError as exc:
+            problem(str(exc))
+    content.drain()
 
 
 def verify_backup(
@@ -243,8 +281,11 @@ def verify_backup(
     sources: tuple[str, ...] | None = None,
     progress: ProgressFn | None = None,
     policy: VerifyPolicy = VerifyPolicy(),
+    keyring: Keyring = NO_KEYS,
 ) -> VerifyResult:
-    """Verify every file of ``manifest`` (or of the artifacts of ``sources`` only)."""
+    """Verify every file of ``manifest`` (or of the artifacts of ``sources`` only); encrypted
+    files deeply only with an identity in ``keyring``."""
+    keyring = keyring.for_backup(manifest)
     artifacts = [a for a in manifest.artifacts if sources is None or a.source in sources]
     total = sum(a.size for a in artifacts)
     result = VerifyResult(manifest.id)
@@ -256,8 +297,11 @@ def verify_backup(
 
     for artifact in artifacts:
         for entry in artifact.files:
-            result.problems.extend(verify_file(backup_dir, artifact, entry, advance, policy))
+            result.problems.extend(
+                verify_file(backup_dir, artifact, entry, advance, policy, keyring)
+            )
             result.files_checked += 1
+            result.sealed += entry.encrypted and not keyring.identities
     if not result.files_checked:  # nothing checked is never "OK"
         wanted = ", ".join(sources or ()) or "any source"
         result.problems.append(
@@ -272,6 +316,7 @@ async def verify_backup_async(
     sources: tuple[str, ...] | None = None,
     progress: ProgressFn | None = None,
     policy: VerifyPolicy = VerifyPolicy(),
+    keyring: Keyring = NO_KEYS,
 ) -> VerifyResult:
     """:func:`verify_backup` in a thread, with progress delivered on the event loop."""
     loop = asyncio.get_running_loop()
@@ -282,4 +327,6 @@ async def verify_backup_async(
         def relay(done: int, total: int) -> None:
             loop.call_soon_threadsafe(report, done, total)
 
-    return await asyncio.to_thread(verify_backup, backup_dir, manifest, sources, relay, policy)
+    return await asyncio.to_thread(
+        verify_backup, backup_dir, manifest, sources, relay, policy, keyring
+    )

@@ -217,7 +217,14 @@ async def _restore(
                 record = partial(
                     audit.record, repo.path, config.operator, backup=manifest.id, source=step.source
                 )
-                ctx = SourceContext(step.source, host, repo.backup_dir(manifest.id), emit, record)
+                ctx = SourceContext(
+                    step.source,
+                    host,
+                    repo.backup_dir(manifest.id),
+                    emit,
+                    record,
+                    keyring=plan.keyring,
+                )
                 await source_from(step.source, step.config).restore(
                     step.artifact, ctx, step.options
                 )

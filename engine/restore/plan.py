@@ -16,6 +16,7 @@ from engine.checks import Check
 from engine.config.model import Config
 from engine.config.sources import SourceConfig
 from engine.errors import UsageError
+from engine.repo.content import NO_KEYS, Keyring
 from engine.repo.manifest import Artifact, Manifest
 from engine.sources import SOURCE_CLASSES, RestoreOptions, source_from
 
@@ -31,6 +32,7 @@ class RestoreRequest:
     confirm: tuple[str, ...] = ()
     safety_backup: bool = True
     skip_reason: str | None = None  # why the safety backup is skipped (required to skip it)
+    keyring: Keyring = NO_KEYS  # the identities that open an encrypted backup
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class RestorePlan:
     target: str | None
     steps: list[RestoreStep] = field(default_factory=list)
     problems: list[Check] = field(default_factory=list)
+    keyring: Keyring = NO_KEYS  # what opens the backup's files
 
     @property
     def hosts(self) -> tuple[str, ...]:
@@ -105,7 +108,7 @@ def build_plan(config: Config, manifest: Manifest, request: RestoreRequest) -> R
         )
     if request.target and request.target_host:
         raise UsageError("choose one of --target and --target-host")
-    plan = RestorePlan(manifest, request.target)
+    plan = RestorePlan(manifest, request.target, keyring=request.keyring.for_backup(manifest))
     for name in request.scope or manifest.scope:
         artifact = manifest.artifact(name)
         if artifact is None:

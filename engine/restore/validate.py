@@ -18,6 +18,7 @@ from engine.config.model import Config
 from engine.errors import describe_error
 from engine.events import Emit, ProgressMeter
 from engine.remote.ssh import ConnectionPool, SSHHost
+from engine.repo.content import IDENTITY_HINT, recipients_text
 from engine.repo.repository import Repository
 from engine.repo.verify import VerifyPolicy, verify_backup_async
 from engine.restore import journal
@@ -63,6 +64,8 @@ async def validate(
             step.artifact, step.options
         ):
             add(Check.fail(f"options {step.source}", reason))
+    if (encryption := encryption_check(plan)) is not None:
+        add(encryption)
     for check in _age_checks(config, plan, now):
         add(check)
     for check in _unfinished_checks(repo, plan):
@@ -100,9 +103,18 @@ async def _checksums(repo: Repository, plan: RestorePlan, add: Report, emit: Emi
         names,
         lambda done, _total: meter.update(done),
         VerifyPolicy.of({step.source: step.config for step in plan.steps}),
+        plan.keyring,
     )
     meter.finish()
-    if result.ok:
+    if result.ok and result.sealed:
+        add(
+            Check.ok(
+                "checksums",
+                f"{len(names)} artifact(s): the stored files' sizes and sha256 "
+                "good (encrypted: their content is checked once an identity opens them)",
+            )
+        )
+    elif result.ok:
         add(Check.ok("checksums", f"{len(names)} artifact(s): sizes, sha256 and structure good"))
     for problem in result.problems:
         add(Check.fail("checksums", f"{problem}; this backup cannot be trusted: choose another"))
@@ -124,13 +136,14 @@ async def _host_checks(
     add(Check.ok(f"ssh {host_name}", f"reachable as {host.config.user}"))
     steps = [step for step in plan.steps if step.target_host == host_name]
     for step in steps:
-        for check in await _preflight(host, step, plan.manifest.id, config, repo):
+        for check in await _preflight(host, step, plan, config, repo):
             add(check)
 
 
 async def _preflight(
-    host: SSHHost, step: RestoreStep, backup_id: str, config: Config, repo: Repository
+    host: SSHHost, step: RestoreStep, plan: RestorePlan, config: Config, repo: Repository
 ) -> list[Check]:
+    backup_id, keyring = plan.manifest.id, plan.keyring
     source = source_from(step.source, step.config)
     check = Preflight(
         host,
@@ -139,11 +152,30 @@ async def _preflight(
         backup_id,
         config.restore.free_space_margin,
         repo.backup_dir(backup_id),
+        keyring,
     )
     try:
         return await source.preflight(check)
     except Exception as exc:  # a probe that broke is a failed check, not a crashed validator
         return [Check.fail(f"preflight {step.source}", describe_error(exc))]
+
+
+def encryption_check(plan: RestorePlan) -> Check | None:
+    """Whether the identities given open an encrypted backup (None: it is in plaintext)."""
+    if plan.manifest.encryption is None:
+        return None
+    recipients = plan.manifest.encryption.recipients
+    to = f"encrypted to {recipients_text(recipients)}"
+    given = {str(identity.recipient) for identity in plan.keyring.identities}
+    if not given:
+        return Check.fail("encryption", f"{to}; {IDENTITY_HINT} (the console asks for it)")
+    if given.isdisjoint(recipients):
+        return Check.fail(
+            "encryption",
+            f"{to}; the identity given is for {', '.join(sorted(given))}: give one of the "
+            "recipients' identities",
+        )
+    return Check.ok("encryption", f"{to}; the identity given opens it")
 
 
 def _age_checks(config: Config, plan: RestorePlan, now: datetime) -> list[Check]:

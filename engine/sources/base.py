@@ -15,15 +15,23 @@ from pathlib import Path
 from typing import ClassVar, Generic, TypeVar
 
 from engine.checks import Check
+from engine.crypto.age import Recipient
 from engine.events import Emit, LogLine, ProgressMeter, StageChanged
 from engine.mongo_archive.pgzip import ParallelGzipWriter
 from engine.remote.ssh import SSHHost
-from engine.repo.confined import open_confined
+from engine.repo.content import NO_KEYS, Keyring
 from engine.repo.manifest import Artifact, ArtifactFile
-from engine.repo.sink import BlockingSink, HashingFileSink, SinkThread
+from engine.repo.sink import (
+    BlockingSink,
+    ChunkPipe,
+    EncryptingSink,
+    HashingFileSink,
+    SinkThread,
+    TeeSink,
+)
 from engine.sizes import human_size
 
-READ_CHUNK = 1024 * 1024
+ENCRYPTED_SUFFIX = ".age"
 T = TypeVar("T")
 AuditFn = Callable[..., object]  # (action, **details): one record in the audit log
 
@@ -37,6 +45,8 @@ class SourceContext:
     directory: Path  # staging dir (backup) or backup dir (restore)
     emit: Emit
     audit: AuditFn = lambda action, **details: None  # a restore records destructive steps
+    recipients: tuple[Recipient, ...] = ()  # a backup: encrypt every file to these
+    keyring: Keyring = NO_KEYS  # a restore: what opens the backup's files
 
     def stage(self, stage: str) -> None:
         self.emit(StageChanged(self.source, stage))
@@ -49,33 +59,46 @@ class SourceContext:
     ) -> ProgressMeter:
         return ProgressMeter(self.source, self.emit, total, unit=unit, item=item)
 
-    def sink(self, filename: str) -> HashingFileSink:
-        """A file in the staging dir that hashes and writes, blocking: for a thread."""
-        return HashingFileSink(self.directory / filename, filename)
+    def sink(self, filename: str) -> BlockingSink[ArtifactFile]:
+        """A file in the staging dir that hashes and writes, blocking: for a thread. With
+        recipients it is encrypted as written (``<filename>.age``): no plaintext is stored."""
+        if not self.recipients:
+            return HashingFileSink(self.directory / filename, filename)
+        stored = f"{filename}{ENCRYPTED_SUFFIX}"
+        return EncryptingSink(HashingFileSink(self.directory / stored, stored), self.recipients)
 
     @asynccontextmanager
     async def writing(
-        self, filename: str, *, gzip: bool = False
+        self, filename: str, *, gzip: bool = False, tee: ChunkPipe | None = None
     ) -> AsyncIterator[SinkThread[ArtifactFile]]:
         """A file in the staging dir, hashed and written (``gzip``: compressed first, on every
         core) on a thread of its own as the loop hands it bytes; ``await finish()`` once the
-        bytes ended well. On any error the file is closed unfinished."""
+        bytes ended well. On any error the file is closed unfinished. ``tee`` also gets
+        every byte as stored (before any encryption), for a reader on another thread."""
         file = self.sink(filename)
-        writer = SinkThread(GzipSink(file) if gzip else file)
+        chained: BlockingSink[ArtifactFile] = file if tee is None else TeeSink(file, tee)
+        writer = SinkThread(GzipSink(chained) if gzip else chained)
         try:
             yield writer
         finally:
             await writer.aclose()
 
     @asynccontextmanager
-    async def recording(self, filename: str) -> AsyncIterator[Recording]:
+    async def recording(
+        self, filename: str, *, tee: ChunkPipe | None = None
+    ) -> AsyncIterator[Recording]:
         """:meth:`writing` that reports progress as bytes come.
 
         Use ``recording.write`` as a stream's ``on_stdout`` and ``await recording.finish()``
         once the stream ended well.
         """
-        async with self.writing(filename) as writer:
+        async with self.writing(filename, tee=tee) as writer:
             yield Recording(writer, self.meter())
+
+    def chunks(self, entry: ArtifactFile, meter: ProgressMeter) -> AsyncIterator[bytes]:
+        """What a backup file holds (decrypted), in chunks, advancing ``meter``: it is read
+        only as a regular file directly in the backup directory, never through a link."""
+        return self.keyring.chunks(self.directory, entry, meter)
 
 
 class GzipSink(Generic[T]):
@@ -163,6 +186,7 @@ class Preflight:
     backup_id: str
     free_space_margin: float  # the target needs this many times the restored size free
     backup_dir: Path  # the backup's files, to read (never to change)
+    keyring: Keyring = NO_KEYS  # what opens them
 
     async def tool(self, program: str, fix: str) -> Check:
         """Whether ``program`` is on the host's PATH."""
@@ -226,13 +250,3 @@ class Source(ABC):
     def after_restore(self, options: RestoreOptions, backup_id: str) -> tuple[str, ...]:
         """What is left for the operator once the restore is done, if anything."""
         return ()
-
-
-async def read_chunks(path: Path, meter: ProgressMeter) -> AsyncIterator[bytes]:
-    """A backup file's bytes in chunks, advancing ``meter`` as they go; it is read only as a
-    regular file directly in its directory, never through a link."""
-    with open_confined(path.parent, path.name) as handle:
-        while chunk := handle.read(READ_CHUNK):
-            meter.advance(len(chunk))
-            yield chunk
-    meter.finish()

@@ -8,7 +8,7 @@ from typing import ClassVar
 from engine.checks import Check
 from engine.config.sources import CommandSourceConfig
 from engine.repo.manifest import Artifact
-from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext, read_chunks
+from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext
 
 
 class CommandSource(Source):
@@ -56,7 +56,5 @@ class CommandSource(Source):
         assert self.config.restore  # restore_problems() refused this case beforehand
         (entry,) = artifact.files
         ctx.stage("restoring")
-        meter = ctx.meter(entry.bytes)
-        await ctx.host.stream(
-            self.config.restore, stdin=read_chunks(ctx.directory / entry.path, meter), bulk=True
-        )
+        meter = ctx.meter(entry.content_bytes)
+        await ctx.host.stream(self.config.restore, stdin=ctx.chunks(entry, meter), bulk=True)

@@ -22,8 +22,8 @@ from engine.errors import LifeboatError, RemoteCommandError
 from engine.remote.commands import quote_command
 from engine.remote.hostfacts import file_sha256, probe_path
 from engine.remote.ssh import SSHHost
-from engine.repo.manifest import Artifact
-from engine.repo.sink import HashingFileSink
+from engine.repo.manifest import Artifact, ArtifactFile
+from engine.repo.sink import BlockingSink
 from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext
 
 SNAPSHOT_SUFFIX = "snapshot.db"
@@ -100,7 +100,10 @@ class EtcdSource(Source):
         )
 
     def _snapshot(
-        self, local_port: int, sink: HashingFileSink, progress: Callable[[int, int], None]
+        self,
+        local_port: int,
+        sink: BlockingSink[ArtifactFile],
+        progress: Callable[[int, int], None],
     ) -> dict[str, Any]:
         """Stream the snapshot into ``sink`` (in a worker thread) and describe the member."""
         import grpc
@@ -390,8 +393,8 @@ class EtcdSource(Source):
             )
         upload = f"{target}.{SNAPSHOT_SUFFIX}"
         ctx.stage("uploading snapshot")
-        meter = ctx.meter(entry.bytes)
-        await host.put_file(ctx.directory / entry.path, upload, meter.update)
+        meter = ctx.meter(entry.content_bytes)
+        await host.put_stream(ctx.chunks(entry, meter), upload)
         meter.finish()
         try:
             ctx.stage(f"restoring into {target}")

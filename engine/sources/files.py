@@ -18,10 +18,11 @@ from engine.config.sources import FilesSourceConfig
 from engine.errors import RemoteCommandError
 from engine.remote.commands import quote_command
 from engine.remote.hostfacts import probe_path
+from engine.repo.content import ContentError
 from engine.repo.manifest import Artifact
 from engine.repo.tar_safety import archive_name
 from engine.sources import files_mirror as mirror
-from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext, read_chunks
+from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext
 
 COMPRESSION_FLAGS = {"zstd": "--zstd", "gzip": "--gzip"}
 SUFFIXES = {"zstd": "tar.zst", "gzip": "tar.gz"}
@@ -121,9 +122,20 @@ class FilesSource(Source):
         name = f"mirror {check.host.name}"
         try:
             paths = await mirror.extras(
-                check.host, check.artifact, check.backup_dir, check.options.target_dir
+                check.host,
+                check.artifact,
+                check.keyring,
+                check.backup_dir,
+                check.options.target_dir,
             )
-        except (OSError, tarfile.TarError, EOFError, zlib.error, zstandard.ZstdError) as exc:
+        except (
+            OSError,
+            tarfile.TarError,
+            EOFError,
+            zlib.error,
+            zstandard.ZstdError,
+            ContentError,
+        ) as exc:
             return Check.fail(name, f"cannot list the archive to compare: {exc}")
         if not paths:
             return Check.ok(name, "nothing to remove: the target holds nothing the backup does not")
@@ -169,10 +181,8 @@ class FilesSource(Source):
                 quote_command([*extract, "-", "--", *names]),
             ]
         )
-        meter = ctx.meter(entry.bytes)
-        await ctx.host.stream(
-            command, stdin=read_chunks(ctx.directory / entry.path, meter), bulk=True
-        )
+        meter = ctx.meter(entry.content_bytes)
+        await ctx.host.stream(command, stdin=ctx.chunks(entry, meter), bulk=True)
         if options.mirror:
             await self._mirror(artifact, ctx, options)
 
@@ -191,7 +201,9 @@ class FilesSource(Source):
     ) -> None:
         """Remove what the target holds under the backed-up paths that the backup does not."""
         ctx.stage("removing what the backup does not hold")
-        paths = await mirror.extras(ctx.host, artifact, ctx.directory, options.target_dir)
+        paths = await mirror.extras(
+            ctx.host, artifact, ctx.keyring, ctx.directory, options.target_dir
+        )
         if paths:
             await mirror.remove(ctx.host, paths)
         ctx.audit("restore.mirror", host=ctx.host.name, removed=paths)

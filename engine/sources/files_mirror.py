@@ -15,30 +15,33 @@ from collections.abc import AsyncIterator
 from pathlib import Path, PurePosixPath
 
 from engine.remote.ssh import SSHHost
-from engine.repo.manifest import Artifact
+from engine.repo.content import Keyring
+from engine.repo.manifest import Artifact, ArtifactFile
 from engine.repo.verify import decompressed
 
 SHOWN = 10  # paths named in a message; the rest are counted
 FIND_MISSING = 1  # find's status when a starting point does not exist
 
 
-def archive_members(path: Path, compression: str) -> frozenset[PurePosixPath]:
+def archive_members(
+    keyring: Keyring, backup_dir: Path, entry: ArtifactFile, compression: str
+) -> frozenset[PurePosixPath]:
     """Every member name of a (verified) files archive."""
     with (
-        path.open("rb") as raw,
+        keyring.open(backup_dir, entry) as raw,
         tarfile.open(fileobj=decompressed(raw, compression), mode="r|") as tar,
     ):
         return frozenset(PurePosixPath(member.name) for member in tar)
 
 
 async def extras(
-    host: SSHHost, artifact: Artifact, backup_dir: Path, target_dir: Path | None
+    host: SSHHost, artifact: Artifact, keyring: Keyring, backup_dir: Path, target_dir: Path | None
 ) -> list[str]:
     """The paths under the backed-up paths on ``host`` that the archive does not hold,
     outermost only (removing one removes what is inside), sorted."""
     (entry,) = artifact.files
     members = await asyncio.to_thread(
-        archive_members, backup_dir / entry.path, artifact.meta["compression"]
+        archive_members, keyring, backup_dir, entry, artifact.meta["compression"]
     )
     root = PurePosixPath(target_dir or "/")
     found: list[PurePosixPath] = []

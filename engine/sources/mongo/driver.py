@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, cast
 from engine.checks import Check, compare_versions
 from engine.mongo_archive import ArchiveReader, ArchiveWriter, NamespaceMeta, open_archive
 from engine.mongo_archive.names import Rename, matches_any, selected, split_namespace
-from engine.repo.confined import open_confined
 from engine.repo.manifest import Artifact, ArtifactFile
 from engine.sources.base import Preflight, RestoreOptions, SourceContext
 
@@ -236,11 +235,11 @@ async def restore_with_driver(
 
     rename = Rename(options.ns_from, options.ns_to) if options.ns_from and options.ns_to else None
     target = source.target()
-    name = artifact.files[0].path
+    (entry,) = artifact.files
     async with ctx.host.forward_local(target.address, target.port) as local_port:
         client = await _client(source, local_port)
         try:
-            with open_confined(ctx.directory, name) as raw:
+            with ctx.keyring.open(ctx.directory, entry) as raw:
                 reader = ArchiveReader(open_archive(raw))
                 await _restore_stream(source, ctx, client, reader, artifact, options, rename)
         except PyMongoError as exc:

@@ -3,7 +3,7 @@
 Credentials reach the tools through a ``--config`` file (YAML with ``uri`` and ``password``)
 written 0600 on the host from our stdin and removed when the tool ends, never through a
 command line (which ``ps`` shows to every user). The archive streams over SSH as the tools
-write or read it; the dump is then read locally to fill the manifest like a driver dump.
+write or read it; the dump is described as it streams to fill the manifest like a driver dump.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import LifeboatError
-from engine.mongo_archive import summarize
+from engine.mongo_archive import ArchiveSummary, summarize
 from engine.mongo_archive.names import SYSTEM_DATABASES
 from engine.remote.commands import quote_command
 from engine.repo.manifest import Artifact
-from engine.sources.base import RestoreOptions, SourceContext, read_chunks
+from engine.repo.sink import ChunkPipe
+from engine.sources.base import RestoreOptions, SourceContext
 from engine.sources.mongo.common import MongoError
 
 if TYPE_CHECKING:
@@ -72,19 +73,32 @@ async def dump_with_mongodump(source: MongoSource, ctx: SourceContext) -> dict[s
     argv = [*source.config.mongodump, "--archive", "--gzip", *_dump_filters(source)]
     config_path = await _write_secret_file(source, host)
     ctx.stage("mongodump")
+    archive = ChunkPipe()  # described as it streams: the stored file may be encrypted
+    described = asyncio.ensure_future(asyncio.to_thread(_summarize, archive))
     try:
-        async with ctx.recording(source.filename()) as recording:
+        async with ctx.recording(source.filename(), tee=archive) as recording:
             command = _with_config(argv, config_path)
             outcome = await host.stream(command, on_stdout=recording.write, bulk=True)
             entry = await recording.finish()
-    except LifeboatError as exc:
-        raise MongoError(source.redact(str(exc))) from None
+    except BaseException as exc:
+        archive.close(MongoError("mongodump's output ended early"))  # the reader stops too
+        await asyncio.gather(described, return_exceptions=True)
+        if isinstance(exc, LifeboatError):
+            raise MongoError(source.redact(str(exc))) from None
+        raise
+    summary = await described
     if outcome.stderr:
         ctx.log(source.redact(outcome.stderr.splitlines()[-1]))
-    ctx.stage("reading the archive")
-    with (ctx.directory / entry.path).open("rb") as archive:
-        summary = await asyncio.to_thread(summarize, archive)
     return {"file": entry, "method": "mongodump", **summary.manifest_meta()}
+
+
+def _summarize(archive: ChunkPipe) -> ArchiveSummary:
+    """Describe the archive as it streams (on a thread of its own); a reader that fails lets
+    the writer go on without it (the failure is reported once the dump ended)."""
+    try:
+        return summarize(archive)
+    finally:
+        archive.stop_reading()
 
 
 def _restore_args(options: RestoreOptions) -> list[str]:
@@ -104,12 +118,10 @@ async def restore_with_mongorestore(
     argv = [*source.config.mongorestore, "--archive", "--gzip", *_restore_args(options)]
     config_path = await _write_secret_file(source, host)
     ctx.stage("mongorestore")
-    meter = ctx.meter(entry.bytes)
+    meter = ctx.meter(entry.content_bytes)
     try:
         await host.stream(
-            _with_config(argv, config_path),
-            stdin=read_chunks(ctx.directory / entry.path, meter),
-            bulk=True,
+            _with_config(argv, config_path), stdin=ctx.chunks(entry, meter), bulk=True
         )
     except LifeboatError as exc:
         raise MongoError(source.redact(str(exc))) from None

@@ -1,0 +1,117 @@
+"""Reading what a backup file holds: as stored, or decrypted when the backup is encrypted.
+
+Every reader of a backup's files for its content (restores, a deep verify, a mirror's
+listing) goes through a :class:`Keyring`, so an encrypted file is decrypted in the same
+single pass that consumes it, and the same words say why it cannot be opened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+from engine.crypto.age import AgeError, Decryptor, Identity
+from engine.errors import LifeboatError
+from engine.mongo_archive.stream import Readable
+from engine.repo.confined import open_confined
+from engine.repo.manifest import ArtifactFile, Manifest
+
+READ_CHUNK = 1024 * 1024
+IDENTITY_HINT = "give its identity with --identity FILE or $LIFEBOAT_AGE_IDENTITY"
+
+
+class Advance(Protocol):
+    def advance(self, amount: int) -> object: ...
+
+
+class ContentError(LifeboatError):
+    """An encrypted backup file cannot be opened: no identity, a wrong one, or damage."""
+
+
+def recipients_text(recipients: Sequence[str]) -> str:
+    return ", ".join(recipients) or "recipients the manifest does not name"
+
+
+def needs_identity(name: str, recipients: Sequence[str]) -> ContentError:
+    return ContentError(f"{name} is encrypted (to {recipients_text(recipients)}); {IDENTITY_HINT}")
+
+
+class DecryptingReader:
+    """The plaintext of an age file read from ``raw``, authenticated chunk by chunk; any
+    failure is a :class:`ContentError` naming ``name`` and who the file was encrypted to."""
+
+    def __init__(
+        self, raw: Readable, identities: Sequence[Identity], name: str, recipients: Sequence[str]
+    ) -> None:
+        self._raw = raw
+        self._decryptor = Decryptor(identities)
+        self._name = name
+        self._recipients = recipients
+        self._held = bytearray()
+        self._ended = False
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            while not self._ended and (size < 0 or len(self._held) < size):
+                if data := self._raw.read(READ_CHUNK):
+                    self._held += self._decryptor.feed(data)
+                else:
+                    self._held += self._decryptor.finish()
+                    self._ended = True
+        except AgeError as exc:
+            raise self._explain(exc) from None
+        count = len(self._held) if size < 0 else min(size, len(self._held))
+        taken = bytes(self._held[:count])
+        del self._held[:count]
+        return taken
+
+    def readable(self) -> bool:
+        return True
+
+    def _explain(self, exc: AgeError) -> ContentError:
+        if str(exc).startswith("no identity given opens"):
+            return ContentError(
+                f"{self._name}: none of the identities given opens it; it was encrypted to "
+                f"{recipients_text(self._recipients)}: give one of their identities"
+            )
+        return ContentError(f"{self._name}: {exc}")
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """What opens one backup's files: the identities given for this run (none: only plaintext
+    backups open), and who the backup says it was encrypted to (to name them in errors)."""
+
+    identities: tuple[Identity, ...] = ()
+    recipients: tuple[str, ...] = ()
+
+    def for_backup(self, manifest: Manifest) -> Keyring:
+        encryption = manifest.encryption
+        return replace(self, recipients=encryption.recipients if encryption else ())
+
+    @contextmanager
+    def open(self, directory: Path, entry: ArtifactFile) -> Iterator[Readable]:
+        """The content of ``entry`` (a regular file directly in ``directory``, never through a
+        link): decrypted when it is encrypted."""
+        if entry.encrypted and not self.identities:
+            raise needs_identity(entry.path, self.recipients)
+        with open_confined(directory, entry.path) as raw:
+            if entry.encrypted:
+                yield DecryptingReader(raw, self.identities, entry.path, self.recipients)
+            else:
+                yield raw
+
+    async def chunks(
+        self, directory: Path, entry: ArtifactFile, meter: Advance
+    ) -> AsyncIterator[bytes]:
+        """The content of ``entry`` in chunks (see :meth:`open`), advancing ``meter``."""
+        with self.open(directory, entry) as content:
+            while chunk := content.read(READ_CHUNK):
+                meter.advance(len(chunk))
+                yield chunk
+
+
+NO_KEYS = Keyring()  # plaintext backups only
