@@ -24,6 +24,7 @@ from engine.checklist.run import now_text
 from engine.checklist.session import ChecklistSession
 from engine.config.model import Config
 from engine.config.sources import EtcdSourceConfig
+from engine.crypto.age import Recipient
 from engine.drill import history
 from engine.drill.history import DrillRecord
 from engine.drill.markers import Drill, MarkerCheck, Markers, markers_for, unmarkable
@@ -33,6 +34,7 @@ from engine.jobs import BackupRequest, catalog_warning, run_backup, run_verify
 from engine.remote.ssh import ConnectionPool
 from engine.repo import audit, locks
 from engine.repo.atomic import make_private_dir
+from engine.repo.content import IDENTITY_HINT, NO_KEYS, Keyring
 from engine.repo.manifest import Manifest
 from engine.repo.repository import Repository, new_backup_id
 from engine.restore.plan import RestorePlan, RestoreRequest, build_plan
@@ -50,6 +52,7 @@ class DrillRequest:
     sources: tuple[str, ...] = ()  # default: every source flagged drill = true
     target: str | None = None  # a [targets.NAME] flagged drill = true; None: in place
     confirm: tuple[str, ...] = ()  # the names typed: the target's, or each host's
+    keyring: Keyring = NO_KEYS  # opens the drill's backup when [encryption] is set
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class DrillPlan:
     target: str | None
     confirm_names: tuple[str, ...]
     destroys: tuple[str, ...]  # what the drill will destroy, one line per source
+    keyring: Keyring = NO_KEYS  # opens the drill's backup when [encryption] is set
 
     @property
     def scenario(self) -> str:
@@ -116,10 +120,25 @@ def plan_drill(config: Config, request: DrillRequest) -> DrillPlan:
     checklist = config.drill.checklist
     if checklist is not None and checklist not in checklists_for(config):
         problems.append(f"drill.checklist: no checklist {checklist!r}")
+    if config.encryption is not None:
+        problems += _identity_problems(config.encryption.all_recipients(), request.keyring)
     if problems:
         raise UsageError("drill refused, nothing was touched:\n" + "\n".join(problems))
     confirm = (request.target,) if request.target else tuple(dict.fromkeys(hosts))
-    return DrillPlan(tuple(names), request.target, confirm, tuple(destroys))
+    return DrillPlan(tuple(names), request.target, confirm, tuple(destroys), request.keyring)
+
+
+def _identity_problems(recipients: tuple[Recipient, ...], keyring: Keyring) -> list[str]:
+    """Why the identities given could not open the drill's (encrypted) backup, if they could not."""
+    to = ", ".join(str(r) for r in recipients)
+    if not keyring.identities:
+        return [f"[encryption] encrypts the drill's backup to {to}; {IDENTITY_HINT}"]
+    if {i.recipient for i in keyring.identities}.isdisjoint(recipients):
+        return [
+            f"the identity given is not one of [encryption]'s recipients ({to}): the drill "
+            "could not restore its own backup; give one of their identities"
+        ]
+    return []
 
 
 DESTROYS = {
@@ -255,6 +274,7 @@ async def _drill(
         safety_backup=False,
         skip_reason=f"drill {drill.id}: the data is destroyed on purpose; backup {manifest.id} "
         "holds it",
+        keyring=plan.keyring,
     )
     restore_plan = build_plan(config, manifest, request)
     at_target = {
@@ -336,7 +356,7 @@ async def _backup_and_verify(
     record.backup_id = manifest.id
     emit(StageChanged(STAGE, "verifying"))
     started = time.monotonic()
-    result = await run_verify(repo, manifest.id, emit, config=config)
+    result = await run_verify(repo, manifest.id, emit, config=config, keyring=plan.keyring)
     record.verify_seconds = round(time.monotonic() - started, 3)
     if not result.ok:
         record.problems.append(

@@ -18,6 +18,7 @@ from engine.config.load import parse_config
 from engine.config.model import Config
 from engine.errors import UsageError
 from engine.jobs import BackupRequest, run_backup
+from engine.repo.content import NO_KEYS
 from engine.repo.repository import Repository
 from engine.restore.run import RestoreRefusedError, RestoreReport, RestoreRequest, run_restore
 from engine.sources import RestoreOptions
@@ -107,7 +108,7 @@ async def test_mirror_removes_only_after_the_safety_backup_and_without_it_files_
     assert report.safety_backup is not None
     (saved,) = repo.load(report.safety_backup).artifacts
     members = archive_members(
-        repo.backup_dir(report.safety_backup) / saved.files[0].path, saved.meta["compression"]
+        NO_KEYS, repo.backup_dir(report.safety_backup), saved.files[0], saved.meta["compression"]
     )
     assert {PurePosixPath(p.lstrip("/")) for p in strays} <= members
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import stat
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncssh
@@ -165,20 +167,23 @@ async def test_local_forward_reaches_a_service_behind_the_host(ssh_server: SSHTe
         await service.wait_closed()
 
 
-async def test_sftp_put_and_get_report_progress(ssh_server: SSHTestServer, tmp_path: Path) -> None:
-    source = tmp_path / "src.bin"
-    source.write_bytes(bytes(range(256)) * 4096)
-    remote = str(tmp_path / "remote.bin")
-    back = tmp_path / "back.bin"
-    seen: list[tuple[int, int]] = []
+async def test_sftp_put_stream_writes_a_private_file_as_chunks_come(
+    ssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    chunks = [bytes([n]) * 300_000 for n in range(7)]
+    remote = tmp_path / "remote.bin"
+
+    async def produce() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
     host = await open_host(ssh_server)
     try:
-        await host.put_file(source, remote, lambda done, total: seen.append((done, total)))
-        await host.get_file(remote, back)
+        await host.put_stream(produce(), str(remote))
     finally:
         await host.close()
-    assert back.read_bytes() == source.read_bytes()
-    assert seen[-1] == (source.stat().st_size, source.stat().st_size)
+    assert remote.read_bytes() == b"".join(chunks)
+    assert stat.S_IMODE(remote.stat().st_mode) == 0o600
 
 
 # How a bulk command ended, in words, through both clients (asyncssh, the system ssh).

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Coroutine
+import sys
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,8 +14,10 @@ import click
 
 from engine.config.load import discover_config_path, load_config
 from engine.config.model import Config
+from engine.crypto.identities import IDENTITY_VARIABLE, identities_from_environment, read_identities
 from engine.errors import UsageError
 from engine.interrupts import cancel_on_signals
+from engine.repo.content import Keyring
 from engine.repo.repository import Repository
 from engine.scaleout.anchors import anchor_audit_log
 from engine.scaleout.catalog import keep_current
@@ -68,6 +71,40 @@ def require_confirmation(given: str | None, expected: str, what: str) -> None:
             f"{what}: confirm by typing its name exactly: --confirm {expected}"
             + (f" (got {given!r})" if given else "")
         )
+
+
+def identity_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``--identity FILE``: the age identity that opens encrypted backups."""
+    return click.option(
+        "--identity",
+        metavar="FILE",
+        help=f"age identity file that opens encrypted backups (else ${IDENTITY_VARIABLE}, "
+        "else it is asked for on a terminal).",
+    )(function)
+
+
+def keyring_for(identity: str | None, *, encrypted_to: Sequence[str] = ()) -> Keyring:
+    """The identities given: ``--identity``, else ``$LIFEBOAT_AGE_IDENTITY``, else, when
+    something is ``encrypted_to`` recipients and stdin is a terminal, typed at a prompt (hidden)."""
+    terminal = sys.stdin.isatty()
+    ask = _ask_passphrase if terminal else None
+    if identity is not None:
+        found = read_identities(identity, ask)
+    else:
+        found = identities_from_environment(ask)
+    if not found and encrypted_to and terminal:
+        click.echo(f"the backup is encrypted to {', '.join(encrypted_to)}", err=True)
+        value = click.prompt(
+            "its age identity: a file's path, or paste the AGE-SECRET-KEY-1... (hidden)",
+            hide_input=True,
+            err=True,
+        )
+        found = read_identities(value, ask)
+    return Keyring(found)
+
+
+def _ask_passphrase() -> str:
+    return str(click.prompt("passphrase of the identity file", hide_input=True, err=True))
 
 
 class RunByDefaultGroup(click.Group):

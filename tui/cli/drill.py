@@ -17,7 +17,15 @@ from engine.drill import history
 from engine.drill.history import DrillRecord
 from engine.drill.run import DrillRequest, plan_drill, run_drill
 from engine.errors import LifeboatError
-from tui.cli.common import CliState, RunByDefaultGroup, pass_state, print_json, run_async
+from tui.cli.common import (
+    CliState,
+    RunByDefaultGroup,
+    identity_option,
+    keyring_for,
+    pass_state,
+    print_json,
+    run_async,
+)
 from tui.cli.progress import make_renderer
 
 
@@ -43,6 +51,7 @@ def drill() -> None:
 @click.option(
     "--confirm", multiple=True, metavar="NAME", help="Type the target's (or each host's) name."
 )
+@identity_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @pass_state
 def drill_run(
@@ -51,11 +60,16 @@ def drill_run(
     target: str | None,
     plan_only: bool,
     confirm: tuple[str, ...],
+    identity: str | None,
     as_json: bool,
 ) -> None:
     """Run a drill on the sources flagged drill = true."""
     config = state.config()
-    request = DrillRequest(sources, target, confirm)
+    encrypted_to: tuple[str, ...] = ()
+    if config.encryption is not None and not plan_only:
+        encrypted_to = tuple(str(r) for r in config.encryption.all_recipients())
+    keyring = keyring_for(identity, encrypted_to=encrypted_to)
+    request = DrillRequest(sources, target, confirm, keyring)
     plan = plan_drill(config, request)
     if plan_only or not (confirm or as_json):
         click.echo(f"drill: {plan.scenario}", err=not plan_only)
@@ -66,7 +80,7 @@ def drill_run(
     if not confirm and not as_json and sys.stdin.isatty():
         ask = "type {} to destroy and restore its data"
         typed = [click.prompt(ask.format(name)) for name in plan.confirm_names]
-        request = DrillRequest(sources, target, tuple(typed))
+        request = DrillRequest(sources, target, tuple(typed), keyring)
     with make_renderer(as_json) as renderer:
         record = run_async(run_drill(config, state.repository(), request, renderer.emit))
     if as_json:

@@ -28,7 +28,15 @@ from engine.restore.run import RestoreRefusedError, RestoreReport, run_restore
 from engine.restore.scenario import DefaultBackup, Recommendation, choose_backup, recommend
 from engine.restore.tree import BUILT_IN, AdviceNode, Walk, load_trees, walk
 from engine.sources import RestoreOptions
-from tui.cli.common import CliState, RunByDefaultGroup, pass_state, print_json, run_async
+from tui.cli.common import (
+    CliState,
+    RunByDefaultGroup,
+    identity_option,
+    keyring_for,
+    pass_state,
+    print_json,
+    run_async,
+)
 from tui.cli.progress import make_renderer
 
 MARKS = {"ok": "ok", "warning": "warn", "fail": "FAIL"}
@@ -101,6 +109,7 @@ def restore() -> None:
     help="Do not back up the target's current state first (needs --reason).",
 )
 @click.option("--reason", metavar="TEXT", help="Why the safety backup is skipped (audited).")
+@identity_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @pass_state
 def restore_run(
@@ -122,6 +131,7 @@ def restore_run(
     confirm: tuple[str, ...],
     skip_safety_backup: bool,
     reason: str | None,
+    identity: str | None,
     as_json: bool,
 ) -> None:
     """Validate what a restore will use and where, then (with --apply) restore it."""
@@ -145,8 +155,11 @@ def restore_run(
     if reason and not skip_safety_backup:
         raise UsageError("--reason explains --skip-safety-backup; add it or drop --reason")
     repo = state.repository()
+    backup_id = repo.resolve(backup_id)  # a unique prefix names it too
+    encryption = repo.load(backup_id).encryption
+    keyring = keyring_for(identity, encrypted_to=encryption.recipients if encryption else ())
     request = RestoreRequest(
-        backup_id=repo.resolve(backup_id),  # a unique prefix names it too
+        backup_id=backup_id,
         scope=scope,
         target=target,
         target_host=target_host,
@@ -163,6 +176,7 @@ def restore_run(
         confirm=confirm,
         safety_backup=not skip_safety_backup,
         skip_reason=reason,
+        keyring=keyring,
     )
     config = state.config()
     try:
