@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from engine.checks import Check, Status
@@ -18,7 +19,7 @@ from engine.config.model import Config
 from engine.errors import describe_error
 from engine.events import Emit, ProgressMeter
 from engine.remote.ssh import ConnectionPool, SSHHost
-from engine.repo.content import IDENTITY_HINT, recipients_text
+from engine.repo.content import IDENTITY_HINT, Keyring, recipients_text
 from engine.repo.repository import Repository
 from engine.repo.verify import VerifyPolicy, verify_backup_async
 from engine.restore import journal
@@ -64,8 +65,11 @@ async def validate(
             step.artifact, step.options
         ):
             add(Check.fail(f"options {step.source}", reason))
+    keyring = plan.keyring  # checks the content once it opens; without, what is stored
     if (encryption := encryption_check(plan)) is not None:
         add(encryption)
+        if encryption.status is Status.FAIL:
+            keyring = replace(keyring, identities=())
     for check in _age_checks(config, plan, now):
         add(check)
     for check in _unfinished_checks(repo, plan):
@@ -75,7 +79,7 @@ async def validate(
     pool = ConnectionPool(dict(config.hosts))
     try:
         await asyncio.gather(
-            _checksums(repo, plan, add, emit),
+            _checksums(repo, plan, keyring, add, emit),
             *(_host_checks(pool, plan, host, config, repo, add) for host in plan.hosts),
         )
     finally:
@@ -94,7 +98,9 @@ async def validate(
     return checks
 
 
-async def _checksums(repo: Repository, plan: RestorePlan, add: Report, emit: Emit) -> None:
+async def _checksums(
+    repo: Repository, plan: RestorePlan, keyring: Keyring, add: Report, emit: Emit
+) -> None:
     names = tuple(step.source for step in plan.steps)
     meter = ProgressMeter("verify", emit, sum(step.artifact.size for step in plan.steps))
     result = await verify_backup_async(
@@ -103,7 +109,7 @@ async def _checksums(repo: Repository, plan: RestorePlan, add: Report, emit: Emi
         names,
         lambda done, _total: meter.update(done),
         VerifyPolicy.of({step.source: step.config for step in plan.steps}),
-        plan.keyring,
+        keyring,
     )
     meter.finish()
     if result.ok and result.sealed:
@@ -168,7 +174,7 @@ def encryption_check(plan: RestorePlan) -> Check | None:
     to = f"encrypted to {recipients_text(recipients)}"
     given = {str(identity.recipient) for identity in plan.keyring.identities}
     if not given:
-        return Check.fail("encryption", f"{to}; {IDENTITY_HINT} (the console asks for it)")
+        return Check.fail("encryption", f"{to}; {IDENTITY_HINT}")
     if given.isdisjoint(recipients):
         return Check.fail(
             "encryption",

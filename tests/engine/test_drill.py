@@ -11,6 +11,7 @@ from pathlib import Path
 import etcd3
 import pymongo
 import pytest
+from age_keys import encryption_toml, keygen
 from etcd_server import EtcdServer
 from helpers import EventLog, config_text, files_source
 from mongo_server import MongoServer
@@ -25,6 +26,7 @@ from engine.drill.run import DrillRequest, plan_drill, run_drill
 from engine.errors import UsageError
 from engine.events import Event, StageChanged
 from engine.repo import audit
+from engine.repo.content import Keyring
 from engine.repo.repository import Repository
 from engine.restore.locks import RepositoryTargetLocks
 from tui.cli.main import main
@@ -130,12 +132,18 @@ async def test_a_drill_restores_every_marker_and_records_its_timings(
         'source = "db"\nnamespace = "app.*"\n'
         '[[items]]\nid = "keys"\nkind = "etcd_keys"\ntitle = "keys"\nsource = "kv"\n'
     )
+    # The repository is encrypted: the drill proves an encrypted backup restores.
+    identity, _key = keygen(tmp_path)
     extra = f'checklist = "drill-check"\n[checklists]\npaths = ["{checklist}"]\n'
+    extra += encryption_toml(identity)
     config = drill_config(asyncssh_server, tmp_path, mongo, etcd_service, extra=extra)
     repo = Repository.open(config.repository.path)
     events = EventLog()
+    with pytest.raises(UsageError, match="give its identity with --identity FILE"):
+        await run_drill(config, repo, DrillRequest(confirm=("h1",)), events.emit)
 
-    record = await run_drill(config, repo, DrillRequest(confirm=("h1",)), events.emit)
+    request = DrillRequest(confirm=("h1",), keyring=Keyring((identity,)))
+    record = await run_drill(config, repo, request, events.emit)
 
     assert record.problems == []
     assert record.passed
@@ -154,6 +162,7 @@ async def test_a_drill_restores_every_marker_and_records_its_timings(
     assert stages[:4] == ["seeding markers", "backing up", "verifying", "destroying"]
     manifest = repo.load(record.backup_id or "")
     assert manifest.trigger == "drill"
+    assert manifest.encrypted
     assert f"{MONGO_COLLECTION}" in " ".join(manifest.artifact("db").meta["namespaces"])  # type: ignore[union-attr]
 
     # The data came back, and nothing of the drill stayed behind.
