@@ -12,7 +12,13 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from engine.crypto.age import AgeError, AgeKeyError, Identity, parse_identities
+from engine.crypto.age import (
+    AgeError,
+    AgeKeyError,
+    Identity,
+    is_passphrase_protected,
+    parse_identities,
+)
 from engine.errors import UsageError
 
 IDENTITY_VARIABLE = "LIFEBOAT_AGE_IDENTITY"
@@ -22,9 +28,11 @@ PASSPHRASE_ATTEMPTS = 3
 Ask = Callable[[], str]  # asks for a passphrase (on a terminal, in a dialog)
 
 
-def read_identities(value: str, ask_passphrase: Ask | None = None) -> tuple[Identity, ...]:
+def read_identities(
+    value: str, ask_passphrase: Ask | None = None, attempts: int = PASSPHRASE_ATTEMPTS
+) -> tuple[Identity, ...]:
     """The identities ``value`` gives: an ``AGE-SECRET-KEY-1...`` itself, or the path of an
-    identity file (a passphrase-protected one is opened with up to three answers of
+    identity file (a passphrase-protected one is opened with up to ``attempts`` answers of
     ``ask_passphrase``). UsageError says what is wrong, never showing a secret."""
     text = value.strip()
     if text.upper().startswith(SECRET_PREFIX):
@@ -34,7 +42,7 @@ def read_identities(value: str, ask_passphrase: Ask | None = None) -> tuple[Iden
             raise UsageError(f"the identity given: {exc}; check it was copied whole") from None
     data = _read_file(Path(text).expanduser())
     try:
-        return tuple(parse_identities(data, _answers(ask_passphrase)))
+        return tuple(parse_identities(data, _answers(ask_passphrase, attempts)))
     except (AgeError, AgeKeyError) as exc:
         raise UsageError(f"identity file {text}: {exc}") from None
 
@@ -64,7 +72,18 @@ def _read_file(path: Path) -> bytes:
     return data
 
 
-def _answers(ask: Ask | None) -> Iterator[str]:
+def needs_passphrase(value: str) -> bool:
+    """Whether ``value`` names a passphrase-protected identity file (``age -p``)."""
+    text = value.strip()
+    if not text or text.upper().startswith(SECRET_PREFIX):
+        return False
+    try:
+        return is_passphrase_protected(_read_file(Path(text).expanduser()))
+    except UsageError:
+        return False  # reading it again says why
+
+
+def _answers(ask: Ask | None, attempts: int) -> Iterator[str]:
     if ask is not None:
-        for _ in range(PASSPHRASE_ATTEMPTS):
+        for _ in range(attempts):
             yield ask()

@@ -89,8 +89,11 @@ class Keyring:
     recipients: tuple[str, ...] = ()
 
     def for_backup(self, manifest: Manifest) -> Keyring:
-        encryption = manifest.encryption
-        return replace(self, recipients=encryption.recipients if encryption else ())
+        return replace(self, recipients=manifest.encrypted_to)
+
+    def opens(self, recipients: Sequence[str]) -> bool:
+        """Whether one of these identities is one of ``recipients`` (as a manifest names them)."""
+        return any(str(identity.recipient) in recipients for identity in self.identities)
 
     @contextmanager
     def open(self, directory: Path, entry: ArtifactFile) -> Iterator[Readable]:

@@ -224,6 +224,11 @@ class Manifest(BaseModel):
     def encrypted(self) -> bool:
         return self.encryption is not None
 
+    @property
+    def encrypted_to(self) -> tuple[str, ...]:
+        """The recipients whose identities open this backup (none: it is in plaintext)."""
+        return self.encryption.recipients if self.encryption else ()
+
     @model_validator(mode="after")
     def _one_artifact_per_source(self) -> Manifest:
         sources = [a.source for a in self.artifacts]

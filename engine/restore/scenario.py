@@ -44,6 +44,9 @@ class Listed(Protocol):
     @property
     def scope(self) -> tuple[str, ...]: ...
 
+    @property
+    def encrypted_to(self) -> tuple[str, ...]: ...
+
 
 B = TypeVar("B", bound=Listed)
 

@@ -175,7 +175,7 @@ def encryption_check(plan: RestorePlan) -> Check | None:
     given = {str(identity.recipient) for identity in plan.keyring.identities}
     if not given:
         return Check.fail("encryption", f"{to}; {IDENTITY_HINT}")
-    if given.isdisjoint(recipients):
+    if not plan.keyring.opens(recipients):
         return Check.fail(
             "encryption",
             f"{to}; the identity given is for {', '.join(sorted(given))}: give one of the "

@@ -18,7 +18,7 @@ import click
 
 from engine.errors import LifeboatError, UsageError
 from engine.interrupts import Interrupted, exit_status
-from tui.cli.common import CliState, pass_state, print_json, run_async
+from tui.cli.common import CliState, keyring_for, pass_state, print_json, run_async
 from tui.console.start import run_console
 
 EXIT_FAILED = 1
@@ -78,7 +78,8 @@ def cli(ctx: click.Context, config_path: Path | None, no_mouse: bool) -> None:
     """
     ctx.obj = CliState(config_path, mouse=not no_mouse)
     if ctx.invoked_subcommand is None:
-        run_async(run_console(ctx.obj.config(), mouse=ctx.obj.mouse))
+        keyring = keyring_for(None)  # $LIFEBOAT_AGE_IDENTITY; else the console asks when needed
+        run_async(run_console(ctx.obj.config(), mouse=ctx.obj.mouse, keyring=keyring))
 
 
 @cli.group()

@@ -139,7 +139,8 @@ def restore_run(
         from tui.console.start import run_console
 
         wanted = state.repository().resolve(backup_id) if backup_id else ""
-        run_async(run_console(state.config(), mouse=state.mouse, wizard=wanted))
+        keyring = keyring_for(identity)  # else the wizard asks when the backup is encrypted
+        run_async(run_console(state.config(), mouse=state.mouse, wizard=wanted, keyring=keyring))
         return
     if backup_id is None:
         raise UsageError(

@@ -37,8 +37,10 @@ from textual.worker import (
 
 from engine import paths
 from engine.config.model import Config
+from engine.crypto.age import Identity
 from engine.errors import describe_error
 from engine.events import Emit, Event
+from engine.repo.content import NO_KEYS, Keyring
 from engine.repo.repository import Repository
 from engine.scaleout.catalog import keep_current
 from themes import DEFAULT_THEME, THEMES, VARIABLE_DEFAULTS
@@ -106,8 +108,10 @@ class LifeboatApp(App[None]):
         *,
         settings: Path | None = None,
         wizard: str | None = None,
+        keyring: Keyring = NO_KEYS,
     ):
         super().__init__()
+        self.keyring = keyring
         self.open_wizard_on_start = wizard  # "": the wizard; a backup id: on that backup
         self.config = config
         self.repository = keep_current(repository, config)  # each write updates the [catalog]
@@ -196,11 +200,21 @@ class LifeboatApp(App[None]):
             "backup", lambda emit: run_backup(self.config, self.repository, request, emit)
         )
 
+    def keep_identities(self, identities: tuple[Identity, ...]) -> Keyring:
+        """Add ``identities`` to the session's keyring (memory only); the new keyring."""
+        held = self.keyring.identities
+        self.keyring = Keyring((*held, *(i for i in identities if i not in held)))
+        return self.keyring
+
     def start_verify(self, backup_id: str) -> str:
+        """Verify a backup; an encrypted one deeply once an identity was given this session."""
         from engine.jobs import run_verify
 
         return self._start(
-            "verify", lambda emit: run_verify(self.repository, backup_id, emit, config=self.config)
+            "verify",
+            lambda emit: run_verify(
+                self.repository, backup_id, emit, config=self.config, keyring=self.keyring
+            ),
         )
 
     def start_restore(self, request: RestoreRequest) -> str:
@@ -429,12 +443,17 @@ class LifeboatApp(App[None]):
 
 
 def make_app(
-    config: Config, *, settings: Path | None = None, wizard: str | None = None
+    config: Config,
+    *,
+    settings: Path | None = None,
+    wizard: str | None = None,
+    keyring: Keyring = NO_KEYS,
 ) -> LifeboatApp:
     """The console on ``config``'s repository (tests and screenshot scripts use this too).
 
-    ``wizard`` opens the guided restore at once ("" or a backup id to restore from)."""
+    ``wizard`` opens the guided restore at once ("" or a backup id to restore from);
+    ``keyring`` holds the identities given at start (encrypted backups)."""
     repository = Repository.open(config.repository.path)
     if wizard:
         repository.load(wizard)  # an unknown id is refused before the console opens
-    return LifeboatApp(config, repository, settings=settings, wizard=wizard)
+    return LifeboatApp(config, repository, settings=settings, wizard=wizard, keyring=keyring)

@@ -32,6 +32,7 @@ class BackupRow:
     scope: tuple[str, ...]
     size: str
     haystack: str  # lowercase id, label, scope, hosts and Mongo namespaces
+    encrypted_to: tuple[str, ...] = ()  # the recipients (none: stored in plaintext)
 
     @classmethod
     def of(cls, manifest: Manifest) -> BackupRow:
@@ -51,6 +52,7 @@ class BackupRow:
             scope=tuple(manifest.scope),
             size=human_size(manifest.size),
             haystack=" ".join(words).lower(),
+            encrypted_to=manifest.encrypted_to,
         )
 
 

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from textual.signal import Signal
 
     from engine.config.model import Config
+    from engine.crypto.age import Identity
     from engine.drill.run import DrillRequest
+    from engine.repo.content import Keyring
     from engine.repo.repository import Repository
     from engine.restore.plan import RestoreRequest
     from tui.console.backup_index import BackupIndex
@@ -52,6 +54,13 @@ class Services(Protocol):
     @property
     def backups_indexed(self) -> Signal[None]:
         """Published when ``backups`` changed."""
+
+    @property
+    def keyring(self) -> Keyring:
+        """The age identities given this session (kept in memory only)."""
+
+    def keep_identities(self, identities: tuple[Identity, ...]) -> Keyring:
+        """Add ``identities`` to :attr:`keyring` for the rest of the session; the new keyring."""
 
     def refresh_backups(self) -> None:
         """Read what is new on disk into ``backups`` (the rest of the reading in a thread)."""

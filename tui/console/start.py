@@ -7,6 +7,7 @@ import sys
 from engine.config.model import Config
 from engine.errors import UsageError
 from engine.interrupts import Interrupted, stopped_by
+from engine.repo.content import NO_KEYS, Keyring
 
 
 def require_terminal() -> None:
@@ -18,13 +19,15 @@ def require_terminal() -> None:
         )
 
 
-async def run_console(config: Config, *, mouse: bool, wizard: str | None = None) -> None:
+async def run_console(
+    config: Config, *, mouse: bool, wizard: str | None = None, keyring: Keyring = NO_KEYS
+) -> None:
     from tui.console.app import make_app  # Textual loads only when the console opens
 
     require_terminal()
     from tui.console.terminal import hang_up_safe_driver
 
-    app = make_app(config, wizard=wizard)
+    app = make_app(config, wizard=wizard, keyring=keyring)
     app.driver_class = hang_up_safe_driver() or app.driver_class
     with stopped_by(app.stop_for_signal):  # a hang-up or SIGTERM: cancel the jobs, then exit
         await app.run_async(mouse=mouse)

@@ -20,6 +20,7 @@ from engine.checks import down_sources
 from engine.config.model import Config
 from engine.config.sources import EtcdSourceConfig
 from engine.errors import UsageError
+from engine.repo.content import NO_KEYS, Keyring
 from engine.restore.apply import SAFETY
 from engine.restore.plan import RestoreRequest
 from engine.restore.scenario import (
@@ -112,6 +113,7 @@ class WizardState:
     skip_reason: str = ""
     swap: bool = False  # etcd: bring the restored data live (stop, swap the dir, start)
     failed_at: Step | None = None  # where the restore failed: Back returns to fix it
+    keyring: Keyring = NO_KEYS  # the identities given this session (encrypted backups)
 
     def __post_init__(self) -> None:
         self.backup = self.fixed_backup
@@ -429,4 +431,11 @@ class WizardState:
             confirm=confirm,
             safety_backup=self.safety_backup,
             skip_reason=self.skip_reason or None,
+            keyring=self.keyring,
         )
+
+    @property
+    def identity_wanted(self) -> tuple[str, ...]:
+        """The recipients of the chosen backup when no identity given opens it (else none)."""
+        recipients = self.backup.encrypted_to if self.backup is not None else ()
+        return () if not recipients or self.keyring.opens(recipients) else recipients

@@ -14,10 +14,12 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from engine.config.model import Config
+from engine.crypto.age import Identity
 from engine.drill import history
 from engine.drill.history import DrillRecord
 from engine.durations import format_duration
 from engine.errors import UsageError
+from tui.console.screens.identity import IdentityModal
 from tui.console.screens.modals import TypedConfirmModal, wrapped
 from tui.console.services import Services, services
 from tui.console.widgets.footer import KeysFooter
@@ -113,10 +115,27 @@ class DrillsScreen(Screen[None]):
         self.query_one("#history-text", Static).update(text)
 
     def action_run_drill(self) -> None:
+        """Plan, confirm and start a drill; first, with [encryption] set and no identity that
+        opens its backup given this session, ask for one."""
+        encryption = self.lifeboat.config.encryption
+        recipients = tuple(str(r) for r in encryption.all_recipients()) if encryption else ()
+        if recipients and not self.lifeboat.keyring.opens(recipients):
+            self.app.push_screen(
+                IdentityModal("The drill's backup", recipients), self._identity_given
+            )
+            return
+        self._plan_drill()
+
+    def _identity_given(self, found: tuple[Identity, ...] | None) -> None:
+        if found:
+            self.lifeboat.keep_identities(found)
+            self._plan_drill()
+
+    def _plan_drill(self) -> None:
         from engine.drill.run import DrillRequest, plan_drill
 
         try:
-            plan = plan_drill(self.lifeboat.config, DrillRequest())
+            plan = plan_drill(self.lifeboat.config, DrillRequest(keyring=self.lifeboat.keyring))
         except UsageError as exc:
             self.lifeboat.notify_problem(str(exc), cause="drill", timeout=20)
             return
@@ -142,7 +161,7 @@ class DrillsScreen(Screen[None]):
     def _start(self, confirm: tuple[str, ...]) -> None:
         from engine.drill.run import DrillRequest
 
-        self.lifeboat.start_drill(DrillRequest(confirm=confirm))
+        self.lifeboat.start_drill(DrillRequest(confirm=confirm, keyring=self.lifeboat.keyring))
         self.notify("drill started: follow it on the dashboard (d)")
 
 

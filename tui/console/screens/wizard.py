@@ -32,8 +32,10 @@ from textual.widgets import (
 )
 from textual.worker import Worker, WorkerState
 
+from engine.crypto.age import Identity
 from engine.errors import describe_error
 from engine.restore.scenario import Listed
+from tui.console.screens.identity import IdentityModal
 from tui.console.screens.modals import ConfirmModal, worker_named, wrapped
 from tui.console.services import Services, services
 from tui.console.widgets.backup_picker import BackupPicker
@@ -260,7 +262,23 @@ class RestoreWizard(Screen[None]):
     # -- the checks (the dry run) and the restore --------------------------------------------
 
     def _start_checks(self) -> None:
+        """The dry run; first, for an encrypted backup no identity given opens, ask for one
+        (the checks then say what it opens, or why nothing does)."""
         self.query_one(ChecksPane).verdict(None)
+        recipients = self.state.identity_wanted
+        if recipients and self.state.backup is not None:
+            what = f"backup {self.state.backup.id}"
+            self.app.push_screen(IdentityModal(what, recipients), self._identity_given)
+            return
+        self._run_checks()
+
+    def _identity_given(self, found: tuple[Identity, ...] | None) -> None:
+        if found:
+            self.state.keyring = self.lifeboat.keep_identities(found)
+        if self.state.step is Step.CHECKS:
+            self._run_checks()
+
+    def _run_checks(self) -> None:
         self.check_job = self.lifeboat.start_restore(self.state.request())
         self.check_worker = worker_named(self.app, self.check_job)
         self._job_changed(self.check_job)
@@ -351,6 +369,7 @@ def open_wizard(app: App[Any], backup: Listed | None = None) -> None:
         return
     lifeboat.fixed("runbooks")
     state = WizardState(config, lifeboat.backups, trees[BUILT_IN], backup)
+    state.keyring = lifeboat.keyring
     app.push_screen(RestoreWizard(state))
 
 

@@ -148,17 +148,19 @@ def describe_backup(
     files = sum(len(a.files) for a in manifest.artifacts)
     took = format_duration(manifest.finished_at - manifest.created_at)
     label = Text(manifest.label, style="bold") if manifest.label else Text("no label", style="dim")
-    header = _fields(
-        [
-            ("label", label),
-            ("created", f"{_when(manifest.created_at, now)}, took {took}"),
-            ("trigger", f"{manifest.trigger} by {manifest.operator}"),
-            ("tool", f"lifeboat {manifest.tool_version}"),
-            ("size", f"{human_size(manifest.size)} in {files} file(s)"),
-            ("scope", ", ".join(manifest.scope)),
-            ("verify", _verify_text(verify, now, ok, bad)),
-        ]
-    )
+    rows: list[tuple[str, Text | str]] = [
+        ("label", label),
+        ("created", f"{_when(manifest.created_at, now)}, took {took}"),
+        ("trigger", f"{manifest.trigger} by {manifest.operator}"),
+        ("tool", f"lifeboat {manifest.tool_version}"),
+        ("size", f"{human_size(manifest.size)} in {files} file(s)"),
+        ("scope", ", ".join(manifest.scope)),
+        ("verify", _verify_text(verify, now, ok, bad)),
+    ]
+    if manifest.encrypted:
+        to = "\n".join(manifest.encrypted_to)
+        rows.insert(5, ("stored", f"encrypted (age); the identity of any of these opens it:\n{to}"))
+    header = _fields(rows)
     artifacts = [describe_artifact(a, verify, ok, bad) for a in manifest.artifacts]
     return Group(header, *(Group(Text(""), part) for part in artifacts))
 
