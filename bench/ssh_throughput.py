@@ -91,7 +91,9 @@ def time_openssh(server: SSHTestServer, source: Path, out: Path) -> float:
     return seconds
 
 
-def write_config(path: Path, server: SSHTestServer, repo: Path, source: Path) -> None:
+def write_config(
+    path: Path, server: SSHTestServer, repo: Path, source: Path, extra: str = ""
+) -> None:
     path.write_text(
         f"""operator = "bench"
 [repository]
@@ -109,11 +111,13 @@ kind = "command"
 host = "loopback"
 backup = ["cat", {json.dumps(str(source))}]
 """
+        + extra
     )
 
 
 def time_lifeboat(config: Path, repo: Path, size: int, sha256: str) -> LifeboatRun:
-    """Run ``lifeboat backup create --json`` once; check the manifest; time and measure it."""
+    """Run ``lifeboat backup create --json`` once; check the manifest (the plaintext's size and
+    sha256, when encrypted); time and measure it."""
     lifeboat = Path(sys.executable).with_name("lifeboat")
     if not lifeboat.exists():
         raise SystemExit(f"{lifeboat} not found: run this with the project venv's python")
@@ -134,7 +138,8 @@ def time_lifeboat(config: Path, repo: Path, size: int, sha256: str) -> LifeboatR
     (manifest_path,) = repo.glob("backups/*/manifest.json")
     (artifact,) = json.loads(manifest_path.read_text())["artifacts"]
     (entry,) = artifact["files"]
-    if (entry["bytes"], entry["sha256"]) != (size, sha256):
+    content = (entry.get("plain_bytes", entry["bytes"]), entry.get("plain_sha256", entry["sha256"]))
+    if content != (size, sha256):
         raise RuntimeError(f"lifeboat's artifact does not match the file: {entry}")
     return LifeboatRun(seconds, events[-1] - events[0], usage.ru_maxrss * 1024)
 

@@ -50,23 +50,30 @@ class DecryptingReader:
         self._decryptor = Decryptor(identities)
         self._name = name
         self._recipients = recipients
-        self._held = bytearray()
+        self._held = b""  # decrypted, not yet read from ``_at`` on
+        self._at = 0
         self._ended = False
 
     def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            return b"".join(iter(lambda: self.read(READ_CHUNK), b""))
+        while self._at == len(self._held) and not self._ended:
+            self._held, self._at = self._decrypt_more(), 0
+        if self._at == 0 and size >= len(self._held):  # the usual case: no copy
+            taken, self._held = self._held, b""
+            return taken
+        taken = self._held[self._at : self._at + size]
+        self._at += len(taken)
+        return taken
+
+    def _decrypt_more(self) -> bytes:
         try:
-            while not self._ended and (size < 0 or len(self._held) < size):
-                if data := self._raw.read(READ_CHUNK):
-                    self._held += self._decryptor.feed(data)
-                else:
-                    self._held += self._decryptor.finish()
-                    self._ended = True
+            if data := self._raw.read(READ_CHUNK):
+                return self._decryptor.feed(data)
+            self._ended = True
+            return self._decryptor.finish()
         except AgeError as exc:
             raise self._explain(exc) from None
-        count = len(self._held) if size < 0 else min(size, len(self._held))
-        taken = bytes(self._held[:count])
-        del self._held[:count]
-        return taken
 
     def readable(self) -> bool:
         return True

@@ -290,3 +290,22 @@ def test_the_config_holds_public_keys_only(tmp_path: Path) -> None:
             parse_config(base + body + "\n")
         assert says in error.value.problems[0]
         assert identity.secret_text() not in error.value.problems[0]
+
+
+def test_the_decrypting_reader_serves_any_read_size(tmp_path: Path) -> None:
+    import io
+    import os
+
+    from engine.crypto.age import Encryptor, Identity
+    from engine.repo.content import DecryptingReader
+
+    identity = Identity.generate()
+    data = os.urandom(300_000)
+    encryptor = Encryptor([identity.recipient])
+    sealed = encryptor.header() + encryptor.update(data) + encryptor.finish()
+    for sizes in ([1, 7, 65_536, 100_000], [-1], [300_000], [299_999, 5]):
+        reader = DecryptingReader(io.BytesIO(sealed), [identity], "f.age", ())
+        got = b"".join(reader.read(size) for size in sizes)
+        got += b"".join(iter(lambda r=reader: r.read(4096), b""))
+        assert got == data
+        assert reader.read(10) == b""
