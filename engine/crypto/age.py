@@ -273,16 +273,31 @@ def _file_key(stanzas: list[_Stanza], identities: Sequence[Identity]) -> bytes |
     return None
 
 
-def _take_whole(buffer: bytearray, size: int, each: Callable[[memoryview], bytes]) -> bytes:
-    """``each`` of the whole ``size``-byte chunks at the start of ``buffer``, joined and taken
-    out of it; the last bytes stay, even a whole chunk's worth: they may be the last chunk,
-    which is sealed differently and known only when the stream ends."""
-    whole = (len(buffer) - 1) // size
+def _take_whole(
+    buffer: bytearray,
+    data: bytes | memoryview,
+    size: int,
+    each: Callable[[bytes | memoryview], bytes],
+) -> bytes:
+    """``each`` of the whole ``size``-byte chunks of ``buffer`` followed by ``data``, joined;
+    the last bytes stay in ``buffer`` (never more than a chunk), even a whole chunk's worth:
+    they may be the last chunk, which is sealed differently and known only when the stream
+    ends. ``data`` is cut in place, never copied whole (only a chunk that straddles)."""
+    whole = (len(buffer) + len(data) - 1) // size
     if whole <= 0:
+        buffer += data
         return b""
-    with memoryview(buffer) as view:
-        done = [each(view[i * size : (i + 1) * size]) for i in range(whole)]
-    del buffer[: whole * size]
+    done = []
+    with memoryview(data) as view:
+        start = 0
+        if buffer:  # the chunk begun by an earlier call
+            start = size - len(buffer)
+            done.append(each(bytes(buffer) + bytes(view[:start])))
+            buffer.clear()
+            whole -= 1
+        end = start + whole * size
+        done += [each(view[at : at + size]) for at in range(start, end, size)]
+        buffer += view[end:]
     return b"".join(done)
 
 
@@ -314,8 +329,9 @@ class Encryptor:
 
     def update(self, plaintext: bytes | memoryview) -> bytes:
         """The ciphertext of every whole chunk now known not to be the last."""
-        self._pending += plaintext
-        return _take_whole(self._pending, CHUNK, lambda chunk: self._seal(chunk, last=False))
+        return _take_whole(
+            self._pending, plaintext, CHUNK, lambda chunk: self._seal(chunk, last=False)
+        )
 
     def finish(self) -> bytes:
         """The last chunk (empty only when the whole stream was)."""
@@ -346,10 +362,15 @@ class Decryptor:
 
     def feed(self, data: bytes | memoryview) -> bytes:
         """The plaintext of every chunk now known whole and not last, authenticated."""
-        self._buffer += data
-        if self._aead is None and not self._start():
-            return b""
-        return _take_whole(self._buffer, CHUNK + TAG, lambda chunk: self._open(chunk, last=False))
+        if self._aead is None:
+            self._buffer += data
+            if not self._start():
+                return b""
+            data = bytes(self._buffer)  # the payload begun after the header
+            self._buffer.clear()
+        return _take_whole(
+            self._buffer, data, CHUNK + TAG, lambda chunk: self._open(chunk, last=False)
+        )
 
     def finish(self) -> bytes:
         """The last chunk's plaintext; AgeError when the stream ends early."""
