@@ -44,7 +44,7 @@ def read_identities(
     try:
         return tuple(parse_identities(data, _answers(ask_passphrase, attempts)))
     except (AgeError, AgeKeyError) as exc:
-        raise UsageError(f"identity file {text}: {exc}") from None
+        raise UsageError(f"{text}: {exc}") from None
 
 
 def identities_from_environment(ask_passphrase: Ask | None = None) -> tuple[Identity, ...]:
@@ -58,13 +58,18 @@ def identities_from_environment(ask_passphrase: Ask | None = None) -> tuple[Iden
         raise UsageError(f"${IDENTITY_VARIABLE}: {exc}") from None
 
 
+def identity_file_text(identity: Identity, created: str) -> str:
+    """An identity file as ``age-keygen`` writes it (``age -i`` and Lifeboat read it)."""
+    return f"# created: {created}\n# public key: {identity.recipient}\n{identity.secret_text()}\n"
+
+
 def _read_file(path: Path) -> bytes:
     try:
         with path.open("rb") as handle:
             data = handle.read(MAX_IDENTITY_FILE + 1)
     except OSError as exc:
         raise UsageError(
-            f"cannot read the identity file {path} ({exc.strerror}); give the path of the file "
+            f"{path}: cannot read the identity file ({exc.strerror}); give the path of the file "
             "`lifeboat key generate` or `age-keygen` wrote"
         ) from None
     if len(data) > MAX_IDENTITY_FILE:

@@ -5,6 +5,10 @@ in-process SSH server on 127.0.0.1 (a random port, so the config and known_hosts
 rewritten at every start). Everything a newcomer sees is real: real SSH, real commands,
 real backups.
 
+Its backups are encrypted (``[encryption]``) to an age identity it makes once and keeps in
+``identity.txt`` beside them, so that the demo runs by itself: ``lifeboat demo`` hands it to
+the console, and prints it for a second terminal as ``$LIFEBOAT_AGE_IDENTITY``.
+
 The config's ``[checklists.values]`` point the built-in post-restore checklist at the
 sandbox: the controller is the demo host, whose PATH starts with the sandbox's ``bin/`` (the
 sample app's ``prexorctl``, ``engine.demo.app``), the readiness URL is the sample app's
@@ -23,10 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine import paths
+from engine.crypto.age import Identity, parse_identities
+from engine.crypto.identities import identity_file_text
 from engine.demo.app import serve_readiness, write_prexorctl
 from engine.demo.server import InProcessSSHServer, generate_keys, write_known_hosts
 from engine.demo.services import DemoServices, demo_services
-from engine.repo.atomic import atomic_write, make_private_dir
+from engine.repo.atomic import atomic_create, atomic_write, make_private_dir
+from engine.repo.content import Keyring
+from engine.repo.manifest import iso_z, utc_now
 
 DEMO_HOST = "demo"
 AUDIT_NAMESPACE = "app.audit_log"  # seeded by engine.demo.services
@@ -40,10 +48,24 @@ class Sandbox:
     data_dir: Path
     repository: Path
     server: InProcessSSHServer
+    identity: Path  # the age identity its backups are encrypted to
+
+    def keyring(self) -> Keyring:
+        """What opens the sandbox's (encrypted) backups."""
+        return Keyring(tuple(parse_identities(self.identity.read_bytes())))
 
 
 def default_root() -> Path:
     return paths.user_data_dir() / "demo"
+
+
+def _demo_identity(path: Path) -> Identity:
+    """The sandbox's age identity, made once (0600). The demo keeps it beside its repository
+    so that it runs by itself; a real installation keeps it off the bastion (README)."""
+    if not path.exists():
+        atomic_create(path, identity_file_text(Identity.generate(), iso_z(utc_now())).encode())
+    (identity,) = parse_identities(path.read_bytes())
+    return identity
 
 
 def _write_sample_data(data: Path) -> None:
@@ -250,13 +272,17 @@ async def open_sandbox(
             write_known_hosts(root / "known_hosts", "127.0.0.1", server.port, keys.host_public_key)
             config_path = root / "lifeboat.toml"
             values = _checklist_values(services, ready_url)
+            identity = _demo_identity(root / "identity.txt")
             text = (
                 _config_text(root, server.port, keys.client_key)
                 + _database_sources(services)
                 + _drill_checklist(root, services, values)
+                + f'\n[encryption]\nrecipients = ["{identity.recipient}"]\n'
             )
             atomic_write(config_path, text.encode())
             os.chmod(config_path, 0o600)
-            yield Sandbox(root, config_path, root / "data", root / "repository", server)
+            yield Sandbox(
+                root, config_path, root / "data", root / "repository", server, root / "identity.txt"
+            )
     finally:
         await server.close()

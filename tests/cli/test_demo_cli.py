@@ -8,12 +8,13 @@ import shlex
 import signal
 from pathlib import Path
 
+import pytest
 from cli_run import LIFEBOAT, lifeboat
 from terminal import Terminal
 
 
 async def test_q_closes_the_console_and_the_demo_keeps_its_host_until_ctrl_c(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = tmp_path / "sandbox"
     terminal = await Terminal.start(LIFEBOAT, "demo", "--dir", str(root))
@@ -29,6 +30,10 @@ async def test_q_closes_the_console_and_the_demo_keeps_its_host_until_ctrl_c(
         assert ["backup", "list"] in commands(said)
         assert ["backup", "create", "--label", "second-terminal"] in commands(said)
         (restore,) = [argv for argv in commands(said) if argv[:1] == ["restore"]]
+        # The backups are encrypted: the printed setup names what opens them.
+        identity = root / "identity.txt"
+        assert any(line.startswith(f"export LIFEBOAT_AGE_IDENTITY={identity} ") for line in said)
+        monkeypatch.setenv("LIFEBOAT_AGE_IDENTITY", str(identity))
 
         # From a second terminal, the host is still there: a backup and a dry run reach it.
         made = await lifeboat("backup", "create", "--scope", "app-config", config=config)

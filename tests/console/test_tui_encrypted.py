@@ -4,6 +4,7 @@ browser says who can open a backup."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from age_keys import encryption_toml, keygen
@@ -22,6 +23,7 @@ from tui.console.widgets.backup_detail import describe_backup
 from tui.console.wizard_state import Step
 
 DUMP = b"encrypted at rest\n" * 200
+PASSPHRASE = "correct horse battery"
 
 
 async def test_the_wizard_asks_for_the_identity_then_restores_an_encrypted_backup(
@@ -29,6 +31,11 @@ async def test_the_wizard_asks_for_the_identity_then_restores_an_encrypted_backu
 ) -> None:
     identity, key = keygen(tmp_path)
     _other, other_key = keygen(tmp_path, "other.txt")
+    protected = tmp_path / "key.age"  # the identity file protected by a passphrase (age -p)
+    subprocess.run(
+        ["script", "-qec", f"age -p -o {protected} {key}", "/dev/null"],
+        input=f"{PASSPHRASE}\n" * 2, text=True, capture_output=True, check=True, timeout=60,
+    )  # fmt: skip
     dump = tmp_path / "dump.sql"
     dump.write_bytes(DUMP)
     target = tmp_path / "restored.sql"
@@ -66,7 +73,16 @@ async def test_the_wizard_asks_for_the_identity_then_restores_an_encrypted_backu
             await pilot_until(pilot, lambda s=says: s in flat(shown(modal, "#problem")), says)
             assert app.screen is modal
 
-        typed.value = str(key)
+        typed.value = str(protected)
+        await pilot.press("enter")
+        passphrase = modal.query_one("#passphrase", Input)
+        await pilot_until(pilot, lambda: passphrase.has_focus, "the passphrase asked for")
+        assert passphrase.password
+        passphrase.value = "not it"
+        await pilot.press("enter")
+        said = "protected by a passphrase: give the right one"
+        await pilot_until(pilot, lambda: said in flat(shown(modal, "#problem")), said)
+        passphrase.value = PASSPHRASE
         await pilot.press("enter")
         await pilot_until(pilot, lambda: app.screen is wizard, "the wizard again")
         await settle(app, pilot)

@@ -126,9 +126,11 @@ async def test_the_post_restore_checklist_passes_in_the_demo_after_a_restore(
                 await client.app.users.delete_many({"_id": {"$gte": 100}})
         finally:
             await pool.close()
+        keyring = sandbox.keyring()  # the demo's backups are encrypted
+        assert manifest.encrypted
         await restore(
             config, repo, manifest, scope=("demo-mongo",),
-            options=RestoreOptions(namespaces=("app.users",)),
+            options=RestoreOptions(namespaces=("app.users",)), keyring=keyring,
         )  # fmt: skip
 
         run = await checklist_after(config, repo, manifest, ["demo-mongo"])
@@ -147,7 +149,7 @@ async def test_the_post_restore_checklist_passes_in_the_demo_after_a_restore(
 
         if not has_etcd:
             pytest.skip("etcd is not installed: the etcd half is not checked")
-        await restore(config, repo, manifest, scope=("demo-etcd",))
+        await restore(config, repo, manifest, scope=("demo-etcd",), keyring=keyring)
         run = await checklist_after(config, repo, manifest, ["demo-etcd"])
         assert failures(run) == {}
         by_id = {state.id: state for state in run.items}

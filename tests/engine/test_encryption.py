@@ -245,7 +245,7 @@ async def test_a_bad_identity_or_recipient_is_one_clear_usage_error(tmp_path: Pa
     missing = tmp_path / "absent-key.txt"
     ran = await lifeboat("backup", "verify", "--all", "--identity", str(missing), config=good)
     assert ran.rc == 2
-    assert f"cannot read the identity file {missing}" in ran.stderr
+    assert f"{missing}: cannot read the identity file" in ran.stderr
     assert "Traceback" not in ran.stderr
 
 

@@ -42,10 +42,12 @@ async def demo_console(root: Path) -> AsyncIterator[Demo]:
         if missing:
             pytest.skip(f"the demo runs without {', '.join(sorted(missing))} here")
         repo = Repository.open(config.repository.path)
+        keyring = sandbox.keyring()  # as `lifeboat demo` hands it to its console
         for label in ("first demo backup", "second demo backup"):
             manifest = await run_backup(config, repo, BackupRequest(label=label), EventLog().emit)
-            assert (await run_verify(repo, manifest.id, EventLog().emit)).ok
-        app = LifeboatApp(config, repo, settings=root / "console.json")
+            assert manifest.encrypted
+            assert (await run_verify(repo, manifest.id, EventLog().emit, keyring=keyring)).ok
+        app = LifeboatApp(config, repo, settings=root / "console.json", keyring=keyring)
         yield Demo(sandbox, config, repo, app)
 
 

@@ -20,6 +20,7 @@ from engine.demo.sandbox import Sandbox, default_root, open_sandbox
 from engine.drill.history import DrillRecord
 from engine.drill.run import DrillRequest, plan_drill, run_drill
 from engine.jobs import BackupRequest, run_backup, run_verify
+from engine.repo.content import Keyring
 from engine.repo.manifest import Manifest
 from engine.repo.repository import Repository
 from engine.schedule.daemon import Scheduler, default_instance
@@ -57,18 +58,19 @@ async def _demo(root: Path | None, no_tui: bool, drill: bool, mouse: bool) -> Dr
     async with open_sandbox(root) as sandbox:
         config = load_config(sandbox.config_path)
         repo = Repository.open(config.repository.path)
+        keyring = sandbox.keyring()  # its backups are encrypted (README "Encryption at rest")
         click.echo(f"sandbox at {sandbox.root}; SSH host 'demo' on 127.0.0.1:{sandbox.server.port}")
         if drill:
-            return await _drill(config, repo)
+            return await _drill(config, repo, keyring)
         if no_tui:
-            manifest = await _backup_and_verify(config, repo, "demo")
+            manifest = await _backup_and_verify(config, repo, "demo", keyring)
             _explain(sandbox, manifest.id)
             return None
         if next(repo.iter_backups(), None) is None:  # a first start: real backups to look at
-            await _backup_and_verify(config, repo, "first demo backup")
-            await _backup_and_verify(config, repo, "second demo backup")
+            await _backup_and_verify(config, repo, "first demo backup", keyring)
+            await _backup_and_verify(config, repo, "second demo backup", keyring)
         async with _scheduler(config, repo, sandbox.root / "scheduler.log"):
-            await run_console(config, mouse=mouse)
+            await run_console(config, mouse=mouse, keyring=keyring)
         newest = next(repo.iter_backups(), None)
         click.echo(second_terminal(sandbox, newest.id if newest else None))
         await _until_ctrl_c()
@@ -97,7 +99,10 @@ def second_terminal(sandbox: Sandbox, backup_id: str | None) -> str:
 def _setup(sandbox: Sandbox) -> list[str]:
     """The lines that point a shell's ``lifeboat`` at the sandbox: its config and, when this
     ``lifeboat`` is not the one on PATH, its directory."""
-    lines = [f"  export LIFEBOAT_CONFIG={shlex.quote(str(sandbox.config_path))}"]
+    lines = [
+        f"  export LIFEBOAT_CONFIG={shlex.quote(str(sandbox.config_path))}",
+        f"  export LIFEBOAT_AGE_IDENTITY={shlex.quote(str(sandbox.identity))}  # opens its backups",
+    ]
     invoked = Path(sys.argv[0])
     on_path = shutil.which("lifeboat")
     if invoked.name == "lifeboat" and not (
@@ -139,23 +144,25 @@ async def _scheduler(config: Config, repo: Repository, log_path: Path) -> AsyncI
             await task
 
 
-async def _drill(config: Config, repo: Repository) -> DrillRecord:
+async def _drill(config: Config, repo: Repository, keyring: Keyring) -> DrillRecord:
     """The sandbox's drill, confirmed on the operator's behalf: the sandbox is made for it."""
-    plan = plan_drill(config, DrillRequest())
+    plan = plan_drill(config, DrillRequest(keyring=keyring))
     click.echo(f"drill: {plan.scenario}")
     with make_renderer(False) as renderer:
-        request = DrillRequest(confirm=plan.confirm_names)
+        request = DrillRequest(confirm=plan.confirm_names, keyring=keyring)
         record = await run_drill(config, repo, request, renderer.emit)
     click.echo(summary(record))
     return record
 
 
-async def _backup_and_verify(config: Config, repo: Repository, label: str) -> Manifest:
+async def _backup_and_verify(
+    config: Config, repo: Repository, label: str, keyring: Keyring
+) -> Manifest:
     with make_renderer(False) as renderer:
         manifest = await run_backup(config, repo, BackupRequest(label=label), renderer.emit)
     click.echo(f"backup {manifest.id}: {len(manifest.artifacts)} artifact(s)")
     with make_renderer(False) as renderer:
-        result = await run_verify(repo, manifest.id, renderer.emit)
+        result = await run_verify(repo, manifest.id, renderer.emit, keyring=keyring)
     click.echo(f"verify {manifest.id}: {'OK' if result.ok else 'FAILED'}")
     return manifest
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from engine.crypto.age import Identity
+from engine.crypto.identities import identity_file_text
 from engine.errors import UsageError
 from engine.repo.atomic import atomic_create
 from engine.repo.manifest import iso_z, utc_now
@@ -28,11 +29,7 @@ def key_generate(path: Path) -> None:
     if not path.parent.is_dir():
         raise UsageError(f"{path.parent} is not a directory: create it, or choose another path")
     identity = Identity.generate()
-    text = (
-        f"# created: {iso_z(utc_now())}\n"
-        f"# public key: {identity.recipient}\n"
-        f"{identity.secret_text()}\n"
-    )
+    text = identity_file_text(identity, iso_z(utc_now()))
     try:
         created = atomic_create(path, text.encode())
     except OSError as exc:

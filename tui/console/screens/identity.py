@@ -47,7 +47,10 @@ class IdentityModal(ModalScreen[tuple[Identity, ...] | None]):
         keys = "\n".join(f"  {short_recipient(r)}" for r in self.recipients)
         with Vertical():
             yield Label(
-                wrapped(f"{self.what} is encrypted; the identity of one of these opens it:")
+                wrapped(
+                    f"{self.what} is encrypted. To check and restore it, give the identity of one "
+                    "of its recipients (kept in memory for this session only):"
+                )
                 + f"\n{keys}",
                 id="about",
             )
@@ -55,7 +58,6 @@ class IdentityModal(ModalScreen[tuple[Identity, ...] | None]):
             passphrase = Input(placeholder="its passphrase", password=True, id="passphrase")
             passphrase.display = False
             yield passphrase
-            yield Label(wrapped("Kept in memory for this session only."), id="note")
             yield Label("", classes="problem", id="problem")
             with Horizontal():
                 yield Button("Cancel", id="cancel")
@@ -87,8 +89,8 @@ class IdentityModal(ModalScreen[tuple[Identity, ...] | None]):
             return
         try:
             found = read_identities(value, lambda: passphrase or "", attempts=1)
-        except UsageError as exc:
-            self.app.call_from_thread(self._say, str(exc))
+        except UsageError as exc:  # the path typed is on screen already
+            self.app.call_from_thread(self._say, str(exc).removeprefix(f"{value.strip()}: "))
             return
         if not any(str(identity.recipient) in self.recipients for identity in found):
             given = ", ".join(short_recipient(str(i.recipient)) for i in found)

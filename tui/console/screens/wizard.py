@@ -267,7 +267,7 @@ class RestoreWizard(Screen[None]):
         self.query_one(ChecksPane).verdict(None)
         recipients = self.state.identity_wanted
         if recipients and self.state.backup is not None:
-            what = f"backup {self.state.backup.id}"
+            what = f"Backup {self.state.backup.id}"
             self.app.push_screen(IdentityModal(what, recipients), self._identity_given)
             return
         self._run_checks()
