@@ -4,10 +4,9 @@ browser says who can open a backup."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from age_keys import encryption_toml, keygen
+from age_keys import encryption_toml, keygen, protect
 from consoles import console
 from helpers import EventLog, command_source, make_config
 from rich.console import Console
@@ -31,11 +30,7 @@ async def test_the_wizard_asks_for_the_identity_then_restores_an_encrypted_backu
 ) -> None:
     identity, key = keygen(tmp_path)
     _other, other_key = keygen(tmp_path, "other.txt")
-    protected = tmp_path / "key.age"  # the identity file protected by a passphrase (age -p)
-    subprocess.run(
-        ["script", "-qec", f"age -p -o {protected} {key}", "/dev/null"],
-        input=f"{PASSPHRASE}\n" * 2, text=True, capture_output=True, check=True, timeout=60,
-    )  # fmt: skip
+    protected = protect(key, PASSPHRASE)  # the identity file behind a passphrase (age -p)
     dump = tmp_path / "dump.sql"
     dump.write_bytes(DUMP)
     target = tmp_path / "restored.sql"

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from age_keys import keygen, protect
 
 from engine.crypto import bech32
 from engine.crypto.age import (
@@ -45,10 +46,7 @@ def decrypt(data: bytes, identities: list[Identity], piece: int = 5000) -> bytes
 @pytest.fixture
 def identity(tmp_path: Path) -> tuple[Identity, Path]:
     """An identity as `age-keygen` writes it, and its file."""
-    path = tmp_path / "key.txt"
-    subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
-    (parsed,) = parse_identities(path.read_bytes())
-    return parsed, path
+    return keygen(tmp_path)
 
 
 def test_keys_read_and_written_as_age_keygen_does(identity: tuple[Identity, Path]) -> None:
@@ -91,18 +89,12 @@ def test_a_passphrase_protected_identity_file_opens_with_its_passphrase(
     identity: tuple[Identity, Path], tmp_path: Path
 ) -> None:
     parsed, key = identity
-    protected = tmp_path / "key.age"
-    # age asks for the passphrase (twice) on its terminal: `script` gives it one.
-    answer = "correct horse battery\n"
-    subprocess.run(
-        ["script", "-qec", f"age -p -o {protected} {key}", "/dev/null"],
-        input=answer * 2, text=True, capture_output=True, check=True, timeout=60,
-    )  # fmt: skip
-    data = protected.read_bytes()
+    answer = "correct horse battery"
+    data = protect(key, answer).read_bytes()
     assert data.startswith(b"age-encryption.org/v1\n-> scrypt ")
     with pytest.raises(AgeError, match="protected by a passphrase: give the right one"):
         parse_identities(data, ["wrong"])
-    assert parse_identities(data, ["wrong", answer.strip()]) == [parsed]
+    assert parse_identities(data, ["wrong", answer]) == [parsed]
 
 
 def test_the_wrong_identity_is_refused(identity: tuple[Identity, Path]) -> None:

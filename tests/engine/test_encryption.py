@@ -8,13 +8,12 @@ import gzip
 import hashlib
 import io
 import json
-import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 import zstandard
-from age_keys import age_decrypt, encryption_toml, keygen
+from age_keys import age_decrypt, encryption_toml, keygen, protect
 from cli_run import lifeboat, write_config
 from helpers import EventLog, command_source, config_text, files_source, make_config, tree_snapshot
 from mongo_server import MongoServer
@@ -256,12 +255,8 @@ def test_a_passphrase_protected_identity_file_is_opened_with_what_is_typed(
     from engine.errors import UsageError
 
     identity, key = keygen(tmp_path)
-    protected = tmp_path / "key.age"
     answer = "correct horse battery"
-    subprocess.run(
-        ["script", "-qec", f"age -p -o {protected} {key}", "/dev/null"],
-        input=f"{answer}\n" * 2, text=True, capture_output=True, check=True, timeout=60,
-    )  # fmt: skip
+    protected = protect(key, answer)
     typed = iter(["wrong", answer])
     assert read_identities(str(protected), lambda: next(typed)) == (identity,)
     with pytest.raises(UsageError, match="protected by a passphrase"):

@@ -26,3 +26,14 @@ def age_decrypt(path: Path, key: Path) -> bytes:
     return subprocess.run(
         ["age", "-d", "-i", str(key), str(path)], check=True, capture_output=True
     ).stdout
+
+
+def protect(key: Path, passphrase: str) -> Path:
+    """``key`` encrypted with ``passphrase`` by ``age -p`` (as ``<key>.age``), which asks for
+    it twice on its terminal: ``script`` gives it one."""
+    protected = key.with_name(key.name + ".age")
+    subprocess.run(
+        ["script", "-qec", f"age -p -o {protected} {key}", "/dev/null"],
+        input=f"{passphrase}\n" * 2, text=True, capture_output=True, check=True, timeout=60,
+    )  # fmt: skip
+    return protected
