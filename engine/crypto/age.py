@@ -51,6 +51,10 @@ class AgeKeyError(LifeboatError):
     """A string that is not an age recipient or identity."""
 
 
+class NoIdentityError(AgeError):
+    """None of the identities given opens the file (it was encrypted to others)."""
+
+
 class WrongPassphraseError(AgeError):
     """The passphrase does not open a passphrase-protected file."""
 
@@ -397,7 +401,7 @@ class Decryptor:
         known = self._known_key
         file_key = known if known is not None else _file_key(stanzas, self._identities)
         if file_key is None:
-            raise AgeError("no identity given opens this file (it was encrypted to others)")
+            raise NoIdentityError("no identity given opens this file (it was encrypted to others)")
         mac = hmac.new(_hkdf(file_key, b"", b"header"), macd, sha256).digest()
         footer = bytes(self._buffer[len(macd) + 1 : length - 1])
         if not hmac.compare_digest(_b64(mac), footer):

@@ -130,10 +130,11 @@ def plan_drill(config: Config, request: DrillRequest) -> DrillPlan:
 
 def _identity_problems(recipients: tuple[Recipient, ...], keyring: Keyring) -> list[str]:
     """Why the identities given could not open the drill's (encrypted) backup, if they could not."""
-    to = ", ".join(str(r) for r in recipients)
+    names = [str(recipient) for recipient in recipients]
+    to = ", ".join(names)
     if not keyring.identities:
         return [f"[encryption] encrypts the drill's backup to {to}; {IDENTITY_HINT}"]
-    if {i.recipient for i in keyring.identities}.isdisjoint(recipients):
+    if not keyring.opens(names):
         return [
             f"the identity given is not one of [encryption]'s recipients ({to}): the drill "
             "could not restore its own backup; give one of their identities"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from engine.crypto.age import AgeError, Decryptor, Identity
+from engine.crypto.age import AgeError, Decryptor, Identity, NoIdentityError
 from engine.errors import LifeboatError
 from engine.mongo_archive.stream import Readable
 from engine.repo.confined import open_confined
@@ -27,8 +27,12 @@ DECRYPT_STEP = 128 * 1024
 IDENTITY_HINT = "give its identity with --identity FILE or $LIFEBOAT_AGE_IDENTITY"
 
 
-class Advance(Protocol):
+class Meter(Protocol):
+    """Progress as the bytes go (engine.events.ProgressMeter)."""
+
     def advance(self, amount: int) -> object: ...
+
+    def finish(self) -> object: ...
 
 
 class ContentError(LifeboatError):
@@ -37,10 +41,6 @@ class ContentError(LifeboatError):
 
 def recipients_text(recipients: Sequence[str]) -> str:
     return ", ".join(recipients) or "recipients the manifest does not name"
-
-
-def needs_identity(name: str, recipients: Sequence[str]) -> ContentError:
-    return ContentError(f"{name} is encrypted (to {recipients_text(recipients)}); {IDENTITY_HINT}")
 
 
 class DecryptingReader:
@@ -83,7 +83,7 @@ class DecryptingReader:
         return True
 
     def _explain(self, exc: AgeError) -> ContentError:
-        if str(exc).startswith("no identity given opens"):
+        if isinstance(exc, NoIdentityError):
             return ContentError(
                 f"{self._name}: none of the identities given opens it; it was encrypted to "
                 f"{recipients_text(self._recipients)}: give one of their identities"
@@ -111,7 +111,8 @@ class Keyring:
         """The content of ``entry`` (a regular file directly in ``directory``, never through a
         link): decrypted when it is encrypted."""
         if entry.encrypted and not self.identities:
-            raise needs_identity(entry.path, self.recipients)
+            to = recipients_text(self.recipients)
+            raise ContentError(f"{entry.path} is encrypted (to {to}); {IDENTITY_HINT}")
         with open_confined(directory, entry.path) as raw:
             if entry.encrypted:
                 yield DecryptingReader(raw, self.identities, entry.path, self.recipients)
@@ -119,13 +120,14 @@ class Keyring:
                 yield raw
 
     async def chunks(
-        self, directory: Path, entry: ArtifactFile, meter: Advance
+        self, directory: Path, entry: ArtifactFile, meter: Meter
     ) -> AsyncIterator[bytes]:
         """The content of ``entry`` in chunks (see :meth:`open`), advancing ``meter``."""
         with self.open(directory, entry) as content:
             while chunk := content.read(READ_CHUNK):
                 meter.advance(len(chunk))
                 yield chunk
+        meter.finish()
 
 
 NO_KEYS = Keyring()  # plaintext backups only

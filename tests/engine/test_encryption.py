@@ -8,21 +8,27 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 
+import pymongo
 import pytest
 import zstandard
 from age_keys import age_decrypt, encryption_toml, keygen, protect
-from cli_run import lifeboat, write_config
+from cli_run import LIFEBOAT, lifeboat, write_config
 from helpers import EventLog, command_source, config_text, files_source, make_config, tree_snapshot
 from mongo_server import MongoServer
 from sshd import SSHTestServer
+from terminal import Terminal
 
 from engine.config.load import parse_config
+from engine.crypto.age import Encryptor, Identity
+from engine.crypto.identities import read_identities
+from engine.errors import ConfigError, UsageError
 from engine.jobs import BackupRequest, run_backup, run_verify
 from engine.mongo_archive import summarize
-from engine.repo.content import Keyring
+from engine.repo.content import DecryptingReader, Keyring
 from engine.repo.manifest import Manifest
 from engine.repo.repository import Repository
 from engine.restore.run import RestoreRefusedError, RestoreRequest, run_restore
@@ -119,8 +125,6 @@ async def test_an_encrypted_backup_stores_no_plaintext_and_age_opens_it(
 async def test_a_mongo_dump_is_encrypted_as_it_streams_and_age_opens_a_gzipped_archive(
     asyncssh_server: SSHTestServer, mongo: MongoServer, tmp_path: Path
 ) -> None:
-    import pymongo
-
     with pymongo.MongoClient(mongo.uri) as client:
         client.app.users.insert_many(
             [{"_id": i, "email": MARKER.decode() + str(i)} for i in range(300)]
@@ -251,9 +255,6 @@ async def test_a_bad_identity_or_recipient_is_one_clear_usage_error(tmp_path: Pa
 def test_a_passphrase_protected_identity_file_is_opened_with_what_is_typed(
     tmp_path: Path,
 ) -> None:
-    from engine.crypto.identities import read_identities
-    from engine.errors import UsageError
-
     identity, key = keygen(tmp_path)
     answer = "correct horse battery"
     protected = protect(key, answer)
@@ -267,8 +268,6 @@ def test_a_passphrase_protected_identity_file_is_opened_with_what_is_typed(
 
 
 def test_the_config_holds_public_keys_only(tmp_path: Path) -> None:
-    from engine.errors import ConfigError
-
     identity, _key = keygen(tmp_path)
     listed = tmp_path / "recipients.txt"
     listed.write_text(f"# ops team\n{identity.recipient}\n\n")
@@ -288,12 +287,6 @@ def test_the_config_holds_public_keys_only(tmp_path: Path) -> None:
 
 
 def test_the_decrypting_reader_serves_any_read_size(tmp_path: Path) -> None:
-    import io
-    import os
-
-    from engine.crypto.age import Encryptor, Identity
-    from engine.repo.content import DecryptingReader
-
     identity = Identity.generate()
     data = os.urandom(300_000)
     encryptor = Encryptor([identity.recipient])
@@ -304,3 +297,29 @@ def test_the_decrypting_reader_serves_any_read_size(tmp_path: Path) -> None:
         got += b"".join(iter(lambda r=reader: r.read(4096), b""))
         assert got == data
         assert reader.read(10) == b""
+
+
+async def test_on_a_terminal_restore_asks_for_the_identity_and_never_echoes_it(
+    asyncssh_server: SSHTestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    identity, _key = keygen(tmp_path)
+    sink = tmp_path / "restored.out"
+    sources = command_source("dump", ["printf", "hello"], ["sh", "-c", f"cat > {sink}"])
+    text = config_text(asyncssh_server, tmp_path / "repo", sources) + encryption_toml(identity)
+    config = write_config(tmp_path / "lifeboat.toml", text)
+    made = await lifeboat("backup", "create", config=config)
+    assert made.rc == 0, made.stderr
+    (backup_id,) = Repository.open(tmp_path / "repo").backup_ids()
+    monkeypatch.delenv("LIFEBOAT_AGE_IDENTITY", raising=False)
+
+    argv = ["--config", str(config), "restore", backup_id, "--dry-run"]
+    terminal = await Terminal.start(LIFEBOAT, *argv)
+    try:
+        await terminal.until(lambda t: "(hidden):" in t, "the prompt")
+        assert f"the backup is encrypted to {identity.recipient}" in terminal.text
+        os.write(terminal.master, identity.secret_text().encode() + b"\r")
+        assert await terminal.ended() == 0, terminal.text
+    finally:
+        terminal.close()
+    assert "the identity given opens it" in " ".join(terminal.text.split())
+    assert identity.secret_text() not in terminal.text
