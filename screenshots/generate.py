@@ -24,6 +24,7 @@ from engine.schedule.daemon import Scheduler
 from engine.schedule.ticks import local_claimer
 from tui.console.app import LifeboatApp, make_app
 from tui.console.screens.checklist import open_checklist
+from tui.console.screens.identity import IdentityModal
 from tui.console.screens.wizard import RestoreWizard
 
 HERE = Path(__file__).resolve().parent
@@ -64,16 +65,18 @@ async def shoot(root: Path) -> list[Path]:
     async with open_sandbox(root / "sandbox") as sandbox:
         config = load_config(sandbox.config_path)
         repo = Repository.open(config.repository.path)
+        keyring = sandbox.keyring()  # the demo's backups are encrypted; `lifeboat demo` has it
         for label in ("nightly", "pre-v1.4-upgrade"):
             manifest = await run_backup(config, repo, BackupRequest(label=label), ignore)
-            await run_verify(repo, manifest.id, ignore)
+            await run_verify(repo, manifest.id, ignore, keyring=keyring)
         await _start_scheduler_once(config, repo)
-        plan = plan_drill(config, DrillRequest())
-        drill = await run_drill(config, repo, DrillRequest(confirm=plan.confirm_names), ignore)
+        plan = plan_drill(config, DrillRequest(keyring=keyring))
+        request = DrillRequest(confirm=plan.confirm_names, keyring=keyring)
+        drill = await run_drill(config, repo, request, ignore)
         if not drill.passed:
             raise RuntimeError(f"the demo drill failed: {drill.problems}")
         for size, name in ((WIDE, "dashboard-backup-running"), (NARROW, "dashboard-80x24")):
-            app = make_app(config, settings=root / "console.json")
+            app = make_app(config, settings=root / "console.json", keyring=keyring)
             async with app.run_test(size=size) as pilot:
                 key = app.start_backup(label="manual")
                 await _wait_for_progress(app, key, pilot)
@@ -81,7 +84,7 @@ async def shoot(root: Path) -> list[Path]:
                 app.cancel_job(key)
                 with contextlib.suppress(WorkerCancelled):
                     await app.workers.wait_for_complete()
-        app = make_app(config, settings=root / "console.json")
+        app = make_app(config, settings=root / "console.json", keyring=keyring)
         async with app.run_test(size=WIDE) as pilot:
             await pilot.press("l")
             await _settle(app, pilot)
@@ -89,7 +92,7 @@ async def shoot(root: Path) -> list[Path]:
             await pilot.press("v")
             await _settle(app, pilot)
             saved.append(Path(app.save_screenshot("browser-verify-result.svg", str(HERE))))
-        app = make_app(config, settings=root / "console.json")
+        app = make_app(config, settings=root / "console.json", keyring=keyring)
         async with app.run_test(size=NARROW) as pilot:
             await pilot.press("r")  # the guided restore, from the dashboard
             await pilot.pause()
@@ -110,7 +113,13 @@ async def shoot(root: Path) -> list[Path]:
             saved.append(Path(app.save_screenshot("wizard-confirm.svg", str(HERE))))
             await pilot.press("escape")
             await _settle(app, pilot)
-        app = make_app(config, settings=root / "console.json")
+        app = make_app(config, settings=root / "console.json")  # no identity given yet
+        async with app.run_test(size=NARROW) as pilot:
+            await pilot.press("r", "up", "enter", "ctrl+n", "enter", "enter")
+            await pilot.pause(0.5)
+            assert isinstance(app.screen, IdentityModal)
+            saved.append(Path(app.save_screenshot("wizard-identity.svg", str(HERE))))
+        app = make_app(config, settings=root / "console.json", keyring=keyring)
         async with app.run_test(size=NARROW) as pilot:
             await pilot.press("D")
             await pilot.pause()
