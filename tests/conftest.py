@@ -16,6 +16,7 @@ from checklists import http_server  # noqa: F401 (a fixture, for every test fold
 from etcd_server import EtcdServer
 from mongo_server import MongoServer
 from processes import endless  # noqa: F401 (a fixture, for every test folder)
+from s3_server import BUCKET, S3Server
 from sshd import SSHD, OpenSSHServer, SSHTestServer, in_process_server
 
 from engine.demo.server import SandboxKeys, generate_keys
@@ -60,6 +61,33 @@ def ssh_server(request: pytest.FixtureRequest) -> SSHTestServer:
     """Each SSH server in turn: the test runs once per kind."""
     server: SSHTestServer = request.getfixturevalue(f"{request.param}_server")
     return server
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """moto's S3 server on a random loopback port, one per test worker (``s3`` resets it)."""
+    server = S3Server(tmp_path_factory.mktemp("s3"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> S3Server:
+    """The S3 server, emptied, with the bucket the tests use and credentials in the
+    environment (moto takes any; no developer's ~/.aws is read)."""
+    import boto3
+
+    s3_server.reset()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "lifeboat-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "lifeboat-test-secret")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    client = boto3.client("s3", endpoint_url=s3_server.url, region_name="us-east-1")
+    client.create_bucket(Bucket=BUCKET)
+    return s3_server
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from engine.config.messages import (
 from engine.config.model import (
     ENVIRONMENT_MAX,
     ENVIRONMENT_PATTERN,
+    REMOTE_KINDS,
     SOURCE_KINDS,
     TARGET_FIELDS_BY_KIND,
     ChecklistsConfig,
@@ -208,6 +209,17 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         catalog = _validate(CatalogConfig, data["catalog"], "catalog", problems)
     if "encryption" in data:
         encryption = _validate(EncryptionConfig, data["encryption"], "encryption", problems)
+    remotes: dict[str, BaseModel | None] = {}
+    remote_kinds = " or ".join(f'"{k}"' for k in REMOTE_KINDS)
+    for name, raw in _tables(data, "remotes", 'kind = "s3"', problems):
+        where, kind = f"remotes.{quote_key(name)}", raw.get("kind")
+        if not isinstance(kind, str) or kind not in REMOTE_KINDS:
+            got = "missing" if kind is None else f"unknown kind {show_value(kind)}"
+            problems.append(f"{where}.kind: {got}; set kind = {remote_kinds}")
+        else:
+            remotes[name] = _validate(REMOTE_KINDS[kind], raw, where, problems)
+        if kind == "sftp" and isinstance(raw.get("host"), str) and raw["host"]:
+            problems.append(unknown_host(name, raw["host"], hosts, table="remotes") or "")
     problems = [p for p in problems if p]
     if problems:
         raise ConfigError(problems)
@@ -226,6 +238,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         "coordination": coordination,
         "catalog": catalog,
         "encryption": encryption,
+        "remotes": remotes,
     }
     if environment is not None:
         fields["environment"] = environment

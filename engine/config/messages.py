@@ -133,9 +133,12 @@ def show_value(value: object, depth: int = 0) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def unknown_host(source: str, host: str, hosts: Collection[str]) -> str | None:
+def unknown_host(
+    name: str, host: str, hosts: Collection[str], table: str = "sources"
+) -> str | None:
+    """The problem with ``[table.name] host`` naming no ``[hosts]`` entry (None: it does)."""
     if host in hosts:
         return None
     others = f" or use one of: {', '.join(quote_key(h) for h in sorted(hosts))}" if hosts else ""
-    where = f"sources.{quote_key(source)}.host"
+    where = f"{table}.{quote_key(name)}.host"
     return f"{where}: unknown host {show_value(host)}; define [hosts.{quote_key(host)}]{others}"

@@ -18,6 +18,7 @@ from pydantic import (
 from engine import paths
 from engine.config.encryption import EncryptionConfig
 from engine.config.messages import unknown_host
+from engine.config.remotes import RemoteConfig, S3RemoteConfig, SftpRemoteConfig
 from engine.config.schedules import (
     CatalogConfig,
     CoordinationConfig,
@@ -69,6 +70,9 @@ class HostConfig(BaseModel):
 SOURCE_KINDS: dict[str, type[BaseModel]] = {
     model.model_fields["kind"].default: model for model in get_args(SourceConfig)
 }
+
+
+REMOTE_KINDS: dict[str, type[BaseModel]] = {"s3": S3RemoteConfig, "sftp": SftpRemoteConfig}
 
 
 class TierConfig(BaseModel):
@@ -205,12 +209,21 @@ class Config(BaseModel):
     """A shared MongoDB catalog of backups, checklist runs and drills."""
     encryption: EncryptionConfig | None = None
     """Encrypt every new backup to age recipients (absent: backups are written in plaintext)."""
+    remotes: dict[str, Annotated[RemoteConfig, Field(discriminator="kind")]] = Field(
+        default_factory=dict
+    )
+    """Off-host places holding copies of the backups (S3 buckets, SFTP directories), by name."""
     path: Path | None = None
     """The file this was loaded from (not a TOML key); None when parsed from a string."""
 
     @model_validator(mode="after")
     def _hosts_exist(self) -> Config:
         problems = [unknown_host(n, s.host, self.hosts) for n, s in self.sources.items()]
+        problems += [
+            unknown_host(n, r.host, self.hosts, table="remotes")
+            for n, r in self.remotes.items()
+            if isinstance(r, SftpRemoteConfig)
+        ]
         if any(problems):
             raise ValueError("; ".join(p for p in problems if p))
         return self

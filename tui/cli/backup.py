@@ -7,9 +7,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from engine.config.model import Config
 from engine.errors import BackupNotFoundError, ManifestError, UsageError
 from engine.events import Emit
 from engine.jobs import BackupRequest, run_backup, run_verify
+from engine.offsite.connect import connected
+from engine.offsite.listing import RemoteListing, list_remote
 from engine.repo import leftovers
 from engine.repo.manifest import Manifest
 from engine.repo.retention import Decision, PrunePlan, delete_backup, prune
@@ -59,24 +62,41 @@ def backup_create(
 
 
 @backup.command("list")
+@click.option("--remote", metavar="NAME", help="List the copies a [remotes.NAME] holds instead.")
 @json_option
 @pass_state
-def backup_list(state: CliState, as_json: bool) -> None:
+def backup_list(state: CliState, remote: str | None, as_json: bool) -> None:
     """List backups, newest first; damaged ones are named on stderr, with the reason."""
+    if remote is not None:
+        listing = run_async(remote_listing(state.config(), remote))
+        _print_list(listing.manifests, listing.problems, as_json, f"{remote} holds no copy yet")
+        return
     repo = state.repository()
-    manifests, problems = repo.list_backups()
+    manifests, errors = repo.list_backups()
+    problems = [str(error) for error in errors]
+    if dead := leftovers.find(repo):
+        problems.append(leftovers.describe(dead))
+    _print_list(
+        manifests, problems, as_json, "no backups yet; make one with `lifeboat backup create`"
+    )
+
+
+def _print_list(manifests: list[Manifest], problems: list[str], as_json: bool, empty: str) -> None:
     for problem in problems:
         click.echo(f"lifeboat: warning: {problem}", err=True)
-    if dead := leftovers.find(repo):
-        click.echo(f"lifeboat: warning: {leftovers.describe(dead)}", err=True)
     if as_json:
         print_json([m.model_dump(mode="json") for m in manifests])
         return
     if not manifests:
-        click.echo("no backups yet; make one with `lifeboat backup create`")
+        click.echo(empty)
         return
     console = Console()
     console.print(list_table(manifests, console.width))
+
+
+async def remote_listing(config: Config, name: str) -> RemoteListing:
+    async with connected(config, name) as remote:
+        return await list_remote(remote)
 
 
 LABEL_SCOPE_ROOM = 20  # label and scope shrink to this together before `created` takes 2 lines

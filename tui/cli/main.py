@@ -38,6 +38,7 @@ class LazyGroup(click.Group):
         "checklist": "tui.cli.checklist:checklist",
         "drill": "tui.cli.drill:drill",
         "key": "tui.cli.key:key",
+        "copy": "tui.cli.copy:copy",
         "catalog": "tui.cli.catalog:catalog",
         "schedule": "tui.cli.schedule:schedule",
         "scheduler": "tui.cli.schedule:scheduler",

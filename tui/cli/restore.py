@@ -20,7 +20,8 @@ import click
 from engine.checks import Check
 from engine.errors import LifeboatError, UsageError
 from engine.interrupts import Interrupted, exit_status
-from engine.repo.manifest import Manifest, utc_now
+from engine.offsite.fetch import fetch_from
+from engine.repo.manifest import BACKUP_ID, Manifest, utc_now
 from engine.restore import journal
 from engine.restore.apply import SafetyBackupError
 from engine.restore.plan import RestoreRequest
@@ -110,6 +111,13 @@ def restore() -> None:
 )
 @click.option("--reason", metavar="TEXT", help="Why the safety backup is skipped (audited).")
 @identity_option
+@click.option(
+    "--from",
+    "from_remote",
+    metavar="NAME",
+    help="Fetch the backup from [remotes.NAME] first (checked file by file), e.g. after the "
+    "bastion was lost.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @pass_state
 def restore_run(
@@ -132,6 +140,7 @@ def restore_run(
     skip_safety_backup: bool,
     reason: str | None,
     identity: str | None,
+    from_remote: str | None,
     as_json: bool,
 ) -> None:
     """Validate what a restore will use and where, then (with --apply) restore it."""
@@ -156,6 +165,14 @@ def restore_run(
     if reason and not skip_safety_backup:
         raise UsageError("--reason explains --skip-safety-backup; add it or drop --reason")
     repo = state.repository()
+    if from_remote is not None:
+        if not BACKUP_ID.match(backup_id):
+            raise UsageError(
+                f"with --from, give the whole backup id (`lifeboat backup list --remote "
+                f"{from_remote}` lists them), not {backup_id!r}"
+            )
+        with make_renderer(as_json) as renderer:
+            run_async(fetch_from(state.config(), repo, from_remote, backup_id, renderer.emit))
     backup_id = repo.resolve(backup_id)  # a unique prefix names it too
     encryption = repo.load(backup_id).encryption
     keyring = keyring_for(identity, encrypted_to=encryption.recipients if encryption else ())

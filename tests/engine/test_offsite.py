@@ -1,0 +1,219 @@
+"""Off-host copies against real peers: moto's S3 server, and an SFTP directory on the system
+sshd. A copy goes file by file with the manifest last, resumes without re-sending what is
+whole, is listed back, and is fetched and restored on an empty machine; tampered and missing
+pieces are named and never become a backup."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import boto3
+import pytest
+from cli_run import lifeboat, write_config
+from helpers import EventLog, command_source, config_text
+from s3_server import BUCKET, S3Server, s3_remote_toml
+from sshd import SSHTestServer
+
+from engine.config.load import parse_config
+from engine.config.model import Config
+from engine.jobs import BackupRequest, run_backup
+from engine.offsite.connect import connected
+from engine.offsite.copy import run_copy
+from engine.offsite.fetch import fetch_from
+from engine.offsite.listing import list_remote
+from engine.offsite.remote import RemoteError, backup_key
+from engine.repo.manifest import Manifest
+from engine.repo.repository import Repository
+
+DUMP = bytes(range(256)) * 80_000  # 20 MB: three S3 parts
+PREFIX = "prod"
+
+
+def sftp_remote_toml(directory: Path) -> str:
+    return f'[remotes.offsite]\nkind = "sftp"\nhost = "h1"\npath = "{directory}"\n'
+
+
+@pytest.fixture(params=["s3", "sftp"])
+def remote_toml(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each kind of remote in turn, as the config's ``[remotes.offsite]``."""
+    if request.param == "s3":
+        server: S3Server = request.getfixturevalue("s3")
+        return s3_remote_toml(server, prefix=PREFIX)
+    return sftp_remote_toml(tmp_path / "vault")
+
+
+def make(server: SSHTestServer, tmp_path: Path, remote: str, repo: str = "repo") -> Config:
+    dump = tmp_path / "dump.bin"
+    if not dump.exists():
+        dump.write_bytes(DUMP)
+    sink = tmp_path / "restored.bin"
+    sources = command_source("db", ["cat", str(dump)], ["sh", "-c", f"cat > {sink}"])
+    return parse_config(config_text(server, tmp_path / repo, sources) + remote)
+
+
+async def once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def only_file(manifest: Manifest) -> tuple[str, int, str]:
+    ((entry,),) = [artifact.files for artifact in manifest.artifacts]
+    return entry.path, entry.bytes, entry.sha256
+
+
+async def test_a_copy_goes_whole_resumes_and_is_fetched_on_an_empty_machine(
+    openssh_server: SSHTestServer, remote_toml: str, tmp_path: Path
+) -> None:
+    config = make(openssh_server, tmp_path, remote_toml)
+    repo = Repository.open(config.repository.path)
+    first = await run_backup(config, repo, BackupRequest(label="one"), EventLog().emit)
+    second = await run_backup(config, repo, BackupRequest(label="two"), EventLog().emit)
+
+    (outcome,) = await run_copy(config, repo, "offsite", [first.id], EventLog().emit)
+    assert (outcome.sent, outcome.kept, outcome.bytes_sent) == (["db.out"], [], len(DUMP))
+    name, size, sha256 = only_file(second)
+    async with connected(config, "offsite") as remote:
+        # A copy of the second backup cut short after its file: no manifest there yet.
+        await remote.put(backup_key(second.id, name), once(DUMP), size, sha256)
+        listing = await list_remote(remote)
+    assert [m.id for m in listing.manifests] == [first.id]
+    assert listing.manifests[0] == first
+    (partial,) = listing.problems
+    assert f"{second.id} on offsite: a partial copy (no manifest yet)" in partial
+
+    (resumed,) = await run_copy(config, repo, "offsite", [], EventLog().emit, missing=True)
+    assert (resumed.backup_id, resumed.sent, resumed.kept) == (second.id, [], ["db.out"])
+    again = await run_copy(config, repo, "offsite", [first.id, second.id], EventLog().emit)
+    assert [o.already for o in again] == [True, True]
+
+    # The bastion is lost: an empty machine with the same config fetches the copy back.
+    fresh = make(openssh_server, tmp_path, remote_toml, repo="fresh-repo")
+    empty = Repository.open(fresh.repository.path)
+    fetched = await fetch_from(fresh, empty, "offsite", second.id, EventLog().emit)
+    assert fetched == second
+    assert empty.backup_ids() == [second.id]
+    assert (empty.backup_dir(second.id) / "db.out").read_bytes() == DUMP
+
+
+def tamper(remote_toml: str, tmp_path: Path, key: str, data: bytes | None) -> None:
+    """Change (or, with None, remove) ``key`` on the remote behind Lifeboat's back."""
+    if "s3" in remote_toml.split("\n")[1]:
+        client = boto3.client("s3", endpoint_url=_endpoint(remote_toml), region_name="us-east-1")
+        if data is None:
+            client.delete_object(Bucket=BUCKET, Key=f"{PREFIX}/{key}")
+        else:
+            client.put_object(Bucket=BUCKET, Key=f"{PREFIX}/{key}", Body=data)
+        return
+    path = tmp_path / "vault" / key
+    if data is None:
+        path.unlink()
+    else:
+        path.write_bytes(data)
+
+
+def _endpoint(remote_toml: str) -> str:
+    line = next(line for line in remote_toml.splitlines() if line.startswith("endpoint"))
+    return line.split('"')[1]
+
+
+async def test_a_tampered_or_incomplete_copy_never_becomes_a_backup(
+    openssh_server: SSHTestServer, remote_toml: str, tmp_path: Path
+) -> None:
+    config = make(openssh_server, tmp_path, remote_toml)
+    repo = Repository.open(config.repository.path)
+    manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
+    await run_copy(config, repo, "offsite", [manifest.id], EventLog().emit)
+    fresh = make(openssh_server, tmp_path, remote_toml, repo="fresh-repo")
+    empty = Repository.open(fresh.repository.path)
+
+    flipped = bytearray(DUMP)
+    flipped[12345] ^= 1
+    tamper(remote_toml, tmp_path, backup_key(manifest.id, "db.out"), bytes(flipped))
+    with pytest.raises(RemoteError, match="is not what its manifest says") as failed:
+        await fetch_from(fresh, empty, "offsite", manifest.id, EventLog().emit)
+    assert "db.out of " + manifest.id in str(failed.value)
+    assert empty.backup_ids() == []
+    assert not list((empty.path / ".staging").iterdir())
+
+    # A copy whose manifest is there counts as whole; without it, each file is checked.
+    (judged,) = await run_copy(config, repo, "offsite", [manifest.id], EventLog().emit)
+    assert judged.already  # its manifest is there: a copy is judged by it (README)
+
+    tamper(remote_toml, tmp_path, backup_key(manifest.id), None)
+    with pytest.raises(RemoteError, match="holds no complete copy of " + manifest.id):
+        await fetch_from(fresh, empty, "offsite", manifest.id, EventLog().emit)
+    (again,) = await run_copy(config, repo, "offsite", [manifest.id], EventLog().emit)
+    assert again.sent == ["db.out"]  # the flipped file was found not whole, and replaced
+    fetched = await fetch_from(fresh, empty, "offsite", manifest.id, EventLog().emit)
+    assert (
+        hashlib.sha256((empty.backup_dir(fetched.id) / "db.out").read_bytes()).hexdigest()
+        == (only_file(manifest)[2])
+    )
+
+
+async def test_the_bastion_lost_case_through_the_cli(
+    openssh_server: SSHTestServer, s3: S3Server, tmp_path: Path
+) -> None:
+    dump = tmp_path / "dump.bin"
+    dump.write_bytes(DUMP)
+    sink = tmp_path / "restored.bin"
+    sources = command_source("db", ["cat", str(dump)], ["sh", "-c", f"cat > {sink}"])
+    remote = s3_remote_toml(s3)
+    bastion = write_config(
+        tmp_path / "bastion.toml", config_text(openssh_server, tmp_path / "repo", sources) + remote
+    )
+    made = await lifeboat("backup", "create", "--json", config=bastion)
+    assert made.rc == 0, made.stderr
+    (backup_id,) = Repository.open(tmp_path / "repo").backup_ids()
+    copied = await lifeboat("copy", "--missing", "--to", "offsite", config=bastion)
+    assert copied.rc == 0, copied.stderr
+    assert f"{backup_id}: copied to offsite: 1 file(s)" in copied.stdout
+
+    text = config_text(openssh_server, tmp_path / "new-bastion", sources) + remote
+    replacement = write_config(tmp_path / "replacement.toml", text)
+    assert (await lifeboat("repo", "init", config=replacement)).rc == 0
+    listed = await lifeboat("backup", "list", "--remote", "offsite", config=replacement)
+    assert listed.rc == 0, listed.stderr
+    assert backup_id in listed.stdout
+    restored = await lifeboat(
+        "restore", backup_id, "--from", "offsite", "--apply", "--confirm", "h1",
+        config=replacement,
+    )  # fmt: skip
+    assert restored.rc == 0, restored.stdout + restored.stderr
+    assert sink.read_bytes() == DUMP
+
+
+async def test_s3_problems_are_each_one_clear_message(s3: S3Server, tmp_path: Path) -> None:
+    base = '[repository]\npath = "/tmp/lifeboat-unused"\n'
+
+    async def reach(table: str) -> str:
+        config = parse_config(base + table)
+        with pytest.raises(RemoteError) as failed:
+            async with connected(config, "offsite"):
+                pass
+        return str(failed.value)
+
+    missing = s3_remote_toml(s3).replace(BUCKET, "no-such-bucket")
+    assert "bucket no-such-bucket does not exist; create it" in await reach(missing)
+    closed = s3_remote_toml(s3).replace(s3.url, "http://127.0.0.1:9")
+    assert "check remotes.offsite.endpoint and that the server runs" in await reach(closed)
+    config = write_config(tmp_path / "c.toml", base + s3_remote_toml(s3))
+    ran = await lifeboat("backup", "list", "--remote", "nowhere", config=config)
+    assert ran.rc == 2
+    assert "unknown remote 'nowhere'; configured remotes: offsite" in ran.stderr
+
+
+async def test_without_credentials_s3_says_where_they_come_from(
+    s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    config = write_config(
+        tmp_path / "c.toml", '[repository]\npath = "/tmp/lifeboat-unused"\n' + s3_remote_toml(s3)
+    )
+    ran = await lifeboat("backup", "list", "--remote", "offsite", config=config)
+    assert ran.rc == 1
+    assert "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in ran.stderr
+    assert "Traceback" not in ran.stderr

@@ -1,0 +1,69 @@
+"""An S3-compatible server on loopback for tests: moto's standalone server (``moto_server``),
+which serves the S3 API over HTTP with multipart uploads and checksums (DESIGN.md).
+
+moto accepts any credentials and stores what it is sent without checking checksums; the
+tests check Lifeboat's own verification against it (tampered objects, missing manifests).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from sshd import free_port, terminate
+
+BUCKET = "lifeboat-test"  # DNS-valid: moto refuses names of fewer than 3 characters
+
+
+class S3Server:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        argv = [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1"]
+        with (self.directory / "moto.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [*argv, "-p", str(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={"PATH": "/usr/bin:/bin", "TMPDIR": str(self.directory)},
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"moto_server exited: {self._log()}")
+            try:
+                self.reset()
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"moto_server did not answer: {self._log()}")
+
+    def reset(self) -> None:
+        """Forget every bucket and object (between tests)."""
+        request = urllib.request.Request(f"{self.url}/moto-api/reset", data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            answer.read()
+
+    def _log(self) -> str:
+        return (self.directory / "moto.log").read_text(errors="replace")[-2000:]
+
+    def stop(self) -> None:
+        terminate(self.process)
+
+
+def s3_remote_toml(server: S3Server, name: str = "offsite", prefix: str = "prod") -> str:
+    return (
+        f'[remotes.{name}]\nkind = "s3"\nbucket = "{BUCKET}"\nprefix = "{prefix}"\n'
+        f'endpoint = "{server.url}"\npath_style = true\n'
+    )
