@@ -16,11 +16,14 @@ from typing import cast
 import asyncssh
 
 from engine.config.remotes import SftpRemoteConfig
+from engine.errors import LifeboatError
 from engine.offsite.remote import Remote, RemoteBackup, RemoteError, backup_key, is_backup_id
-from engine.remote.hostfacts import file_sha256
+from engine.remote.hostfacts import file_sha256, probe_path
 from engine.remote.ssh import SSHHost
 
 READ_BLOCK = 1024 * 1024
+PART_MARK = ".part-"  # a file being written: ``<name>.part-<random>``, renamed once checked
+FULL_BELOW = 1024 * 1024  # free bytes under which a failed write is a full disk
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
@@ -88,8 +91,9 @@ class SftpRemote(Remote):
 
     async def put(self, key: str, chunks: AsyncIterable[bytes], size: int, sha256: str) -> None:
         path = self._path(key)
-        part = f"{path}.part-{secrets.token_hex(4)}"
+        part = f"{path}{PART_MARK}{secrets.token_hex(4)}"
         await self._make_dirs(posixpath.dirname(path))
+        await self._remove_stale_parts(path)
         try:
             try:
                 attrs = asyncssh.SFTPAttrs(permissions=FILE_MODE)
@@ -97,7 +101,7 @@ class SftpRemote(Remote):
                     async for chunk in chunks:
                         await file.write(chunk)
             except (asyncssh.SFTPError, OSError) as exc:
-                raise self._failed(f"cannot write {part}", exc) from None
+                raise await self._write_failed(part, size, exc) from None
             written = (await self.sftp.stat(part)).size
             if written != size:
                 raise RemoteError(
@@ -143,6 +147,29 @@ class SftpRemote(Remote):
             )
         except asyncssh.SFTPError as exc:
             raise self._failed(f"cannot create {directory}", exc) from None
+
+    async def _remove_stale_parts(self, path: str) -> None:
+        """What copies killed while writing ``path`` left (``<name>.part-*``)."""
+        directory, name = posixpath.split(path)
+        with contextlib.suppress(asyncssh.SFTPError):
+            for found in await self.sftp.listdir(directory):
+                if found.startswith(f"{name}{PART_MARK}"):
+                    await self._remove_quietly(posixpath.join(directory, found))
+
+    async def _write_failed(self, part: str, size: int, exc: Exception) -> RemoteError:
+        """Why writing failed: SFTP servers report a full disk as a bare "Failure", so the
+        free space is looked at before the part file is removed."""
+        try:
+            free = (await probe_path(self.host, posixpath.dirname(part))).free_bytes
+        except LifeboatError:
+            free = None
+        if free is not None and free < FULL_BELOW:
+            return RemoteError(
+                f"remote {self.name} ({self.where}): the disk is full ({free} bytes free while "
+                f"writing a file of {size} bytes); free space there or prune its copies "
+                f"(`lifeboat backup prune --remote {self.name}`), then copy again"
+            )
+        return self._failed(f"cannot write {part}", exc)
 
     async def _remove_quietly(self, path: str) -> None:
         # gone already, or the connection is: the next copy starts this file again

@@ -6,7 +6,9 @@ pieces are named and never become a backup."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+import os
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import boto3
@@ -217,3 +219,29 @@ async def test_without_credentials_s3_says_where_they_come_from(
     assert ran.rc == 1
     assert "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in ran.stderr
     assert "Traceback" not in ran.stderr
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs (root only): a remote disk that fills up."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(vault)], check=True)
+    try:
+        yield vault
+    finally:
+        subprocess.run(["umount", str(vault)], check=True)
+
+
+async def test_a_full_remote_disk_is_said_and_leaves_nothing_half_written(
+    openssh_server: SSHTestServer, small_disk: Path, tmp_path: Path
+) -> None:
+    config = make(openssh_server, tmp_path, sftp_remote_toml(small_disk))
+    repo = Repository.open(config.repository.path)
+    manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
+    with pytest.raises(RemoteError, match="the disk is full") as full:
+        await run_copy(config, repo, "offsite", [manifest.id], EventLog().emit)
+    assert "free space there or prune its copies" in str(full.value)
+    assert [p.name for p in small_disk.rglob("*") if p.is_file()] == []
