@@ -72,6 +72,9 @@ class S3RemoteConfig(_RemoteBase):
     """AWS profile whose credentials to use (default: the environment, then ``default``)."""
     credentials_file: AbsolutePath | None = Field(None, examples=["/etc/lifeboat/s3.credentials"])
     """An AWS credentials file (INI, like ``~/.aws/credentials``); keep it 0600."""
+    ca_bundle: AbsolutePath | None = Field(None, examples=["/etc/ssl/internal-ca.pem"])
+    """CA certificates to verify an ``https`` endpoint with (an internal CA's, as MinIO and
+    Ceph often use; default: the system's). Certificates are always verified."""
 
 
 class SftpRemoteConfig(_RemoteBase):

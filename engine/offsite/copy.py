@@ -22,7 +22,6 @@ from engine.repo.confined import open_confined
 from engine.repo.manifest import MAX_MANIFEST_BYTES, Manifest
 from engine.repo.repository import MANIFEST, Repository
 
-READ_CHUNK = 1024 * 1024
 STAGE = "copy"  # the pseudo-source copy progress is reported on
 
 
@@ -74,7 +73,8 @@ async def copy_one(repo: Repository, remote: Remote, manifest: Manifest, emit: E
             meter.advance(entry.bytes)
             continue
         emit(StageChanged(STAGE, f"sending {entry.path}"))
-        await remote.put(key, _chunks(directory, entry.path, meter), entry.bytes, entry.sha256)
+        chunks = _chunks(directory, entry.path, meter, remote.chunk_size)
+        await remote.put(key, chunks, entry.bytes, entry.sha256)
         outcome.sent.append(entry.path)
         outcome.bytes_sent += entry.bytes
     meter.finish()
@@ -101,10 +101,13 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-async def _chunks(directory: Path, name: str, meter: ProgressMeter) -> AsyncIterator[bytes]:
-    """A backup file as stored (ciphertext when encrypted), read without following links."""
+async def _chunks(
+    directory: Path, name: str, meter: ProgressMeter, size: int
+) -> AsyncIterator[bytes]:
+    """A backup file as stored (ciphertext when encrypted), read ``size`` bytes at a time
+    without following links."""
     with open_confined(directory, name) as handle:
-        while chunk := handle.read(READ_CHUNK):
+        while chunk := handle.read(size):
             meter.advance(len(chunk))
             yield chunk
 

@@ -45,6 +45,8 @@ class RemoteBackup:
 class Remote(ABC):
     """One configured remote, connected for the length of an ``async with``."""
 
+    chunk_size = 1024 * 1024  # what ``put`` takes best, per chunk
+
     def __init__(self, name: str) -> None:
         self.name = name
 

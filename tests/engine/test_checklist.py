@@ -11,7 +11,7 @@ import re
 import socket
 import ssl
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
@@ -24,15 +24,12 @@ from checklists import (
     write_checklist,
 )
 from cli_run import LIFEBOAT, lifeboat, write_config
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from etcd_server import EtcdServer
 from helpers import EventLog, config_text, stored_backup
 from mongo_server import MongoServer
 from sshd import SSHTestServer, free_port
 from timing import until
+from tls import self_signed
 
 from engine.checklist.model import checklists_for
 from engine.checklist.report import to_json, to_markdown
@@ -149,35 +146,6 @@ async def test_http_items_direct_and_through_a_tunnel(
         assert state.at is not None
         assert state.seconds is not None
         assert state.seconds >= 0
-
-
-def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
-    """A certificate for DNS name ``name`` (its own CA) and its key, as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 async def test_https_items_verify_the_url_name_also_through_a_tunnel(

@@ -7,6 +7,7 @@ tests check Lifeboat's own verification against it (tampered objects, missing ma
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 import time
@@ -14,22 +15,34 @@ import urllib.request
 from pathlib import Path
 
 from sshd import free_port, terminate
+from tls import self_signed
 
 BUCKET = "lifeboat-test"  # DNS-valid: moto refuses names of fewer than 3 characters
 
 
 class S3Server:
-    def __init__(self, directory: Path) -> None:
+    """With ``tls``, served over HTTPS at ``localhost`` with a self-signed certificate
+    (``certificate``), as production endpoints are."""
+
+    def __init__(self, directory: Path, *, tls: bool = False) -> None:
         self.directory = directory
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.certificate: Path | None = None
+        self._tls_args: list[str] = []
+        if tls:
+            self.certificate, key = self_signed(directory, "localhost")
+            self._tls_args = ["-c", str(self.certificate), "-k", str(key)]
 
     @property
     def url(self) -> str:
+        if self.certificate is not None:
+            return f"https://localhost:{self.port}"
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
-        argv = [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1"]
+        moto = str(Path(sys.executable).with_name("moto_server"))
+        argv = [moto, "-H", "127.0.0.1", *self._tls_args]
         with (self.directory / "moto.log").open("ab") as log:
             self.process = subprocess.Popen(
                 [*argv, "-p", str(self.port)],
@@ -52,7 +65,8 @@ class S3Server:
     def reset(self) -> None:
         """Forget every bucket and object (between tests)."""
         request = urllib.request.Request(f"{self.url}/moto-api/reset", data=b"", method="POST")
-        with urllib.request.urlopen(request, timeout=5) as answer:
+        trust = ssl.create_default_context(cafile=self.certificate) if self.certificate else None
+        with urllib.request.urlopen(request, timeout=5, context=trust) as answer:
             answer.read()
 
     def _log(self) -> str:
@@ -63,7 +77,8 @@ class S3Server:
 
 
 def s3_remote_toml(server: S3Server, name: str = "offsite", prefix: str = "prod") -> str:
+    trust = f'ca_bundle = "{server.certificate}"\n' if server.certificate else ""
     return (
         f'[remotes.{name}]\nkind = "s3"\nbucket = "{BUCKET}"\nprefix = "{prefix}"\n'
-        f'endpoint = "{server.url}"\npath_style = true\n'
+        f'endpoint = "{server.url}"\npath_style = true\n{trust}'
     )
