@@ -174,7 +174,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
     }
     for name, raw in raw_tiers:
         problems.extend(
-            _unknown_sources(f"tiers.{quote_key(name)}.sources", raw.get("sources"), data)
+            _unknown_names(f"tiers.{quote_key(name)}.sources", raw.get("sources"), data)
         )
     runbooks = _validate(RunbooksConfig, data.get("runbooks", {}), "runbooks", problems)
     restore = _validate(RestoreConfig, data.get("restore", {}), "restore", problems)
@@ -193,7 +193,12 @@ def parse_config(text: str, source: str = "<string>") -> Config:
     }
     for name, raw in raw_schedules:
         problems.extend(
-            _unknown_sources(f"schedules.{quote_key(name)}.scope", raw.get("scope"), data)
+            _unknown_names(f"schedules.{quote_key(name)}.scope", raw.get("scope"), data)
+        )
+        problems.extend(
+            _unknown_names(
+                f"schedules.{quote_key(name)}.copy_to", raw.get("copy_to"), data, "remotes"
+            )
         )
     retention = _validate(RetentionConfig, data.get("retention", {}), "retention", problems)
     coordination = catalog = encryption = None
@@ -257,14 +262,16 @@ def _good_environment(value: object) -> bool:
     )
 
 
-def _unknown_sources(where: str, wanted: Any, data: dict[str, Any]) -> list[str]:
-    """A problem for each name in the list ``wanted`` that is not a configured source."""
-    configured = data.get("sources", {}) if isinstance(data.get("sources"), dict) else {}
+def _unknown_names(
+    where: str, wanted: Any, data: dict[str, Any], table: str = "sources"
+) -> list[str]:
+    """A problem for each name in the list ``wanted`` that is not a table of ``[table]``."""
+    configured = data.get(table, {}) if isinstance(data.get(table), dict) else {}
     known = ", ".join(sorted(configured)) or "none are configured"
     return [
-        f"{where}: unknown source {show_value(source)}; configured sources: {known}"
-        for source in (wanted if isinstance(wanted, list) else [])
-        if isinstance(source, str) and source and source not in configured
+        f"{where}: unknown {table[:-1]} {show_value(name)}; configured {table}: {known}"
+        for name in (wanted if isinstance(wanted, list) else [])
+        if isinstance(name, str) and name and name not in configured
     ]
 
 

@@ -79,6 +79,9 @@ class ScheduleConfig(BaseModel):
     1h)."""
     retention: RetentionConfig | None = None
     """This schedule's own prune policy, for its backups (default: the global [retention])."""
+    copy_to: tuple[NonEmptyStr, ...] = Field((), examples=[["offsite", "vault"]])
+    """``[remotes]`` each successful backup is copied to, in order; a failed copy is logged as
+    an error and never fails the backup."""
 
     @property
     def parsed(self) -> Cron:

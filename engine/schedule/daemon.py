@@ -1,4 +1,5 @@
-"""The scheduler daemon: fire each enabled schedule on its ticks, prune after each success.
+"""The scheduler daemon: fire each enabled schedule on its ticks; after each success, copy the
+backup to the schedule's ``copy_to`` remotes, then prune.
 
 - Each tick is claimed first (``engine.schedule.ticks``), so N schedulers run it once between them.
 - A schedule never overlaps itself: ticks that pass while its run goes on are skipped (logged).
@@ -23,6 +24,7 @@ from engine.config.schedules import ScheduleConfig
 from engine.errors import LifeboatError, RepositoryLockedError, describe_error
 from engine.events import Event, LogLine
 from engine.jobs import BackupRequest, run_backup
+from engine.offsite.copy import run_copy
 from engine.repo import retention
 from engine.repo.manifest import Manifest, iso_z, utc_now
 from engine.repo.repository import Repository
@@ -184,6 +186,9 @@ class Scheduler:
             )
         finally:
             await self._record(name, claim, outcome)
+        if outcome.outcome == "ok" and outcome.backup is not None:
+            for remote in schedule.copy_to:
+                await self._copy(name, remote, outcome.backup)
         if outcome.outcome == "ok" and has_retention(self.config):
             await self._prune(name)
 
@@ -228,6 +233,32 @@ class Scheduler:
                 await asyncio.to_thread(claim.release)
             else:
                 await asyncio.to_thread(claim.finish)
+
+    async def _copy(self, name: str, remote: str, backup_id: str) -> None:
+        """Copy the new backup off-host; a failure is logged as an error (the operator's
+        alert) and never fails the backup before it."""
+        try:
+            (outcome,) = await run_copy(
+                self.config, self.repo, remote, [backup_id], self._job_log(name)
+            )
+        except (LifeboatError, OSError) as exc:
+            self.log(
+                "copy.failed",
+                level="error",
+                schedule=name,
+                backup=backup_id,
+                remote=remote,
+                error=describe_error(exc),
+            )
+            return
+        self.log(
+            "copy.finished",
+            schedule=name,
+            backup=backup_id,
+            remote=remote,
+            bytes=outcome.bytes_sent,
+            files=len(outcome.sent),
+        )
 
     async def _prune(self, name: str) -> None:
         """Prune by policy; a failure is logged and never fails the backup before it. The

@@ -5,6 +5,7 @@ pieces are named and never become a backup."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import subprocess
@@ -14,9 +15,10 @@ from pathlib import Path
 import boto3
 import pytest
 from cli_run import lifeboat, write_config
-from helpers import EventLog, command_source, config_text
+from helpers import EventLog, Log, command_source, config_text
 from s3_server import BUCKET, S3Server, s3_remote_toml
 from sshd import SSHTestServer
+from timing import DEADLINE, until
 
 from engine.config.load import parse_config
 from engine.config.model import Config
@@ -28,6 +30,8 @@ from engine.offsite.listing import list_remote
 from engine.offsite.remote import RemoteError, backup_key
 from engine.repo.manifest import Manifest
 from engine.repo.repository import Repository
+from engine.schedule.daemon import Scheduler
+from engine.schedule.ticks import local_claimer
 
 DUMP = bytes(range(256)) * 80_000  # 20 MB: three S3 parts
 PREFIX = "prod"
@@ -245,3 +249,36 @@ async def test_a_full_remote_disk_is_said_and_leaves_nothing_half_written(
         await run_copy(config, repo, "offsite", [manifest.id], EventLog().emit)
     assert "free space there or prune its copies" in str(full.value)
     assert [p.name for p in small_disk.rglob("*") if p.is_file()] == []
+
+
+async def test_a_scheduled_backup_is_copied_to_s3_and_sftp_by_itself(
+    asyncssh_server: SSHTestServer, s3: S3Server, tmp_path: Path
+) -> None:
+    broken = s3_remote_toml(s3, name="broken").replace(BUCKET, "no-such-bucket")
+    remotes = s3_remote_toml(s3) + sftp_remote_toml(tmp_path / "vault").replace(
+        "[remotes.offsite]", "[remotes.vault]"
+    )
+    schedule = '[schedules.tick]\ncron = "* * * * * *"\ncopy_to = ["offsite", "broken", "vault"]\n'
+    repo = Repository.open(tmp_path / "repo")
+    sources = command_source("db", ["echo", "scheduled"])
+    config = parse_config(
+        config_text(asyncssh_server, repo.path, sources) + remotes + broken + schedule
+    )
+    log = Log()
+    daemon = Scheduler(config, repo, local_claimer(repo, "tester"), log, "test")
+    task = asyncio.create_task(daemon.run())
+    try:
+        await until(lambda: len(log.events("copy.finished")) >= 2, "two copies")
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, DEADLINE)
+    (backup_id, *_) = [record["backup"] for record in log.events("backup.finished")]
+    copies = [(r["remote"], r["backup"]) for r in log.events("copy.finished")]
+    assert copies[:2] == [("offsite", backup_id), ("vault", backup_id)]
+    (failed, *_) = log.events("copy.failed")
+    assert (failed["remote"], failed["level"]) == ("broken", "error")
+    assert "bucket no-such-bucket does not exist" in failed["error"]
+    assert not log.events("backup.failed")
+    for remote in ("offsite", "vault"):
+        async with connected(config, remote) as connection:
+            assert backup_id in [m.id for m in (await list_remote(connection)).manifests]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import command_source, config_text
+from helpers import Log, command_source, config_text
 from sshd import SSHTestServer
 from timing import DEADLINE, LEASE_TTL, until
 
@@ -29,16 +29,6 @@ from engine.schedule.status import ScheduleState, read_state, write_state
 from engine.schedule.ticks import local_claimer
 
 LIFEBOAT = str(Path(sys.executable).with_name("lifeboat"))
-
-
-class Log(list[dict[str, Any]]):
-    """The scheduler's log records, as the JSON log would carry them."""
-
-    def __call__(self, event: str, level: str = "info", **fields: Any) -> None:
-        self.append({"event": event, "level": level, **json.loads(json.dumps(fields, default=str))})
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        return [record for record in self if record["event"] == name]
 
 
 def schedule_config(

@@ -167,3 +167,13 @@ kind = "advice"
 title = "Relax"
 text = "Nothing to restore."
 """
+
+
+class Log(list[dict[str, Any]]):
+    """The scheduler's log records, as the JSON log would carry them."""
+
+    def __call__(self, event: str, level: str = "info", **fields: Any) -> None:
+        self.append({"event": event, "level": level, **json.loads(json.dumps(fields, default=str))})
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [record for record in self if record["event"] == name]
