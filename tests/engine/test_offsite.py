@@ -28,12 +28,14 @@ from engine.offsite.copy import run_copy
 from engine.offsite.fetch import fetch_from
 from engine.offsite.listing import list_remote
 from engine.offsite.remote import RemoteError, backup_key
+from engine.offsite.verify import last_full_read, last_reads, verify_remote
 from engine.repo.manifest import Manifest
 from engine.repo.repository import Repository
 from engine.schedule.daemon import Scheduler
 from engine.schedule.ticks import local_claimer
 
 DUMP = bytes(range(256)) * 80_000  # 20 MB: three S3 parts
+SMALL = bytes(range(256)) * 1000
 PREFIX = "prod"
 
 
@@ -50,10 +52,12 @@ def remote_toml(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return sftp_remote_toml(tmp_path / "vault")
 
 
-def make(server: SSHTestServer, tmp_path: Path, remote: str, repo: str = "repo") -> Config:
+def make(
+    server: SSHTestServer, tmp_path: Path, remote: str, repo: str = "repo", data: bytes = DUMP
+) -> Config:
     dump = tmp_path / "dump.bin"
     if not dump.exists():
-        dump.write_bytes(DUMP)
+        dump.write_bytes(data)
     sink = tmp_path / "restored.bin"
     sources = command_source("db", ["cat", str(dump)], ["sh", "-c", f"cat > {sink}"])
     return parse_config(config_text(server, tmp_path / repo, sources) + remote)
@@ -162,7 +166,7 @@ async def test_the_bastion_lost_case_through_the_cli(
     openssh_server: SSHTestServer, s3: S3Server, tmp_path: Path
 ) -> None:
     dump = tmp_path / "dump.bin"
-    dump.write_bytes(DUMP)
+    dump.write_bytes(SMALL)
     sink = tmp_path / "restored.bin"
     sources = command_source("db", ["cat", str(dump)], ["sh", "-c", f"cat > {sink}"])
     remote = s3_remote_toml(s3)
@@ -187,7 +191,7 @@ async def test_the_bastion_lost_case_through_the_cli(
         config=replacement,
     )  # fmt: skip
     assert restored.rc == 0, restored.stdout + restored.stderr
-    assert sink.read_bytes() == DUMP
+    assert sink.read_bytes() == SMALL
 
 
 async def test_s3_problems_are_each_one_clear_message(s3: S3Server, tmp_path: Path) -> None:
@@ -282,3 +286,43 @@ async def test_a_scheduled_backup_is_copied_to_s3_and_sftp_by_itself(
     for remote in ("offsite", "vault"):
         async with connected(config, remote) as connection:
             assert backup_id in [m.id for m in (await list_remote(connection)).manifests]
+
+
+async def test_verify_remote_reads_back_a_rotating_sample_and_names_damage(
+    openssh_server: SSHTestServer, remote_toml: str, tmp_path: Path
+) -> None:
+    config = make(openssh_server, tmp_path, remote_toml, data=SMALL)
+    repo = Repository.open(config.repository.path)
+    ids = [(await run_backup(config, repo, BackupRequest(), EventLog().emit)).id for _ in range(4)]
+    await run_copy(config, repo, "offsite", ids, EventLog().emit)
+    seen: list[str] = []
+    async with connected(config, "offsite") as remote:
+        for _ in range(4):  # 25%: one file a run, each read once in four runs
+            result = await verify_remote(repo, remote, EventLog().emit, sample=0.25)
+            assert (result.ok, result.files_read, result.files_left) == (True, 1, 3)
+            seen += [key for key in last_reads(repo, "offsite") if key not in seen]
+        assert len(seen) == 4
+        listing = await list_remote(remote)
+        reads = last_reads(repo, "offsite")
+        assert all(last_full_read(m, reads) for m in listing.manifests)
+
+        flipped = bytearray(SMALL)
+        flipped[7] ^= 1
+        tamper(remote_toml, tmp_path, backup_key(ids[2], "db.out"), bytes(flipped))
+        result = await verify_remote(repo, remote, EventLog().emit)
+        assert result.files_read == 4
+        (problem,) = result.problems
+        assert problem.startswith(f"{ids[2]}/db.out on offsite: sha256 mismatch")
+        reads = last_reads(repo, "offsite")
+        damaged = next(m for m in (await list_remote(remote)).manifests if m.id == ids[2])
+        assert last_full_read(damaged, reads) is None
+
+    config_file = write_config(
+        tmp_path / "c.toml", config_text(openssh_server, repo.path, "") + remote_toml
+    )
+    ran = await lifeboat("backup", "verify", "--remote", "offsite", "--all", config=config_file)
+    assert ran.rc == 1
+    assert f"{ids[2]}/db.out on offsite: sha256 mismatch" in ran.stdout
+    listed = await lifeboat("backup", "list", "--remote", "offsite", config=config_file)
+    assert f"{ids[2]}  never read back whole" in listed.stdout
+    assert f"{ids[0]}  read back whole 20" in listed.stdout

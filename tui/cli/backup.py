@@ -13,6 +13,7 @@ from engine.events import Emit
 from engine.jobs import BackupRequest, run_backup, run_verify
 from engine.offsite.connect import connected
 from engine.offsite.listing import RemoteListing, list_remote
+from engine.offsite.verify import RemoteVerifyResult, last_full_read, last_reads, verify_remote
 from engine.repo import leftovers
 from engine.repo.manifest import Manifest
 from engine.repo.retention import Decision, PrunePlan, delete_backup, prune
@@ -30,6 +31,27 @@ from tui.cli.progress import make_renderer
 from tui.format import age, human_size
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+class Percent(click.ParamType):  # type: ignore[type-arg]
+    """A share such as ``10%`` or ``0.1``, above 0 and at most 100%."""
+
+    name = "percent"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        text = str(value).strip()
+        try:
+            share = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        except ValueError:
+            self.fail(f"{text!r} is not a share like 10% or 0.1", param, ctx)
+        if not 0 < share <= 1:
+            self.fail(f"{text!r} is not above 0% and at most 100%", param, ctx)
+        return share
+
+
+SAMPLE = Percent()
 
 
 @click.group()
@@ -69,7 +91,20 @@ def backup_list(state: CliState, remote: str | None, as_json: bool) -> None:
     """List backups, newest first; damaged ones are named on stderr, with the reason."""
     if remote is not None:
         listing = run_async(remote_listing(state.config(), remote))
+        reads = last_reads(state.repository(), remote)
+        read_back = {m.id: last_full_read(m, reads) for m in listing.manifests}
+        if as_json:
+            for problem in listing.problems:
+                click.echo(f"lifeboat: warning: {problem}", err=True)
+            print_json(
+                [m.model_dump(mode="json") | {"last_full_read": read_back[m.id]}
+                 for m in listing.manifests]
+            )  # fmt: skip
+            return
         _print_list(listing.manifests, listing.problems, as_json, f"{remote} holds no copy yet")
+        for backup_id, at in read_back.items():
+            said = f"read back whole {at}" if at else "never read back whole"
+            click.echo(f"{backup_id}  {said}")
         return
     repo = state.repository()
     manifests, errors = repo.list_backups()
@@ -177,17 +212,37 @@ def describe(m: Manifest) -> str:
 @click.argument("backup_id", metavar="ID", required=False)
 @click.option("--all", "verify_all", is_flag=True, help="Verify every backup.")
 @identity_option
+@click.option("--remote", metavar="NAME", help="Read back the copies a [remotes.NAME] holds.")
+@click.option(
+    "--sample",
+    metavar="PERCENT",
+    type=SAMPLE,
+    help="With --remote: read back this share of the bytes, least recently read first.",
+)
 @json_option
 @pass_state
 def backup_verify(
-    state: CliState, backup_id: str | None, verify_all: bool, identity: str | None, as_json: bool
+    state: CliState,
+    backup_id: str | None,
+    verify_all: bool,
+    identity: str | None,
+    remote: str | None,
+    sample: float | None,
+    as_json: bool,
 ) -> int:
     """Check sizes, sha256 and structure of a backup's files (exit 1 if anything is wrong).
 
     An encrypted backup's files are decrypted and checked through with an identity
-    (--identity or $LIFEBOAT_AGE_IDENTITY); without one, only what is stored is checked."""
+    (--identity or $LIFEBOAT_AGE_IDENTITY); without one, only what is stored is checked.
+    With --remote, the copies there are read back and checked against their manifests."""
     if verify_all == (backup_id is not None):
         raise UsageError("give either a backup ID or --all")
+    if sample is not None and remote is None:
+        raise UsageError("--sample goes with --remote")
+    if remote is not None:
+        return _verify_remote(
+            state, remote, None if verify_all else [backup_id or ""], sample, as_json
+        )
     keyring = keyring_for(identity)
     repo = state.repository()
     ids = repo.backup_ids() if verify_all else [repo.resolve(backup_id or "")]
@@ -229,6 +284,31 @@ def backup_verify(
                     "--identity to decrypt and check their content too"
                 )
     return 0 if all(r.ok for r in results) else 1
+
+
+def _verify_remote(
+    state: CliState, remote: str, ids: list[str] | None, sample: float | None, as_json: bool
+) -> int:
+    repo = state.repository()
+
+    async def verifying(emit: Emit) -> RemoteVerifyResult:
+        async with connected(state.config(), remote) as connection:
+            return await verify_remote(repo, connection, emit, ids, sample)
+
+    with make_renderer(as_json) as renderer:
+        result = run_async(verifying(renderer.emit))
+    if as_json:
+        print_json(result.__dict__ | {"ok": result.ok})
+    else:
+        verdict = "OK" if result.ok else "FAILED"
+        click.echo(
+            f"{remote}: {verdict}: read back {result.files_read} file(s), "
+            f"{human_size(result.bytes_read)}, of {result.backups} copie(s)"
+            + (f"; {result.files_left} file(s) left for later runs" if result.files_left else "")
+        )
+        for problem in result.problems:
+            click.echo(f"  {problem}")
+    return 0 if result.ok else 1
 
 
 @backup.command("prune")
