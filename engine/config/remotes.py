@@ -46,7 +46,11 @@ def _prefix(value: str) -> str:
 class _RemoteBase(BaseModel):
     model_config = MODEL_CONFIG
     retention: RetentionConfig | None = None
-    """This remote's own prune policy (default: copies are kept until removed by hand)."""
+    """This remote's own prune policy, periods in UTC (default: copies are kept until removed
+    by hand); ``lifeboat backup prune --remote NAME`` applies it."""
+    prune_last_copy: StrictBool = Field(False, examples=[True])
+    """Let the policy remove a copy even when it is the last copy of that backup anywhere
+    (default: such a copy is kept, and the prune says why)."""
 
 
 class S3RemoteConfig(_RemoteBase):

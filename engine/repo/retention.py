@@ -112,9 +112,20 @@ def plan_prune(
     protected = _protections(ordered, verified, drilled)
     decisions: dict[str, Decision] = {}
     for policy, members in _groups(config, ordered).values():
-        for decision in _decide_group(config, policy, members, protected, keep_last):
+        pins = (*config.retention.pin, *policy.rules.pin)
+        for decision in _decide_group(policy, members, protected, keep_last, pins):
             decisions[decision.manifest.id] = decision
     return PrunePlan(tuple(decisions[m.id] for m in ordered))
+
+
+def plan_copies(
+    name: str, table: str, rules: RetentionConfig, manifests: Sequence[Manifest]
+) -> PrunePlan:
+    """Which of a remote's copies its own policy ``rules`` (``[table]``, periods in UTC)
+    keeps, with the same reasons as a local prune; ``name`` names the policy in them."""
+    ordered = sorted(manifests, key=lambda m: (_utc(m.created_at), m.id), reverse=True)
+    policy = _Policy(name, table, rules, UTC)
+    return PrunePlan(tuple(_decide_group(policy, ordered, {}, None, rules.pin)))
 
 
 def prune(
@@ -188,16 +199,16 @@ def _groups(
 
 
 def _decide_group(
-    config: Config,
     policy: _Policy,
     members: Sequence[Manifest],
     protected: Mapping[str, Sequence[str]],
     keep_last: int | None,
+    pins: Sequence[str],
 ) -> Iterator[Decision]:
     """One decision per member of a group (newest first)."""
     rules = policy.rules if keep_last is None else RetentionConfig(keep_last=keep_last)
     kept = _kept_by_rules(rules, members, policy.zone)
-    pins = tuple(dict.fromkeys((*config.retention.pin, *policy.rules.pin)))
+    pins = tuple(dict.fromkeys(pins))
     for manifest in members:
         reasons = [*kept[manifest.id], *_pinned(manifest, pins), *protected.get(manifest.id, ())]
         if not rules.has_rules:

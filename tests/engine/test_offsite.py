@@ -29,8 +29,10 @@ from engine.offsite.fetch import fetch_from
 from engine.offsite.listing import list_remote
 from engine.offsite.remote import RemoteError, backup_key
 from engine.offsite.verify import last_full_read, last_reads, verify_remote
+from engine.repo import audit
 from engine.repo.manifest import Manifest
 from engine.repo.repository import Repository
+from engine.repo.retention import delete_backup
 from engine.schedule.daemon import Scheduler
 from engine.schedule.ticks import local_claimer
 
@@ -326,3 +328,46 @@ async def test_verify_remote_reads_back_a_rotating_sample_and_names_damage(
     listed = await lifeboat("backup", "list", "--remote", "offsite", config=config_file)
     assert f"{ids[2]}  never read back whole" in listed.stdout
     assert f"{ids[0]}  read back whole 20" in listed.stdout
+
+
+async def test_a_remote_prunes_by_its_own_policy_and_keeps_the_last_copy_anywhere(
+    openssh_server: SSHTestServer, s3: S3Server, tmp_path: Path
+) -> None:
+    policy = "[remotes.offsite.retention]\nkeep_last = 1\n"
+    config = make(openssh_server, tmp_path, s3_remote_toml(s3) + policy, data=SMALL)
+    repo = Repository.open(config.repository.path)
+    ids = [(await run_backup(config, repo, BackupRequest(), EventLog().emit)).id for _ in range(3)]
+    await run_copy(config, repo, "offsite", ids, EventLog().emit)
+    delete_backup(repo, ids[0], "tester")  # the oldest now lives on the remote only
+
+    text = config_text(openssh_server, repo.path, "") + s3_remote_toml(s3) + policy
+    config_file = write_config(tmp_path / "c.toml", text)
+    planned = await lifeboat(
+        "backup", "prune", "--remote", "offsite", "--dry-run", config=config_file
+    )
+    assert planned.rc == 0, planned.stderr
+    lines = {
+        line.split()[1]: line
+        for line in planned.stdout.splitlines()
+        if line[:4] in ("keep", "remo")
+    }
+    assert lines[ids[2]].startswith("keep")
+    assert "last 1" in lines[ids[2]]
+    assert lines[ids[1]].startswith("remove")
+    assert "no rule of remotes.offsite.retention keeps it" in lines[ids[1]]
+    assert lines[ids[0]].startswith("keep")
+    assert "the last copy anywhere" in lines[ids[0]]
+
+    done = await lifeboat("backup", "prune", "--remote", "offsite", config=config_file)
+    assert done.rc == 0, done.stderr
+    async with connected(config, "offsite") as remote:
+        assert sorted(m.id for m in (await list_remote(remote)).manifests) == [ids[0], ids[2]]
+    pruned = [e for e in audit.entries(repo.path) if e["action"] == "remote.prune"]
+    assert [(e["remote"], e["backup"]) for e in pruned] == [("offsite", ids[1])]
+
+    anyway = text.replace("path_style = true\n", "path_style = true\nprune_last_copy = true\n")
+    write_config(tmp_path / "c.toml", anyway)
+    done = await lifeboat("backup", "prune", "--remote", "offsite", config=config_file)
+    assert done.rc == 0, done.stderr
+    async with connected(parse_config(anyway), "offsite") as remote:
+        assert [m.id for m in (await list_remote(remote)).manifests] == [ids[2]]

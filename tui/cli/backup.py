@@ -13,6 +13,7 @@ from engine.events import Emit
 from engine.jobs import BackupRequest, run_backup, run_verify
 from engine.offsite.connect import connected
 from engine.offsite.listing import RemoteListing, list_remote
+from engine.offsite.prune import prune_remote
 from engine.offsite.verify import RemoteVerifyResult, last_full_read, last_reads, verify_remote
 from engine.repo import leftovers
 from engine.repo.manifest import Manifest
@@ -319,13 +320,26 @@ def _verify_remote(
     help="Keep the N newest of each group instead of the configured rules.",
 )
 @click.option("--dry-run", is_flag=True, help="Only show what would be removed.")
+@click.option(
+    "--remote", metavar="NAME", help="Prune the copies on [remotes.NAME] by its own policy."
+)
 @json_option
 @pass_state
-def backup_prune(state: CliState, keep: int | None, dry_run: bool, as_json: bool) -> None:
-    """Remove the backups no retention rule keeps (never anything that is not a backup)."""
+def backup_prune(
+    state: CliState, keep: int | None, dry_run: bool, remote: str | None, as_json: bool
+) -> None:
+    """Remove the backups no retention rule keeps (never anything that is not a backup).
+
+    With --remote, the copies there, by [remotes.NAME.retention]; the last copy of a backup
+    anywhere is kept unless the remote's prune_last_copy says otherwise."""
     config = state.config()
     repo = state.repository()
-    plan = prune(config, repo, config.operator, dry_run=dry_run, keep_last=keep)
+    if remote is not None:
+        if keep is not None:
+            raise UsageError("--keep goes with a local prune; a remote follows its own policy")
+        plan = run_async(prune_remote(config, repo, remote, dry_run=dry_run))
+    else:
+        plan = prune(config, repo, config.operator, dry_run=dry_run, keep_last=keep)
     if as_json:
         print_json(prune_json(plan, dry_run))
         return
