@@ -26,6 +26,7 @@ from engine.drill import history
 from engine.drill.history import DrillRecord
 from engine.durations import format_duration
 from engine.errors import BackupNotFoundError, ManifestError
+from engine.offsite.copies import CopyRecord, off_host
 from engine.repo import leftovers, locks
 from engine.repo.leftovers import Leftover
 from engine.repo.manifest import Manifest, iso_z, utc_now
@@ -45,6 +46,16 @@ class RpoState(Enum):
 
 
 @dataclass(frozen=True)
+class OffsiteStatus:
+    """A tier's newest off-host copy: which backup, on which remotes, how old."""
+
+    copy: CopyRecord | None
+    remotes: tuple[str, ...]
+    age: timedelta | None
+    state: RpoState
+
+
+@dataclass(frozen=True)
 class TierStatus:
     name: str
     tier: TierConfig
@@ -53,6 +64,11 @@ class TierStatus:
     state: RpoState
     last_verify: VerifyRecord | None
     last_drill: DrillRecord | None = None  # newest drill that restored every source of the tier
+    offsite: OffsiteStatus | None = None  # None: no [remotes] are configured
+
+    @property
+    def offsite_rpo(self) -> timedelta:
+        return self.tier.offsite_rpo or self.tier.rpo
 
     @property
     def rto_met(self) -> bool | None:
@@ -88,10 +104,11 @@ def tier_statuses(
     verifications: dict[str, VerifyRecord],
     now: datetime | None = None,
     drills: Sequence[DrillRecord] = (),
+    copies: Sequence[CopyRecord] = (),
 ) -> list[TierStatus]:
     """One status per configured tier; ``manifests`` newest first, read only as far as needed
     (a lazy ``Repository.iter_backups()`` stops once every tier is covered); ``drills``
-    newest first."""
+    newest first; ``copies`` (off-host, newest first) judge each tier's off-host RPO."""
     moment = now or utc_now()
     newest: dict[str, Manifest] = {}
     for manifest in manifests:
@@ -113,9 +130,21 @@ def tier_statuses(
                 state=rpo_state(age, tier.rpo),
                 last_verify=verifications.get(last.id) if last else None,
                 last_drill=next((d for d in drills if set(tier.sources) <= set(d.sources)), None),
+                offsite=_offsite(tier, copies, moment) if config.remotes else None,
             )
         )
     return statuses
+
+
+def _offsite(tier: TierConfig, copies: Sequence[CopyRecord], moment: datetime) -> OffsiteStatus:
+    """The newest copy (``copies`` newest first) holding every source of ``tier``."""
+    rpo = tier.offsite_rpo or tier.rpo
+    newest = next((c for c in copies if set(tier.sources) <= set(c.scope)), None)
+    if newest is None:
+        return OffsiteStatus(None, (), None, rpo_state(None, rpo))
+    remotes = tuple(sorted(c.remote for c in copies if c.backup == newest.backup))
+    age = moment - newest.finished_at
+    return OffsiteStatus(newest, remotes, age, rpo_state(age, rpo))
 
 
 @dataclass(frozen=True)
@@ -151,6 +180,17 @@ class StatusReport:
                 )
                 lines.append(
                     f"tier {tier.name}: RPO {format_duration(tier.tier.rpo)} breached ({ago})"
+                )
+            offsite = tier.offsite
+            if offsite is not None and offsite.state is RpoState.BREACH:
+                ago = (
+                    f"newest off-host copy {format_duration(offsite.age)} old"
+                    if offsite.age is not None
+                    else "no off-host copy; `lifeboat copy --missing --to NAME` makes one"
+                )
+                lines.append(
+                    f"tier {tier.name}: off-host RPO {format_duration(tier.offsite_rpo)} "
+                    f"breached ({ago})"
                 )
         lines.extend(f"schedule {s.name}: {p}" for s in self.schedules if (p := s.problem()))
         lines.extend(self.damaged)
@@ -311,7 +351,9 @@ def gather(
     moment = now or utc_now()
     damaged: list[ManifestError] = []
     shown = (facts or BackupFacts()).shown(config, repo, damaged)
-    tiers = tier_statuses(config, shown, repo.verifications(), moment, history.load(repo.path))
+    tiers = tier_statuses(
+        config, shown, repo.verifications(), moment, history.load(repo.path), off_host(repo)
+    )
     schedules = schedule_statuses(config, repo, shown, moment)
     by_backup = {str(e.backup_id): str(e) for e in [*damaged, *repo.unsound()]}
     return StatusReport(
@@ -337,6 +379,20 @@ def tier_dict(status: TierStatus) -> dict[str, Any]:
         "last_drill": drill.id if drill else None,
         "drill_restore_seconds": drill.restore_seconds if drill else None,
         "rto_met": status.rto_met,
+        "offsite": _offsite_dict(status),
+    }
+
+
+def _offsite_dict(status: TierStatus) -> dict[str, Any] | None:
+    offsite = status.offsite
+    if offsite is None:
+        return None
+    return {
+        "state": offsite.state.value,
+        "rpo_seconds": status.offsite_rpo.total_seconds(),
+        "age_seconds": offsite.age.total_seconds() if offsite.age is not None else None,
+        "last_copy": offsite.copy.backup if offsite.copy else None,
+        "remotes": list(offsite.remotes),
     }
 
 

@@ -85,6 +85,9 @@ class TierConfig(BaseModel):
     """Longest a restore of the tier may take (measured by drills)."""
     sources: tuple[NonEmptyStr, ...] = Field(min_length=1, examples=[["mongo", "config"]])
     """Names of the ``[sources]`` the tier covers."""
+    offsite_rpo: Duration | None = Field(None, examples=["48h"])
+    """How fresh the newest off-host copy (``[remotes]``) must be, when it differs from
+    ``rpo``; judged only when remotes are configured."""
 
 
 class RunbooksConfig(BaseModel):

@@ -17,6 +17,7 @@ from pathlib import Path
 from engine.config.model import Config
 from engine.events import Emit, JobFinished, JobStarted, LogLine, ProgressMeter, StageChanged
 from engine.offsite.connect import connected
+from engine.offsite.copies import record_copy
 from engine.offsite.remote import Remote, backup_key
 from engine.repo.confined import open_confined
 from engine.repo.manifest import MAX_MANIFEST_BYTES, Manifest
@@ -51,6 +52,7 @@ async def copy_backups(
             emit(LogLine(STAGE, "error", f"{backup_id} to {remote.name}: {exc}"))
             emit(JobFinished(backup_id, ok=False))
             raise
+        record_copy(repo, remote.name, manifest)
         emit(JobFinished(backup_id, ok=True))
         outcomes.append(outcome)
     return outcomes

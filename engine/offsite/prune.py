@@ -13,6 +13,7 @@ from dataclasses import replace
 from engine.config.model import Config
 from engine.errors import LifeboatError, UsageError
 from engine.offsite.connect import connected, remote_config
+from engine.offsite.copies import record_copy
 from engine.offsite.listing import list_remote
 from engine.repo import audit
 from engine.repo.repository import Repository
@@ -38,6 +39,7 @@ async def prune_remote(config: Config, repo: Repository, name: str, *, dry_run: 
             for decision in plan.decisions:
                 if not decision.keep:
                     await remote.delete_backup(decision.manifest.id)
+                    record_copy(repo, name, decision.manifest, removed=True)
                     audit.record(
                         repo.path,
                         config.operator,

@@ -10,6 +10,7 @@ import hashlib
 import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import boto3
@@ -35,6 +36,7 @@ from engine.repo.repository import Repository
 from engine.repo.retention import delete_backup
 from engine.schedule.daemon import Scheduler
 from engine.schedule.ticks import local_claimer
+from engine.status import RpoState, gather
 
 DUMP = bytes(range(256)) * 80_000  # 20 MB: three S3 parts
 SMALL = bytes(range(256)) * 1000
@@ -371,3 +373,29 @@ async def test_a_remote_prunes_by_its_own_policy_and_keeps_the_last_copy_anywher
     assert done.rc == 0, done.stderr
     async with connected(parse_config(anyway), "offsite") as remote:
         assert [m.id for m in (await list_remote(remote)).manifests] == [ids[2]]
+
+
+async def test_status_judges_each_tier_by_its_newest_off_host_copy(
+    asyncssh_server: SSHTestServer, s3: S3Server, tmp_path: Path
+) -> None:
+    tier = '[tiers.core]\nrpo = "24h"\nrto = "1h"\nsources = ["db"]\noffsite_rpo = "48h"\n'
+    config = make(asyncssh_server, tmp_path, s3_remote_toml(s3) + tier, data=SMALL)
+    repo = Repository.open(config.repository.path)
+    manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
+
+    (before,) = gather(config, repo).tiers
+    assert before.offsite is not None
+    assert before.offsite.state is RpoState.BREACH
+    (problem,) = gather(config, repo).problems
+    assert problem == (
+        "tier core: off-host RPO 2d breached (no off-host copy; `lifeboat copy --missing "
+        "--to NAME` makes one)"
+    )
+    await run_copy(config, repo, "offsite", [manifest.id], EventLog().emit)
+    report = gather(config, repo)
+    (after,) = report.tiers
+    assert after.offsite is not None
+    assert (after.offsite.state, after.offsite.remotes) == (RpoState.OK, ("offsite",))
+    assert report.problems == []
+    later = gather(config, repo, now=manifest.finished_at + timedelta(days=3))
+    assert "tier core: off-host RPO 2d breached (newest off-host copy 3d old)" in later.problems

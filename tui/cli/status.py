@@ -66,4 +66,15 @@ def describe_tier(tier: TierStatus, report: StatusReport) -> str:
         verdict = "met" if tier.rto_met else "OVER"
         rto = f"drill {seconds_text(drill.restore_seconds)} ({verdict})"
     rto_text = f"RTO {format_duration(tier.tier.rto)}: {rto}"
-    return f"{tier.name}: {state[tier.state]}, {last} (RPO {rpo}); {rto_text}"
+    line = f"{tier.name}: {state[tier.state]}, {last} (RPO {rpo}); {rto_text}"
+    offsite = tier.offsite
+    if offsite is not None:
+        where = (
+            f"{age(offsite.copy.finished_at, report.at)} on {', '.join(offsite.remotes)}"
+            if offsite.copy
+            else "no copy"
+        )
+        line += (
+            f"; off-host {state[offsite.state]}, {where} (RPO {format_duration(tier.offsite_rpo)})"
+        )
+    return line

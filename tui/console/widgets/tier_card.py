@@ -64,7 +64,25 @@ class TierCard(Widget):
 
     def lines(self) -> list[Text]:
         joined, state, age, backup, drill = self._parts()
-        return [joined, backup, drill] if self.three_lines else [state, age, backup, drill]
+        lines = [joined, backup, drill] if self.three_lines else [state, age, backup, drill]
+        offsite = self._offsite_line(self.app.theme_variables)
+        return lines if offsite is None else [*lines, offsite]
+
+    def _offsite_line(self, colours: dict[str, str]) -> Text | None:
+        """The newest off-host copy's age (only when remotes are configured)."""
+        status = self.status
+        offsite = status.offsite
+        if offsite is None:
+            return None
+        style = (
+            ""
+            if offsite.state.value == "ok"
+            else f"bold {colours.get('rpo-' + offsite.state.value)}"
+        )
+        if offsite.age is None:
+            return Text("no off-host copy", style=style)
+        where = ", ".join(offsite.remotes)
+        return Text(f"off-host {format_duration(offsite.age)} ago ({where})", style=style)
 
     def _parts(self) -> tuple[Text, Text, Text, Text, Text]:
         status = self.status
