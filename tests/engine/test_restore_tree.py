@@ -92,6 +92,12 @@ class Expected:
 
 # Every path through the built-in tree, keyed by a readable id.
 PATHS = {
+    "bastion-lost": Expected(
+        {"scenario": "bastion-lost"},
+        "bastion-lost",
+        "Restore from an off-host copy, on a new bastion",
+        command="lifeboat repo init && lifeboat backup list --remote NAME",
+    ),
     "controller-died": Expected(
         {"scenario": "controller-died"},
         "failover",
