@@ -64,3 +64,11 @@ def off_host(repo: Repository) -> list[CopyRecord]:
         else:
             held[key] = record
     return sorted(held.values(), key=lambda r: (r.finished_at, r.backup), reverse=True)
+
+
+def copies_by_backup(repo: Repository) -> dict[str, tuple[str, ...]]:
+    """Backup id -> the remotes holding its copy, as Lifeboat made them."""
+    found: dict[str, list[str]] = {}
+    for record in off_host(repo):
+        found.setdefault(record.backup, []).append(record.remote)
+    return {backup: tuple(sorted(remotes)) for backup, remotes in found.items()}

@@ -226,6 +226,14 @@ class LifeboatApp(App[None]):
             lambda emit: run_restore(self.config, self.repository, request, emit),
         )
 
+    def start_copy(self, backup_id: str, remote: str) -> str:
+        """Copy a backup to ``[remotes.<remote>]`` (files first, the manifest last)."""
+        from engine.offsite.copy import run_copy
+
+        return self._start(
+            "copy", lambda emit: run_copy(self.config, self.repository, remote, [backup_id], emit)
+        )
+
     def start_drill(self, request: DrillRequest) -> str:
         """Seed, back up, destroy, restore and check the drill sources; records the verdict."""
         from engine.drill.run import run_drill

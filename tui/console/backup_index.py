@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from engine.errors import ManifestError
+from engine.offsite.copies import copies_by_backup
 from engine.repo.manifest import Manifest
 from engine.repo.repository import Repository, VerifyRecord
 from engine.restore.scenario import covers
@@ -87,6 +88,7 @@ class BackupIndex:
         self.repo = repo
         self.order: list[str] = []  # every id on disk at the last refresh, newest first
         self.verifications: dict[str, VerifyRecord] = {}
+        self.copies: dict[str, tuple[str, ...]] = {}  # backup id -> remotes holding a copy
         self.problems: list[str] = []  # one per damaged backup ever seen, oldest first
         self._rows: dict[str, BackupRow] = {}
         self.failure: str | None = None  # why the last refresh stopped before reading all
@@ -98,6 +100,7 @@ class BackupIndex:
         first (damaged ones are read again: they may have been repaired)."""
         self.failure = None
         self.verifications = self.repo.verifications()
+        self.copies = copies_by_backup(self.repo)
         self.order = self.repo.backup_ids()
         present = set(self.order)
         for gone in [i for i in self._rows if i not in present]:

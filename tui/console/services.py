@@ -75,6 +75,9 @@ class Services(Protocol):
 
     def start_drill(self, request: DrillRequest) -> str: ...
 
+    def start_copy(self, backup_id: str, remote: str) -> str:
+        """Copy a backup to ``[remotes.<remote>]``."""
+
     def cancel_job(self, key: str) -> None: ...
 
     def notify_problem(

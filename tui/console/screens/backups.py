@@ -26,7 +26,7 @@ from textual.worker import Worker, WorkerState
 from engine.errors import BackupNotFoundError, ManifestError, describe_error
 from engine.repo.manifest import Manifest
 from engine.repo.retention import delete_backup
-from tui.console.screens.modals import TypedConfirmModal, worker_named, wrapped
+from tui.console.screens.modals import ChoiceModal, TypedConfirmModal, worker_named, wrapped
 from tui.console.screens.wizard import open_wizard
 from tui.console.services import Services, services
 from tui.console.widgets.backup_detail import BackupDetail
@@ -59,6 +59,7 @@ class BackupsScreen(Screen[None]):
         Binding("r", "restore", "Restore"),
         Binding("c", "checklist", "Checklist"),  # k is the list's vi-style up
         Binding("x,delete", "delete", "Delete", key_display="x/del"),
+        Binding("o", "copy", "Copy off-host", show=False),  # the detail pane says so
         Binding("enter", "detail", "Detail", show=False),
         Binding("escape", "back", "Back"),
     ]
@@ -261,7 +262,11 @@ class BackupsScreen(Screen[None]):
             job = state if state.running else None
             if worker.state == WorkerState.ERROR and worker.error is not None:
                 error = f"the verify could not run: {describe_error(worker.error)}"
-        detail.show(manifest, verify, job, error)
+        copies = self.lifeboat.backups.copies.get(manifest.id, ())
+        detail.show(manifest, verify, job, error, copies=copies if self._remotes() else None)
+
+    def _remotes(self) -> list[str]:
+        return list(self.lifeboat.config.remotes)
 
     def _job_changed(self, key: str) -> None:
         worker = self._jobs.get(self.query_one(BackupList).highlighted or "")
@@ -345,6 +350,32 @@ class BackupsScreen(Screen[None]):
         with repo.write_hook.batch(warnings.append):
             delete_backup(repo, backup_id, self.lifeboat.config.operator)
         return backup_id, warnings
+
+    def action_copy(self) -> None:
+        """Copy the highlighted backup to a remote (asked for when there are several)."""
+        manifest = self._current()
+        if manifest is None:
+            return
+        remotes = self._remotes()
+        if not remotes:
+            self.lifeboat.notify_problem(
+                "no [remotes] are configured: add one (README, Off-host copies) to copy backups "
+                "off this machine",
+                cause="copy",
+                timeout=15,
+            )
+            return
+        self.lifeboat.fixed("copy")
+
+        def chosen(remote: str | None) -> None:
+            if remote:
+                self.lifeboat.start_copy(manifest.id, remote)
+                self.notify(f"copying {manifest.id} to {remote}: follow it on the dashboard (d)")
+
+        if len(remotes) == 1:
+            chosen(remotes[0])
+        else:
+            self.app.push_screen(ChoiceModal(f"Copy {manifest.id} to:", remotes), chosen)
 
     def action_restore(self) -> None:
         manifest = self._current()

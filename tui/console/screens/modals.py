@@ -11,7 +11,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.markup import escape
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, SelectionList
+from textual.widgets import Button, Input, Label, OptionList, SelectionList
+from textual.widgets.option_list import Option
 from textual.worker import Worker
 
 from tui.console.widgets.footer import KeysFooter
@@ -152,6 +153,27 @@ class TypedConfirmModal(ModalScreen[bool]):
             self.dismiss(True)
         else:
             self.query_one("#problem", Label).update(f"that is not {self.expected!r}")
+
+
+class ChoiceModal(ModalScreen[str | None]):
+    """One of ``choices``, picked with the arrows and Enter; Esc is None."""
+
+    DEFAULT_CSS = MODAL_CSS.format(name="ChoiceModal") + "ChoiceModal OptionList { height: auto; }"
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, question: str, choices: list[str]) -> None:
+        super().__init__()
+        self.question = question
+        self.choices = choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(escape(self.question))
+            yield OptionList(*(Option(escape(c), id=c) for c in self.choices), id="choices")
+        yield KeysFooter()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
 
 
 class TextModal(ModalScreen[str | None]):

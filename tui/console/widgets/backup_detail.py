@@ -142,8 +142,10 @@ def describe_backup(
     ok: str = "green",
     bad: str = "red",
     now: datetime | None = None,
+    copies: tuple[str, ...] | None = None,
 ) -> RenderableType:
-    """Everything the manifest says about one backup, and its last verify's outcome."""
+    """Everything the manifest says about one backup, its last verify's outcome, and (when
+    remotes are configured: ``copies`` is not None) which remotes hold a copy."""
     now = now or fmt.current_time()
     files = sum(len(a.files) for a in manifest.artifacts)
     took = format_duration(manifest.finished_at - manifest.created_at)
@@ -157,6 +159,9 @@ def describe_backup(
         ("scope", ", ".join(manifest.scope)),
         ("verify", _verify_text(verify, now, ok, bad)),
     ]
+    if copies is not None:
+        where = f"local, and on {', '.join(copies)}" if copies else "local only (o: copy it)"
+        rows.append(("copies", where))
     if manifest.encrypted:
         to = "\n".join(manifest.encrypted_to)
         rows.insert(5, ("stored", f"encrypted (age); the identity of any of these opens it:\n{to}"))
@@ -206,8 +211,10 @@ class BackupDetail(VerticalScroll):
         job: JobState | None = None,
         error: str | None = None,
         empty: str = "no backup selected",
+        copies: tuple[str, ...] | None = None,
     ) -> None:
-        """Show ``manifest`` with its verify record, a running verify job, or a job error."""
+        """Show ``manifest`` with its verify record, a running verify job, or a job error,
+        and (not None) the remotes holding its copies."""
         colours = self.app.theme_variables
         ok, bad = colours.get("success", "green"), colours.get("error", "red")
         progress = self.query_one("#detail-job", Static)
@@ -221,5 +228,5 @@ class BackupDetail(VerticalScroll):
         if manifest is None:
             body.update(Text(empty, style="dim"))
         else:
-            body.update(describe_backup(manifest, verify, ok=ok, bad=bad))
+            body.update(describe_backup(manifest, verify, ok=ok, bad=bad, copies=copies))
         self.border_title = manifest.id if manifest else "detail"

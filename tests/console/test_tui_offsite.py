@@ -1,0 +1,55 @@
+"""Off-host copies in the console: the browser says where each backup lives and copies the
+highlighted one with `o`, to the remote chosen when there are several (moto's S3 server and
+an SFTP directory on the in-process SSH server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from consoles import console
+from helpers import EventLog, command_source, config_text
+from s3_server import S3Server, s3_remote_toml
+from sshd import SSHTestServer
+from timing import pilot_until
+from wizard_pilot import flat, settle, shown
+
+from engine.config.load import parse_config
+from engine.jobs import BackupRequest, run_backup
+from engine.offsite.connect import connected
+from engine.offsite.listing import list_remote
+from engine.repo.repository import Repository
+from tui.console.screens.backups import BackupsScreen
+from tui.console.screens.modals import ChoiceModal
+
+
+async def test_the_browser_copies_a_backup_off_host_and_says_where_it_lives(
+    asyncssh_server: SSHTestServer, s3: S3Server, tmp_path: Path
+) -> None:
+    vault = f'[remotes.vault]\nkind = "sftp"\nhost = "h1"\npath = "{tmp_path / "vault"}"\n'
+    sources = command_source("db", ["echo", "data"])
+    text = config_text(asyncssh_server, tmp_path / "repo", sources) + s3_remote_toml(s3) + vault
+    config = parse_config(text)
+    repo = Repository.open(config.repository.path)
+    manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
+
+    app = console(config, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("l")
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, BackupsScreen)
+
+        def detail() -> str:
+            return flat(shown(screen, "#detail-body"))
+
+        assert "copies local only (o: copy it)" in detail()
+        await pilot.press("o")
+        await pilot_until(pilot, lambda: isinstance(app.screen, ChoiceModal), "the remotes")
+        await pilot.press("down", "enter")  # offsite, then vault
+        await settle(app, pilot)
+        (job,) = [j for j in app.board.jobs.values() if j.kind == "copy"]
+        assert job.finished is not None
+        assert job.finished.ok
+        await pilot_until(pilot, lambda: "local, and on vault" in detail(), "the copy shown")
+    async with connected(config, "vault") as remote:
+        assert [m.id for m in (await list_remote(remote)).manifests] == [manifest.id]
