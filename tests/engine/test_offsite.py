@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from checklists import checklists_toml, item, write_checklist
 from cli_run import lifeboat, write_config
 from helpers import EventLog, Log, command_source, config_text
 from s3_server import BUCKET, S3Server, s3_remote_toml
@@ -184,8 +186,11 @@ async def test_the_bastion_lost_case_through_the_cli(
     assert copied.rc == 0, copied.stderr
     assert f"{backup_id}: copied to offsite: 1 file(s)" in copied.stdout
 
+    # The new bastion checks the restore with a checklist: the file is back, byte for byte.
+    same = item("command", "same", host="h1", argv=["cmp", str(dump), str(sink)])
+    checklist = write_checklist(tmp_path, "after-rebuild", same)
     text = config_text(openssh_server, tmp_path / "new-bastion", sources) + remote
-    replacement = write_config(tmp_path / "replacement.toml", text)
+    replacement = write_config(tmp_path / "replacement.toml", text + checklists_toml([checklist]))
     assert (await lifeboat("repo", "init", config=replacement)).rc == 0
     listed = await lifeboat("backup", "list", "--remote", "offsite", config=replacement)
     assert listed.rc == 0, listed.stderr
@@ -196,6 +201,12 @@ async def test_the_bastion_lost_case_through_the_cli(
     )  # fmt: skip
     assert restored.rc == 0, restored.stdout + restored.stderr
     assert sink.read_bytes() == SMALL
+    checked = await lifeboat(
+        "checklist", "run", "after-rebuild", "--backup", backup_id, "--restored", "db",
+        "--non-interactive", "--json", config=replacement,
+    )  # fmt: skip
+    assert checked.rc == 0, checked.stdout + checked.stderr
+    assert [i["status"] for i in json.loads(checked.stdout)["items"]] == ["passed"]
 
 
 async def test_s3_problems_are_each_one_clear_message(s3: S3Server, tmp_path: Path) -> None:
