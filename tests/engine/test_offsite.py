@@ -25,12 +25,14 @@ from timing import DEADLINE, until
 
 from engine.config.load import parse_config
 from engine.config.model import Config
+from engine.events import Progress
 from engine.jobs import BackupRequest, run_backup
 from engine.offsite.connect import connected
 from engine.offsite.copy import run_copy
 from engine.offsite.fetch import fetch_from
 from engine.offsite.listing import list_remote
 from engine.offsite.remote import RemoteError, backup_key
+from engine.offsite.s3 import PART
 from engine.offsite.verify import last_full_read, last_reads, verify_remote
 from engine.repo import audit
 from engine.repo.manifest import Manifest
@@ -410,3 +412,39 @@ async def test_status_judges_each_tier_by_its_newest_off_host_copy(
     assert report.problems == []
     later = gather(config, repo, now=manifest.finished_at + timedelta(days=3))
     assert "tier core: off-host RPO 2d breached (newest off-host copy 3d old)" in later.problems
+
+
+async def test_an_s3_server_killed_mid_upload_leaves_no_copy_and_the_next_run_finishes(
+    openssh_server: SSHTestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "lifeboat-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "lifeboat-test-secret")
+    (tmp_path / "s3").mkdir()
+    server = S3Server(tmp_path / "s3")
+    server.start()
+    try:
+        boto3.client("s3", endpoint_url=server.url, region_name="us-east-1").create_bucket(
+            Bucket=BUCKET
+        )
+        config = make(openssh_server, tmp_path, s3_remote_toml(server))  # three parts
+        repo = Repository.open(config.repository.path)
+        manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
+
+        def kill_midway(event: object) -> None:
+            if isinstance(event, Progress) and event.done > PART:
+                server.stop(kill=True)  # parts are in flight, more are still to read
+
+        with pytest.raises(RemoteError) as failed:
+            await run_copy(config, repo, "offsite", [manifest.id], kill_midway)
+        assert f"remote offsite (s3://{BUCKET}/prod): cannot write backups/" in str(failed.value)
+        assert "check remotes.offsite.endpoint and that the server runs" in str(failed.value)
+        assert repo.backup_ids() == [manifest.id]  # the local backup is untouched
+
+        server.start()  # the same endpoint, back (moto keeps nothing: everything is sent again)
+        boto3.client("s3", endpoint_url=server.url, region_name="us-east-1").create_bucket(
+            Bucket=BUCKET
+        )
+        (outcome,) = await run_copy(config, repo, "offsite", [manifest.id], EventLog().emit)
+        assert outcome.sent == ["db.out"]
+    finally:
+        server.stop()

@@ -72,7 +72,10 @@ class S3Server:
     def _log(self) -> str:
         return (self.directory / "moto.log").read_text(errors="replace")[-2000:]
 
-    def stop(self) -> None:
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop the server (``kill``: at once, with SIGKILL, as a crash would)."""
+        if kill and self.process is not None:
+            self.process.kill()
         terminate(self.process)
 
 
