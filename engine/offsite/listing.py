@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from engine.config.model import Config
 from engine.errors import ManifestError
+from engine.offsite.connect import connected
 from engine.offsite.remote import Remote, backup_key
 from engine.repo.manifest import Manifest
 
@@ -14,6 +16,12 @@ from engine.repo.manifest import Manifest
 class RemoteListing:
     manifests: list[Manifest] = field(default_factory=list)  # complete copies, newest first
     problems: list[str] = field(default_factory=list)  # one line per copy that is not
+
+
+async def listing_of(config: Config, name: str) -> RemoteListing:
+    """What ``[remotes.<name>]`` holds, connected for it."""
+    async with connected(config, name) as remote:
+        return await list_remote(remote)
 
 
 async def list_remote(remote: Remote) -> RemoteListing:

@@ -16,10 +16,13 @@ from wizard_pilot import flat, settle, shown
 from engine.config.load import parse_config
 from engine.jobs import BackupRequest, run_backup
 from engine.offsite.connect import connected
+from engine.offsite.copy import run_copy
 from engine.offsite.listing import list_remote
 from engine.repo.repository import Repository
+from engine.repo.retention import delete_backup
 from tui.console.screens.backups import BackupsScreen
 from tui.console.screens.modals import ChoiceModal
+from tui.console.screens.wizard import RestoreWizard
 
 
 async def test_the_browser_copies_a_backup_off_host_and_says_where_it_lives(
@@ -53,3 +56,36 @@ async def test_the_browser_copies_a_backup_off_host_and_says_where_it_lives(
         await pilot_until(pilot, lambda: "local, and on vault" in detail(), "the copy shown")
     async with connected(config, "vault") as remote:
         assert [m.id for m in (await list_remote(remote)).manifests] == [manifest.id]
+
+
+async def test_a_copy_the_repository_lacks_is_fetched_and_restored_from_the_browser(
+    asyncssh_server: SSHTestServer, s3: S3Server, tmp_path: Path
+) -> None:
+    sources = command_source("db", ["echo", "data"])
+    text = config_text(asyncssh_server, tmp_path / "repo", sources) + s3_remote_toml(s3)
+    config = parse_config(text)
+    repo = Repository.open(config.repository.path)
+    manifest = await run_backup(config, repo, BackupRequest(label="kept"), EventLog().emit)
+    await run_copy(config, repo, "offsite", [manifest.id], EventLog().emit)
+    delete_backup(repo, manifest.id, "tester")  # pruned here; the remote keeps its copy
+
+    app = console(config, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("l")
+        await settle(app, pilot)
+        await pilot.press("f")  # the only remote: its copies are listed at once
+        await pilot_until(pilot, lambda: isinstance(app.screen, ChoiceModal), "the copies")
+        await pilot.press("enter")
+        await settle(app, pilot)
+        (job,) = [j for j in app.board.jobs.values() if j.kind == "fetch"]
+        assert job.finished is not None
+        assert job.finished.ok
+        await pilot_until(pilot, lambda: manifest.id in app.backups.order, "the fetched backup")
+        await settle(app, pilot)
+        await pilot.press("r")
+        await pilot_until(pilot, lambda: isinstance(app.screen, RestoreWizard), "the wizard")
+        wizard = app.screen
+        assert isinstance(wizard, RestoreWizard)
+        assert wizard.state.backup is not None
+        assert wizard.state.backup.id == manifest.id
+    assert repo.load(manifest.id) == manifest

@@ -7,12 +7,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from engine.config.model import Config
 from engine.errors import BackupNotFoundError, ManifestError, UsageError
 from engine.events import Emit
 from engine.jobs import BackupRequest, run_backup, run_verify
 from engine.offsite.connect import connected
-from engine.offsite.listing import RemoteListing, list_remote
+from engine.offsite.listing import listing_of
 from engine.offsite.prune import prune_remote
 from engine.offsite.verify import RemoteVerifyResult, last_full_read, last_reads, verify_remote
 from engine.repo import leftovers
@@ -91,7 +90,7 @@ def backup_create(
 def backup_list(state: CliState, remote: str | None, as_json: bool) -> None:
     """List backups, newest first; damaged ones are named on stderr, with the reason."""
     if remote is not None:
-        listing = run_async(remote_listing(state.config(), remote))
+        listing = run_async(listing_of(state.config(), remote))
         reads = last_reads(state.repository(), remote)
         read_back = {m.id: last_full_read(m, reads) for m in listing.manifests}
         if as_json:
@@ -128,11 +127,6 @@ def _print_list(manifests: list[Manifest], problems: list[str], as_json: bool, e
         return
     console = Console()
     console.print(list_table(manifests, console.width))
-
-
-async def remote_listing(config: Config, name: str) -> RemoteListing:
-    async with connected(config, name) as remote:
-        return await list_remote(remote)
 
 
 LABEL_SCOPE_ROOM = 20  # label and scope shrink to this together before `created` takes 2 lines

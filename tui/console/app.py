@@ -234,6 +234,15 @@ class LifeboatApp(App[None]):
             "copy", lambda emit: run_copy(self.config, self.repository, remote, [backup_id], emit)
         )
 
+    def start_fetch(self, backup_id: str, remote: str) -> str:
+        """Bring a backup's copy back from ``[remotes.<remote>]``, checked file by file."""
+        from engine.offsite.fetch import fetch_from
+
+        return self._start(
+            "fetch",
+            lambda emit: fetch_from(self.config, self.repository, remote, backup_id, emit),
+        )
+
     def start_drill(self, request: DrillRequest) -> str:
         """Seed, back up, destroy, restore and check the drill sources; records the verdict."""
         from engine.drill.run import run_drill

@@ -78,6 +78,9 @@ class Services(Protocol):
     def start_copy(self, backup_id: str, remote: str) -> str:
         """Copy a backup to ``[remotes.<remote>]``."""
 
+    def start_fetch(self, backup_id: str, remote: str) -> str:
+        """Bring a backup's copy back from ``[remotes.<remote>]`` into the repository."""
+
     def cancel_job(self, key: str) -> None: ...
 
     def notify_problem(

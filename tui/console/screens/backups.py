@@ -13,6 +13,7 @@ the same fields.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
@@ -23,7 +24,7 @@ from textual.screen import Screen
 from textual.widgets import Header, Input, Static
 from textual.worker import Worker, WorkerState
 
-from engine.errors import BackupNotFoundError, ManifestError, describe_error
+from engine.errors import BackupNotFoundError, LifeboatError, ManifestError, describe_error
 from engine.repo.manifest import Manifest
 from engine.repo.retention import delete_backup
 from tui.console.screens.modals import ChoiceModal, TypedConfirmModal, worker_named, wrapped
@@ -60,6 +61,7 @@ class BackupsScreen(Screen[None]):
         Binding("c", "checklist", "Checklist"),  # k is the list's vi-style up
         Binding("x,delete", "delete", "Delete", key_display="x/del"),
         Binding("o", "copy", "Copy off-host", show=False),  # the detail pane says so
+        Binding("f", "fetch", "Fetch a remote copy", show=False),
         Binding("enter", "detail", "Detail", show=False),
         Binding("escape", "back", "Back"),
     ]
@@ -356,26 +358,62 @@ class BackupsScreen(Screen[None]):
         manifest = self._current()
         if manifest is None:
             return
+
+        def chosen(remote: str) -> None:
+            self.lifeboat.start_copy(manifest.id, remote)
+            self.notify(f"copying {manifest.id} to {remote}: follow it on the dashboard (d)")
+
+        self._with_remote(f"Copy {manifest.id} to:", chosen)
+
+    def action_fetch(self) -> None:
+        """Bring a copy the repository lacks back from a remote (then ``r`` restores it)."""
+        self._with_remote("Fetch a backup from:", self._list_remote)
+
+    def _with_remote(self, question: str, then: Callable[[str], object]) -> None:
+        """``then`` the remote the operator names (the only one, or one chosen)."""
         remotes = self._remotes()
         if not remotes:
             self.lifeboat.notify_problem(
-                "no [remotes] are configured: add one (README, Off-host copies) to copy backups "
-                "off this machine",
-                cause="copy",
+                "no [remotes] are configured: add one (README, Off-host copies) to keep copies "
+                "of the backups off this machine",
+                cause="remotes",
                 timeout=15,
             )
             return
-        self.lifeboat.fixed("copy")
+        self.lifeboat.fixed("remotes")
+        if len(remotes) == 1:
+            then(remotes[0])
+            return
 
         def chosen(remote: str | None) -> None:
             if remote:
-                self.lifeboat.start_copy(manifest.id, remote)
-                self.notify(f"copying {manifest.id} to {remote}: follow it on the dashboard (d)")
+                then(remote)
 
-        if len(remotes) == 1:
-            chosen(remotes[0])
-        else:
-            self.app.push_screen(ChoiceModal(f"Copy {manifest.id} to:", remotes), chosen)
+        self.app.push_screen(ChoiceModal(question, remotes), chosen)
+
+    @work(group="remote-listing", exclusive=True, exit_on_error=False)
+    async def _list_remote(self, remote: str) -> None:
+        from engine.offsite.listing import listing_of
+
+        self.notify(f"listing the copies on {remote}…")
+        try:
+            listing = await listing_of(self.lifeboat.config, remote)
+        except LifeboatError as exc:
+            self.lifeboat.notify_problem(str(exc), cause="remotes", timeout=20)
+            return
+        here = set(self.lifeboat.backups.order)
+        missing = [m for m in listing.manifests if m.id not in here]
+        if not missing:
+            self.notify(f"the repository holds every copy {remote} has")
+            return
+
+        def chosen(backup_id: str | None) -> None:
+            if backup_id:
+                self.lifeboat.start_fetch(backup_id, remote)
+                self.notify(f"fetching {backup_id} from {remote}: r restores it once it is here")
+
+        choices = [m.id for m in missing]
+        self.app.push_screen(ChoiceModal(f"Fetch which backup from {remote}?", choices), chosen)
 
     def action_restore(self) -> None:
         manifest = self._current()
