@@ -31,6 +31,7 @@ from pathlib import Path
 
 import boto3
 from benchargs import human, parse_size
+from ssh_throughput import make_file
 
 from engine.config.load import load_config
 from engine.events import Event
@@ -42,25 +43,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 from s3_server import BUCKET, S3Server, s3_remote_toml  # noqa: E402
 
-CHUNK = 4 * 1024 * 1024
 MB = 1_000_000
 
 
 def stored_backup(repo: Repository, size: int) -> Manifest:
     """A committed backup of one file of ``size`` random bytes (no host needed)."""
-    import hashlib
-
     backup_id = new_backup_id()
     staging = repo.create_staging(backup_id)
-    digest = hashlib.sha256()
-    with (staging / "blob.out").open("wb") as out:
-        left = size
-        while left:
-            chunk = os.urandom(min(CHUNK, left))
-            digest.update(chunk)
-            out.write(chunk)
-            left -= len(chunk)
-    entry = ArtifactFile(path="blob.out", bytes=size, sha256=digest.hexdigest())
+    sha256 = make_file(staging / "blob.out", size)
+    entry = ArtifactFile(path="blob.out", bytes=size, sha256=sha256)
     now = utc_now()
     manifest = Manifest(
         id=backup_id, created_at=now, finished_at=now, trigger="manual", operator="bench",

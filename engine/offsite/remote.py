@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from engine.errors import LifeboatError
-from engine.repo.manifest import BACKUP_ID
+from engine.repo.manifest import BACKUP_ID, MAX_MANIFEST_BYTES
 from engine.repo.repository import MANIFEST
-
-MAX_MANIFEST = 64 * 1024 * 1024  # as engine.repo.manifest reads it
 
 
 class RemoteError(LifeboatError):
@@ -92,7 +90,7 @@ class Remote(ABC):
     def get(self, key: str) -> AsyncIterator[bytes]:
         """The bytes at ``key``, streamed."""
 
-    async def read(self, key: str, limit: int = MAX_MANIFEST) -> bytes | None:
+    async def read(self, key: str, limit: int = MAX_MANIFEST_BYTES) -> bytes | None:
         """A small object (a manifest) whole; None when it is not there."""
         data = bytearray()
         try:
