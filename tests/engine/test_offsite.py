@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import json
 import os
+import signal
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -17,7 +18,7 @@ from pathlib import Path
 import boto3
 import pytest
 from checklists import checklists_toml, item, write_checklist
-from cli_run import lifeboat, write_config
+from cli_run import LIFEBOAT, lifeboat, write_config
 from helpers import EventLog, Log, command_source, config_text
 from s3_server import BUCKET, S3Server, s3_remote_toml
 from sshd import SSHTestServer
@@ -448,3 +449,30 @@ async def test_an_s3_server_killed_mid_upload_leaves_no_copy_and_the_next_run_fi
         assert outcome.sent == ["db.out"]
     finally:
         server.stop()
+
+
+async def test_a_copy_killed_with_sigkill_is_finished_by_the_next_run(
+    openssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    vault = tmp_path / "vault"
+    big = bytes(range(256)) * 240_000  # 60 MB: the copy takes a while over SFTP
+    config = make(openssh_server, tmp_path, sftp_remote_toml(vault), data=big)
+    repo = Repository.open(config.repository.path)
+    manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
+    text = config_text(openssh_server, repo.path, "") + sftp_remote_toml(vault)
+    config_file = write_config(tmp_path / "c.toml", text)
+    copy = ["--config", str(config_file), "copy", "--all", "--to", "offsite"]
+    process = await asyncio.create_subprocess_exec(
+        LIFEBOAT, *copy, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    copied = vault / "backups" / manifest.id
+    await until(lambda: any(copied.glob("db.out.part-*")), "the file being written")
+    process.kill()  # kill -9, mid-file
+    assert await process.wait() == -signal.SIGKILL
+    assert not (copied / "manifest.json").exists()  # never listed as a copy
+
+    again = await lifeboat("copy", "--missing", "--to", "offsite", config=config_file)
+    assert again.rc == 0, again.stderr
+    assert f"{manifest.id}: copied to offsite: 1 file(s)" in again.stdout
+    assert sorted(p.name for p in copied.iterdir()) == ["db.out", "manifest.json"]
+    assert (copied / "db.out").read_bytes() == big
