@@ -476,3 +476,36 @@ async def test_a_copy_killed_with_sigkill_is_finished_by_the_next_run(
     assert f"{manifest.id}: copied to offsite: 1 file(s)" in again.stdout
     assert sorted(p.name for p in copied.iterdir()) == ["db.out", "manifest.json"]
     assert (copied / "db.out").read_bytes() == big
+
+
+async def test_wrong_s3_credentials_are_one_clear_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "s3").mkdir()
+    server = S3Server(tmp_path / "s3", checked_keys=True)
+    server.start()
+    try:
+        key, secret = server.user_keys()
+        boto3.client(
+            "s3", endpoint_url=server.url, region_name="us-east-1",
+            aws_access_key_id=key, aws_secret_access_key=secret,
+        ).create_bucket(Bucket=BUCKET)  # fmt: skip
+        config = parse_config(
+            '[repository]\npath = "/tmp/lifeboat-unused"\n' + s3_remote_toml(server)
+        )
+        for wrong_key, wrong_secret in [("AKIAWRONG", secret), (key, "not-the-secret")]:
+            monkeypatch.setenv("AWS_ACCESS_KEY_ID", wrong_key)
+            monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", wrong_secret)
+            with pytest.raises(RemoteError) as refused:
+                async with connected(config, "offsite"):
+                    pass
+            assert "access denied (403): cannot reach the bucket; check the credentials" in str(
+                refused.value
+            )
+            assert wrong_secret not in str(refused.value)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+        async with connected(config, "offsite") as remote:
+            assert await remote.backups() == []
+    finally:
+        server.stop()

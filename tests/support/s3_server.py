@@ -7,6 +7,7 @@ tests check Lifeboat's own verification against it (tampered objects, missing ma
 
 from __future__ import annotations
 
+import json
 import ssl
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import boto3
 from sshd import free_port, terminate
 from tls import self_signed
 
@@ -22,12 +24,15 @@ BUCKET = "lifeboat-test"  # DNS-valid: moto refuses names of fewer than 3 charac
 
 class S3Server:
     """With ``tls``, served over HTTPS at ``localhost`` with a self-signed certificate
-    (``certificate``), as production endpoints are."""
+    (``certificate``), as production endpoints are. With ``checked_keys``, the server checks
+    credentials as S3 does, once ``user_keys`` made the one user it knows."""
 
-    def __init__(self, directory: Path, *, tls: bool = False) -> None:
+    def __init__(self, directory: Path, *, tls: bool = False, checked_keys: bool = False) -> None:
         self.directory = directory
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        # moto checks credentials after this many requests: the three that make the user
+        self._env = {"INITIAL_NO_AUTH_ACTION_COUNT": "3"} if checked_keys else {}
         self.certificate: Path | None = None
         self._tls_args: list[str] = []
         if tls:
@@ -48,7 +53,7 @@ class S3Server:
                 [*argv, "-p", str(self.port)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={"PATH": "/usr/bin:/bin", "TMPDIR": str(self.directory)},
+                env={"PATH": "/usr/bin:/bin", "TMPDIR": str(self.directory), **self._env},
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -68,6 +73,22 @@ class S3Server:
         trust = ssl.create_default_context(cafile=self.certificate) if self.certificate else None
         with urllib.request.urlopen(request, timeout=5, context=trust) as answer:
             answer.read()
+
+    def user_keys(self) -> tuple[str, str]:
+        """A user allowed everything, and its access key and secret (``checked_keys``)."""
+        iam = boto3.client(
+            "iam", endpoint_url=self.url, region_name="us-east-1",
+            aws_access_key_id="setup", aws_secret_access_key="setup",
+        )  # fmt: skip
+        iam.create_user(UserName="lifeboat")
+        key = iam.create_access_key(UserName="lifeboat")["AccessKey"]
+        everything = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "*", "Resource": "*"}
+        ]}  # fmt: skip
+        iam.put_user_policy(
+            UserName="lifeboat", PolicyName="all", PolicyDocument=json.dumps(everything)
+        )
+        return str(key["AccessKeyId"]), str(key["SecretAccessKey"])
 
     def _log(self) -> str:
         return (self.directory / "moto.log").read_text(errors="replace")[-2000:]
