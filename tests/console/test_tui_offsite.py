@@ -11,7 +11,7 @@ from helpers import EventLog, command_source, config_text
 from s3_server import S3Server, s3_remote_toml
 from sshd import SSHTestServer
 from timing import pilot_until
-from wizard_pilot import flat, settle, shown
+from wizard_pilot import choose, flat, open_wizard, settle, shown
 
 from engine.config.load import parse_config
 from engine.jobs import BackupRequest, run_backup
@@ -23,6 +23,7 @@ from engine.repo.retention import delete_backup
 from tui.console.screens.backups import BackupsScreen
 from tui.console.screens.modals import ChoiceModal
 from tui.console.screens.wizard import RestoreWizard
+from tui.console.wizard_state import Step
 
 
 async def test_the_browser_copies_a_backup_off_host_and_says_where_it_lives(
@@ -89,3 +90,34 @@ async def test_a_copy_the_repository_lacks_is_fetched_and_restored_from_the_brow
         assert wizard.state.backup is not None
         assert wizard.state.backup.id == manifest.id
     assert repo.load(manifest.id) == manifest
+
+
+async def test_the_wizard_fetches_a_remote_copy_on_its_backup_step(
+    asyncssh_server: SSHTestServer, s3: S3Server, tmp_path: Path
+) -> None:
+    sources = command_source("db", ["echo", "data"])
+    text = config_text(asyncssh_server, tmp_path / "repo", sources) + s3_remote_toml(s3)
+    config = parse_config(text)
+    repo = Repository.open(config.repository.path)
+    older = await run_backup(config, repo, BackupRequest(label="older"), EventLog().emit)
+    here = await run_backup(config, repo, BackupRequest(label="here"), EventLog().emit)
+    await run_copy(config, repo, "offsite", [older.id], EventLog().emit)
+    delete_backup(repo, older.id, "tester")
+
+    app = console(config, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        wizard = await open_wizard(app, pilot)
+        await choose(pilot, wizard, "other")
+        await pilot.press("ctrl+n")  # the plan as offered: the backup step
+        await settle(app, pilot)
+        assert wizard.state.step is Step.BACKUP
+        assert [row.id for row in wizard.state.listed or ()] == [here.id]
+        assert "f fetches a copy from a remote" in flat(shown(wizard, "#backup-reason"))
+        await pilot.press("f")
+        await pilot_until(pilot, lambda: isinstance(app.screen, ChoiceModal), "the copies")
+        await pilot.press("enter")
+        await pilot_until(
+            pilot, lambda: len(wizard.state.listed or ()) == 2, "the fetched backup listed"
+        )
+        assert wizard.state.backup is not None
+        assert wizard.state.backup.id == older.id  # highlighted, ready to restore from

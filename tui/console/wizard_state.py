@@ -114,6 +114,7 @@ class WizardState:
     swap: bool = False  # etcd: bring the restored data live (stop, swap the dir, start)
     failed_at: Step | None = None  # where the restore failed: Back returns to fix it
     keyring: Keyring = NO_KEYS  # the identities given this session (encrypted backups)
+    awaited: str | None = None  # a backup being fetched from a remote: listed once it is here
 
     def __post_init__(self) -> None:
         self.backup = self.fixed_backup
@@ -231,9 +232,17 @@ class WizardState:
         return Moved(Step.BACKUP, "" if self.listed else NO_BACKUP)
 
     def backups_indexed(self) -> Moved | None:
-        """The index was read further: the backup step, if it waits for it, lists them now."""
-        if self.step is Step.BACKUP and self.listed is None and self.backups.settled:
+        """The index was read further: the backup step, if it waits for it (or for a backup
+        fetched from a remote, then highlighted), lists them now."""
+        if self.step is not Step.BACKUP or not self.backups.settled:
+            return None
+        if self.listed is None:
             return self._to_backups()
+        if self.awaited is not None and self.awaited in self.backups.order:
+            moved = self._to_backups()
+            self.highlight_backup(self.awaited)
+            self.awaited = None
+            return moved
         return None
 
     def highlight_backup(self, backup_id: str) -> None:

@@ -13,7 +13,6 @@ the same fields.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
@@ -24,10 +23,11 @@ from textual.screen import Screen
 from textual.widgets import Header, Input, Static
 from textual.worker import Worker, WorkerState
 
-from engine.errors import BackupNotFoundError, LifeboatError, ManifestError, describe_error
+from engine.errors import BackupNotFoundError, ManifestError, describe_error
 from engine.repo.manifest import Manifest
 from engine.repo.retention import delete_backup
-from tui.console.screens.modals import ChoiceModal, TypedConfirmModal, worker_named, wrapped
+from tui.console.remote_choice import offer_fetch, with_remote
+from tui.console.screens.modals import TypedConfirmModal, worker_named, wrapped
 from tui.console.screens.wizard import open_wizard
 from tui.console.services import Services, services
 from tui.console.widgets.backup_detail import BackupDetail
@@ -363,57 +363,11 @@ class BackupsScreen(Screen[None]):
             self.lifeboat.start_copy(manifest.id, remote)
             self.notify(f"copying {manifest.id} to {remote}: follow it on the dashboard (d)")
 
-        self._with_remote(f"Copy {manifest.id} to:", chosen)
+        with_remote(self.app, f"Copy {manifest.id} to:", chosen)
 
     def action_fetch(self) -> None:
         """Bring a copy the repository lacks back from a remote (then ``r`` restores it)."""
-        self._with_remote("Fetch a backup from:", self._list_remote)
-
-    def _with_remote(self, question: str, then: Callable[[str], object]) -> None:
-        """``then`` the remote the operator names (the only one, or one chosen)."""
-        remotes = self._remotes()
-        if not remotes:
-            self.lifeboat.notify_problem(
-                "no [remotes] are configured: add one (README, Off-host copies) to keep copies "
-                "of the backups off this machine",
-                cause="remotes",
-                timeout=15,
-            )
-            return
-        self.lifeboat.fixed("remotes")
-        if len(remotes) == 1:
-            then(remotes[0])
-            return
-
-        def chosen(remote: str | None) -> None:
-            if remote:
-                then(remote)
-
-        self.app.push_screen(ChoiceModal(question, remotes), chosen)
-
-    @work(group="remote-listing", exclusive=True, exit_on_error=False)
-    async def _list_remote(self, remote: str) -> None:
-        from engine.offsite.listing import listing_of
-
-        self.notify(f"listing the copies on {remote}…")
-        try:
-            listing = await listing_of(self.lifeboat.config, remote)
-        except LifeboatError as exc:
-            self.lifeboat.notify_problem(str(exc), cause="remotes", timeout=20)
-            return
-        here = set(self.lifeboat.backups.order)
-        missing = [m for m in listing.manifests if m.id not in here]
-        if not missing:
-            self.notify(f"the repository holds every copy {remote} has")
-            return
-
-        def chosen(backup_id: str | None) -> None:
-            if backup_id:
-                self.lifeboat.start_fetch(backup_id, remote)
-                self.notify(f"fetching {backup_id} from {remote}: r restores it once it is here")
-
-        choices = [m.id for m in missing]
-        self.app.push_screen(ChoiceModal(f"Fetch which backup from {remote}?", choices), chosen)
+        offer_fetch(self.app)
 
     def action_restore(self) -> None:
         manifest = self._current()

@@ -35,6 +35,7 @@ from textual.worker import Worker, WorkerState
 from engine.crypto.age import Identity
 from engine.errors import describe_error
 from engine.restore.scenario import Listed
+from tui.console.remote_choice import offer_fetch
 from tui.console.screens.identity import IdentityModal
 from tui.console.screens.modals import ConfirmModal, worker_named, wrapped
 from tui.console.services import Services, services
@@ -82,6 +83,7 @@ class RestoreWizard(Screen[None]):
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+b", "back", "Back"),
         Binding("ctrl+n", "next", "Next"),
+        Binding("f", "fetch", "Fetch a remote copy", show=False),  # the backup step says so
     ]
 
     def __init__(self, state: WizardState) -> None:
@@ -217,6 +219,11 @@ class RestoreWizard(Screen[None]):
             self._confirm()
         elif step is Step.DONE:
             self._done()
+
+    def action_fetch(self) -> None:
+        """On the backup step: fetch a copy from a remote, listed (and highlighted) once here."""
+        if self.state.step is Step.BACKUP:
+            offer_fetch(self.app, lambda backup_id: setattr(self.state, "awaited", backup_id))
 
     @on(Button.Pressed, "#back")
     def action_back(self) -> None:

@@ -144,7 +144,11 @@ class BackupPane(Vertical):
         elif state.choice is not None:
             hint += [Text(f"! {warning}", style="yellow") for warning in state.choice.warnings]
         self.query_one("#backup-hint", Static).update(Group(*hint))
-        self.query_one("#backup-reason", Static).update(default_reason(state))
+        reason = default_reason(state)
+        if state.config.remotes:
+            fetch = "f fetches a copy from a remote, to restore from it"
+            reason = f"{reason}\n{fetch}" if reason else fetch
+        self.query_one("#backup-reason", Static).update(reason)
         found = state.listed or []
         ids = [row.id for row in found]
         chosen = state.backup.id if state.backup is not None else None
