@@ -47,7 +47,7 @@ async def copy_backups(
         manifest = repo.load(backup_id)
         emit(JobStarted(backup_id, "copy", manifest.scope))
         try:
-            outcome = await copy_one(repo, remote, manifest, emit)
+            outcome = await _copy_one(repo, remote, manifest, emit)
         except BaseException as exc:
             emit(LogLine(STAGE, "error", f"{backup_id} to {remote.name}: {exc}"))
             emit(JobFinished(backup_id, ok=False))
@@ -58,7 +58,9 @@ async def copy_backups(
     return outcomes
 
 
-async def copy_one(repo: Repository, remote: Remote, manifest: Manifest, emit: Emit) -> CopyOutcome:
+async def _copy_one(
+    repo: Repository, remote: Remote, manifest: Manifest, emit: Emit
+) -> CopyOutcome:
     outcome = CopyOutcome(manifest.id)
     directory = repo.backup_dir(manifest.id)
     manifest_bytes = _read_manifest(directory)

@@ -145,7 +145,7 @@ class S3Remote(Remote):
         except (ClientError, BotoCoreError) as exc:
             raise self._failed(f"cannot write {key}", exc) from None
         if whole != sha256:
-            await self._delete_keys([self._key(key)])
+            await self._discard(key)
             raise RemoteError(
                 f"remote {self.name}: {key} was read as sha256 {whole[:12]}… while sending, not "
                 f"{sha256[:12]}… as the manifest says: the local file changed or is damaged "
@@ -154,7 +154,7 @@ class S3Remote(Remote):
         head = await self._head(key)
         found = str((head or {}).get("ChecksumSHA256") or "").split("-")[0]
         if head is None or head["ContentLength"] != size or found != expected:
-            await self._delete_keys([self._key(key)])
+            await self._discard(key)
             raise RemoteError(
                 f"remote {self.name}: {key} does not read back as what was sent (size "
                 f"{(head or {}).get('ContentLength')}, checksum {found or 'none'}; sent {size} "
@@ -266,6 +266,11 @@ class S3Remote(Remote):
                 await self._delete_keys([str(item["Key"]) for item in page.get("Contents", [])])
         except (ClientError, BotoCoreError) as exc:
             raise self._failed(f"cannot remove {backup_id}", exc) from None
+
+    async def _discard(self, key: str) -> None:
+        """Remove what does not count (the error that follows says why; this may fail too)."""
+        with contextlib.suppress(ClientError, BotoCoreError):
+            await self._delete_keys([self._key(key)])
 
     async def _delete_keys(self, keys: list[str]) -> None:
         if keys:
