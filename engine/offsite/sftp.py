@@ -120,8 +120,13 @@ class SftpRemote(Remote):
             raise
 
     async def get(self, key: str) -> AsyncIterator[bytes]:
+        """The file at ``key``, read only as a regular file (never through a link)."""
         path = self._path(key)
         try:
+            if (await self.sftp.lstat(path)).type != asyncssh.FILEXFER_TYPE_REGULAR:
+                raise RemoteError(
+                    f"remote {self.name}: {path} is not a regular file (a link?); refusing it"
+                )
             async with self.sftp.open(path, "rb", encoding=None) as file:
                 while chunk := await file.read(READ_BLOCK):
                     yield cast(bytes, chunk)  # encoding=None: bytes, which the stubs miss

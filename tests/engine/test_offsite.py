@@ -515,3 +515,23 @@ async def test_wrong_s3_credentials_are_one_clear_message(
             assert await remote.backups() == []
     finally:
         server.stop()
+
+
+async def test_an_sftp_copy_never_reads_through_a_link(
+    openssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    vault = tmp_path / "vault"
+    config = make(openssh_server, tmp_path, sftp_remote_toml(vault), data=SMALL)
+    repo = Repository.open(config.repository.path)
+    manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
+    await run_copy(config, repo, "offsite", [manifest.id], EventLog().emit)
+    planted = vault / "backups" / manifest.id / "db.out"
+    secret = tmp_path / "elsewhere"
+    secret.write_bytes(SMALL)  # even the right bytes, behind a link, are refused
+    planted.unlink()
+    planted.symlink_to(secret)
+    fresh = make(openssh_server, tmp_path, sftp_remote_toml(vault), repo="fresh-repo")
+    empty = Repository.open(fresh.repository.path)
+    with pytest.raises(RemoteError, match="is not a regular file \\(a link\\?\\); refusing it"):
+        await fetch_from(fresh, empty, "offsite", manifest.id, EventLog().emit)
+    assert empty.backup_ids() == []
