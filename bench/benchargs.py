@@ -1,13 +1,18 @@
 """Command-line helpers the benchmarks share: sizes like ``512M`` and positive counts.
 
 The benchmarks run as scripts (``python bench/NAME.py``), so this sits beside them and is
-imported by plain name.
+imported by plain name, before anything imports asyncssh: importing it silences asyncssh's
+DSA deprecation warning as the ``lifeboat`` command does (``tui.entry``).
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+
+from tui.entry import silence_known_warnings
+
+silence_known_warnings()
 
 UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
