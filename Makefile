@@ -13,7 +13,8 @@ UV := .uv/bin/uv
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 # command -> Debian package that provides it, for the real servers the tests start
 SYSTEM_DEPS := /usr/sbin/sshd:openssh-server ssh:openssh-client etcd:etcd-server \
-               etcdctl:etcd-client tmux:tmux zstd:zstd age:age
+               etcdctl:etcd-client tmux:tmux zstd:zstd age:age \
+               redis-server:redis-server redis-cli:redis-tools
 
 .PHONY: demo test lint lock screenshots system-deps clean
 

@@ -148,4 +148,37 @@ class MongoSourceConfig(_SourceBase):
         return value
 
 
-SourceConfig = FilesSourceConfig | CommandSourceConfig | EtcdSourceConfig | MongoSourceConfig
+class RedisSourceConfig(_SourceBase):
+    """A Redis or Valkey server's snapshot (RDB), taken by replication with the host's
+    ``redis-cli --rdb``, so it never races the server's own saves."""
+
+    model_config = MODEL_CONFIG
+    kind: Literal["redis"] = "redis"
+    """Source kind."""
+    host: NonEmptyStr = Field(examples=["cache1"])
+    """Name of the ``[hosts.<name>]`` table the server is reached from."""
+    address: NonEmptyStr = Field("127.0.0.1", examples=["127.0.0.1"])
+    """The server's address as seen from that host."""
+    port: StrictInt = Field(6379, gt=0, le=65535, examples=[6379])
+    """The server's port."""
+    password_file: AbsolutePath | None = Field(None, examples=["/etc/lifeboat/redis.password"])
+    """A local file holding the password (AUTH); it reaches redis-cli on the host through its
+    standard input and environment, never a command line."""
+    redis_cli: Command = Field(("redis-cli",), examples=[["/usr/bin/valkey-cli"]])
+    """The host's redis-cli (or valkey-cli)."""
+    rdb_path: AbsolutePath | None = Field(None, examples=["/var/lib/redis/dump.rdb"])
+    """Where the server loads its snapshot from (its ``dir`` and ``dbfilename``); a restore
+    puts the backup there while the server is stopped."""
+    stop: Command | None = Field(None, examples=[["systemctl", "stop", "redis-server"]])
+    """Command that stops the server, for a restore."""
+    start: Command | None = Field(None, examples=[["systemctl", "start", "redis-server"]])
+    """Command that starts the server, for a restore."""
+
+
+SourceConfig = (
+    FilesSourceConfig
+    | CommandSourceConfig
+    | EtcdSourceConfig
+    | MongoSourceConfig
+    | RedisSourceConfig
+)

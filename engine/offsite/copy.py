@@ -19,6 +19,7 @@ from engine.events import Emit, JobFinished, JobStarted, LogLine, ProgressMeter,
 from engine.offsite.connect import connected
 from engine.offsite.copies import record_copy
 from engine.offsite.remote import Remote, backup_key
+from engine.remote.ssh import single_chunk
 from engine.repo.confined import open_confined
 from engine.repo.manifest import MAX_MANIFEST_BYTES, Manifest
 from engine.repo.repository import MANIFEST, Repository
@@ -85,7 +86,7 @@ async def _copy_one(
     emit(StageChanged(STAGE, "writing the manifest"))
     await remote.put(
         backup_key(manifest.id),
-        _once(manifest_bytes),
+        single_chunk(manifest_bytes),
         len(manifest_bytes),
         _sha256(manifest_bytes),
     )
@@ -99,10 +100,6 @@ def _read_manifest(directory: Path) -> bytes:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
 
 
 async def _chunks(

@@ -162,11 +162,18 @@ class SSHHost:
         return client
 
     async def capture(
-        self, argv: Sequence[str] | str, *, ok_statuses: frozenset[int] = frozenset({0})
+        self,
+        argv: Sequence[str] | str,
+        *,
+        ok_statuses: frozenset[int] = frozenset({0}),
+        stdin: bytes | None = None,
     ) -> CommandOutput:
-        """Run a short command and collect its (small) output."""
+        """Run a short command (fed ``stdin``, e.g. a password) and collect its small output."""
         chunks: list[bytes] = []
-        outcome = await self.stream(argv, on_stdout=chunks.append, ok_statuses=ok_statuses)
+        feed = single_chunk(stdin) if stdin is not None else None
+        outcome = await self.stream(
+            argv, on_stdout=chunks.append, ok_statuses=ok_statuses, stdin=feed
+        )
         return CommandOutput(b"".join(chunks), outcome.stderr, outcome.exit_status)
 
     async def has_command(self, name: str) -> bool:
@@ -203,6 +210,11 @@ class SSHHost:
                     await file.write(chunk)
         except (asyncssh.Error, OSError) as exc:
             raise RemoteCommandError(f"{self.name}: SFTP upload to {remote} failed: {exc}") from exc
+
+
+async def single_chunk(data: bytes) -> AsyncIterator[bytes]:
+    """``data`` as a stream of one chunk (a command's whole stdin)."""
+    yield data
 
 
 class _StreamSession(asyncssh.SSHClientSession[bytes]):

@@ -82,6 +82,8 @@ _META_KINDS: dict[str, Any] = {
     "db_size": NonNegativeInt,
     "ca_sha256": str,
     "command": list[str],
+    "databases": dict[str, NonNegativeInt],
+    "rdb_version": NonNegativeInt,
 }
 _META: dict[str, TypeAdapter[Any]] = {
     key: TypeAdapter(kind, config=ConfigDict(strict=True)) for key, kind in _META_KINDS.items()
@@ -95,6 +97,7 @@ ARTIFACT_KINDS: dict[str, tuple[str, ...]] = {
     "mongo-archive": ("namespaces",),
     "etcd-snapshot": (),
     "command-output": (),
+    "redis-rdb": ("databases",),
 }
 
 

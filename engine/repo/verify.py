@@ -188,11 +188,29 @@ def check_mongo_archive(reader: HashingReader, artifact: Artifact, _policy: Veri
             )
 
 
+def check_redis_rdb(reader: HashingReader, artifact: Artifact, _policy: VerifyPolicy) -> None:
+    """The snapshot reads end to end (records, CRC-64) with the manifest's keys per database."""
+    from engine.redis_rdb import RdbFormatError, summarize
+
+    try:
+        summary = summarize(reader)
+    except RdbFormatError as exc:
+        raise StructureError(str(exc)) from exc
+    found = {str(db): count for db, count in summary.keys.items() if count}
+    recorded = {db: count for db, count in artifact.meta.get("databases", {}).items() if count}
+    if found != recorded:
+        raise StructureError(
+            f"keys per database {found or 'none'} in the snapshot, the manifest says "
+            f"{recorded or 'none'}"
+        )
+
+
 StructureCheck = Callable[[HashingReader, Artifact, VerifyPolicy], None]
 STRUCTURE_CHECKS: dict[str, StructureCheck] = {
     "files-tar": check_tar,
     "etcd-snapshot": check_etcd_snapshot,
     "mongo-archive": check_mongo_archive,
+    "redis-rdb": check_redis_rdb,
 }
 
 

@@ -16,6 +16,7 @@ from engine.config.sources import (
     EtcdSourceConfig,
     FilesSourceConfig,
     MongoSourceConfig,
+    RedisSourceConfig,
 )
 from engine.durations import format_duration, parse_duration
 from engine.errors import ConfigError
@@ -151,6 +152,7 @@ def test_every_source_kind_is_registered() -> None:
         "command": CommandSourceConfig,
         "etcd": EtcdSourceConfig,
         "mongo": MongoSourceConfig,
+        "redis": RedisSourceConfig,
     } == SOURCE_KINDS
 
 
@@ -246,14 +248,14 @@ def test_unknown_host_when_no_hosts_are_defined() -> None:
 def test_unknown_kind() -> None:
     text = REPOSITORY + HOST + '[sources.x]\nkind="ftp"\nhost="db1"\n'
     assert only_problem(text) == (
-        'sources.x.kind: unknown kind "ftp"; valid kinds: command, etcd, files, mongo'
+        'sources.x.kind: unknown kind "ftp"; valid kinds: command, etcd, files, mongo, redis'
     )
 
 
 def test_missing_kind() -> None:
     text = REPOSITORY + HOST + '[sources.x]\nhost="db1"\npaths=["/etc"]\n'
     assert only_problem(text) == (
-        'sources.x.kind: missing; set kind = "command" or "etcd" or "files" or "mongo"'
+        'sources.x.kind: missing; set kind = "command" or "etcd" or "files" or "mongo" or "redis"'
     )
 
 

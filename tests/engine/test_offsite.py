@@ -11,7 +11,7 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from engine.offsite.listing import list_remote
 from engine.offsite.remote import RemoteError, backup_key
 from engine.offsite.s3 import PART
 from engine.offsite.verify import last_full_read, last_reads, verify_remote
+from engine.remote.ssh import single_chunk
 from engine.repo import audit
 from engine.repo.manifest import Manifest
 from engine.repo.repository import Repository
@@ -72,10 +73,6 @@ def make(
     return parse_config(config_text(server, tmp_path / repo, sources) + remote)
 
 
-async def once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
 def only_file(manifest: Manifest) -> tuple[str, int, str]:
     ((entry,),) = [artifact.files for artifact in manifest.artifacts]
     return entry.path, entry.bytes, entry.sha256
@@ -94,7 +91,7 @@ async def test_a_copy_goes_whole_resumes_and_is_fetched_on_an_empty_machine(
     name, size, sha256 = only_file(second)
     async with connected(config, "offsite") as remote:
         # A copy of the second backup cut short after its file: no manifest there yet.
-        await remote.put(backup_key(second.id, name), once(DUMP), size, sha256)
+        await remote.put(backup_key(second.id, name), single_chunk(DUMP), size, sha256)
         listing = await list_remote(remote)
     assert [m.id for m in listing.manifests] == [first.id]
     assert listing.manifests[0] == first

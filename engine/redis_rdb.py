@@ -1,0 +1,280 @@
+"""The Redis/Valkey RDB snapshot format, read as a stream: checked whole, and described.
+
+A snapshot is ``REDIS`` and a four-digit version, then opcodes (auxiliary fields, database
+selectors with their sizes, expiry and eviction hints, function libraries) and keys with
+their values, then ``0xFF`` and the CRC-64 (Jones, as Redis computes it) of everything
+before it. :func:`summarize` reads one end to end in one pass: every length and encoding is
+checked, every key counted per database, the checksum compared, and nothing may follow it.
+Values are skipped, never kept, so memory stays flat whatever the snapshot holds; the only
+thing it cannot step over is a module type, whose encoding only its module knows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import anycrc
+
+from engine.errors import LifeboatError
+
+MAGIC = b"REDIS"
+MAX_VERSION = 12  # Valkey 8 writes 11; 12 is Redis 7.4's
+READ_BLOCK = 1024 * 1024
+
+# Opcodes
+OP_FUNCTION2, OP_MODULE_AUX, OP_IDLE, OP_FREQ = 0xF5, 0xF7, 0xF8, 0xF9
+OP_AUX, OP_RESIZEDB, OP_EXPIRETIME_MS, OP_EXPIRETIME = 0xFA, 0xFB, 0xFC, 0xFD
+OP_SELECTDB, OP_EOF, OP_SLOT_INFO = 0xFE, 0xFF, 0xF4
+
+# Value types: those stored as one string (ziplists, listpacks, intsets, zipmaps)
+BLOB_TYPES = {9, 10, 11, 12, 13, 16, 17, 20}
+STRING, LIST, SET, ZSET, HASH, ZSET_2 = 0, 1, 2, 3, 4, 5
+MODULE, MODULE_2, QUICKLIST, QUICKLIST_2 = 6, 7, 14, 18
+STREAMS = {15: 1, 19: 2, 21: 3}  # the stream encodings and their versions
+
+
+class _Crc(Protocol):
+    def calc(self, data: bytes | memoryview, init: int | None = None, /) -> int: ...
+
+
+CRC64: _Crc = anycrc.Model("CRC64-REDIS")
+
+
+class RdbFormatError(LifeboatError):
+    """The stream is not a whole, sound RDB snapshot; the message names the byte offset."""
+
+
+@dataclass
+class RdbSummary:
+    version: int
+    keys: dict[int, int] = field(default_factory=dict)  # database number -> keys read
+    aux: dict[str, str] = field(default_factory=dict)  # redis-ver, redis-bits, ctime...
+
+    @property
+    def total_keys(self) -> int:
+        return sum(self.keys.values())
+
+
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class _Stream:
+    """Exact reads from a stream, with the running CRC and offset."""
+
+    def __init__(self, raw: Readable) -> None:
+        self._raw = raw
+        self._buffer = bytearray()
+        self._at = 0  # into _buffer
+        self.offset = 0  # bytes consumed from the start
+        self.crc = 0
+
+    def take(self, size: int) -> bytes:
+        while len(self._buffer) - self._at < size:
+            more = self._raw.read(max(READ_BLOCK, size))
+            if not more:
+                raise RdbFormatError(
+                    f"the snapshot ends at byte {self.offset + len(self._buffer) - self._at} "
+                    "inside a record: it is truncated"
+                )
+            del self._buffer[: self._at]
+            self._at = 0
+            self._buffer += more
+        data = bytes(self._buffer[self._at : self._at + size])
+        self._at += size
+        self.offset += size
+        self.crc = CRC64.calc(data, self.crc)
+        return data
+
+    def skip(self, size: int) -> None:
+        while size:
+            step = min(size, READ_BLOCK)
+            self.take(step)
+            size -= step
+
+    def byte(self) -> int:
+        return self.take(1)[0]
+
+    def rest(self) -> bytes:
+        """Whatever follows (after the checksum: nothing, in a sound snapshot)."""
+        extra = bytes(self._buffer[self._at :]) + self._raw.read(1)
+        self._at = len(self._buffer)
+        return extra
+
+    def error(self, problem: str) -> RdbFormatError:
+        return RdbFormatError(f"byte {self.offset}: {problem}")
+
+
+def _length(stream: _Stream) -> tuple[int, bool]:
+    """A length, or (True) the kind of a specially encoded string."""
+    first = stream.byte()
+    kind = first >> 6
+    if kind == 0:
+        return first & 0x3F, False
+    if kind == 1:
+        return ((first & 0x3F) << 8) | stream.byte(), False
+    if kind == 3:
+        return first & 0x3F, True
+    if first == 0x80:
+        return int.from_bytes(stream.take(4), "big"), False
+    if first == 0x81:
+        return int.from_bytes(stream.take(8), "big"), False
+    raise stream.error(f"unknown length encoding {first:#04x}")
+
+
+def _plain_length(stream: _Stream) -> int:
+    size, special = _length(stream)
+    if special:
+        raise stream.error("an encoded string where a length was expected")
+    return size
+
+
+def _skip_string(stream: _Stream) -> None:
+    _skip_string_body(stream, *_length(stream))
+
+
+def _skip_string_body(stream: _Stream, size: int, special: bool) -> None:
+    if not special:
+        stream.skip(size)
+    elif size in (0, 1, 2):  # an integer of 1, 2 or 4 bytes
+        stream.skip(1 << size)
+    elif size == 3:  # LZF: compressed length, uncompressed length, the compressed bytes
+        compressed = _plain_length(stream)
+        _plain_length(stream)
+        stream.skip(compressed)
+    else:
+        raise stream.error(f"unknown string encoding {size}")
+
+
+def _string(stream: _Stream, limit: int = 64 * 1024) -> str:
+    """A short string (an aux field), as text; a long or compressed one is skipped."""
+    size, special = _length(stream)
+    if special and size in (0, 1, 2):
+        return str(int.from_bytes(stream.take(1 << size), "little", signed=True))
+    if special or size > limit:
+        _skip_string_body(stream, size, special)
+        return ""
+    return stream.take(size).decode("utf-8", "replace")
+
+
+def _skip_strings(stream: _Stream, count: int) -> None:
+    for _ in range(count):
+        _skip_string(stream)
+
+
+def _skip_double(stream: _Stream) -> None:
+    """An old-style zset score: a length byte (253-255: nan, +inf, -inf) and ASCII."""
+    size = stream.byte()
+    if size < 253:
+        stream.skip(size)
+
+
+def _skip_stream(stream: _Stream, version: int) -> None:
+    _skip_strings(stream, 2 * _plain_length(stream))  # listpacks: node key, listpack
+    for _ in range(3):  # items, last id (ms, seq)
+        _plain_length(stream)
+    if version >= 2:
+        for _ in range(5):  # first id, max deleted id, entries added
+            _plain_length(stream)
+    for _ in range(_plain_length(stream)):  # consumer groups
+        _skip_string(stream)
+        _plain_length(stream)
+        _plain_length(stream)  # the group's last id
+        if version >= 2:
+            _plain_length(stream)  # entries read
+        for _ in range(_plain_length(stream)):  # pending entries: id, delivery time, count
+            stream.skip(16 + 8)
+            _plain_length(stream)
+        for _ in range(_plain_length(stream)):  # consumers
+            _skip_string(stream)
+            stream.skip(8 if version < 3 else 16)  # seen time (and active time)
+            stream.skip(16 * _plain_length(stream))  # its pending ids
+
+
+def _skip_value(stream: _Stream, kind: int) -> None:
+    if kind == STRING or kind in BLOB_TYPES:
+        _skip_string(stream)
+    elif kind in (LIST, SET, QUICKLIST):
+        _skip_strings(stream, _plain_length(stream))
+    elif kind == HASH:
+        _skip_strings(stream, 2 * _plain_length(stream))
+    elif kind == ZSET:
+        for _ in range(_plain_length(stream)):
+            _skip_string(stream)
+            _skip_double(stream)
+    elif kind == ZSET_2:
+        for _ in range(_plain_length(stream)):
+            _skip_string(stream)
+            stream.skip(8)
+    elif kind == QUICKLIST_2:
+        for _ in range(_plain_length(stream)):
+            _plain_length(stream)  # the node's container kind
+            _skip_string(stream)
+    elif kind in STREAMS:
+        _skip_stream(stream, STREAMS[kind])
+    elif kind in (MODULE, MODULE_2):
+        raise stream.error("a module's value type: only its module can read it")
+    else:
+        raise stream.error(f"unknown value type {kind}")
+
+
+def summarize(raw: Readable, progress: Callable[[int], None] | None = None) -> RdbSummary:
+    """Read a whole RDB snapshot from ``raw`` (RdbFormatError when it is not one) and count
+    its keys per database."""
+    stream = _Stream(raw)
+    head = stream.take(9)
+    if not head.startswith(MAGIC) or not head[5:].isdigit():
+        raise RdbFormatError("not an RDB snapshot (it does not start with REDIS and a version)")
+    summary = RdbSummary(int(head[5:]))
+    if not 1 <= summary.version <= MAX_VERSION:
+        raise RdbFormatError(
+            f"RDB version {summary.version} is newer than this Lifeboat reads ({MAX_VERSION})"
+        )
+    database = 0
+    while True:
+        if progress is not None:
+            progress(stream.offset)
+        opcode = stream.byte()
+        if opcode == OP_EOF:
+            break
+        if opcode == OP_AUX:
+            key = _string(stream)
+            summary.aux[key] = _string(stream)
+        elif opcode == OP_SELECTDB:
+            database = _plain_length(stream)
+            summary.keys.setdefault(database, 0)
+        elif opcode == OP_RESIZEDB:
+            _plain_length(stream)
+            _plain_length(stream)
+        elif opcode == OP_EXPIRETIME_MS:
+            stream.skip(8)
+        elif opcode == OP_EXPIRETIME:
+            stream.skip(4)
+        elif opcode == OP_FREQ:
+            stream.skip(1)
+        elif opcode == OP_IDLE:
+            _plain_length(stream)
+        elif opcode == OP_FUNCTION2:
+            _skip_string(stream)
+        elif opcode == OP_SLOT_INFO:
+            for _ in range(3):
+                _plain_length(stream)
+        elif opcode == OP_MODULE_AUX:
+            raise stream.error("module data: only its module can read it")
+        else:
+            _skip_string(stream)  # the key
+            _skip_value(stream, opcode)
+            summary.keys[database] = summary.keys.get(database, 0) + 1
+    computed = stream.crc
+    if summary.version >= 5:
+        stored = int.from_bytes(stream.take(8), "little")
+        if stored not in (0, computed):  # 0: written with checksums off (rdbchecksum no)
+            raise RdbFormatError(
+                f"the snapshot's CRC-64 ({stored:016x}) does not match its content "
+                f"({computed:016x}): it is damaged"
+            )
+    if stream.rest():
+        raise RdbFormatError(f"bytes follow the end of the snapshot at byte {stream.offset}")
+    return summary

@@ -1,0 +1,255 @@
+"""The ``redis`` source (Redis and Valkey): an RDB snapshot by replication, restored while the
+server is stopped.
+
+The backup is the host's ``redis-cli --rdb -``, which asks the server for a replica's sync:
+the server writes a fresh snapshot for it, so nothing races its own saves. The stream is
+checked and described as it arrives (engine.redis_rdb: every record, the CRC-64, the keys per
+database). A restore stops the server, puts the snapshot where it loads it from (the one
+that was there is kept beside it), starts it and waits until it holds the backup's keys. A
+password reaches redis-cli through its standard input and the environment, never argv.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shlex
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from engine.checks import Check
+from engine.config.sources import RedisSourceConfig
+from engine.errors import LifeboatError, RemoteCommandError
+from engine.redis_rdb import RdbSummary, summarize
+from engine.remote.commands import quote_command
+from engine.remote.hostfacts import probe_path
+from engine.remote.ssh import SSHHost, single_chunk
+from engine.repo.manifest import Artifact
+from engine.repo.sink import ChunkPipe
+from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext
+
+# Reads the password (a line on stdin) into the environment redis-cli takes it from.
+WITH_PASSWORD = 'IFS= read -r REDISCLI_AUTH; export REDISCLI_AUTH; exec "$@"'
+READY_SECONDS = 60.0  # how long a restarted server may take to load the snapshot
+POLL_SECONDS = 0.2
+_KEYSPACE = re.compile(r"^db(\d+):keys=(\d+)", re.MULTILINE)
+_ANY = frozenset(range(256))
+EOF_MARKER = 40
+_MARKER = re.compile(rb"[0-9a-f]{40}")
+
+
+class RedisError(LifeboatError):
+    """redis-cli or the server refused or failed; the message says which source and why."""
+
+
+class RedisSource(Source):
+    kind: ClassVar[str] = "redis"
+    artifact_kind: ClassVar[str] = "redis-rdb"
+    config: RedisSourceConfig
+
+    def filename(self) -> str:
+        return f"{self.name}.rdb"
+
+    # -- talking to the server ----------------------------------------------------------------
+
+    def _password(self) -> bytes | None:
+        if self.config.password_file is None:
+            return None
+        try:
+            text = self.config.password_file.read_text().strip()
+        except OSError as exc:
+            raise RedisError(
+                f"sources.{self.name}.password_file: cannot read {self.config.password_file} "
+                f"({exc.strerror}); fix the path or the file's permissions"
+            ) from None
+        return f"{text}\n".encode()
+
+    def _cli(self, *args: str) -> list[str]:
+        """redis-cli against the server, with ``args``; wrapped to read the password."""
+        argv = [*self.config.redis_cli, "-h", self.config.address, "-p", str(self.config.port)]
+        argv += ["--no-auth-warning", *args]
+        if self.config.password_file is None:
+            return argv
+        return ["sh", "-c", WITH_PASSWORD, "sh", *argv]
+
+    async def _ask(self, host: SSHHost, *args: str) -> str:
+        """One redis-cli command's output (RedisError when it fails)."""
+        output = await host.capture(
+            quote_command(self._cli(*args)), stdin=self._password(), ok_statuses=_ANY
+        )
+        text = output.stdout.decode(errors="replace")
+        if output.exit_status != 0 or text.startswith(("ERR", "NOAUTH", "WRONGPASS")):
+            said = (output.stderr.strip() or text.strip()).splitlines()[-1:] or ["no answer"]
+            raise RedisError(
+                f"{self.name}: redis at {self.config.address}:{self.config.port} on "
+                f"{host.name}: {said[0]}; check that it runs and sources.{self.name}.password_file"
+            )
+        return text
+
+    async def key_counts(self, host: SSHHost) -> dict[str, int]:
+        """Keys per database, as the server says now (``INFO keyspace``)."""
+        text = await self._ask(host, "INFO", "keyspace")
+        return {db: int(count) for db, count in _KEYSPACE.findall(text)}
+
+    # -- backup -------------------------------------------------------------------------------
+
+    async def backup(self, ctx: SourceContext) -> Artifact:
+        ctx.stage("snapshot by replication")
+        snapshot = ChunkPipe()  # described as it streams: the stored file may be encrypted
+        described = asyncio.ensure_future(asyncio.to_thread(_summarize, snapshot))
+        password = self._password()
+        try:
+            async with ctx.recording(self.filename(), tee=snapshot) as recording:
+                command = quote_command(self._cli("--rdb", "-"))
+                stdin = single_chunk(password) if password else None
+                output = EndMarkerFilter(recording.write)
+                await ctx.host.stream(command, on_stdout=output.write, stdin=stdin, bulk=True)
+                output.finish()
+                entry = await recording.finish()
+        except BaseException as exc:
+            snapshot.close(RedisError("redis-cli's output ended early"))
+            await asyncio.gather(described, return_exceptions=True)
+            if isinstance(exc, LifeboatError):
+                raise self._snapshot_failed(ctx.host, str(exc)) from None
+            raise
+        summary = await described
+        return Artifact(
+            source=self.name,
+            kind=self.artifact_kind,
+            host=ctx.host.name,
+            files=(entry,),
+            meta={
+                "databases": {str(db): count for db, count in sorted(summary.keys.items())},
+                "rdb_version": summary.version,
+                "server_version": summary.aux.get("redis-ver", ""),
+            },
+        )
+
+    def _snapshot_failed(self, host: SSHHost, error: str) -> RedisError:
+        where = f"redis at {self.config.address}:{self.config.port} on {host.name}"
+        said = error.rsplit("stderr: ", 1)[-1].strip()
+        if any(word in said for word in ("AUTH failed", "NOAUTH", "WRONGPASS")):
+            return RedisError(
+                f"{self.name}: the snapshot failed: {where} refused the password ({said}); "
+                f"fix sources.{self.name}.password_file"
+            )
+        return RedisError(f"{self.name}: the snapshot failed: {where}: {said}")
+
+    # -- restore ------------------------------------------------------------------------------
+
+    def restore_problems(self, artifact: Artifact, options: RestoreOptions) -> list[str]:
+        problems = super().restore_problems(artifact, options)
+        missing = [k for k in ("rdb_path", "stop", "start") if getattr(self.config, k) is None]
+        if missing:
+            problems.append(
+                f"sources.{self.name}: a restore replaces the server's snapshot while it is "
+                f"stopped, which needs {', '.join(missing)}; e.g. rdb_path = "
+                '"/var/lib/redis/dump.rdb", stop = ["systemctl", "stop", "redis-server"]'
+            )
+        return problems
+
+    def restore_effect(self, options: RestoreOptions, backup_id: str) -> str:
+        return (
+            f"the server is stopped, its snapshot {self.config.rdb_path} is replaced by the "
+            "backup's (the old one is kept beside it) and it is started again: every key it "
+            "holds now is replaced"
+        )
+
+    async def preflight(self, check: Preflight) -> list[Check]:
+        checks = [await check.tool(self.config.redis_cli[0], "install redis-tools there")]
+        name = f"redis {check.host.name}"
+        try:
+            appendonly = await self._ask(check.host, "CONFIG", "GET", "appendonly")
+        except RedisError as exc:
+            return [*checks, Check.warning(name, f"{exc}; the restore starts it from the backup")]
+        if appendonly.split()[-1:] == ["yes"]:
+            checks.append(
+                Check.fail(
+                    name,
+                    "appendonly is on: started again, the server would load its AOF, not the "
+                    "restored snapshot; turn it off (CONFIG SET appendonly no, CONFIG REWRITE), "
+                    "restore, then turn it on (it rewrites the AOF from the restored data)",
+                )
+            )
+        else:
+            checks.append(Check.ok(name, "answers; appendonly is off: it loads the snapshot"))
+        if self.config.rdb_path is not None:
+            facts = await probe_path(check.host, str(self.config.rdb_path.parent))
+            checks.append(check.space(facts.existing, facts.free_bytes, check.artifact.size))
+        return checks
+
+    async def restore(
+        self, artifact: Artifact, ctx: SourceContext, options: RestoreOptions
+    ) -> None:
+        rdb_path, stop, start = self.config.rdb_path, self.config.stop, self.config.start
+        if rdb_path is None or stop is None or start is None:  # restore_problems() refused it
+            raise RedisError(f"{self.name}: rdb_path, stop and start are needed to restore")
+        (entry,) = artifact.files
+        host, backup_id = ctx.host, ctx.directory.name
+        target = str(rdb_path)
+        incoming, kept = f"{target}.lifeboat-{backup_id}", f"{target}.before-{backup_id}"
+        ctx.stage("uploading the snapshot")
+        meter = ctx.meter(entry.content_bytes)
+        await host.put_stream(ctx.chunks(entry, meter), incoming)
+        ctx.stage("stopping the server")
+        await host.stream(stop)
+        ctx.audit("restore.redis-stop", host=host.name, command=list(stop))
+        swap = (
+            f"if [ -e {shlex.quote(target)} ]; then mv -f -- {shlex.quote(target)} "
+            f"{shlex.quote(kept)}; fi && mv -f -- {shlex.quote(incoming)} {shlex.quote(target)}"
+        )
+        try:
+            await host.stream(["sh", "-c", swap])
+        finally:
+            ctx.stage("starting the server")
+            await host.stream(start)
+        ctx.audit("restore.redis-swap", host=host.name, rdb=target, kept=kept)
+        await self._until_loaded(ctx, artifact.meta.get("databases", {}))
+
+    async def _until_loaded(self, ctx: SourceContext, expected: dict[str, Any]) -> None:
+        """Wait until the started server holds the backup's keys in every database."""
+        ctx.stage("waiting for the server to load it")
+        wanted = {db: int(count) for db, count in expected.items() if int(count)}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READY_SECONDS
+        found: dict[str, int] | str = "no answer yet"
+        while loop.time() < deadline:
+            try:
+                found = await self.key_counts(ctx.host)
+            except RedisError as exc:
+                found = str(exc)
+            if found == wanted:
+                ctx.log(f"{self.name}: the server holds the backup's keys: {wanted or 'none'}")
+                return
+            await asyncio.sleep(POLL_SECONDS)
+        raise RemoteCommandError(
+            f"{self.name}: started again, the server does not hold the backup's keys "
+            f"(it has {found}, the backup {wanted}); look at its log"
+        )
+
+
+class EndMarkerFilter:
+    """redis-cli's output with the end marker of a diskless sync dropped: after the snapshot,
+    ``redis-cli --rdb -`` (7.0) also writes the 40 hex digits the server ends the transfer with.
+    The last 40 bytes are held back until the end; a snapshot itself ends with its checksum
+    after ``0xFF``, never with hex digits, so only the marker is ever dropped."""
+
+    def __init__(self, write: Callable[[bytes], asyncio.Future[None] | None]) -> None:
+        self._write = write
+        self._held = b""
+
+    def write(self, chunk: bytes) -> asyncio.Future[None] | None:
+        data = self._held + chunk
+        self._held = data[-EOF_MARKER:]
+        return self._write(data[:-EOF_MARKER]) if len(data) > EOF_MARKER else None
+
+    def finish(self) -> None:
+        if not _MARKER.fullmatch(self._held):
+            self._write(self._held)
+
+
+def _summarize(snapshot: ChunkPipe) -> RdbSummary:
+    try:
+        return summarize(snapshot)
+    finally:
+        snapshot.stop_reading()

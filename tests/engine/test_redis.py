@@ -1,0 +1,137 @@
+"""The redis source against a real redis-server through both SSH servers: a snapshot by
+replication, verified structurally, restored while the server is stopped (the keys come back),
+refused clearly without what a restore needs or with appendonly on."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import EventLog, config_text
+from redis_server import RedisServer
+from sshd import SSHTestServer
+from timing import until
+
+from engine.config.load import parse_config
+from engine.config.model import Config
+from engine.demo.services import BackgroundService
+from engine.jobs import BackupRequest, JobFailedError, run_backup, run_verify
+from engine.repo.repository import Repository
+from engine.restore.run import RestoreRefusedError, RestoreRequest, run_restore
+
+
+@pytest.fixture
+def redis_service(tmp_path: Path) -> Iterator[tuple[RedisServer, BackgroundService]]:
+    """redis-server run as a background service (stop and start are shell commands, as a
+    host's systemctl would be), seeded in two databases."""
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = RedisServer(directory)
+    service = BackgroundService(server.argv, directory / "redis.pid", directory / "redis.log")
+    server.start_as(service)
+    try:
+        lines = [f"SET app:{i} v{i}" for i in range(120)] + ["RPUSH queue a b c"]
+        lines += ["SELECT 2", *(f"HSET session:{i} user u{i}" for i in range(15))]
+        server.cli(stdin="\n".join(lines) + "\n")
+        yield server, service
+    finally:
+        server.stop_service(service)
+
+
+def redis_config(
+    ssh: SSHTestServer, tmp_path: Path, server: RedisServer, service: BackgroundService
+) -> Config:
+    source = (
+        f'[sources.cache]\nkind = "redis"\nhost = "h1"\nport = {server.port}\n'
+        f"rdb_path = {json.dumps(str(server.rdb_path))}\n"
+        f"stop = {json.dumps(service.stop)}\nstart = {json.dumps(service.start)}\n"
+    )
+    return parse_config(config_text(ssh, tmp_path / "repo", source))
+
+
+async def test_a_snapshot_verifies_and_restores_the_keys(
+    ssh_server: SSHTestServer,
+    redis_service: tuple[RedisServer, BackgroundService],
+    tmp_path: Path,
+) -> None:
+    server, service = redis_service
+    config = redis_config(ssh_server, tmp_path, server, service)
+    repo = Repository.open(config.repository.path)
+    manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
+    (artifact,) = manifest.artifacts
+    assert artifact.kind == "redis-rdb"
+    assert artifact.meta["databases"] == {"0": 121, "2": 15}
+    assert artifact.files[0].path == "cache.rdb"
+    assert (await run_verify(repo, manifest.id, EventLog().emit)).ok
+
+    server.cli("FLUSHALL")
+    server.cli("SET", "written:after", "the backup")
+    # The snapshot the restore puts aside (once the backup's replication fork is done).
+    await until(lambda: server.cli("SAVE") == "OK", "a snapshot saved")
+    request = RestoreRequest(manifest.id, apply=True, confirm=("h1",))
+    report = await run_restore(config, repo, request, EventLog().emit)
+    assert report.applied
+    assert server.cli("DBSIZE") == "121"
+    assert server.cli("-n", "2", "DBSIZE") == "15"
+    assert server.cli("GET", "app:7") == "v7"
+    assert server.cli("EXISTS", "written:after") == "0"
+    (kept,) = server.rdb_path.parent.glob("dump.rdb.before-*")  # the old one, kept
+    assert b"written:after" in kept.read_bytes()
+
+
+async def test_a_damaged_snapshot_fails_verify_and_a_restore_is_refused(
+    asyncssh_server: SSHTestServer,
+    redis_service: tuple[RedisServer, BackgroundService],
+    tmp_path: Path,
+) -> None:
+    server, service = redis_service
+    config = redis_config(asyncssh_server, tmp_path, server, service)
+    repo = Repository.open(config.repository.path)
+    manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
+    stored = repo.backup_dir(manifest.id) / "cache.rdb"
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    stored.write_bytes(bytes(data))
+    result = await run_verify(repo, manifest.id, EventLog().emit)
+    assert not result.ok
+    request = RestoreRequest(manifest.id, apply=True, confirm=("h1",))
+    with pytest.raises(RestoreRefusedError):
+        await run_restore(config, repo, request, EventLog().emit)
+    assert server.cli("DBSIZE") == "121"  # untouched
+
+    server.cli("CONFIG", "SET", "appendonly", "yes")
+    fresh = await run_backup(config, repo, BackupRequest(), EventLog().emit)
+    with pytest.raises(RestoreRefusedError) as refused:
+        await run_restore(
+            config, repo, RestoreRequest(fresh.id, apply=True, confirm=("h1",)), EventLog().emit
+        )
+    assert any("appendonly is on" in c.detail for c in refused.value.report.failed)
+
+
+async def test_a_password_reaches_redis_cli_by_file_only_and_a_wrong_one_is_said(
+    asyncssh_server: SSHTestServer,
+    redis_service: tuple[RedisServer, BackgroundService],
+    tmp_path: Path,
+) -> None:
+    server, service = redis_service
+    server.cli("CONFIG", "SET", "requirepass", "r3dis-s3cret")
+    password = tmp_path / "redis.password"
+    password.write_text("r3dis-s3cret\n")
+    base = redis_config(asyncssh_server, tmp_path, server, service)
+    source = base.sources["cache"].model_copy(update={"password_file": password})
+    config = base.model_copy(update={"sources": {"cache": source}})
+    repo = Repository.open(config.repository.path)
+    events = EventLog()
+    manifest = await run_backup(config, repo, BackupRequest(), events.emit)
+    assert manifest.artifacts[0].meta["databases"]["0"] == 121
+    everything = repr(list(events)) + (repo.backup_dir(manifest.id) / "manifest.json").read_text()
+    assert "r3dis-s3cret" not in everything
+
+    password.write_text("not-it\n")
+    with pytest.raises(JobFailedError) as failed:
+        await run_backup(config, repo, BackupRequest(), EventLog().emit)
+    assert "refused the password (AUTH failed: WRONGPASS" in str(failed.value)
+    assert "fix sources.cache.password_file" in str(failed.value)
+    assert "r3dis-s3cret" not in str(failed.value)
