@@ -27,7 +27,10 @@ from tui.console.widgets.job_view import amount
 from tui.format import age, human_size
 
 SHORT_SHA = 12
-SHOWN_META = {"namespaces", "server_version", "revision", "key_count", "member_id", "db_size"}
+SHOWN_META = {
+    "namespaces", "server_version", "revision", "key_count", "member_id", "db_size",
+    "databases", "rdb_version",
+}  # fmt: skip
 
 
 def _when(moment: datetime, now: datetime) -> str:
@@ -74,6 +77,9 @@ def _source_facts(artifact: Artifact) -> str:
         facts.append(f"member {meta['member_id']}")
     if "db_size" in meta:
         facts.append(f"db {human_size(meta['db_size'])}")
+    if isinstance(databases := meta.get("databases"), dict):
+        keys = sum(databases.values())
+        facts.append(f"{keys:,} keys in {len(databases)} database(s)")
     return " · ".join(facts)
 
 
