@@ -50,6 +50,7 @@ class RdbFormatError(LifeboatError):
 class RdbSummary:
     version: int
     keys: dict[int, int] = field(default_factory=dict)  # database number -> keys read
+    expiring: dict[int, int] = field(default_factory=dict)  # of those, keys with a TTL
     aux: dict[str, str] = field(default_factory=dict)  # redis-ver, redis-bits, ctime...
 
     @property
@@ -233,6 +234,7 @@ def summarize(raw: Readable, progress: Callable[[int], None] | None = None) -> R
             f"RDB version {summary.version} is newer than this Lifeboat reads ({MAX_VERSION})"
         )
     database = 0
+    expires = False  # the next key has a TTL
     while True:
         if progress is not None:
             progress(stream.offset)
@@ -248,10 +250,9 @@ def summarize(raw: Readable, progress: Callable[[int], None] | None = None) -> R
         elif opcode == OP_RESIZEDB:
             _plain_length(stream)
             _plain_length(stream)
-        elif opcode == OP_EXPIRETIME_MS:
-            stream.skip(8)
-        elif opcode == OP_EXPIRETIME:
-            stream.skip(4)
+        elif opcode in (OP_EXPIRETIME_MS, OP_EXPIRETIME):
+            stream.skip(8 if opcode == OP_EXPIRETIME_MS else 4)
+            expires = True
         elif opcode == OP_FREQ:
             stream.skip(1)
         elif opcode == OP_IDLE:
@@ -267,6 +268,9 @@ def summarize(raw: Readable, progress: Callable[[int], None] | None = None) -> R
             _skip_string(stream)  # the key
             _skip_value(stream, opcode)
             summary.keys[database] = summary.keys.get(database, 0) + 1
+            if expires:
+                summary.expiring[database] = summary.expiring.get(database, 0) + 1
+                expires = False
     computed = stream.crc
     if summary.version >= 5:
         stored = int.from_bytes(stream.take(8), "little")

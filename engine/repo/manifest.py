@@ -83,6 +83,7 @@ _META_KINDS: dict[str, Any] = {
     "ca_sha256": str,
     "command": list[str],
     "databases": dict[str, NonNegativeInt],
+    "expiring": dict[str, NonNegativeInt],
     "rdb_version": NonNegativeInt,
 }
 _META: dict[str, TypeAdapter[Any]] = {

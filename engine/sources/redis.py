@@ -120,6 +120,7 @@ class RedisSource(Source):
             files=(entry,),
             meta={
                 "databases": {str(db): count for db, count in sorted(summary.keys.items())},
+                "expiring": {str(db): n for db, n in sorted(summary.expiring.items())},
                 "rdb_version": summary.version,
                 "server_version": summary.aux.get("redis-ver", ""),
             },
@@ -190,9 +191,13 @@ class RedisSource(Source):
         incoming, kept = f"{target}.lifeboat-{backup_id}", f"{target}.before-{backup_id}"
         ctx.stage("uploading the snapshot")
         meter = ctx.meter(entry.content_bytes)
-        await host.put_stream(ctx.chunks(entry, meter), incoming)
-        ctx.stage("stopping the server")
-        await host.stream(stop)
+        try:
+            await host.put_stream(ctx.chunks(entry, meter), incoming)
+            ctx.stage("stopping the server")
+            await host.stream(stop)
+        except BaseException:  # nothing was replaced: the upload goes
+            await host.capture(["rm", "-f", "--", incoming], ok_statuses=_ANY)
+            raise
         ctx.audit("restore.redis-stop", host=host.name, command=list(stop))
         swap = (
             f"if [ -e {shlex.quote(target)} ]; then mv -f -- {shlex.quote(target)} "
@@ -204,12 +209,14 @@ class RedisSource(Source):
             ctx.stage("starting the server")
             await host.stream(start)
         ctx.audit("restore.redis-swap", host=host.name, rdb=target, kept=kept)
-        await self._until_loaded(ctx, artifact.meta.get("databases", {}))
+        await self._until_loaded(ctx, artifact.meta)
 
-    async def _until_loaded(self, ctx: SourceContext, expected: dict[str, Any]) -> None:
-        """Wait until the started server holds the backup's keys in every database."""
+    async def _until_loaded(self, ctx: SourceContext, meta: dict[str, Any]) -> None:
+        """Wait until the started server holds the backup's keys in every database (keys
+        with a TTL may have expired meanwhile: only those may be missing)."""
         ctx.stage("waiting for the server to load it")
-        wanted = {db: int(count) for db, count in expected.items() if int(count)}
+        wanted = {db: int(n) for db, n in meta.get("databases", {}).items() if int(n)}
+        expiring = {db: int(n) for db, n in meta.get("expiring", {}).items()}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + READY_SECONDS
         found: dict[str, int] | str = "no answer yet"
@@ -218,14 +225,23 @@ class RedisSource(Source):
                 found = await self.key_counts(ctx.host)
             except RedisError as exc:
                 found = str(exc)
-            if found == wanted:
-                ctx.log(f"{self.name}: the server holds the backup's keys: {wanted or 'none'}")
+            if isinstance(found, dict) and _holds(found, wanted, expiring):
+                ctx.log(f"{self.name}: the server holds the backup's keys: {found or 'none'}")
                 return
             await asyncio.sleep(POLL_SECONDS)
         raise RemoteCommandError(
             f"{self.name}: started again, the server does not hold the backup's keys "
             f"(it has {found}, the backup {wanted}); look at its log"
         )
+
+
+def _holds(found: dict[str, int], wanted: dict[str, int], expiring: dict[str, int]) -> bool:
+    """Whether ``found`` keys per database are the backup's, less at most its expiring ones."""
+    databases = set(found) | set(wanted)
+    return all(
+        wanted.get(db, 0) - expiring.get(db, 0) <= found.get(db, 0) <= wanted.get(db, 0)
+        for db in databases
+    )
 
 
 class EndMarkerFilter:

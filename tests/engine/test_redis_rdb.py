@@ -58,6 +58,7 @@ def test_a_real_snapshot_reads_whole_with_its_keys_per_database(redis: RedisServ
         summary = summarize(snapshot)
     assert summary.keys == {0: dbsize(redis, 0), 3: dbsize(redis, 3)}
     assert summary.keys[3] == 30
+    assert summary.expiring == {0: 20}  # the keys set with EX
     assert summary.aux["redis-ver"].startswith(("7.", "8."))
     assert summary.version >= 9
 
