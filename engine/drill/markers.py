@@ -2,9 +2,10 @@
 the restore.
 
 Per kind: Mongo documents in a ``lifeboat_drill`` collection of each database the source
-backs up; etcd keys under ``/lifeboat-drill/<drill id>/``; files in each directory the
-source backs up. Every marker carries the drill's random nonce, so a marker from an older
-drill (or an older backup) never counts. ``destroy`` removes everything the backup covers on
+backs up; etcd keys under ``/lifeboat-drill/<drill id>/``; Redis keys
+``lifeboat-drill:<drill id>:<n>``; files in each directory the source backs up. Every marker
+carries the drill's random nonce, so a marker from an older drill (or an older backup) never
+counts. ``destroy`` removes everything the backup covers on
 the drill target (drop the namespaces, delete the keyspace, remove the trees), so the restore
 has to bring it all back.
 """
@@ -20,6 +21,7 @@ from engine.config.sources import (
     EtcdSourceConfig,
     FilesSourceConfig,
     MongoSourceConfig,
+    RedisSourceConfig,
     SourceConfig,
 )
 from engine.errors import UsageError
@@ -29,9 +31,11 @@ from engine.repo.manifest import Artifact
 from engine.sources import source_from
 from engine.sources.etcd import EtcdSource
 from engine.sources.mongo.source import MongoSource
+from engine.sources.redis import RedisSource
 
 MONGO_COLLECTION = "lifeboat_drill"
 ETCD_PREFIX = "/lifeboat-drill/"
+REDIS_PREFIX = "lifeboat-drill:"
 FILE_PREFIX = ".lifeboat-drill-"
 FILES_PER_DIRECTORY = 10
 ETCD_TXN_OPS = 100  # etcd refuses transactions of more than 128 operations by default
@@ -231,6 +235,43 @@ class EtcdMarkers(Markers):
         )
 
 
+class RedisMarkers(Markers):
+    """Keys ``lifeboat-drill:<drill id>:<n>`` in database 0, each holding the nonce."""
+
+    config: RedisSourceConfig
+
+    def _source(self) -> RedisSource:
+        source = source_from(self.name, self.config)
+        assert isinstance(source, RedisSource)
+        return source
+
+    def _keys(self) -> list[str]:
+        return [f"{REDIS_PREFIX}{self.drill.id}:{i:05d}" for i in range(self.drill.markers)]
+
+    async def places(self, host: SSHHost) -> list[str]:
+        return [f"{REDIS_PREFIX}{self.drill.id}:"]
+
+    async def seed(self, host: SSHHost, places: list[str]) -> int:
+        keys = self._keys()
+        await self._source().run_commands(host, [f"SET {k} {self.drill.nonce}" for k in keys])
+        return len(keys)
+
+    async def destroy(self, host: SSHHost, artifact: Artifact) -> list[str]:
+        source = self._source()
+        held = sum((await source.key_counts(host)).values())
+        await source.run_commands(host, ["FLUSHALL"])
+        return [f"deleted all {held} key(s) in every database (FLUSHALL)"]
+
+    async def check(self, host: SSHHost, places: list[str]) -> MarkerCheck:
+        keys = self._keys()
+        output = await self._source().run_commands(host, ["MGET " + " ".join(keys)])
+        values = output.splitlines()
+        return self._check(keys, dict(zip(keys, values, strict=False)))
+
+    async def clean(self, host: SSHHost, places: list[str]) -> None:
+        await self._source().run_commands(host, ["DEL " + " ".join(self._keys())])
+
+
 class FilesMarkers(Markers):
     """Markers in the directories the source backs up; ``root`` re-roots them (a target's
     ``directory``, under which the restore extracts the original paths)."""
@@ -300,6 +341,8 @@ def markers_for(name: str, config: SourceConfig, drill: Drill, root: Path | None
         return EtcdMarkers(name, config, drill)
     if isinstance(config, FilesSourceConfig):
         return FilesMarkers(name, config, drill, root)
+    if isinstance(config, RedisSourceConfig):
+        return RedisMarkers(name, config, drill)
     raise UsageError(unmarkable(name, config.kind))
 
 

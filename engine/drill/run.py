@@ -23,7 +23,7 @@ from engine.checklist.model import checklists_for
 from engine.checklist.run import now_text
 from engine.checklist.session import ChecklistSession
 from engine.config.model import Config
-from engine.config.sources import EtcdSourceConfig
+from engine.config.sources import EtcdSourceConfig, RedisSourceConfig
 from engine.crypto.age import Recipient
 from engine.drill import history
 from engine.drill.history import DrillRecord
@@ -116,6 +116,13 @@ def plan_drill(config: Config, request: DrillRequest) -> DrillPlan:
                 f"sources.{name}: a drill restores etcd live (--swap), which needs stop and "
                 'start commands, e.g. stop = ["systemctl", "stop", "etcd"]'
             )
+        if isinstance(source, RedisSourceConfig) and not (
+            source.rdb_path and source.stop and source.start
+        ):
+            problems.append(
+                f"sources.{name}: a drill restores redis with the server stopped, which needs "
+                'rdb_path, stop and start, e.g. stop = ["systemctl", "stop", "redis-server"]'
+            )
         destroys.append(f"{name} on {host}: {DESTROYS[source.kind]}")
     checklist = config.drill.checklist
     if checklist is not None and checklist not in checklists_for(config):
@@ -146,6 +153,8 @@ DESTROYS = {
     "mongo": "every collection it backs up is dropped",
     "etcd": "every key is deleted, then the member is stopped, swapped and started",
     "files": "every path it backs up is removed",
+    "redis": "every key is deleted (FLUSHALL), then the server is stopped, its snapshot "
+    "replaced and started",
 }
 
 

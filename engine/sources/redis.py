@@ -72,10 +72,16 @@ class RedisSource(Source):
             return argv
         return ["sh", "-c", WITH_PASSWORD, "sh", *argv]
 
-    async def _ask(self, host: SSHHost, *args: str) -> str:
-        """One redis-cli command's output (RedisError when it fails)."""
+    async def run_commands(self, host: SSHHost, lines: list[str]) -> str:
+        """Commands (one per line, in redis-cli's syntax) in one redis-cli run; its output."""
+        return await self._ask(host, commands=lines)
+
+    async def _ask(self, host: SSHHost, *args: str, commands: list[str] | None = None) -> str:
+        """One redis-cli command's output, or (``commands``) a batch's fed on its input;
+        RedisError when it fails."""
+        stdin = (self._password() or b"") + "".join(f"{line}\n" for line in commands or ()).encode()
         output = await host.capture(
-            quote_command(self._cli(*args)), stdin=self._password(), ok_statuses=_ANY
+            quote_command(self._cli(*args)), stdin=stdin or None, ok_statuses=_ANY
         )
         text = output.stdout.decode(errors="replace")
         if output.exit_status != 0 or text.startswith(("ERR", "NOAUTH", "WRONGPASS")):

@@ -17,6 +17,8 @@ from timing import until
 from engine.config.load import parse_config
 from engine.config.model import Config
 from engine.demo.services import BackgroundService
+from engine.drill.run import DrillRequest, plan_drill, run_drill
+from engine.errors import UsageError
 from engine.jobs import BackupRequest, JobFailedError, run_backup, run_verify
 from engine.repo.repository import Repository
 from engine.restore.run import RestoreRefusedError, RestoreRequest, run_restore
@@ -135,3 +137,30 @@ async def test_a_password_reaches_redis_cli_by_file_only_and_a_wrong_one_is_said
     assert "refused the password (AUTH failed: WRONGPASS" in str(failed.value)
     assert "fix sources.cache.password_file" in str(failed.value)
     assert "r3dis-s3cret" not in str(failed.value)
+
+
+async def test_a_drill_destroys_the_keys_restores_them_and_finds_every_marker(
+    asyncssh_server: SSHTestServer,
+    redis_service: tuple[RedisServer, BackgroundService],
+    tmp_path: Path,
+) -> None:
+    server, service = redis_service
+    base = redis_config(asyncssh_server, tmp_path, server, service)
+    source = base.sources["cache"].model_copy(update={"drill": True})
+    config = base.model_copy(update={"sources": {"cache": source}})
+    repo = Repository.open(config.repository.path)
+    plan = plan_drill(config, DrillRequest())
+    assert plan.destroys == (
+        "cache on h1: every key is deleted (FLUSHALL), then the server is stopped, its snapshot "
+        "replaced and started",
+    )
+    record = await run_drill(config, repo, DrillRequest(confirm=("h1",)), EventLog().emit)
+    assert record.problems == []
+    assert record.passed
+    assert [(m["found"], m["expected"]) for m in record.markers] == [(100, 100)]
+    assert server.cli("DBSIZE") == "121"  # the markers are gone again, the data is back
+    assert server.cli("-n", "2", "DBSIZE") == "15"
+
+    unready = config.sources["cache"].model_copy(update={"stop": None})
+    with pytest.raises(UsageError, match="needs rdb_path, stop and start"):
+        plan_drill(config.model_copy(update={"sources": {"cache": unready}}), DrillRequest())
