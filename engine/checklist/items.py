@@ -25,6 +25,7 @@ from engine.checklist.model import (
     Item,
     MongoCountItem,
     MongoQueryItem,
+    RedisKeysItem,
 )
 from engine.config.model import Config
 from engine.errors import describe_error
@@ -35,6 +36,7 @@ from engine.sizes import human_size
 from engine.sources import make_source
 from engine.sources.etcd import EtcdSource
 from engine.sources.mongo.source import MongoSource
+from engine.sources.redis import RedisSource
 
 BODY_EVIDENCE = 300  # characters of an HTTP body kept as evidence
 OUTPUT_EVIDENCE_LINES = 20
@@ -281,6 +283,26 @@ async def _command(item: Any, ctx: ItemContext) -> Outcome:
     return Outcome(True, f"`{command}` exited 0", evidence)
 
 
+async def _redis_keys(item: Any, ctx: ItemContext) -> Outcome:
+    assert isinstance(item, RedisKeysItem)
+    source = make_source(ctx.config, item.source)
+    assert isinstance(source, RedisSource)
+    artifact = ctx.manifest.artifact(item.source) if ctx.manifest else None
+    if item.min is None and artifact is None:
+        return Outcome(False, "the key count is compared with a backup: run with --backup ID")
+    host = await ctx.pool.get(source.config.host)
+    count = await source.count_keys(host, item.db, item.pattern)
+    what = f"db {item.db}, {item.pattern!r}"
+    if item.min is not None:
+        line = f"{what}: {count} keys"
+        return Outcome(count >= item.min, f"{line} (at least {item.min})", (line,))
+    assert artifact is not None
+    held = int(artifact.meta.get("databases", {}).get(str(item.db), 0))
+    expiring = int(artifact.meta.get("expiring", {}).get(str(item.db), 0))
+    line = f"{what}: {count} keys (backup: {held}, {expiring} of them with a TTL)"
+    return Outcome(held - expiring <= count <= held, line, (line,))
+
+
 Runner = Callable[[Any, ItemContext], Awaitable[Outcome]]
 RUNNERS: dict[str, Runner] = {
     "http": _http,
@@ -288,5 +310,6 @@ RUNNERS: dict[str, Runner] = {
     "mongo_query": _mongo_query,
     "etcd_keys": _etcd_keys,
     "etcd_health": _etcd_health,
+    "redis_keys": _redis_keys,
     "command": _command,
 }

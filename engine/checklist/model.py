@@ -4,7 +4,9 @@ A file holds one checklist: ``name``, ``title`` and ``[[items]]``. Item kinds: `
 optionally reached through an SSH tunnel from a host; expected status; body substring),
 ``mongo_count`` (a namespace glob whose counts equal the backup's, or are at least ``min``),
 ``mongo_query`` (filter, sort, limit: at least ``min`` rows, shown), ``etcd_keys`` (a prefix's
-key count, equal to the backup's for the whole keyspace, or at least ``min``), ``etcd_health``
+key count, equal to the backup's for the whole keyspace, or at least ``min``), ``redis_keys``
+(a database's keys matching a pattern: the backup's count for ``*``, or at least ``min``),
+``etcd_health``
 (the member answers a Status call and has a leader), ``command`` (a remote argv that must
 exit 0, optional stdout regex) and ``manual`` (an instruction ticked with a note). Strings may
 name ``{values}`` from ``[checklists.values]`` in the config, so the built-in checklist takes
@@ -41,6 +43,7 @@ SOURCE_KIND_OF_ITEM = {
     "mongo_query": "mongo",
     "etcd_keys": "etcd",
     "etcd_health": "etcd",
+    "redis_keys": "redis",
 }
 
 
@@ -89,6 +92,17 @@ class EtcdKeysItem(_Item):
     """At least this many keys; without it (whole keyspace only), as many as in the backup."""
 
 
+class RedisKeysItem(_Item):
+    kind: Literal["redis_keys"]
+    source: NonEmptyStr
+    pattern: NonEmptyStr = "*"
+    """A key pattern (redis-cli --scan --pattern); ``*`` is every key of the database."""
+    db: StrictInt = Field(0, ge=0, le=1023)
+    min: StrictInt | None = None
+    """At least this many keys; without it (pattern ``*`` only), as many as the backup's
+    database held (less at most its keys with a TTL, which may have expired)."""
+
+
 class EtcdHealthItem(_Item):
     kind: Literal["etcd_health"]
     source: NonEmptyStr
@@ -124,6 +138,7 @@ Item = Annotated[
     | MongoQueryItem
     | EtcdKeysItem
     | EtcdHealthItem
+    | RedisKeysItem
     | CommandItem
     | ManualItem,
     Field(discriminator="kind"),
@@ -313,6 +328,11 @@ def _reference_problems(
                 f"{where}.namespace: {item.namespace!r} must name one collection as "
                 "db.collection, without * ? [ (only mongo_count without min takes a glob, "
                 "compared with the backup)"
+            )
+        if isinstance(item, RedisKeysItem) and item.min is None and item.pattern != "*":
+            problems.append(
+                f"{where}.min: a pattern needs min = N (the backup records each database's "
+                "count only)"
             )
         if isinstance(item, EtcdKeysItem) and item.min is None and item.prefix:
             problems.append(

@@ -92,6 +92,13 @@ class RedisSource(Source):
             )
         return text
 
+    async def count_keys(self, host: SSHHost, db: int, pattern: str) -> int:
+        """How many keys of database ``db`` match ``pattern`` (``*``: all, by DBSIZE)."""
+        if pattern == "*":
+            return int((await self._ask(host, "-n", str(db), "DBSIZE")).strip() or 0)
+        found = await self._ask(host, "-n", str(db), "--scan", "--pattern", pattern)
+        return len(found.splitlines())
+
     async def key_counts(self, host: SSHHost) -> dict[str, int]:
         """Keys per database, as the server says now (``INFO keyspace``)."""
         text = await self._ask(host, "INFO", "keyspace")

@@ -9,16 +9,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from checklists import item, write_checklist
 from helpers import EventLog, config_text
 from redis_server import RedisServer
 from sshd import SSHTestServer
 from timing import until
 
+from engine.checklist.model import checklists_for
+from engine.checklist.session import ChecklistSession
 from engine.config.load import parse_config
 from engine.config.model import Config
 from engine.demo.services import BackgroundService
 from engine.drill.run import DrillRequest, plan_drill, run_drill
-from engine.errors import UsageError
+from engine.errors import ConfigError, UsageError
 from engine.jobs import BackupRequest, JobFailedError, run_backup, run_verify
 from engine.repo.repository import Repository
 from engine.restore.run import RestoreRefusedError, RestoreRequest, run_restore
@@ -81,6 +84,34 @@ async def test_a_snapshot_verifies_and_restores_the_keys(
     assert server.cli("EXISTS", "written:after") == "0"
     (kept,) = server.rdb_path.parent.glob("dump.rdb.before-*")  # the old one, kept
     assert b"written:after" in kept.read_bytes()
+
+    # A checklist after the restore: the keys per database against the backup, a pattern.
+    items = [
+        item("redis_keys", "all", source="cache"),
+        item("redis_keys", "sessions", source="cache", db=2, pattern="session:*", min=15),
+        item("redis_keys", "too-many", source="cache", pattern="app:*", min=500),
+    ]
+    checklist = write_checklist(tmp_path, "after-redis", *items)
+    with_checklist = config.model_copy(
+        update={"checklists": config.checklists.model_copy(update={"paths": (checklist,)})}
+    )
+    loaded = checklists_for(with_checklist)["after-redis"]
+    session = ChecklistSession.start(with_checklist, repo, loaded, manifest, {"sources": ["cache"]})
+    await session.check()
+    by_id = {state.id: state for state in session.run.items}
+    assert by_id["all"].status == "passed"
+    assert by_id["all"].detail == "db 0, '*': 121 keys (backup: 121, 0 of them with a TTL)"
+    assert by_id["sessions"].status == "passed"
+    assert by_id["too-many"].status == "failed"
+    assert by_id["too-many"].detail == "db 0, 'app:*': 120 keys (at least 500)"
+    unbounded = write_checklist(
+        tmp_path, "bad", item("redis_keys", "some", source="cache", pattern="app:*")
+    )
+    bad = config.model_copy(
+        update={"checklists": config.checklists.model_copy(update={"paths": (unbounded,)})}
+    )
+    with pytest.raises(ConfigError, match="a pattern needs min = N"):
+        checklists_for(bad)
 
 
 async def test_a_damaged_snapshot_fails_verify_and_a_restore_is_refused(
