@@ -35,6 +35,9 @@ POLL_SECONDS = 0.2
 _KEYSPACE = re.compile(r"^db(\d+):keys=(\d+)", re.MULTILINE)
 _ANY = frozenset(range(256))
 EOF_MARKER = 40
+# The newest RDB version each redis_version (major, minor) loads (Valkey reports 7.2).
+LOADS_RDB = {(3, 2): 7, (4, 0): 8, (5, 0): 9, (6, 0): 9, (6, 2): 9, (7, 0): 10, (7, 2): 11,
+             (7, 4): 12, (8, 0): 12}  # fmt: skip
 _MARKER = re.compile(rb"[0-9a-f]{40}")
 
 
@@ -187,6 +190,8 @@ class RedisSource(Source):
             )
         else:
             checks.append(Check.ok(name, "answers; appendonly is off: it loads the snapshot"))
+        info = await self._ask(check.host, "INFO", "server")
+        checks.append(_version_check(check.host.name, info, check.artifact.meta))
         if self.config.rdb_path is not None:
             facts = await probe_path(check.host, str(self.config.rdb_path.parent))
             checks.append(check.space(facts.existing, facts.free_bytes, check.artifact.size))
@@ -246,6 +251,29 @@ class RedisSource(Source):
             f"{self.name}: started again, the server does not hold the backup's keys "
             f"(it has {found}, the backup {wanted}); look at its log"
         )
+
+
+def _version_check(host: str, info: str, meta: dict[str, Any]) -> Check:
+    """Whether the target server loads the backup's RDB version (an older one cannot)."""
+    name = f"version {host}"
+    found = re.search(r"^redis_version:(\d+)\.(\d+)", info, re.MULTILINE)
+    wanted = meta.get("rdb_version")
+    if found is None or not isinstance(wanted, int):
+        return Check.warning(name, "cannot tell which RDB versions the target loads; check by hand")
+    version = (int(found[1]), int(found[2]))
+    known = [v for v in sorted(LOADS_RDB) if v <= version]
+    loads = LOADS_RDB[known[-1]] if known else 0
+    text = f"redis {version[0]}.{version[1]} on {host}"
+    if version > max(LOADS_RDB):
+        return Check.ok(name, f"{text}; the backup is RDB {wanted} (a newer server loads it)")
+    if wanted > loads:
+        return Check.fail(
+            name,
+            f"{text} loads RDB versions up to {loads}; the backup is RDB {wanted} (from "
+            f"{meta.get('server_version') or 'a newer server'}): restore onto that version or "
+            "newer",
+        )
+    return Check.ok(name, f"{text} loads RDB {wanted}")
 
 
 def _holds(found: dict[str, int], wanted: dict[str, int], expiring: dict[str, int]) -> bool:

@@ -195,3 +195,30 @@ async def test_a_drill_destroys_the_keys_restores_them_and_finds_every_marker(
     unready = config.sources["cache"].model_copy(update={"stop": None})
     with pytest.raises(UsageError, match="needs rdb_path, stop and start"):
         plan_drill(config.model_copy(update={"sources": {"cache": unready}}), DrillRequest())
+
+
+async def test_a_snapshot_from_a_newer_server_is_refused_by_the_validator(
+    asyncssh_server: SSHTestServer,
+    redis_service: tuple[RedisServer, BackgroundService],
+    tmp_path: Path,
+) -> None:
+    server, service = redis_service
+    config = redis_config(asyncssh_server, tmp_path, server, service)
+    repo = Repository.open(config.repository.path)
+    manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
+    dry = RestoreRequest(manifest.id)
+    report = await run_restore(config, repo, dry, EventLog().emit)
+    (version,) = [c for c in report.checks if c.name == "version h1"]
+    assert version.detail.startswith("redis 7.0 on h1 loads RDB ")
+
+    # As if taken from a Redis 7.4 server (RDB 12): this 7.0 server cannot load it.
+    path = repo.backup_dir(manifest.id) / "manifest.json"
+    data = json.loads(path.read_text())
+    data["artifacts"][0]["meta"].update(rdb_version=12, server_version="7.4.1")
+    path.write_text(json.dumps(data))
+    with pytest.raises(RestoreRefusedError) as refused:
+        await run_restore(config, repo, dry, EventLog().emit)
+    messages = [c.detail for c in refused.value.report.failed]
+    assert any(
+        "loads RDB versions up to 10; the backup is RDB 12 (from 7.4.1)" in m for m in messages
+    )
