@@ -1,6 +1,7 @@
 """The redis source against a real redis-server through both SSH servers: a snapshot by
-replication, verified structurally, restored while the server is stopped (the keys come back),
-refused clearly without what a restore needs or with appendonly on."""
+replication, verified structurally, restored while the server is stopped (the keys come back)
+from the CLI's engine and from the wizard at 80x24, drilled, checked by a checklist; refused
+clearly with a damaged snapshot, appendonly on, a wrong password or an older target server."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from pathlib import Path
 
 import pytest
 from checklists import item, write_checklist
+from consoles import console
 from helpers import EventLog, config_text
 from redis_server import RedisServer
 from sshd import SSHTestServer
 from timing import until
+from wizard_pilot import choose, flat, open_wizard, run_checks, settle, shown
 
 from engine.checklist.model import checklists_for
 from engine.checklist.session import ChecklistSession
@@ -25,6 +28,7 @@ from engine.errors import ConfigError, UsageError
 from engine.jobs import BackupRequest, JobFailedError, run_backup, run_verify
 from engine.repo.repository import Repository
 from engine.restore.run import RestoreRefusedError, RestoreRequest, run_restore
+from tui.console.wizard_state import Step
 
 
 @pytest.fixture
@@ -222,3 +226,32 @@ async def test_a_snapshot_from_a_newer_server_is_refused_by_the_validator(
     assert any(
         "loads RDB versions up to 10; the backup is RDB 12 (from 7.4.1)" in m for m in messages
     )
+
+
+async def test_a_redis_restore_from_the_wizard_at_80x24(
+    asyncssh_server: SSHTestServer,
+    redis_service: tuple[RedisServer, BackgroundService],
+    tmp_path: Path,
+) -> None:
+    server, service = redis_service
+    config = redis_config(asyncssh_server, tmp_path, server, service)
+    repo = Repository.open(config.repository.path)
+    await run_backup(config, repo, BackupRequest(label="nightly"), EventLog().emit)
+    server.cli("FLUSHALL")
+
+    app = console(config, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        wizard = await open_wizard(app, pilot)
+        await choose(pilot, wizard, "other")
+        await pilot.press("ctrl+n", "enter")  # the plan (the redis source), the backup
+        await run_checks(app, pilot, wizard)
+        assert "Every check passed" in shown(wizard, "#checks-verdict")
+        await pilot.press("enter")
+        assert wizard.state.step is Step.CONFIRM
+        assert "the server is stopped, its snapshot" in flat(shown(wizard, "#confirm-text"))
+        await pilot.press(*"h1", "enter")
+        await settle(app, pilot)
+        assert wizard.state.step is Step.DONE
+        assert "Restored cache." in flat(shown(wizard, "#done-text"))
+    assert server.cli("DBSIZE") == "121"
+    assert server.cli("-n", "2", "DBSIZE") == "15"
