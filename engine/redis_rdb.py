@@ -63,44 +63,98 @@ class Readable(Protocol):
 
 
 class _Stream:
-    """Exact reads from a stream, with the running CRC and offset."""
+    """Exact reads from a stream, in blocks. The CRC is computed over each block's consumed
+    bytes once, when the block is left behind: one call per block, never one per field."""
 
     def __init__(self, raw: Readable) -> None:
         self._raw = raw
-        self._buffer = bytearray()
-        self._at = 0  # into _buffer
-        self.offset = 0  # bytes consumed from the start
-        self.crc = 0
+        self._buffer = b""
+        self._at = 0  # the next byte in _buffer
+        self._base = 0  # the offset of _buffer[0] from the start
+        self._crc = 0  # of every byte before _buffer
+        self._crc_from = 0
 
-    def take(self, size: int) -> bytes:
+    @property
+    def offset(self) -> int:
+        return self._base + self._at
+
+    @property
+    def crc(self) -> int:
+        """The CRC-64 of every byte consumed so far."""
+        return CRC64.calc(memoryview(self._buffer)[self._crc_from : self._at], self._crc)
+
+    def _fill(self, size: int) -> None:
+        """Make ``size`` bytes available at the read position."""
         while len(self._buffer) - self._at < size:
             more = self._raw.read(max(READ_BLOCK, size))
             if not more:
                 raise RdbFormatError(
-                    f"the snapshot ends at byte {self.offset + len(self._buffer) - self._at} "
-                    "inside a record: it is truncated"
+                    f"the snapshot ends at byte {self._base + len(self._buffer)} inside a "
+                    "record: it is truncated"
                 )
-            del self._buffer[: self._at]
-            self._at = 0
-            self._buffer += more
-        data = bytes(self._buffer[self._at : self._at + size])
-        self._at += size
-        self.offset += size
-        self.crc = CRC64.calc(data, self.crc)
-        return data
+            self._crc = self.crc
+            self._base += self._at
+            self._buffer = self._buffer[self._at :] + more
+            self._at = self._crc_from = 0
+
+    def take(self, size: int) -> bytes:
+        if len(self._buffer) - self._at < size:
+            self._fill(size)
+        at = self._at
+        self._at = at + size
+        return self._buffer[at : at + size]
 
     def skip(self, size: int) -> None:
         while size:
             step = min(size, READ_BLOCK)
-            self.take(step)
+            if len(self._buffer) - self._at < step:
+                self._fill(step)
+            self._at += step
             size -= step
 
+    def skip_string(self) -> bool:
+        """Skip a plain or LZF string whose lengths fit in two bytes, all of it in the block
+        (the common case, without a call per field); False (nothing consumed) otherwise."""
+        buffer, at = self._buffer, self._at
+        end = len(buffer)
+        if end - at < 5:
+            return False
+        first = buffer[at]
+        if first < 0x40:
+            size, at = first, at + 1
+        elif first < 0x80:
+            size, at = ((first & 0x3F) << 8) | buffer[at + 1], at + 2
+        elif first == 0xC3:  # LZF: the compressed length, then the uncompressed one
+            at += 1
+            lengths = []
+            for _ in range(2):
+                byte = buffer[at]
+                if byte < 0x40:
+                    lengths.append(byte)
+                    at += 1
+                elif byte < 0x80:
+                    lengths.append(((byte & 0x3F) << 8) | buffer[at + 1])
+                    at += 2
+                else:
+                    return False
+            size = lengths[0]
+        else:
+            return False
+        if end - at < size:
+            return False
+        self._at = at + size
+        return True
+
     def byte(self) -> int:
-        return self.take(1)[0]
+        if self._at >= len(self._buffer):
+            self._fill(1)
+        value = self._buffer[self._at]
+        self._at += 1
+        return value
 
     def rest(self) -> bytes:
         """Whatever follows (after the checksum: nothing, in a sound snapshot)."""
-        extra = bytes(self._buffer[self._at :]) + self._raw.read(1)
+        extra = self._buffer[self._at :] + self._raw.read(1)
         self._at = len(self._buffer)
         return extra
 
@@ -133,7 +187,8 @@ def _plain_length(stream: _Stream) -> int:
 
 
 def _skip_string(stream: _Stream) -> None:
-    _skip_string_body(stream, *_length(stream))
+    if not stream.skip_string():
+        _skip_string_body(stream, *_length(stream))
 
 
 def _skip_string_body(stream: _Stream, size: int, special: bool) -> None:
