@@ -31,7 +31,7 @@ from engine.config.model import Config
 from engine.errors import describe_error
 from engine.mongo_archive.names import matches_any
 from engine.remote.ssh import ConnectionPool
-from engine.repo.manifest import Manifest
+from engine.repo.manifest import Artifact, Manifest
 from engine.sizes import human_size
 from engine.sources import make_source
 from engine.sources.etcd import EtcdSource
@@ -198,23 +198,44 @@ async def _mongo_query(item: Any, ctx: ItemContext) -> Outcome:
 # -- etcd ----------------------------------------------------------------------------------
 
 
+async def _key_count(
+    ctx: ItemContext,
+    source: str,
+    minimum: int | None,
+    what: str,
+    count: Callable[[], Awaitable[int]],
+    expected: Callable[[Artifact], tuple[range, str]],
+) -> Outcome:
+    """A key count now, at least ``minimum``, or (without one) in the range ``expected``
+    says the backup allows, with the words that say why."""
+    artifact = ctx.manifest.artifact(source) if ctx.manifest else None
+    if minimum is None and artifact is None:
+        return Outcome(False, "the key count is compared with a backup: run with --backup ID")
+    found = await count()
+    if minimum is not None:
+        line = f"{what}: {found} keys"
+        return Outcome(found >= minimum, f"{line} (at least {minimum})", (line,))
+    assert artifact is not None
+    allowed, said = expected(artifact)
+    line = f"{what}: {found} keys ({said})"
+    return Outcome(found in allowed, line, (line,))
+
+
 async def _etcd_keys(item: Any, ctx: ItemContext) -> Outcome:
     assert isinstance(item, EtcdKeysItem)
     source = make_source(ctx.config, item.source)
     assert isinstance(source, EtcdSource)
-    artifact = ctx.manifest.artifact(item.source) if ctx.manifest else None
-    if item.min is None and artifact is None:
-        return Outcome(False, "the key count is compared with a backup: run with --backup ID")
-    host = await ctx.pool.get(source.config.host)
-    count = await source.key_count(host, item.prefix, item.timeout)
+
+    async def count() -> int:
+        host = await ctx.pool.get(source.config.host)
+        return await source.key_count(host, item.prefix, item.timeout)
+
+    def expected(artifact: Artifact) -> tuple[range, str]:
+        held = int(artifact.meta.get("key_count", -1))
+        return range(held, held + 1), f"backup: {held}"
+
     what = f"prefix {item.prefix!r}" if item.prefix else "the whole keyspace"
-    if item.min is not None:
-        line = f"{what}: {count} keys"
-        return Outcome(count >= item.min, f"{line} (at least {item.min})", (line,))
-    assert artifact is not None
-    expected = int(artifact.meta.get("key_count", -1))
-    line = f"{what}: {count} keys (backup: {expected})"
-    return Outcome(count == expected, line, (line,))
+    return await _key_count(ctx, item.source, item.min, what, count, expected)
 
 
 @dataclass(frozen=True)
@@ -287,20 +308,19 @@ async def _redis_keys(item: Any, ctx: ItemContext) -> Outcome:
     assert isinstance(item, RedisKeysItem)
     source = make_source(ctx.config, item.source)
     assert isinstance(source, RedisSource)
-    artifact = ctx.manifest.artifact(item.source) if ctx.manifest else None
-    if item.min is None and artifact is None:
-        return Outcome(False, "the key count is compared with a backup: run with --backup ID")
-    host = await ctx.pool.get(source.config.host)
-    count = await source.count_keys(host, item.db, item.pattern)
+
+    async def count() -> int:
+        host = await ctx.pool.get(source.config.host)
+        return await source.count_keys(host, item.db, item.pattern)
+
+    def expected(artifact: Artifact) -> tuple[range, str]:
+        """The backup's keys in that database, less at most its keys with a TTL."""
+        held = int(artifact.meta.get("databases", {}).get(str(item.db), 0))
+        expiring = int(artifact.meta.get("expiring", {}).get(str(item.db), 0))
+        return range(held - expiring, held + 1), f"backup: {held}, {expiring} of them with a TTL"
+
     what = f"db {item.db}, {item.pattern!r}"
-    if item.min is not None:
-        line = f"{what}: {count} keys"
-        return Outcome(count >= item.min, f"{line} (at least {item.min})", (line,))
-    assert artifact is not None
-    held = int(artifact.meta.get("databases", {}).get(str(item.db), 0))
-    expiring = int(artifact.meta.get("expiring", {}).get(str(item.db), 0))
-    line = f"{what}: {count} keys (backup: {held}, {expiring} of them with a TTL)"
-    return Outcome(held - expiring <= count <= held, line, (line,))
+    return await _key_count(ctx, item.source, item.min, what, count, expected)
 
 
 Runner = Callable[[Any, ItemContext], Awaitable[Outcome]]

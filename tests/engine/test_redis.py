@@ -26,6 +26,7 @@ from engine.demo.services import BackgroundService
 from engine.drill.run import DrillRequest, plan_drill, run_drill
 from engine.errors import ConfigError, UsageError
 from engine.jobs import BackupRequest, JobFailedError, run_backup, run_verify
+from engine.repo.manifest import Manifest
 from engine.repo.repository import Repository
 from engine.restore.run import RestoreRefusedError, RestoreRequest, run_restore
 from tui.console.wizard_state import Step
@@ -60,15 +61,22 @@ def redis_config(
     return parse_config(config_text(ssh, tmp_path / "repo", source))
 
 
+async def backed_up(
+    ssh: SSHTestServer, tmp_path: Path, redis_service: tuple[RedisServer, BackgroundService]
+) -> tuple[Config, Repository, Manifest]:
+    """The redis source's config and repository, with one backup taken."""
+    config = redis_config(ssh, tmp_path, *redis_service)
+    repo = Repository.open(config.repository.path)
+    return config, repo, await run_backup(config, repo, BackupRequest(), EventLog().emit)
+
+
 async def test_a_snapshot_verifies_and_restores_the_keys(
     ssh_server: SSHTestServer,
     redis_service: tuple[RedisServer, BackgroundService],
     tmp_path: Path,
 ) -> None:
-    server, service = redis_service
-    config = redis_config(ssh_server, tmp_path, server, service)
-    repo = Repository.open(config.repository.path)
-    manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
+    server, _service = redis_service
+    config, repo, manifest = await backed_up(ssh_server, tmp_path, redis_service)
     (artifact,) = manifest.artifacts
     assert artifact.kind == "redis-rdb"
     assert artifact.meta["databases"] == {"0": 121, "2": 15}
@@ -123,10 +131,8 @@ async def test_a_damaged_snapshot_fails_verify_and_a_restore_is_refused(
     redis_service: tuple[RedisServer, BackgroundService],
     tmp_path: Path,
 ) -> None:
-    server, service = redis_service
-    config = redis_config(asyncssh_server, tmp_path, server, service)
-    repo = Repository.open(config.repository.path)
-    manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
+    server, _service = redis_service
+    config, repo, manifest = await backed_up(asyncssh_server, tmp_path, redis_service)
     stored = repo.backup_dir(manifest.id) / "cache.rdb"
     data = bytearray(stored.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -206,10 +212,8 @@ async def test_a_snapshot_from_a_newer_server_is_refused_by_the_validator(
     redis_service: tuple[RedisServer, BackgroundService],
     tmp_path: Path,
 ) -> None:
-    server, service = redis_service
-    config = redis_config(asyncssh_server, tmp_path, server, service)
-    repo = Repository.open(config.repository.path)
-    manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
+    server, _service = redis_service
+    config, repo, manifest = await backed_up(asyncssh_server, tmp_path, redis_service)
     dry = RestoreRequest(manifest.id)
     report = await run_restore(config, repo, dry, EventLog().emit)
     (version,) = [c for c in report.checks if c.name == "version h1"]
