@@ -16,8 +16,10 @@ from typing import ClassVar, Generic, TypeVar
 
 from engine.checks import Check
 from engine.crypto.age import Recipient
+from engine.errors import RepositoryError
 from engine.events import Emit, LogLine, ProgressMeter, StageChanged
 from engine.mongo_archive.pgzip import ParallelGzipWriter
+from engine.mongo_archive.stream import Readable
 from engine.remote.ssh import SSHHost
 from engine.repo.content import NO_KEYS, Keyring
 from engine.repo.manifest import Artifact, ArtifactFile
@@ -95,10 +97,36 @@ class SourceContext:
         async with self.writing(filename, tee=tee) as writer:
             yield Recording(writer, self.meter())
 
+    @asynccontextmanager
+    async def described(
+        self, filename: str, describe: Callable[[Readable], T]
+    ) -> AsyncIterator[tuple[Recording, asyncio.Future[T]]]:
+        """:meth:`recording` whose bytes ``describe`` also reads as they stream, on a thread
+        of its own (the stored file may be encrypted: it cannot be read back): the recording,
+        and the future of what ``describe`` returns, to await once the recording finished. A
+        reader that fails lets the writer go on without it; on any failure of the block, the
+        reader is stopped too."""
+        pipe = ChunkPipe()
+        outcome = asyncio.ensure_future(asyncio.to_thread(_read_through, describe, pipe))
+        try:
+            async with self.recording(filename, tee=pipe) as recording:
+                yield recording, outcome
+        except BaseException:
+            pipe.close(RepositoryError("the stream ended early"))
+            await asyncio.gather(outcome, return_exceptions=True)
+            raise
+
     def chunks(self, entry: ArtifactFile, meter: ProgressMeter) -> AsyncIterator[bytes]:
         """What a backup file holds (decrypted), in chunks, advancing ``meter``: it is read
         only as a regular file directly in the backup directory, never through a link."""
         return self.keyring.chunks(self.directory, entry, meter)
+
+
+def _read_through(describe: Callable[[Readable], T], pipe: ChunkPipe) -> T:
+    try:
+        return describe(pipe)
+    finally:
+        pipe.stop_reading()  # a reader that stopped early never holds the writer up
 
 
 class GzipSink(Generic[T]):

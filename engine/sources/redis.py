@@ -20,12 +20,11 @@ from typing import Any, ClassVar
 from engine.checks import Check
 from engine.config.sources import RedisSourceConfig
 from engine.errors import LifeboatError, RemoteCommandError
-from engine.redis_rdb import RdbSummary, summarize
+from engine.redis_rdb import summarize
 from engine.remote.commands import quote_command
 from engine.remote.hostfacts import probe_path
 from engine.remote.ssh import SSHHost, single_chunk
 from engine.repo.manifest import Artifact
-from engine.repo.sink import ChunkPipe
 from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext
 
 # Reads the password (a line on stdin) into the environment redis-cli takes it from.
@@ -111,23 +110,17 @@ class RedisSource(Source):
 
     async def backup(self, ctx: SourceContext) -> Artifact:
         ctx.stage("snapshot by replication")
-        snapshot = ChunkPipe()  # described as it streams: the stored file may be encrypted
-        described = asyncio.ensure_future(asyncio.to_thread(_summarize, snapshot))
         password = self._password()
         try:
-            async with ctx.recording(self.filename(), tee=snapshot) as recording:
+            async with ctx.described(self.filename(), summarize) as (recording, described):
                 command = quote_command(self._cli("--rdb", "-"))
                 stdin = single_chunk(password) if password else None
                 output = EndMarkerFilter(recording.write)
                 await ctx.host.stream(command, on_stdout=output.write, stdin=stdin, bulk=True)
                 output.finish()
                 entry = await recording.finish()
-        except BaseException as exc:
-            snapshot.close(RedisError("redis-cli's output ended early"))
-            await asyncio.gather(described, return_exceptions=True)
-            if isinstance(exc, LifeboatError):
-                raise self._snapshot_failed(ctx.host, str(exc)) from None
-            raise
+        except LifeboatError as exc:
+            raise self._snapshot_failed(ctx.host, str(exc)) from None
         summary = await described
         return Artifact(
             source=self.name,
@@ -303,10 +296,3 @@ class EndMarkerFilter:
     def finish(self) -> None:
         if not _MARKER.fullmatch(self._held):
             self._write(self._held)
-
-
-def _summarize(snapshot: ChunkPipe) -> RdbSummary:
-    try:
-        return summarize(snapshot)
-    finally:
-        snapshot.stop_reading()

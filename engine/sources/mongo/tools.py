@@ -8,17 +8,15 @@ write or read it; the dump is described as it streams to fill the manifest like 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import LifeboatError
-from engine.mongo_archive import ArchiveSummary, summarize
+from engine.mongo_archive import summarize
 from engine.mongo_archive.names import SYSTEM_DATABASES
 from engine.remote.commands import quote_command
 from engine.repo.manifest import Artifact
-from engine.repo.sink import ChunkPipe
 from engine.sources.base import RestoreOptions, SourceContext
 from engine.sources.mongo.common import MongoError
 
@@ -73,32 +71,17 @@ async def dump_with_mongodump(source: MongoSource, ctx: SourceContext) -> dict[s
     argv = [*source.config.mongodump, "--archive", "--gzip", *_dump_filters(source)]
     config_path = await _write_secret_file(source, host)
     ctx.stage("mongodump")
-    archive = ChunkPipe()  # described as it streams: the stored file may be encrypted
-    described = asyncio.ensure_future(asyncio.to_thread(_summarize, archive))
     try:
-        async with ctx.recording(source.filename(), tee=archive) as recording:
+        async with ctx.described(source.filename(), summarize) as (recording, described):
             command = _with_config(argv, config_path)
             outcome = await host.stream(command, on_stdout=recording.write, bulk=True)
             entry = await recording.finish()
-    except BaseException as exc:
-        archive.close(MongoError("mongodump's output ended early"))  # the reader stops too
-        await asyncio.gather(described, return_exceptions=True)
-        if isinstance(exc, LifeboatError):
-            raise MongoError(source.redact(str(exc))) from None
-        raise
+    except LifeboatError as exc:
+        raise MongoError(source.redact(str(exc))) from None
     summary = await described
     if outcome.stderr:
         ctx.log(source.redact(outcome.stderr.splitlines()[-1]))
     return {"file": entry, "method": "mongodump", **summary.manifest_meta()}
-
-
-def _summarize(archive: ChunkPipe) -> ArchiveSummary:
-    """Describe the archive as it streams (on a thread of its own); a reader that fails lets
-    the writer go on without it (the failure is reported once the dump ended)."""
-    try:
-        return summarize(archive)
-    finally:
-        archive.stop_reading()
 
 
 def _restore_args(options: RestoreOptions) -> list[str]:
