@@ -78,6 +78,17 @@ def _hkdf(key: bytes, salt: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(key)
 
 
+def _key_bytes(text: str, hrp: str, prefix: str, not_one: str) -> bytes:
+    """The 32 bytes of a bech32 key written ``prefix...``; AgeKeyError says ``not_one``."""
+    try:
+        found, key = bech32.decode(text.strip())
+    except bech32.Bech32Error as exc:
+        raise AgeKeyError(f"{not_one} ({exc})") from None
+    if not text.strip().startswith(prefix) or found != hrp or len(key) != 32:
+        raise AgeKeyError(f"{not_one} ({prefix}... expected)")
+    return key
+
+
 @dataclass(frozen=True)
 class Recipient:
     """An X25519 public key: who a file is encrypted to (``age1...``; not a secret)."""
@@ -86,12 +97,7 @@ class Recipient:
 
     @classmethod
     def parse(cls, text: str) -> Recipient:
-        try:
-            hrp, key = bech32.decode(text.strip())
-        except bech32.Bech32Error as exc:
-            raise AgeKeyError(f"{_shown(text)} is not an age recipient ({exc})") from None
-        if not text.strip().startswith("age1") or hrp != RECIPIENT_HRP or len(key) != 32:
-            raise AgeKeyError(f"{_shown(text)} is not an age recipient (age1... expected)")
+        key = _key_bytes(text, RECIPIENT_HRP, "age1", f"{_shown(text)} is not an age recipient")
         try:  # a low-order point would make every file encrypted to it readable by anyone
             X25519PrivateKey.generate().exchange(X25519PublicKey.from_public_bytes(key))
         except ValueError:
@@ -114,17 +120,8 @@ class Identity:
 
     @classmethod
     def parse(cls, text: str) -> Identity:
-        try:
-            hrp, secret = bech32.decode(text.strip())
-        except bech32.Bech32Error as exc:
-            raise AgeKeyError(f"an identity line is not an age identity ({exc})") from None
-        if (
-            not text.strip().startswith("AGE-SECRET-KEY-1")
-            or hrp != IDENTITY_HRP
-            or len(secret) != 32
-        ):
-            raise AgeKeyError("an identity line is not an age identity (AGE-SECRET-KEY-1...)")
-        return cls(secret)
+        not_one = "an identity line is not an age identity"  # a secret is never shown
+        return cls(_key_bytes(text, IDENTITY_HRP, "AGE-SECRET-KEY-1", not_one))
 
     @property
     def recipient(self) -> Recipient:
