@@ -23,13 +23,11 @@ from engine.repo.sink import HashingFileSink, SinkThread
 STAGE = "fetch"  # the pseudo-source fetch progress is reported on
 
 
-async def fetch_backup(
+async def _fetch(
     config: Config, repo: Repository, remote: Remote, backup_id: str, emit: Emit
 ) -> Manifest:
-    """The backup ``backup_id``, fetched from ``remote`` (connected) unless the repository
-    holds it already; RemoteError says why a copy cannot be used."""
-    if repo.is_backup(backup_id):
-        return repo.load(backup_id)
+    """The backup ``backup_id``, fetched from ``remote`` (connected); RemoteError says why a
+    copy cannot be used."""
     key = backup_key(backup_id)
     raw = await remote.read(key)
     if raw is None:
@@ -93,8 +91,9 @@ async def _fetch_file(
 async def fetch_from(
     config: Config, repo: Repository, remote_name: str, backup_id: str, emit: Emit
 ) -> Manifest:
-    """:func:`fetch_backup` from ``[remotes.<remote_name>]``, connected for it."""
+    """The backup ``backup_id``: the repository's, or fetched from ``[remotes.<remote_name>]``
+    (connected for it) when the repository lacks it."""
     if repo.is_backup(backup_id):
         return repo.load(backup_id)
     async with connected(config, remote_name) as remote:
-        return await fetch_backup(config, repo, remote, backup_id, emit)
+        return await _fetch(config, repo, remote, backup_id, emit)

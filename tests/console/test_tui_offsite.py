@@ -14,6 +14,7 @@ from timing import pilot_until
 from wizard_pilot import choose, flat, open_wizard, settle, shown
 
 from engine.config.load import parse_config
+from engine.config.model import Config
 from engine.jobs import BackupRequest, run_backup
 from engine.offsite.connect import connected
 from engine.offsite.copy import run_copy
@@ -26,14 +27,18 @@ from tui.console.screens.wizard import RestoreWizard
 from tui.console.wizard_state import Step
 
 
+def offsite(ssh: SSHTestServer, tmp_path: Path, remotes: str) -> tuple[Config, Repository]:
+    """A command source ``db`` on the SSH server, ``remotes``, and the repository."""
+    sources = command_source("db", ["echo", "data"])
+    config = parse_config(config_text(ssh, tmp_path / "repo", sources) + remotes)
+    return config, Repository.open(config.repository.path)
+
+
 async def test_the_browser_copies_a_backup_off_host_and_says_where_it_lives(
     asyncssh_server: SSHTestServer, s3: S3Server, tmp_path: Path
 ) -> None:
     vault = f'[remotes.vault]\nkind = "sftp"\nhost = "h1"\npath = "{tmp_path / "vault"}"\n'
-    sources = command_source("db", ["echo", "data"])
-    text = config_text(asyncssh_server, tmp_path / "repo", sources) + s3_remote_toml(s3) + vault
-    config = parse_config(text)
-    repo = Repository.open(config.repository.path)
+    config, repo = offsite(asyncssh_server, tmp_path, s3_remote_toml(s3) + vault)
     manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
 
     app = console(config, tmp_path)
@@ -62,10 +67,7 @@ async def test_the_browser_copies_a_backup_off_host_and_says_where_it_lives(
 async def test_a_copy_the_repository_lacks_is_fetched_and_restored_from_the_browser(
     asyncssh_server: SSHTestServer, s3: S3Server, tmp_path: Path
 ) -> None:
-    sources = command_source("db", ["echo", "data"])
-    text = config_text(asyncssh_server, tmp_path / "repo", sources) + s3_remote_toml(s3)
-    config = parse_config(text)
-    repo = Repository.open(config.repository.path)
+    config, repo = offsite(asyncssh_server, tmp_path, s3_remote_toml(s3))
     manifest = await run_backup(config, repo, BackupRequest(label="kept"), EventLog().emit)
     await run_copy(config, repo, "offsite", [manifest.id], EventLog().emit)
     delete_backup(repo, manifest.id, "tester")  # pruned here; the remote keeps its copy
@@ -95,10 +97,7 @@ async def test_a_copy_the_repository_lacks_is_fetched_and_restored_from_the_brow
 async def test_the_wizard_fetches_a_remote_copy_on_its_backup_step(
     asyncssh_server: SSHTestServer, s3: S3Server, tmp_path: Path
 ) -> None:
-    sources = command_source("db", ["echo", "data"])
-    text = config_text(asyncssh_server, tmp_path / "repo", sources) + s3_remote_toml(s3)
-    config = parse_config(text)
-    repo = Repository.open(config.repository.path)
+    config, repo = offsite(asyncssh_server, tmp_path, s3_remote_toml(s3))
     older = await run_backup(config, repo, BackupRequest(label="older"), EventLog().emit)
     here = await run_backup(config, repo, BackupRequest(label="here"), EventLog().emit)
     await run_copy(config, repo, "offsite", [older.id], EventLog().emit)
