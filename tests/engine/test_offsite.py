@@ -37,7 +37,7 @@ from engine.offsite.s3 import PART
 from engine.offsite.verify import last_full_read, last_reads, verify_remote
 from engine.remote.ssh import single_chunk
 from engine.repo import audit
-from engine.repo.manifest import Manifest
+from engine.repo.manifest import Manifest, utc_now
 from engine.repo.repository import Repository
 from engine.repo.retention import delete_backup
 from engine.schedule.daemon import Scheduler
@@ -355,7 +355,11 @@ async def test_a_remote_prunes_by_its_own_policy_and_keeps_the_last_copy_anywher
     policy = "[remotes.offsite.retention]\nkeep_last = 1\n"
     config = make(openssh_server, tmp_path, s3_remote_toml(s3) + policy, data=SMALL)
     repo = Repository.open(config.repository.path)
-    ids = [(await run_backup(config, repo, BackupRequest(), EventLog().emit)).id for _ in range(3)]
+    older = [await run_backup(config, repo, BackupRequest(), EventLog().emit) for _ in range(2)]
+    # Times have whole seconds: the newest must start in a later one to be the newest.
+    await until(lambda: utc_now() > older[-1].created_at, "the next second")
+    newest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
+    ids = [m.id for m in (*older, newest)]
     await run_copy(config, repo, "offsite", ids, EventLog().emit)
     delete_backup(repo, ids[0], "tester")  # the oldest now lives on the remote only
 
