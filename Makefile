@@ -14,7 +14,7 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 # command -> Debian package that provides it, for the real servers the tests start
 SYSTEM_DEPS := /usr/sbin/sshd:openssh-server ssh:openssh-client etcd:etcd-server \
                etcdctl:etcd-client tmux:tmux zstd:zstd age:age \
-               redis-server:redis-server redis-cli:redis-tools
+               redis-server:redis-server redis-cli:redis-tools pg_ctlcluster:postgresql
 
 .PHONY: demo test lint lock screenshots system-deps clean
 
@@ -60,11 +60,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # Bytecode is compiled up front: with PYTHONDONTWRITEBYTECODE set, every `lifeboat` the tests
-# start would otherwise compile the project again. Two pytest-xdist workers, one per core:
-# each starts its own servers on random ports.
+# start would otherwise compile the project again. Three pytest-xdist workers on two cores:
+# most tests spend their time waiting on servers and subprocesses, so a third worker keeps
+# the cores busy (each worker starts its own servers on random ports).
 test: $(STAMP) system-deps lint
 	$(BIN)/python -m compileall -q engine tui themes tests >/dev/null
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 3
 
 screenshots: $(STAMP)
 	$(BIN)/python screenshots/generate.py

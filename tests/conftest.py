@@ -1,4 +1,5 @@
-"""Shared fixtures: real SSH servers, etcd and a Mongo wire server on loopback (DESIGN.md).
+"""Shared fixtures: real SSH servers, etcd, a Mongo wire server and PostgreSQL on loopback
+(DESIGN.md).
 
 ``ssh_server`` runs a test once against the in-process asyncssh server and once against the
 system OpenSSH sshd. Tests using it must be ``async``: the asyncssh server is served by the
@@ -15,6 +16,7 @@ import pytest
 from checklists import http_server  # noqa: F401 (a fixture, for every test folder)
 from etcd_server import EtcdServer
 from mongo_server import MongoServer
+from pg_server import PostgresServer
 from processes import endless  # noqa: F401 (a fixture, for every test folder)
 from s3_server import BUCKET, S3Server
 from sshd import SSHD, OpenSSHServer, SSHTestServer, in_process_server
@@ -88,6 +90,18 @@ def s3(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     client = boto3.client("s3", endpoint_url=s3_server.url, region_name="us-east-1")
     client.create_bucket(Bucket=BUCKET)
     return s3_server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server on a random loopback port, one per test worker: each test makes
+    databases of its own names."""
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -302,10 +302,10 @@ def _target_problems(
                 raw_sources[source].get("kind") if isinstance(raw_sources[source], dict) else None
             )
             for key, wanted in TARGET_FIELDS_BY_KIND.items():
-                if key in entry and kind != wanted:
+                if key in entry and kind not in wanted:
                     problems.append(
-                        f"{where}.{key}: applies to {wanted} sources, and {source} is {kind}; "
-                        "remove it"
+                        f"{where}.{key}: applies to {' and '.join(wanted)} sources, and {source} "
+                        f"is {kind}; remove it"
                     )
     return problems
 

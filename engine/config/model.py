@@ -132,13 +132,19 @@ class TargetSourceConfig(BaseModel):
     """etcd: the data directory the restore goes beside."""
     directory: AbsolutePath | None = Field(None, examples=["/srv/restore"])
     """files: extract under this directory instead of the original paths."""
+    address: NonEmptyStr | None = Field(None, examples=["127.0.0.1"])
+    """redis, postgres: the target server's address, as seen from that host."""
+    port: StrictInt | None = Field(None, gt=0, le=65535, examples=[5433])
+    """redis, postgres: the target server's port."""
 
 
-TARGET_FIELDS_BY_KIND = {
-    "uri": "mongo",
-    "endpoint": "etcd",
-    "data_dir": "etcd",
-    "directory": "files",
+TARGET_FIELDS_BY_KIND: dict[str, tuple[str, ...]] = {
+    "uri": ("mongo",),
+    "endpoint": ("etcd",),
+    "data_dir": ("etcd",),
+    "directory": ("files",),
+    "address": ("redis", "postgres"),
+    "port": ("redis", "postgres"),
 }
 
 

@@ -6,7 +6,7 @@ To add a source kind, write its model here and add it to ``SourceConfig``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr, StrictBool, StrictInt, field_validator
 from pydantic_core import PydanticCustomError
@@ -175,10 +175,52 @@ class RedisSourceConfig(_SourceBase):
     """Command that starts the server, for a restore."""
 
 
+PG_DATABASE = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,62}$"  # no dot: it separates db.schema.table
+
+
+class PostgresSourceConfig(_SourceBase):
+    """PostgreSQL databases, each dumped by the host's ``pg_dump -Fc``, with the cluster's
+    roles (``pg_dumpall --globals-only``)."""
+
+    model_config = MODEL_CONFIG
+    kind: Literal["postgres"] = "postgres"
+    """Source kind."""
+    host: NonEmptyStr = Field(examples=["db1"])
+    """Name of the ``[hosts.<name>]`` table the server is reached from."""
+    address: NonEmptyStr = Field("127.0.0.1", examples=["127.0.0.1"])
+    """The server's address as seen from that host (or its socket directory)."""
+    port: StrictInt = Field(5432, gt=0, le=65535, examples=[5432])
+    """The server's port."""
+    user: NonEmptyStr = Field("postgres", examples=["backup"])
+    """The role pg_dump connects as (it must read every table dumped)."""
+    databases: tuple[Annotated[str, Field(pattern=PG_DATABASE)], ...] = Field(
+        min_length=1, examples=[["app", "billing"]]
+    )
+    """The databases to dump, each in a file of its own (letters, digits, ``_`` and ``-``)."""
+    password_file: AbsolutePath | None = Field(None, examples=["/etc/lifeboat/pg.password"])
+    """A local file holding the password; it reaches pg_dump on the host through its standard
+    input and environment, never a command line. Without it, the host's ``~/.pgpass`` or
+    trust applies."""
+    globals: StrictBool = Field(True, examples=[False])
+    """Also dump the cluster's roles and tablespaces (``pg_dumpall --globals-only``); this
+    needs a superuser."""
+    bin_dir: AbsolutePath | None = Field(None, examples=["/usr/lib/postgresql/16/bin"])
+    """Where the host's pg_dump, pg_restore and psql are (default: its PATH)."""
+
+    @field_validator("databases")
+    @classmethod
+    def _each_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(repeated)} listed twice")
+        return value
+
+
 SourceConfig = (
     FilesSourceConfig
     | CommandSourceConfig
     | EtcdSourceConfig
     | MongoSourceConfig
     | RedisSourceConfig
+    | PostgresSourceConfig
 )

@@ -23,7 +23,7 @@ class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
-class _Prefixed:
+class Prefixed:
     """A stream with bytes already read from it put back in front (after sniffing)."""
 
     def __init__(self, prefix: bytes, rest: Readable) -> None:
@@ -60,7 +60,7 @@ def open_archive(fileobj: Readable) -> Readable:
     stream: Readable = fileobj
     if len(head) < 2:  # no peek, or a short one: read the bytes and put them back
         head = _read_prefix(fileobj, 2)
-        stream = _Prefixed(head, fileobj)
+        stream = Prefixed(head, fileobj)
     if head == b"\x1f\x8b":
         # typeshed wants a seekable fileobj; GzipFile seeks only to rewind, which reading never does
         return gzip.GzipFile(fileobj=cast(BinaryIO, stream), mode="rb")

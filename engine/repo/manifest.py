@@ -85,6 +85,10 @@ _META_KINDS: dict[str, Any] = {
     "databases": dict[str, NonNegativeInt],
     "expiring": dict[str, NonNegativeInt],
     "rdb_version": NonNegativeInt,
+    "tables": dict[str, dict[str, NonNegativeInt | None]],
+    "owners": dict[str, list[str]],
+    "dump_version": str,
+    "archive_version": str,
 }
 _META: dict[str, TypeAdapter[Any]] = {
     key: TypeAdapter(kind, config=ConfigDict(strict=True)) for key, kind in _META_KINDS.items()
@@ -99,6 +103,7 @@ ARTIFACT_KINDS: dict[str, tuple[str, ...]] = {
     "etcd-snapshot": (),
     "command-output": (),
     "redis-rdb": ("databases",),
+    "pg-dump": ("tables",),
 }
 
 

@@ -205,12 +205,55 @@ def check_redis_rdb(reader: HashingReader, artifact: Artifact, _policy: VerifyPo
         )
 
 
+def check_pg_dump(reader: HashingReader, artifact: Artifact, _policy: VerifyPolicy) -> None:
+    """A database's dump reads end to end (engine.pg_archive) with the manifest's rows per
+    table; the roles' script is whole (pg_dumpall ends it with a line saying so)."""
+    from engine.mongo_archive.stream import Prefixed
+    from engine.pg_archive import MAGIC, PgArchiveError, summarize
+
+    head = reader.read(len(MAGIC))
+    if head != MAGIC:
+        _check_globals(head, reader)
+        return
+    try:
+        summary = summarize(Prefixed(head, reader))
+    except PgArchiveError as exc:
+        raise StructureError(str(exc)) from exc
+    recorded = artifact.meta.get("tables", {}).get(summary.database)
+    if recorded is None:
+        raise StructureError(f"a dump of {summary.database}, which the manifest does not list")
+    if (found := summary.tables()) != recorded:
+        differ = sorted(k for k in set(found) | set(recorded) if found.get(k) != recorded.get(k))
+        shown = "; ".join(
+            f"{k}: {found.get(k, 'none')} vs {recorded.get(k, 'none')}" for k in differ[:5]
+        )
+        raise StructureError(
+            f"rows per table differ from the manifest's (dump vs manifest): {shown}"
+        )
+
+
+PG_GLOBALS_HEAD = b"--\n-- PostgreSQL database cluster dump\n"
+PG_GLOBALS_END = b"-- PostgreSQL database cluster dump complete\n--\n\n"
+
+
+def _check_globals(head: bytes, reader: HashingReader) -> None:
+    start = head + reader.read(len(PG_GLOBALS_HEAD) - len(head))
+    if start != PG_GLOBALS_HEAD:
+        raise StructureError("neither a pg_dump archive nor pg_dumpall's roles script")
+    tail = b""
+    while chunk := reader.read(READ_CHUNK):
+        tail = (tail + chunk)[-len(PG_GLOBALS_END) :]
+    if tail != PG_GLOBALS_END:
+        raise StructureError("the roles script does not end as pg_dumpall ends it (truncated)")
+
+
 StructureCheck = Callable[[HashingReader, Artifact, VerifyPolicy], None]
 STRUCTURE_CHECKS: dict[str, StructureCheck] = {
     "files-tar": check_tar,
     "etcd-snapshot": check_etcd_snapshot,
     "mongo-archive": check_mongo_archive,
     "redis-rdb": check_redis_rdb,
+    "pg-dump": check_pg_dump,
 }
 
 

@@ -134,12 +134,13 @@ def build_plan(config: Config, manifest: Manifest, request: RestoreRequest) -> R
             else:
                 plan.steps.append(step)
     kinds = {step.config.kind for step in plan.steps}
-    for kind, used in request.options.for_kind().items():
-        if used and plan.steps and kind not in kinds:
+    for flags, used in request.options.flags_used().items():
+        applies = RestoreOptions.FLAGS[flags]
+        if used and plan.steps and not kinds.intersection(applies):
             plan.problems.append(
                 Check.fail(
                     "options",
-                    f"{RestoreOptions.FLAGS[kind]} applies to {kind} sources, and none is "
+                    f"{flags} applies to {' and '.join(applies)} sources, and none is "
                     "being restored; drop it or add a source of that kind",
                 )
             )
@@ -170,6 +171,10 @@ def _step(
         updates["endpoint"] = entry.endpoint
     if entry.data_dir is not None:
         updates["data_dir"] = entry.data_dir
+    if entry.address is not None:
+        updates["address"] = entry.address
+    if entry.port is not None:
+        updates["port"] = entry.port
     if entry.directory is not None:
         options = replace(options, target_dir=entry.directory)
     return RestoreStep(name, artifact, updates["host"], source.model_copy(update=updates), options)
@@ -178,14 +183,15 @@ def _step(
 def _artifact_mismatch(name: str, artifact: Artifact, source: SourceConfig) -> str | None:
     """Why the configured source cannot restore this artifact: a manifest that says another
     kind (its structure check would not be the one this restore needs) or other files."""
-    expected = SOURCE_CLASSES[source.kind].artifact_kind
+    kind = SOURCE_CLASSES[source.kind]
+    expected = kind.artifact_kind
     if artifact.kind != expected:
         return (
             f"the backup's {name} is a {artifact.kind} artifact, and a {source.kind} source "
             f"restores {expected} only; the manifest or sources.{name}.kind changed since: "
             "choose another backup"
         )
-    if len(artifact.files) != 1:
+    if kind.single_file and len(artifact.files) != 1:
         return (
             f"the backup's {name} artifact lists {len(artifact.files)} files where a "
             f"{source.kind} source writes one; the manifest was changed: choose another backup"

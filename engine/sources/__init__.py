@@ -10,10 +10,12 @@ from engine.sources.command import CommandSource
 from engine.sources.etcd import EtcdSource
 from engine.sources.files import FilesSource
 from engine.sources.mongo.source import MongoSource
+from engine.sources.postgres import PostgresSource
 from engine.sources.redis import RedisSource
 
 SOURCE_CLASSES: dict[str, type[Source]] = {
-    cls.kind: cls for cls in (FilesSource, CommandSource, EtcdSource, MongoSource, RedisSource)
+    cls.kind: cls
+    for cls in (FilesSource, CommandSource, EtcdSource, MongoSource, RedisSource, PostgresSource)
 }
 
 __all__ = [

@@ -173,23 +173,26 @@ class RestoreOptions:
     target_dir: Path | None = None  # files: extract under this directory
     mirror: bool = False  # files: then remove what the target holds that the backup does not
     swap: bool = False  # etcd: move the restored data dir into place (stop/start configured)
-    namespaces: tuple[str, ...] = ()  # mongo: globs of the namespaces to restore (all if empty)
-    ns_from: str | None = None  # mongo: rename pattern, with ns_to (mongorestore's semantics)
+    # mongo: globs of the namespaces to restore (all if empty); postgres: of db.schema.table
+    namespaces: tuple[str, ...] = ()
+    # mongo: rename pattern, with ns_to (mongorestore's semantics); postgres: DB -> other DB
+    ns_from: str | None = None
     ns_to: str | None = None
     drop: bool = True  # mongo: drop each target collection before restoring it
 
-    FLAGS: ClassVar[dict[str, str]] = {
-        "files": "--target-dir/--mirror",
-        "etcd": "--swap",
-        "mongo": "--ns/--ns-from/--ns-to",
+    # Each kind-specific flag group and the source kinds it applies to.
+    FLAGS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "--target-dir/--mirror": ("files",),
+        "--swap": ("etcd",),
+        "--ns/--ns-from/--ns-to": ("mongo", "postgres"),
     }
 
-    def for_kind(self) -> dict[str, bool]:
-        """Which kind-specific options are set."""
+    def flags_used(self) -> dict[str, bool]:
+        """Which kind-specific flag groups are set."""
         return {
-            "files": self.target_dir is not None or self.mirror,
-            "etcd": self.swap,
-            "mongo": bool(self.namespaces or self.ns_from or self.ns_to),
+            "--target-dir/--mirror": self.target_dir is not None or self.mirror,
+            "--swap": self.swap,
+            "--ns/--ns-from/--ns-to": bool(self.namespaces or self.ns_from or self.ns_to),
         }
 
     def only_for(self, kind: str) -> RestoreOptions:
@@ -199,7 +202,7 @@ class RestoreOptions:
             return replace(keep, target_dir=self.target_dir, mirror=self.mirror)
         if kind == "etcd":
             return replace(keep, swap=self.swap)
-        if kind == "mongo":
+        if kind in ("mongo", "postgres"):
             return replace(keep, namespaces=self.namespaces, ns_from=self.ns_from, ns_to=self.ns_to)
         return keep
 
@@ -247,6 +250,7 @@ class Source(ABC):
 
     kind: ClassVar[str]
     artifact_kind: ClassVar[str]
+    single_file: ClassVar[bool] = True  # its artifact is one file (postgres: one a database)
 
     def __init__(self, name: str, config: object) -> None:
         self.name = name

@@ -1,0 +1,108 @@
+"""A PostgreSQL server on loopback for tests (Debian's ``postgresql``): random port, its
+cluster in a temporary directory, run as the ``postgres`` user when the tests run as root
+(the server refuses root). TCP connections need the password; the fixture's own ``psql``
+comes through the socket, trusted."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from sshd import free_port, terminate
+
+PASSWORD = "pg-test-secret"
+
+
+def bin_dir() -> Path:
+    """The newest installed server's programs (Debian keeps them off the PATH)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=_version)
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    if initdb is None:
+        raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql")
+    return Path(initdb).parent
+
+
+def _version(path: str) -> int:
+    return int(Path(path).parts[4]) if Path(path).parts[4].isdigit() else 0
+
+
+class PostgresServer:
+    def __init__(self) -> None:
+        self.bin = bin_dir()
+        self.port = free_port()
+        self.directory = Path(tempfile.mkdtemp(prefix="lifeboat-pg-"))
+        self.process: subprocess.Popen[bytes] | None = None
+        self.user = "postgres" if os.geteuid() == 0 else None
+
+    @property
+    def data(self) -> Path:
+        return self.directory / "data"
+
+    def start(self) -> None:
+        if self.user is not None:
+            shutil.chown(self.directory, self.user)
+        password = self.directory / "pwfile"
+        password.write_text(PASSWORD + "\n")
+        if self.user is not None:
+            shutil.chown(password, self.user)
+        self._as_server_user(
+            [str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--no-sync",
+             "-E", "UTF8", "--auth-local=trust", "--auth-host=scram-sha-256",
+             f"--pwfile={password}"],
+        )  # fmt: skip
+        password.unlink()
+        argv = [str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port),
+                "-k", str(self.directory), "-c", "listen_addresses=127.0.0.1",
+                "-c", "fsync=off", "-c", "synchronous_commit=off",
+                "-c", "full_page_writes=off"]  # fmt: skip
+        with (self.directory / "server.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, user=self.user
+            )
+        self._until_answering()
+
+    def _as_server_user(self, argv: list[str]) -> None:
+        done = subprocess.run(argv, capture_output=True, user=self.user, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"{argv[0]} failed: {done.stderr.decode(errors='replace')}")
+
+    def _until_answering(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"postgres exited: {self._log()}")
+            if self.psql("postgres", "SELECT 1", check=False) == "1":
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"postgres did not answer: {self._log()}")
+
+    def psql(self, database: str, sql: str, *, check: bool = True) -> str:
+        """``sql`` in ``database`` through the socket; its output (unaligned), stripped."""
+        done = subprocess.run(
+            [str(self.bin / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+             "-h", str(self.directory), "-p", str(self.port), "-U", "postgres",
+             "-d", database, "-c", sql],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        if check and done.returncode != 0:
+            raise RuntimeError(f"psql failed: {done.stderr}")
+        return done.stdout.strip()
+
+    def create_database(self, name: str) -> None:
+        self.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.psql("postgres", f'CREATE DATABASE "{name}"')
+
+    def _log(self) -> str:
+        return (self.directory / "server.log").read_text(errors="replace")[-2000:]
+
+    def stop(self) -> None:
+        terminate(self.process)
+        shutil.rmtree(self.directory, ignore_errors=True)
