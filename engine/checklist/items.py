@@ -25,6 +25,8 @@ from engine.checklist.model import (
     Item,
     MongoCountItem,
     MongoQueryItem,
+    PgCountItem,
+    PgQueryItem,
     RedisKeysItem,
 )
 from engine.config.model import Config
@@ -36,6 +38,7 @@ from engine.sizes import human_size
 from engine.sources import make_source
 from engine.sources.etcd import EtcdSource
 from engine.sources.mongo.source import MongoSource
+from engine.sources.postgres import PostgresSource
 from engine.sources.redis import RedisSource
 
 BODY_EVIDENCE = 300  # characters of an HTTP body kept as evidence
@@ -205,19 +208,22 @@ async def _key_count(
     what: str,
     count: Callable[[], Awaitable[int]],
     expected: Callable[[Artifact], tuple[range, str]],
+    unit: str = "keys",
 ) -> Outcome:
-    """A key count now, at least ``minimum``, or (without one) in the range ``expected``
-    says the backup allows, with the words that say why."""
+    """A count of ``unit`` now, at least ``minimum``, or (without one) in the range
+    ``expected`` says the backup allows, with the words that say why."""
     artifact = ctx.manifest.artifact(source) if ctx.manifest else None
     if minimum is None and artifact is None:
-        return Outcome(False, "the key count is compared with a backup: run with --backup ID")
+        return Outcome(
+            False, f"the count of {unit} is compared with a backup: run with --backup ID"
+        )
     found = await count()
     if minimum is not None:
-        line = f"{what}: {found} keys"
+        line = f"{what}: {found} {unit}"
         return Outcome(found >= minimum, f"{line} (at least {minimum})", (line,))
     assert artifact is not None
     allowed, said = expected(artifact)
-    line = f"{what}: {found} keys ({said})"
+    line = f"{what}: {found} {unit} ({said})"
     return Outcome(found in allowed, line, (line,))
 
 
@@ -323,6 +329,47 @@ async def _redis_keys(item: Any, ctx: ItemContext) -> Outcome:
     return await _key_count(ctx, item.source, item.min, what, count, expected)
 
 
+def _postgres(ctx: ItemContext, name: str) -> PostgresSource:
+    source = make_source(ctx.config, name)
+    assert isinstance(source, PostgresSource)
+    return source
+
+
+async def _pg_count(item: Any, ctx: ItemContext) -> Outcome:
+    assert isinstance(item, PgCountItem)
+    source = _postgres(ctx, item.source)
+    schema, _, table = item.qualified.partition(".")
+
+    async def count() -> int:
+        host = await ctx.pool.get(source.config.host)
+        (found,) = await source.count_rows(host, item.database, [(schema, table)])
+        return found
+
+    def expected(artifact: Artifact) -> tuple[range, str]:
+        held = artifact.meta.get("tables", {}).get(item.database, {}).get(item.qualified)
+        if not isinstance(held, int):
+            return range(0), f"the backup holds no rows of {item.qualified} in {item.database}"
+        return range(held, held + 1), f"backup: {held}"
+
+    what = f"{item.database}.{item.qualified}"
+    return await _key_count(ctx, item.source, item.min, what, count, expected, unit="rows")
+
+
+async def _pg_query(item: Any, ctx: ItemContext) -> Outcome:
+    assert isinstance(item, PgQueryItem)
+    source = _postgres(ctx, item.source)
+    host = await ctx.pool.get(source.config.host)
+    sql = f"SET default_transaction_read_only = on;\n{item.sql.rstrip().rstrip(';')};"
+    rows = await source.query(host, item.database, sql)
+    evidence = tuple("\t".join(row) for row in rows[:OUTPUT_EVIDENCE_LINES])
+    if item.expect is not None:
+        first = rows[0][0] if rows and rows[0] else None
+        detail = f"{item.database}: the query returned {first!r} (expected {item.expect!r})"
+        return Outcome(first == item.expect, detail, evidence)
+    detail = f"{item.database}: {len(rows)} row(s) (at least {item.min})"
+    return Outcome(len(rows) >= item.min, detail, evidence)
+
+
 Runner = Callable[[Any, ItemContext], Awaitable[Outcome]]
 RUNNERS: dict[str, Runner] = {
     "http": _http,
@@ -331,5 +378,7 @@ RUNNERS: dict[str, Runner] = {
     "etcd_keys": _etcd_keys,
     "etcd_health": _etcd_health,
     "redis_keys": _redis_keys,
+    "pg_count": _pg_count,
+    "pg_query": _pg_query,
     "command": _command,
 }

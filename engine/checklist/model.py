@@ -6,7 +6,8 @@ optionally reached through an SSH tunnel from a host; expected status; body subs
 ``mongo_query`` (filter, sort, limit: at least ``min`` rows, shown), ``etcd_keys`` (a prefix's
 key count, equal to the backup's for the whole keyspace, or at least ``min``), ``redis_keys``
 (a database's keys matching a pattern: the backup's count for ``*``, or at least ``min``),
-``etcd_health``
+``pg_count`` (a table's rows: the backup's, or at least ``min``), ``pg_query`` (a read-only
+query: its first value equals ``expect``, or it returns at least ``min`` rows), ``etcd_health``
 (the member answers a Status call and has a leader), ``command`` (a remote argv that must
 exit 0, optional stdout regex) and ``manual`` (an instruction ticked with a note). Strings may
 name ``{values}`` from ``[checklists.values]`` in the config, so the built-in checklist takes
@@ -44,6 +45,8 @@ SOURCE_KIND_OF_ITEM = {
     "etcd_keys": "etcd",
     "etcd_health": "etcd",
     "redis_keys": "redis",
+    "pg_count": "postgres",
+    "pg_query": "postgres",
 }
 
 
@@ -103,6 +106,31 @@ class RedisKeysItem(_Item):
     database held (less at most its keys with a TTL, which may have expired)."""
 
 
+class PgCountItem(_Item):
+    kind: Literal["pg_count"]
+    source: NonEmptyStr
+    database: NonEmptyStr
+    table: NonEmptyStr
+    """``schema.table`` (``table`` alone: in ``public``)."""
+    min: StrictInt | None = None
+    """At least this many rows; without it, exactly as many as the backup's dump held."""
+
+    @property
+    def qualified(self) -> str:
+        return self.table if "." in self.table else f"public.{self.table}"
+
+
+class PgQueryItem(_Item):
+    kind: Literal["pg_query"]
+    source: NonEmptyStr
+    database: NonEmptyStr
+    sql: NonEmptyStr
+    """One query, run in a read-only transaction."""
+    expect: str | None = None
+    """The first column of the first row, as psql prints it; without it, ``min`` rows."""
+    min: StrictInt = 1
+
+
 class EtcdHealthItem(_Item):
     kind: Literal["etcd_health"]
     source: NonEmptyStr
@@ -139,6 +167,8 @@ Item = Annotated[
     | EtcdKeysItem
     | EtcdHealthItem
     | RedisKeysItem
+    | PgCountItem
+    | PgQueryItem
     | CommandItem
     | ManualItem,
     Field(discriminator="kind"),

@@ -3,11 +3,11 @@ the restore.
 
 Per kind: Mongo documents in a ``lifeboat_drill`` collection of each database the source
 backs up; etcd keys under ``/lifeboat-drill/<drill id>/``; Redis keys
-``lifeboat-drill:<drill id>:<n>``; files in each directory the source backs up. Every marker
-carries the drill's random nonce, so a marker from an older drill (or an older backup) never
-counts. ``destroy`` removes everything the backup covers on
-the drill target (drop the namespaces, delete the keyspace, remove the trees), so the restore
-has to bring it all back.
+``lifeboat-drill:<drill id>:<n>``; rows of a ``lifeboat_drill`` table in each PostgreSQL
+database; files in each directory the source backs up. Every marker carries the drill's
+random nonce, so a marker from an older drill (or an older backup) never counts. ``destroy``
+removes everything the backup covers on the drill target (drop the namespaces or databases,
+delete the keyspace, remove the trees), so the restore has to bring it all back.
 """
 
 from __future__ import annotations
@@ -21,19 +21,22 @@ from engine.config.sources import (
     EtcdSourceConfig,
     FilesSourceConfig,
     MongoSourceConfig,
+    PostgresSourceConfig,
     RedisSourceConfig,
     SourceConfig,
 )
-from engine.errors import UsageError
+from engine.errors import LifeboatError, UsageError
 from engine.mongo_archive.names import SYSTEM_DATABASES, selected
 from engine.remote.ssh import SSHHost
 from engine.repo.manifest import Artifact
 from engine.sources import source_from
 from engine.sources.etcd import EtcdSource
 from engine.sources.mongo.source import MongoSource
+from engine.sources.postgres import PostgresSource, quote_ident, quote_literal
 from engine.sources.redis import RedisSource
 
 MONGO_COLLECTION = "lifeboat_drill"
+PG_TABLE = "lifeboat_drill"
 ETCD_PREFIX = "/lifeboat-drill/"
 REDIS_PREFIX = "lifeboat-drill:"
 FILE_PREFIX = ".lifeboat-drill-"
@@ -272,6 +275,68 @@ class RedisMarkers(Markers):
         await self._source().run_commands(host, ["DEL " + " ".join(self._keys())])
 
 
+class PostgresMarkers(Markers):
+    """Rows of a ``lifeboat_drill`` table in each database the source backs up, each holding
+    the nonce; destroying drops the databases."""
+
+    config: PostgresSourceConfig
+
+    def _source(self) -> PostgresSource:
+        source = source_from(self.name, self.config)
+        assert isinstance(source, PostgresSource)
+        return source
+
+    def _ids(self, db: str) -> list[str]:
+        return [f"{self.drill.id}-{db}-{i:05d}" for i in range(self.drill.markers)]
+
+    async def places(self, host: SSHHost) -> list[str]:
+        return list(self.config.databases)
+
+    async def seed(self, host: SSHHost, places: list[str]) -> int:
+        drill, nonce = quote_literal(self.drill.id), quote_literal(self.drill.nonce)
+        for db in places:
+            await self._source().query(
+                host,
+                db,
+                f"CREATE TABLE IF NOT EXISTS {PG_TABLE} (id text PRIMARY KEY, drill text NOT "
+                f"NULL, nonce text NOT NULL, seq int NOT NULL);\n"
+                f"INSERT INTO {PG_TABLE} SELECT {drill} || '-' || {quote_literal(db)} || '-' || "
+                f"lpad(g::text, 5, '0'), {drill}, {nonce}, g "
+                f"FROM generate_series(0, {self.drill.markers - 1}) g;",
+            )
+        return len(places) * self.drill.markers
+
+    async def destroy(self, host: SSHHost, artifact: Artifact) -> list[str]:
+        databases = sorted(artifact.meta.get("tables", {}))
+        for db in databases:
+            sql = f"DROP DATABASE IF EXISTS {quote_ident(db)} WITH (FORCE);"
+            await self._source().query(host, "postgres", sql)
+        return [f"dropped {len(databases)} database(s): {', '.join(databases)}"]
+
+    async def check(self, host: SSHHost, places: list[str]) -> MarkerCheck:
+        keys: list[str] = []
+        found: dict[str, str] = {}
+        for db in places:
+            keys += self._ids(db)
+            sql = f"SELECT id, nonce FROM {PG_TABLE} WHERE drill = {quote_literal(self.drill.id)};"
+            try:
+                rows = await self._source().query(host, db, sql)
+            except LifeboatError:
+                continue  # the database or the table did not come back: every marker is missing
+            found |= {row[0]: row[1] for row in rows if len(row) == 2}
+        return self._check(keys, found)
+
+    async def clean(self, host: SSHHost, places: list[str]) -> None:
+        for db in places:
+            await self._source().query(
+                host,
+                db,
+                f"DELETE FROM {PG_TABLE} WHERE drill = {quote_literal(self.drill.id)};\n"
+                f"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM {PG_TABLE}) THEN DROP TABLE "
+                f"{PG_TABLE}; END IF; END $$;",
+            )
+
+
 class FilesMarkers(Markers):
     """Markers in the directories the source backs up; ``root`` re-roots them (a target's
     ``directory``, under which the restore extracts the original paths)."""
@@ -343,6 +408,8 @@ def markers_for(name: str, config: SourceConfig, drill: Drill, root: Path | None
         return FilesMarkers(name, config, drill, root)
     if isinstance(config, RedisSourceConfig):
         return RedisMarkers(name, config, drill)
+    if isinstance(config, PostgresSourceConfig):
+        return PostgresMarkers(name, config, drill)
     raise UsageError(unmarkable(name, config.kind))
 
 

@@ -155,6 +155,8 @@ DESTROYS = {
     "files": "every path it backs up is removed",
     "redis": "every key is deleted (FLUSHALL), then the server is stopped, its snapshot "
     "replaced and started",
+    "postgres": "every database it backs up is dropped (DROP DATABASE ... WITH (FORCE)), then "
+    "created and restored",
 }
 
 

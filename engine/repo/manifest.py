@@ -183,6 +183,15 @@ class Artifact(BaseModel):
     def size(self) -> int:
         return sum(f.bytes for f in self.files)
 
+    @property
+    def namespaces(self) -> list[str]:
+        """What it holds by name: Mongo ``db.collection``, PostgreSQL ``db.schema.table``."""
+        if isinstance(named := self.meta.get("namespaces"), dict):
+            return list(named)
+        if isinstance(tables := self.meta.get("tables"), dict):
+            return [f"{db}.{name}" for db, names in tables.items() for name in names]
+        return []
+
 
 class Encryption(BaseModel):
     """How a backup's files are encrypted: to whom (public keys only, never a secret)."""

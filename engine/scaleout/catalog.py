@@ -166,12 +166,7 @@ def _answering(catalog: Catalog) -> Iterator[None]:
 
 def backup_document(rid: str, manifest: Manifest, verify: VerifyRecord | None) -> Document:
     """A backup's summary (what a search reads) and its manifest as written on disk."""
-    namespaces = [
-        name
-        for artifact in manifest.artifacts
-        if isinstance(artifact.meta.get("namespaces"), dict)
-        for name in artifact.meta["namespaces"]
-    ]
+    namespaces = [name for artifact in manifest.artifacts for name in artifact.namespaces]
     return {
         "_id": f"{rid}/{manifest.id}",
         "repo": rid,

@@ -87,13 +87,19 @@ def restore() -> None:
     "namespaces",
     multiple=True,
     metavar="GLOB",
-    help="mongo: restore only namespaces matching these globs (db.collection, e.g. 'app.mod_*').",
+    help="mongo: restore only namespaces matching these globs (db.collection, e.g. 'app.mod_*'); "
+    "postgres: only these tables (db.schema.table, e.g. 'shop.billing.*').",
 )
-@click.option("--ns-from", metavar="PATTERN", help="mongo: rename namespaces matching this ...")
+@click.option(
+    "--ns-from",
+    metavar="PATTERN",
+    help="mongo: rename namespaces matching this ...; postgres: restore this database ...",
+)
 @click.option(
     "--ns-to",
     metavar="PATTERN",
-    help="... to this, e.g. --ns-from 'app.*' --ns-to 'staging_app.*'.",
+    help="... to this, e.g. --ns-from 'app.*' --ns-to 'staging_app.*' (postgres: into this "
+    "database, created when missing).",
 )
 @click.option("--no-drop", is_flag=True, help="mongo: keep target collections (do not drop first).")
 @click.option("--dry-run", is_flag=True, help="Run the validator only; change nothing.")

@@ -32,18 +32,13 @@ class BackupRow:
     trigger: str
     scope: tuple[str, ...]
     size: str
-    haystack: str  # lowercase id, label, scope, hosts and Mongo namespaces
+    haystack: str  # lowercase id, label, scope, hosts, Mongo namespaces, PostgreSQL tables
     encrypted_to: tuple[str, ...] = ()  # the recipients (none: stored in plaintext)
 
     @classmethod
     def of(cls, manifest: Manifest) -> BackupRow:
         hosts = dict.fromkeys(a.host for a in manifest.artifacts)
-        namespaces = [
-            name
-            for artifact in manifest.artifacts
-            if isinstance(artifact.meta.get("namespaces"), dict)
-            for name in artifact.meta["namespaces"]
-        ]
+        namespaces = [name for artifact in manifest.artifacts for name in artifact.namespaces]
         words = [manifest.id, manifest.label or "", *manifest.scope, *hosts, *namespaces]
         return cls(
             id=manifest.id,

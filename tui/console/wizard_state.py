@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from engine.restore.run import RestoreReport
     from tui.console.jobs import JobState
 
+GLOB_KINDS = RestoreOptions.FLAGS["--ns/--ns-from/--ns-to"]  # kinds a restore narrows by globs
 SAFETY_SUFFIX = " (safety backup)"  # how a restore names the sources of its safety backup
 NEEDS_REASON = "say why the safety backup is skipped"
 NO_BACKUP = "no backup holds all of these sources: go back and choose fewer"
@@ -193,13 +194,14 @@ class WizardState:
         fixed = self.fixed_backup
         return [name for name in self.config.sources if fixed is None or name in fixed.scope]
 
-    def has_mongo(self, sources: Sequence[str] | None = None) -> bool:
-        """Whether ``sources`` (default: the chosen ones) include a Mongo source."""
+    def selects_by_glob(self, sources: Sequence[str] | None = None) -> bool:
+        """Whether ``sources`` (default: the chosen ones) include one a restore narrows by
+        globs (Mongo namespaces, PostgreSQL tables)."""
         chosen = self.sources if sources is None else sources
-        return any(self.config.sources[name].kind == "mongo" for name in chosen)
+        return any(self.config.sources[name].kind in GLOB_KINDS for name in chosen)
 
     def choose_plan(self, sources: Sequence[str], globs: str) -> Moved | Stayed:
-        """Restore ``sources``, Mongo ones limited to the namespace ``globs`` (none: all)."""
+        """Restore ``sources``, Mongo and PostgreSQL ones limited to ``globs`` (none: all)."""
         if not sources:
             return Stayed("choose at least one source")
         self.sources = tuple(sources)
@@ -381,7 +383,7 @@ class WizardState:
         """What the restore did, for the checklist run that validates it."""
         return {
             "sources": list(self.sources),
-            "namespaces": list(self.namespaces) if self.has_mongo() else [],
+            "namespaces": list(self.namespaces) if self.selects_by_glob() else [],
             "target": self.target,
             "hosts": list(report.plan.hosts) if report is not None else [],
             "safety_backup": report.safety_backup if report is not None else None,
@@ -434,7 +436,8 @@ class WizardState:
             scope=self.sources,
             target=self.target,
             options=RestoreOptions(
-                namespaces=self.namespaces if self.has_mongo() else (), swap=self.swap and apply
+                namespaces=self.namespaces if self.selects_by_glob() else (),
+                swap=self.swap and apply,
             ),
             apply=apply,
             confirm=confirm,

@@ -246,7 +246,7 @@ class RestoreWizard(Screen[None]):
 
     @on(SelectionList.SelectedChanged, "#plan-sources")
     def _sources_changed(self, event: SelectionList.SelectedChanged[str]) -> None:
-        mongo = self.state.has_mongo(event.selection_list.selected)
+        mongo = self.state.selects_by_glob(event.selection_list.selected)
         self.query_one("#plan-globs").display = mongo
 
     @on(BackupPicker.Highlighted)

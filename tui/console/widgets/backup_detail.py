@@ -1,5 +1,6 @@
 """One backup in full: its files with sizes and short sha256, what each source recorded
-(Mongo namespaces, etcd revision), who made it and how its last verify went.
+(Mongo namespaces, PostgreSQL tables and rows, etcd revision), who made it and how its last
+verify went.
 
 ``describe_backup`` is a pure function of the manifest and its verify record, so the pane
 shows exactly what is on disk; a running verify adds a progress line above it.
@@ -29,7 +30,7 @@ from tui.format import age, human_size
 SHORT_SHA = 12
 SHOWN_META = {
     "namespaces", "server_version", "revision", "key_count", "member_id", "db_size",
-    "databases", "rdb_version",
+    "databases", "rdb_version", "tables", "owners",
 }  # fmt: skip
 
 
@@ -80,6 +81,10 @@ def _source_facts(artifact: Artifact) -> str:
     if isinstance(databases := meta.get("databases"), dict):
         keys = sum(databases.values())
         facts.append(f"{keys:,} keys in {len(databases)} database(s)")
+    if isinstance(tables := meta.get("tables"), dict):
+        counted = [n for db in tables.values() for n in db.values() if isinstance(n, int)]
+        every = sum(len(db) for db in tables.values())
+        facts.append(f"{every} table(s), {sum(counted):,} rows in {len(tables)} database(s)")
     return " · ".join(facts)
 
 
@@ -129,6 +134,9 @@ def describe_artifact(
                 human_size(size) if isinstance(size, int) else "",
             )
         parts.append(grid)
+    tables = artifact.meta.get("tables")
+    if isinstance(tables, dict):
+        parts += _table_rows(tables)
     other = {k: v for k, v in artifact.meta.items() if k not in SHOWN_META}
     if other:
         grid = Table.grid(padding=(0, 1))
@@ -139,6 +147,21 @@ def describe_artifact(
             grid.add_row("", key, _plain(value))
         parts.append(grid)
     return Group(*parts)
+
+
+def _table_rows(tables: dict[str, Any]) -> list[RenderableType]:
+    """Per PostgreSQL database, its tables and their rows as dumped."""
+    parts: list[RenderableType] = []
+    for database, rows in sorted(tables.items()):
+        parts.append(Text(f"   {database}: {len(rows)} table(s):", style="dim"))
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(width=3)
+        grid.add_column(ratio=1, overflow="fold")
+        grid.add_column(justify="right", no_wrap=True)
+        for name, count in sorted(rows.items()):
+            grid.add_row("", name, f"{count:,} rows" if isinstance(count, int) else "? rows")
+        parts.append(grid)
+    return parts
 
 
 def describe_backup(

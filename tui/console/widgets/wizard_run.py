@@ -218,7 +218,7 @@ class DonePane(VerticalScroll):
             Text(f"Restored {', '.join(state.sources)}.", style="bold"),
             Text(f"From backup {state.backup.id} onto {where}."),
         ]
-        if state.namespaces and state.has_mongo():
+        if state.namespaces and state.selects_by_glob():
             lines.append(Text(f"Namespaces: {' '.join(state.namespaces)}"))
         if report is not None:
             lines += _left_to_do(report.plan)

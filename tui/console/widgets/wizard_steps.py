@@ -90,12 +90,13 @@ class AdvicePane(VerticalScroll):
 
 
 class PlanPane(Vertical):
-    """The recommended plan: its sources to toggle, Mongo namespace globs to edit, notes."""
+    """The recommended plan: its sources to toggle, the globs that narrow Mongo and PostgreSQL
+    sources to edit, notes."""
 
     def compose(self) -> ComposeResult:
         yield Static(id="plan-text")
         yield TickList(id="plan-sources")
-        yield Input(id="plan-globs", placeholder="mongo namespaces, e.g. app.mod_x_*")
+        yield Input(id="plan-globs", placeholder="globs: app.mod_x_* (mongo), shop.public.* (pg)")
         with VerticalScroll(id="plan-notes-scroll"):  # long notes scroll, with a scrollbar
             yield Static(id="plan-notes", classes="hint")
 
@@ -118,7 +119,7 @@ class PlanPane(Vertical):
             sources.highlighted = 0
         globs = self.query_one("#plan-globs", Input)
         globs.value = " ".join(state.namespaces)
-        globs.display = state.has_mongo()
+        globs.display = state.selects_by_glob()
         notes = [f"• {note}" for note in plan.notes] + [f"Afterwards: checklist {plan.checklist}"]
         self.query_one("#plan-notes", Static).update("\n".join(notes))
         sources.focus()
