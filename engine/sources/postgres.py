@@ -101,7 +101,7 @@ class PostgresSource(Source):
             ) from None
         return f"{text}\n".encode()
 
-    def _tool(self, program: str, *args: str) -> list[str]:
+    def tool_argv(self, program: str, *args: str) -> list[str]:
         """``program`` (from ``bin_dir`` if set) against the server, wrapped to read the
         password; ``-w``: never a prompt, which would hang with no terminal."""
         path = f"{self.config.bin_dir}/{program}" if self.config.bin_dir else program
@@ -136,7 +136,7 @@ class PostgresSource(Source):
     async def query(self, host: SSHHost, database: str, sql: str) -> list[list[str]]:
         """Rows of ``sql`` (statements, run with ON_ERROR_STOP) in ``database``, each a list of
         text fields (NULL as "")."""
-        argv = self._tool("psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1")
+        argv = self.tool_argv("psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1")
         argv += ["-d", database, "-f", "-"]
         stdin = self._password() + sql.encode() + b"\n"
         output = await host.capture(quote_command(argv), stdin=stdin, ok_statuses=_ANY)
@@ -196,7 +196,7 @@ class PostgresSource(Source):
     async def _dump(
         self, ctx: SourceContext, database: str
     ) -> tuple[ArtifactFile, PgArchiveSummary]:
-        command = quote_command(self._tool("pg_dump", "-Fc", "-d", database))
+        command = quote_command(self.tool_argv("pg_dump", "-Fc", "-d", database))
         password = self._password()
         try:
             async with ctx.described(self.dump_name(database), summarize) as (recording, described):
@@ -209,7 +209,7 @@ class PostgresSource(Source):
         return entry, await described
 
     async def _dump_globals(self, ctx: SourceContext) -> ArtifactFile:
-        command = quote_command(self._tool("pg_dumpall", "--globals-only", "-l", "postgres"))
+        command = quote_command(self.tool_argv("pg_dumpall", "--globals-only", "-l", "postgres"))
         try:
             async with ctx.recording(self.globals_name()) as recording:
                 await ctx.host.stream(
@@ -412,7 +412,7 @@ class PostgresSource(Source):
         if listed is not None:
             args += ["-L", listed]
         meter = ctx.meter(entry.content_bytes)
-        command = quote_command(self._tool("pg_restore", *args))
+        command = quote_command(self.tool_argv("pg_restore", *args))
         try:
             await ctx.host.stream(
                 command, stdin=_prefixed(self._password(), ctx.chunks(entry, meter)), bulk=True

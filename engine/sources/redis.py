@@ -66,7 +66,7 @@ class RedisSource(Source):
             ) from None
         return f"{text}\n".encode()
 
-    def _cli(self, *args: str) -> list[str]:
+    def cli_argv(self, *args: str) -> list[str]:
         """redis-cli against the server, with ``args``; wrapped to read the password."""
         argv = [*self.config.redis_cli, "-h", self.config.address, "-p", str(self.config.port)]
         argv += ["--no-auth-warning", *args]
@@ -83,7 +83,7 @@ class RedisSource(Source):
         RedisError when it fails."""
         stdin = (self._password() or b"") + "".join(f"{line}\n" for line in commands or ()).encode()
         output = await host.capture(
-            quote_command(self._cli(*args)), stdin=stdin or None, ok_statuses=_ANY
+            quote_command(self.cli_argv(*args)), stdin=stdin or None, ok_statuses=_ANY
         )
         text = output.stdout.decode(errors="replace")
         if output.exit_status != 0 or text.startswith(("ERR", "NOAUTH", "WRONGPASS")):
@@ -113,7 +113,7 @@ class RedisSource(Source):
         password = self._password()
         try:
             async with ctx.described(self.filename(), summarize) as (recording, described):
-                command = quote_command(self._cli("--rdb", "-"))
+                command = quote_command(self.cli_argv("--rdb", "-"))
                 stdin = single_chunk(password) if password else None
                 output = EndMarkerFilter(recording.write)
                 await ctx.host.stream(command, on_stdout=output.write, stdin=stdin, bulk=True)

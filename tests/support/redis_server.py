@@ -13,8 +13,9 @@ from engine.demo.services import BackgroundService
 
 
 class RedisServer:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, debug: bool = False) -> None:
         self.directory = directory
+        self.debug = debug  # DEBUG commands allowed (the benchmark's DEBUG POPULATE)
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -30,6 +31,7 @@ class RedisServer:
         conf.write_text(
             f"bind 127.0.0.1\nport {self.port}\ndir {self.directory}\ndbfilename dump.rdb\n"
             'save ""\nappendonly no\nprotected-mode no\nrepl-diskless-sync-delay 0\n'
+            + ("enable-debug-command yes\n" if self.debug else "")
         )
         return ["redis-server", str(conf)]
 
