@@ -13,7 +13,8 @@ The config's ``[checklists.values]`` point the built-in post-restore checklist a
 sandbox: the controller is the demo host, whose PATH starts with the sandbox's ``bin/`` (the
 sample app's ``prexorctl``, ``engine.demo.app``), the readiness URL is the sample app's
 endpoint the sandbox serves on 127.0.0.1, and the Mongo and etcd sources (with the Mongo
-audit collection) are the demo's own when they run. After a restore, every automatic item
+audit collection) are the demo's own when they run. Redis and PostgreSQL sources join them
+when those servers are installed. After a restore, every automatic item
 of that checklist that applies passes.
 """
 
@@ -49,6 +50,7 @@ class Sandbox:
     repository: Path
     server: InProcessSSHServer
     identity: Path  # the age identity its backups are encrypted to
+    skipped: tuple[str, ...] = ()  # the databases it runs without, each with why
 
     def keyring(self) -> Keyring:
         """What opens the sandbox's (encrypted) backups."""
@@ -193,6 +195,31 @@ uri = "mongodb://127.0.0.1:{services.mongo_port}/"
 drill = true
 """
         covered.append("demo-mongo")
+    if (redis := services.redis) is not None:
+        text += f"""
+[sources.demo-redis]
+kind = "redis"
+host = "{DEMO_HOST}"
+port = {redis.port}
+password_file = {json.dumps(str(redis.password_file))}
+rdb_path = {json.dumps(str(redis.rdb_path))}
+stop = {json.dumps(redis.service.stop)}
+start = {json.dumps(redis.service.start)}
+drill = true
+"""
+        covered.append("demo-redis")
+    if (postgres := services.postgres) is not None:
+        text += f"""
+[sources.demo-pg]
+kind = "postgres"
+host = "{DEMO_HOST}"
+port = {postgres.port}
+databases = ["shop"]
+password_file = {json.dumps(str(postgres.password_file))}
+bin_dir = {json.dumps(str(postgres.bin_dir))}
+drill = true
+"""
+        covered.append("demo-pg")
     if covered:
         text += f'\n[tiers.databases]\nrpo = "1h"\nrto = "30m"\nsources = {json.dumps(covered)}\n'
     return text
@@ -238,6 +265,24 @@ kind = "etcd_keys"
 title = "etcd holds as many keys as the backup"
 source = "demo-etcd"
 """
+    if services.redis is not None:
+        items += """
+[[items]]
+id = "redis-keys"
+kind = "redis_keys"
+title = "Redis holds the backup's keys (less any that expired)"
+source = "demo-redis"
+"""
+    if services.postgres is not None:
+        items += """
+[[items]]
+id = "pg-orders"
+kind = "pg_count"
+title = "Every order is back"
+source = "demo-pg"
+database = "shop"
+table = "orders"
+"""
     path = root / "drill-checklist.toml"
     text = 'name = "demo-drill"\ntitle = "After the demo drill: is it all back?"\n' + items
     atomic_write(path, text.encode())
@@ -282,7 +327,13 @@ async def open_sandbox(
             atomic_write(config_path, text.encode())
             os.chmod(config_path, 0o600)
             yield Sandbox(
-                root, config_path, root / "data", root / "repository", server, root / "identity.txt"
+                root,
+                config_path,
+                root / "data",
+                root / "repository",
+                server,
+                root / "identity.txt",
+                services.skipped,
             )
     finally:
         await server.close()

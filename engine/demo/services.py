@@ -1,17 +1,24 @@
-"""Optional databases for the demo sandbox: a real etcd and a MongoDB wire server.
+"""Optional databases for the demo sandbox: a real etcd, a MongoDB wire server, Redis and
+PostgreSQL.
 
-When ``etcd`` is installed, or ``mongod`` / the ``nx-27017`` wire server (a test extra) is, the
-demo starts them on loopback with fresh data in the sandbox, seeds a little (etcd keys; Mongo
-groups, users and an audit log with ``createdAt``), and adds them as sources, so a newcomer
-sees those backups work too. They live as long as the demo does.
+When ``etcd`` is installed, or ``mongod`` / the ``nx-27017`` wire server (a test extra) is, or
+``redis-server``, or Debian's ``postgresql``, the demo starts them on loopback with fresh data,
+seeds a little (etcd keys; Mongo groups, users and an audit log with ``createdAt``; Redis
+sessions and a queue; a shop's tables in PostgreSQL), and adds them as sources, so a newcomer
+sees those backups work too. They live as long as the demo does; what could not start is
+named in ``skipped``, with why.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -19,6 +26,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from engine.demo.postgres import (
+    NoServerError,
+    initdb_argv,
+    psql_argv,
+    server_argv,
+    server_bin,
+    server_user,
+)
 
 READY_SECONDS = 20.0
 
@@ -30,6 +46,24 @@ class DemoServices:
     etcd_data_dir: Path | None = None
     mongo_port: int | None = None
     etcd_service: BackgroundService | None = None  # its stop/start commands (drills swap it)
+    redis: DemoRedis | None = None
+    postgres: DemoPostgres | None = None
+    skipped: tuple[str, ...] = ()  # "postgres: not installed (...)", one line each
+
+
+@dataclass(frozen=True)
+class DemoRedis:
+    port: int
+    password_file: Path
+    rdb_path: Path
+    service: BackgroundService  # a restore stops and starts it
+
+
+@dataclass(frozen=True)
+class DemoPostgres:
+    port: int
+    password_file: Path
+    bin_dir: Path
 
 
 @dataclass(frozen=True)
@@ -79,10 +113,12 @@ def _free_port() -> int:
 
 
 @asynccontextmanager
-async def _process(argv: list[str], log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+async def _process(
+    argv: list[str], log: Path, user: str | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
     with log.open("ab") as out:
         process = await asyncio.create_subprocess_exec(
-            *argv, stdout=out, stderr=asyncio.subprocess.STDOUT
+            *argv, stdout=out, stderr=asyncio.subprocess.STDOUT, user=user
         )
     try:
         yield process
@@ -165,12 +201,111 @@ def _mongo_argv(port: int, data: Path) -> list[str] | None:
     ]  # fmt: skip
 
 
+REDIS_SEED = [
+    *(f"HSET session:{i} user u{i % 40} seen {i}" for i in range(200)),
+    *(f"SET cache:page:{i} rendered-{i} EX 86400" for i in range(50)),
+    "RPUSH jobs:queue build-1 build-2 deploy-3",
+]
+PG_SEED = """
+CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, city text);
+INSERT INTO customers (name, city)
+  SELECT 'customer ' || g, (ARRAY['Berlin', 'Lyon', 'Porto'])[g % 3 + 1]
+  FROM generate_series(1, 120) g;
+CREATE TABLE orders (id serial PRIMARY KEY, customer int NOT NULL REFERENCES customers (id),
+  total numeric(10, 2) NOT NULL, placed timestamptz NOT NULL);
+INSERT INTO orders (customer, total, placed)
+  SELECT g % 120 + 1, (g * 7 % 500) + 0.99, now() - g * interval '1 hour'
+  FROM generate_series(1, 600) g;
+CREATE INDEX orders_by_customer ON orders (customer);
+"""
+
+
+def _private_file(path: Path, text: str) -> Path:
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+async def _redis(root: Path, stack: AsyncExitStack) -> DemoRedis:
+    """redis-server with a password, as a background service (a restore stops and starts
+    it), seeded with sessions, cached pages (with a TTL) and a queue."""
+    directory = root / "redis"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(mode=0o700, parents=True)
+    password = secrets.token_urlsafe(18)
+    port = _free_port()
+    conf = _private_file(
+        directory / "redis.conf",
+        f'bind 127.0.0.1\nport {port}\ndir {directory}\ndbfilename dump.rdb\nsave ""\n'
+        f"appendonly no\nrepl-diskless-sync-delay 0\nrequirepass {password}\n",
+    )
+    service = BackgroundService(["redis-server", str(conf)], root / "redis.pid", root / "redis.log")
+    await stack.enter_async_context(_running(service))
+    await asyncio.to_thread(_seed_redis, port, password)
+    password_file = _private_file(root / "redis.password", f"{password}\n")
+    return DemoRedis(port, password_file, directory / "dump.rdb", service)
+
+
+def _seed_redis(port: int, password: str) -> None:
+    argv = ["redis-cli", "-h", "127.0.0.1", "-p", str(port)]
+    environment = os.environ | {"REDISCLI_AUTH": password}
+    deadline = time.monotonic() + READY_SECONDS
+    while True:
+        ping = subprocess.run([*argv, "PING"], capture_output=True, text=True, env=environment)
+        if ping.stdout.strip() == "PONG":
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"redis-server did not answer: {ping.stderr.strip()}")
+        time.sleep(0.1)
+    seed = "".join(f"{line}\n" for line in REDIS_SEED)
+    subprocess.run(argv, input=seed, capture_output=True, text=True, env=environment, check=True)
+
+
+async def _postgres(root: Path, stack: AsyncExitStack) -> DemoPostgres:
+    """A PostgreSQL cluster of its own (engine.demo.postgres), with a ``shop`` database."""
+    bin_dir, user = server_bin(), server_user()
+    cluster = Path(tempfile.mkdtemp(prefix="lifeboat-demo-pg-"))
+    stack.callback(shutil.rmtree, cluster, True)  # after the server stopped (a stack unwinds)
+    password = secrets.token_urlsafe(18)
+    password_file = _private_file(cluster / "pwfile", f"{password}\n")
+    if user is not None:
+        shutil.chown(cluster, user)
+        shutil.chown(password_file, user)
+    initdb = await asyncio.create_subprocess_exec(
+        *initdb_argv(bin_dir, cluster / "data", password_file),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, user=user,
+    )  # fmt: skip
+    _out, error = await initdb.communicate()
+    password_file.unlink()
+    if initdb.returncode != 0:
+        raise NoServerError(f"initdb failed: {error.decode(errors='replace').strip()[-200:]}")
+    port = _free_port()
+    argv = server_argv(bin_dir, cluster / "data", port, cluster)
+    await stack.enter_async_context(_process(argv, root / "postgres.log", user))
+    await asyncio.to_thread(_seed_postgres, psql_argv(bin_dir, cluster, port, "postgres"))
+    return DemoPostgres(port, _private_file(root / "postgres.password", f"{password}\n"), bin_dir)
+
+
+def _seed_postgres(psql: list[str]) -> None:
+    deadline = time.monotonic() + READY_SECONDS
+    while subprocess.run([*psql, "-c", "SELECT 1"], capture_output=True).returncode != 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError("postgres did not answer on its socket")
+        time.sleep(0.1)
+    subprocess.run([*psql, "-c", "CREATE DATABASE shop"], capture_output=True, check=True)
+    shop = [*psql[:-1], "shop"]  # the same psql, in the shop database
+    subprocess.run([*shop, "-c", PG_SEED], capture_output=True, check=True)
+
+
 @asynccontextmanager
 async def demo_services(root: Path) -> AsyncIterator[DemoServices]:
     """Start what is installed, with fresh data under ``root``; stop it all on exit."""
     async with AsyncExitStack() as stack:
         found: dict[str, object] = {}
-        if shutil.which("etcd"):
+        skipped = []
+        if not shutil.which("etcd"):
+            skipped.append("etcd: etcd is not installed (apt-get install etcd-server)")
+        else:
             data = root / "etcd"
             shutil.rmtree(data, ignore_errors=True)
             data.mkdir(mode=0o700, parents=True)
@@ -197,8 +332,18 @@ async def demo_services(root: Path) -> AsyncIterator[DemoServices]:
         mongo_data.mkdir(mode=0o700, parents=True)
         port = _free_port()
         argv_mongo = _mongo_argv(port, mongo_data)
-        if argv_mongo is not None:
+        if argv_mongo is None:
+            skipped.append("mongo: neither mongod nor nx-27017 (pip install nx-27017) is installed")
+        else:
             await stack.enter_async_context(_process(argv_mongo, root / "mongo.log"))
             await asyncio.to_thread(_wait_for_mongo, port)
             found.update(mongo_port=port)
-        yield DemoServices(**found)  # type: ignore[arg-type]
+        if shutil.which("redis-server"):
+            found.update(redis=await _redis(root, stack))
+        else:
+            skipped.append("redis: redis-server is not installed (apt-get install redis-server)")
+        try:
+            found.update(postgres=await _postgres(root, stack))
+        except NoServerError as exc:
+            skipped.append(f"postgres: {exc}")
+        yield DemoServices(**found, skipped=tuple(skipped))  # type: ignore[arg-type]

@@ -174,7 +174,7 @@ class PostgresSource(Source):
             files.append(entry)
             tables[database] = summary.tables()
             owners[database] = sorted({e.owner for e in summary.entries if e.owner})
-            ctx.log(f"{self.name}: {database}: {_described(summary)}")
+            ctx.log(f"{database}: {_described(summary)}")
         if self.config.globals:
             ctx.stage("dumping roles")
             files.append(await self._dump_globals(ctx))
@@ -440,10 +440,7 @@ class PostgresSource(Source):
                 f"{self.name}: restored into {into}, some tables do not hold the backup's rows: "
                 f"{'; '.join(wrong[:5])}"
             )
-        ctx.log(
-            f"{self.name}: {into}: {len(tables)} table(s) hold the backup's rows "
-            f"({sum(found)} in all)"
-        )
+        ctx.log(f"{into}: {len(tables)} table(s) hold the backup's rows ({sum(found)} in all)")
 
 
 _LIST_DATABASES = "SELECT datname FROM pg_database;"

@@ -237,7 +237,7 @@ class RedisSource(Source):
             except RedisError as exc:
                 found = str(exc)
             if isinstance(found, dict) and _holds(found, wanted, expiring):
-                ctx.log(f"{self.name}: the server holds the backup's keys: {found or 'none'}")
+                ctx.log(f"the server holds the backup's keys: {found or 'none'}")
                 return
             await asyncio.sleep(POLL_SECONDS)
         raise RemoteCommandError(

@@ -5,8 +5,6 @@ comes through the socket, trusted."""
 
 from __future__ import annotations
 
-import glob
-import os
 import shutil
 import subprocess
 import tempfile
@@ -15,31 +13,18 @@ from pathlib import Path
 
 from sshd import free_port, terminate
 
+from engine.demo.postgres import initdb_argv, psql_argv, server_argv, server_bin, server_user
+
 PASSWORD = "pg-test-secret"
-
-
-def bin_dir() -> Path:
-    """The newest installed server's programs (Debian keeps them off the PATH)."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=_version)
-    if found:
-        return Path(found[-1]).parent
-    initdb = shutil.which("initdb")
-    if initdb is None:
-        raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql")
-    return Path(initdb).parent
-
-
-def _version(path: str) -> int:
-    return int(Path(path).parts[4]) if Path(path).parts[4].isdigit() else 0
 
 
 class PostgresServer:
     def __init__(self) -> None:
-        self.bin = bin_dir()
+        self.bin = server_bin()
         self.port = free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="lifeboat-pg-"))
         self.process: subprocess.Popen[bytes] | None = None
-        self.user = "postgres" if os.geteuid() == 0 else None
+        self.user = server_user()
 
     @property
     def data(self) -> Path:
@@ -52,16 +37,9 @@ class PostgresServer:
         password.write_text(PASSWORD + "\n")
         if self.user is not None:
             shutil.chown(password, self.user)
-        self._as_server_user(
-            [str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--no-sync",
-             "-E", "UTF8", "--auth-local=trust", "--auth-host=scram-sha-256",
-             f"--pwfile={password}"],
-        )  # fmt: skip
+        self._as_server_user(initdb_argv(self.bin, self.data, password))
         password.unlink()
-        argv = [str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port),
-                "-k", str(self.directory), "-c", "listen_addresses=127.0.0.1",
-                "-c", "fsync=off", "-c", "synchronous_commit=off",
-                "-c", "full_page_writes=off"]  # fmt: skip
+        argv = server_argv(self.bin, self.data, self.port, self.directory)
         with (self.directory / "server.log").open("ab") as log:
             self.process = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, user=self.user
@@ -87,9 +65,7 @@ class PostgresServer:
     def psql(self, database: str, sql: str, *, check: bool = True) -> str:
         """``sql`` in ``database`` through the socket; its output (unaligned), stripped."""
         done = subprocess.run(
-            [str(self.bin / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-             "-h", str(self.directory), "-p", str(self.port), "-U", "postgres",
-             "-d", database, "-c", sql],
+            [*psql_argv(self.bin, self.directory, self.port, database), "-c", sql],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         if check and done.returncode != 0:

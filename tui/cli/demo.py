@@ -60,6 +60,8 @@ async def _demo(root: Path | None, no_tui: bool, drill: bool, mouse: bool) -> Dr
         repo = Repository.open(config.repository.path)
         keyring = sandbox.keyring()  # its backups are encrypted (README "Encryption at rest")
         click.echo(f"sandbox at {sandbox.root}; SSH host 'demo' on 127.0.0.1:{sandbox.server.port}")
+        for why in sandbox.skipped:
+            click.echo(f"without {why}")
         if drill:
             return await _drill(config, repo, keyring)
         if no_tui:
