@@ -30,7 +30,7 @@ from tui.format import age, human_size
 SHORT_SHA = 12
 SHOWN_META = {
     "namespaces", "server_version", "revision", "key_count", "member_id", "db_size",
-    "databases", "rdb_version", "tables", "owners",
+    "databases", "expiring", "rdb_version", "tables", "owners",
 }  # fmt: skip
 
 
@@ -80,7 +80,9 @@ def _source_facts(artifact: Artifact) -> str:
         facts.append(f"db {human_size(meta['db_size'])}")
     if isinstance(databases := meta.get("databases"), dict):
         keys = sum(databases.values())
-        facts.append(f"{keys:,} keys in {len(databases)} database(s)")
+        expiring = meta.get("expiring")
+        ttl = sum(expiring.values()) if isinstance(expiring, dict) else 0
+        facts.append(f"{keys:,} keys in {len(databases)} database(s), {ttl:,} with a TTL")
     if isinstance(tables := meta.get("tables"), dict):
         counted = [n for db in tables.values() for n in db.values() if isinstance(n, int)]
         every = sum(len(db) for db in tables.values())
