@@ -62,7 +62,7 @@ class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
-class _Stream:
+class RdbStream:
     """Exact reads from a stream, in blocks. The CRC is computed over each block's consumed
     bytes once, when the block is left behind: one call per block, never one per field."""
 
@@ -73,6 +73,7 @@ class _Stream:
         self._base = 0  # the offset of _buffer[0] from the start
         self._crc = 0  # of every byte before _buffer
         self._crc_from = 0
+        self._kept: int | None = None  # where the bytes :meth:`keeping` returns start
 
     @property
     def offset(self) -> int:
@@ -93,9 +94,13 @@ class _Stream:
                     "record: it is truncated"
                 )
             self._crc = self.crc
-            self._base += self._at
-            self._buffer = self._buffer[self._at :] + more
-            self._at = self._crc_from = 0
+            drop = self._at if self._kept is None else self._kept
+            self._base += drop
+            self._buffer = self._buffer[drop:] + more
+            self._at -= drop
+            self._crc_from = self._at
+            if self._kept is not None:
+                self._kept = 0
 
     def take(self, size: int) -> bytes:
         if len(self._buffer) - self._at < size:
@@ -144,6 +149,16 @@ class _Stream:
             return False
         self._at = at + size
         return True
+
+    def keep(self) -> None:
+        """Keep every byte from here on, for :meth:`kept` (a value, whole, however long)."""
+        self._kept = self._at
+
+    def kept(self) -> bytes:
+        """The bytes read since :meth:`keep`."""
+        assert self._kept is not None
+        data, self._kept = self._buffer[self._kept : self._at], None
+        return data
 
     def skip_string_records(self) -> tuple[int, int]:
         """Skip the run of records ahead that are a string key holding a string (plain or
@@ -205,7 +220,7 @@ def _past_string(buffer: bytes, at: int) -> int:
     return -1
 
 
-def _length(stream: _Stream) -> tuple[int, bool]:
+def read_length(stream: RdbStream) -> tuple[int, bool]:
     """A length, or (True) the kind of a specially encoded string."""
     first = stream.byte()
     kind = first >> 6
@@ -222,94 +237,94 @@ def _length(stream: _Stream) -> tuple[int, bool]:
     raise stream.error(f"unknown length encoding {first:#04x}")
 
 
-def _plain_length(stream: _Stream) -> int:
-    size, special = _length(stream)
+def plain_length(stream: RdbStream) -> int:
+    size, special = read_length(stream)
     if special:
         raise stream.error("an encoded string where a length was expected")
     return size
 
 
-def _skip_string(stream: _Stream) -> None:
+def _skip_string(stream: RdbStream) -> None:
     if not stream.skip_string():
-        _skip_string_body(stream, *_length(stream))
+        skip_string_body(stream, *read_length(stream))
 
 
-def _skip_string_body(stream: _Stream, size: int, special: bool) -> None:
+def skip_string_body(stream: RdbStream, size: int, special: bool) -> None:
     if not special:
         stream.skip(size)
     elif size in (0, 1, 2):  # an integer of 1, 2 or 4 bytes
         stream.skip(1 << size)
     elif size == 3:  # LZF: compressed length, uncompressed length, the compressed bytes
-        compressed = _plain_length(stream)
-        _plain_length(stream)
+        compressed = plain_length(stream)
+        plain_length(stream)
         stream.skip(compressed)
     else:
         raise stream.error(f"unknown string encoding {size}")
 
 
-def _string(stream: _Stream, limit: int = 64 * 1024) -> str:
+def _string(stream: RdbStream, limit: int = 64 * 1024) -> str:
     """A short string (an aux field), as text; a long or compressed one is skipped."""
-    size, special = _length(stream)
+    size, special = read_length(stream)
     if special and size in (0, 1, 2):
         return str(int.from_bytes(stream.take(1 << size), "little", signed=True))
     if special or size > limit:
-        _skip_string_body(stream, size, special)
+        skip_string_body(stream, size, special)
         return ""
     return stream.take(size).decode("utf-8", "replace")
 
 
-def _skip_strings(stream: _Stream, count: int) -> None:
+def _skip_strings(stream: RdbStream, count: int) -> None:
     for _ in range(count):
         _skip_string(stream)
 
 
-def _skip_double(stream: _Stream) -> None:
+def _skip_double(stream: RdbStream) -> None:
     """An old-style zset score: a length byte (253-255: nan, +inf, -inf) and ASCII."""
     size = stream.byte()
     if size < 253:
         stream.skip(size)
 
 
-def _skip_stream(stream: _Stream, version: int) -> None:
-    _skip_strings(stream, 2 * _plain_length(stream))  # listpacks: node key, listpack
+def _skip_stream(stream: RdbStream, version: int) -> None:
+    _skip_strings(stream, 2 * plain_length(stream))  # listpacks: node key, listpack
     for _ in range(3):  # items, last id (ms, seq)
-        _plain_length(stream)
+        plain_length(stream)
     if version >= 2:
         for _ in range(5):  # first id, max deleted id, entries added
-            _plain_length(stream)
-    for _ in range(_plain_length(stream)):  # consumer groups
+            plain_length(stream)
+    for _ in range(plain_length(stream)):  # consumer groups
         _skip_string(stream)
-        _plain_length(stream)
-        _plain_length(stream)  # the group's last id
+        plain_length(stream)
+        plain_length(stream)  # the group's last id
         if version >= 2:
-            _plain_length(stream)  # entries read
-        for _ in range(_plain_length(stream)):  # pending entries: id, delivery time, count
+            plain_length(stream)  # entries read
+        for _ in range(plain_length(stream)):  # pending entries: id, delivery time, count
             stream.skip(16 + 8)
-            _plain_length(stream)
-        for _ in range(_plain_length(stream)):  # consumers
+            plain_length(stream)
+        for _ in range(plain_length(stream)):  # consumers
             _skip_string(stream)
             stream.skip(8 if version < 3 else 16)  # seen time (and active time)
-            stream.skip(16 * _plain_length(stream))  # its pending ids
+            stream.skip(16 * plain_length(stream))  # its pending ids
 
 
-def _skip_value(stream: _Stream, kind: int) -> None:
+def skip_value(stream: RdbStream, kind: int) -> None:
     if kind == STRING or kind in BLOB_TYPES:
         _skip_string(stream)
     elif kind in (LIST, SET, QUICKLIST):
-        _skip_strings(stream, _plain_length(stream))
+        _skip_strings(stream, plain_length(stream))
     elif kind == HASH:
-        _skip_strings(stream, 2 * _plain_length(stream))
+        _skip_strings(stream, 2 * plain_length(stream))
     elif kind == ZSET:
-        for _ in range(_plain_length(stream)):
+        for _ in range(plain_length(stream)):
             _skip_string(stream)
             _skip_double(stream)
     elif kind == ZSET_2:
-        for _ in range(_plain_length(stream)):
+        for _ in range(plain_length(stream)):
             _skip_string(stream)
             stream.skip(8)
     elif kind == QUICKLIST_2:
-        for _ in range(_plain_length(stream)):
-            _plain_length(stream)  # the node's container kind
+        for _ in range(plain_length(stream)):
+            plain_length(stream)  # the node's container kind
             _skip_string(stream)
     elif kind in STREAMS:
         _skip_stream(stream, STREAMS[kind])
@@ -322,7 +337,7 @@ def _skip_value(stream: _Stream, kind: int) -> None:
 def summarize(raw: Readable, progress: Callable[[int], None] | None = None) -> RdbSummary:
     """Read a whole RDB snapshot from ``raw`` (RdbFormatError when it is not one) and count
     its keys per database."""
-    stream = _Stream(raw)
+    stream = RdbStream(raw)
     head = stream.take(9)
     if not head.startswith(MAGIC) or not head[5:].isdigit():
         raise RdbFormatError("not an RDB snapshot (it does not start with REDIS and a version)")
@@ -351,28 +366,28 @@ def summarize(raw: Readable, progress: Callable[[int], None] | None = None) -> R
             key = _string(stream)
             summary.aux[key] = _string(stream)
         elif opcode == OP_SELECTDB:
-            database = _plain_length(stream)
+            database = plain_length(stream)
             summary.keys.setdefault(database, 0)
         elif opcode == OP_RESIZEDB:
-            _plain_length(stream)
-            _plain_length(stream)
+            plain_length(stream)
+            plain_length(stream)
         elif opcode in (OP_EXPIRETIME_MS, OP_EXPIRETIME):
             stream.skip(8 if opcode == OP_EXPIRETIME_MS else 4)
             expires = True
         elif opcode == OP_FREQ:
             stream.skip(1)
         elif opcode == OP_IDLE:
-            _plain_length(stream)
+            plain_length(stream)
         elif opcode == OP_FUNCTION2:
             _skip_string(stream)
         elif opcode == OP_SLOT_INFO:
             for _ in range(3):
-                _plain_length(stream)
+                plain_length(stream)
         elif opcode == OP_MODULE_AUX:
             raise stream.error("module data: only its module can read it")
         else:
             _skip_string(stream)  # the key
-            _skip_value(stream, opcode)
+            skip_value(stream, opcode)
             summary.keys[database] = summary.keys.get(database, 0) + 1
             if expires:
                 summary.expiring[database] = summary.expiring.get(database, 0) + 1

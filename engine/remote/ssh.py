@@ -217,6 +217,15 @@ async def single_chunk(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
+async def prefixed(first: bytes, rest: AsyncIterable[bytes] | None = None) -> AsyncIterator[bytes]:
+    """``first`` (a password line, say; nothing when empty), then ``rest``: a command's stdin."""
+    if first:
+        yield first
+    if rest is not None:
+        async for chunk in rest:
+            yield chunk
+
+
 class _StreamSession(asyncssh.SSHClientSession[bytes]):
     """Hands stdout to a sink as it arrives, keeps a bounded stderr tail, tracks flow control."""
 

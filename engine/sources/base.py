@@ -192,7 +192,8 @@ class RestoreOptions:
     target_dir: Path | None = None  # files: extract under this directory
     mirror: bool = False  # files: then remove what the target holds that the backup does not
     swap: bool = False  # etcd: move the restored data dir into place (stop/start configured)
-    # mongo: globs of the namespaces to restore (all if empty); postgres: of db.schema.table
+    # mongo: globs of the namespaces to restore (all if empty); postgres: of db.schema.table;
+    # redis: key patterns
     namespaces: tuple[str, ...] = ()
     # mongo: rename pattern, with ns_to (mongorestore's semantics); postgres: DB -> other DB
     ns_from: str | None = None
@@ -203,7 +204,7 @@ class RestoreOptions:
     FLAGS: ClassVar[dict[str, tuple[str, ...]]] = {
         "--target-dir/--mirror": ("files",),
         "--swap": ("etcd",),
-        "--ns/--ns-from/--ns-to": ("mongo", "postgres"),
+        "--ns/--ns-from/--ns-to": ("mongo", "postgres", "redis"),
     }
 
     def flags_used(self) -> dict[str, bool]:
@@ -221,7 +222,7 @@ class RestoreOptions:
             return replace(keep, target_dir=self.target_dir, mirror=self.mirror)
         if kind == "etcd":
             return replace(keep, swap=self.swap)
-        if kind in ("mongo", "postgres"):
+        if kind in ("mongo", "postgres", "redis"):
             return replace(keep, namespaces=self.namespaces, ns_from=self.ns_from, ns_to=self.ns_to)
         return keep
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,7 +26,7 @@ from engine.errors import LifeboatError, RemoteCommandError
 from engine.pg_archive import PgArchiveSummary, TocEntry, summarize, table_of_contents
 from engine.remote.commands import quote_command
 from engine.remote.hostfacts import probe_path
-from engine.remote.ssh import SSHHost
+from engine.remote.ssh import SSHHost, prefixed, single_chunk
 from engine.repo.content import Keyring
 from engine.repo.manifest import Artifact, ArtifactFile
 from engine.sources.base import (
@@ -201,7 +200,7 @@ class PostgresSource(Source):
         try:
             async with ctx.described(self.dump_name(database), summarize) as (recording, described):
                 await ctx.host.stream(
-                    command, on_stdout=recording.write, stdin=_prefixed(password), bulk=True
+                    command, on_stdout=recording.write, stdin=prefixed(password), bulk=True
                 )
                 entry = await recording.finish()
         except RemoteCommandError as exc:
@@ -213,7 +212,7 @@ class PostgresSource(Source):
         try:
             async with ctx.recording(self.globals_name()) as recording:
                 await ctx.host.stream(
-                    command, on_stdout=recording.write, stdin=_prefixed(self._password())
+                    command, on_stdout=recording.write, stdin=prefixed(self._password())
                 )
                 return await recording.finish()
         except RemoteCommandError as exc:
@@ -376,7 +375,7 @@ class PostgresSource(Source):
             listed = None
             if chosen is not None:
                 listed = f"/tmp/lifeboat-{ctx.directory.name}-{db}.list"
-                await ctx.host.put_stream(_single(restore_list(chosen)), listed)
+                await ctx.host.put_stream(single_chunk(restore_list(chosen)), listed)
             try:
                 await self._pg_restore(ctx, entry, into, options, listed)
             finally:
@@ -415,7 +414,7 @@ class PostgresSource(Source):
         command = quote_command(self.tool_argv("pg_restore", *args))
         try:
             await ctx.host.stream(
-                command, stdin=_prefixed(self._password(), ctx.chunks(entry, meter)), bulk=True
+                command, stdin=prefixed(self._password(), ctx.chunks(entry, meter)), bulk=True
             )
         except RemoteCommandError as exc:
             raise self.failed(
@@ -491,16 +490,3 @@ def _rename_problems(options: RestoreOptions, recorded: list[str]) -> list[str]:
     if options.ns_from and source not in recorded:
         problems.append(f"--ns-from {options.ns_from}: the backup holds {', '.join(recorded)}")
     return problems
-
-
-async def _prefixed(first: bytes, rest: AsyncIterator[bytes] | None = None) -> AsyncIterator[bytes]:
-    """``first`` (a password line, maybe empty), then ``rest``."""
-    if first:
-        yield first
-    if rest is not None:
-        async for chunk in rest:
-            yield chunk
-
-
-async def _single(data: bytes) -> AsyncIterator[bytes]:
-    yield data

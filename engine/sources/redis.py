@@ -6,7 +6,10 @@ the server writes a fresh snapshot for it, so nothing races its own saves. The s
 checked and described as it arrives (engine.redis_rdb: every record, the CRC-64, the keys per
 database). A restore stops the server, puts the snapshot where it loads it from (the one
 that was there is kept beside it), starts it and waits until it holds the backup's keys. A
-password reaches redis-cli through its standard input and the environment, never argv.
+selective restore (``--ns PATTERN``) leaves the server running: the keys matching the
+patterns are copied out of the snapshot as ``DUMP`` payloads (engine.redis_keys) and sent
+as ``RESTORE ... REPLACE`` through ``redis-cli --pipe``. A password reaches redis-cli
+through its standard input and the environment, never argv.
 """
 
 from __future__ import annotations
@@ -14,16 +17,21 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 from engine.checks import Check
 from engine.config.sources import RedisSourceConfig
 from engine.errors import LifeboatError, RemoteCommandError
+from engine.redis_keys import DumpedKey, matching_keys, resp
 from engine.redis_rdb import summarize
 from engine.remote.commands import quote_command
 from engine.remote.hostfacts import probe_path
-from engine.remote.ssh import SSHHost, single_chunk
+from engine.remote.ssh import SSHHost, prefixed, single_chunk
+from engine.repo.content import Keyring
 from engine.repo.manifest import Artifact
 from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext
 
@@ -38,6 +46,8 @@ EOF_MARKER = 40
 LOADS_RDB = {(3, 2): 7, (4, 0): 8, (5, 0): 9, (6, 0): 9, (6, 2): 9, (7, 0): 10, (7, 2): 11,
              (7, 4): 12, (8, 0): 12}  # fmt: skip
 _MARKER = re.compile(rb"[0-9a-f]{40}")
+_PIPE_SUMMARY = re.compile(r"errors: (\d+), replies: (\d+)")
+PIPE_BATCH = 1024 * 1024  # bytes of commands handed to redis-cli --pipe at a time
 
 
 class RedisError(LifeboatError):
@@ -149,8 +159,13 @@ class RedisSource(Source):
 
     def restore_problems(self, artifact: Artifact, options: RestoreOptions) -> list[str]:
         problems = super().restore_problems(artifact, options)
+        if options.ns_from or options.ns_to:
+            problems.append(
+                f"sources.{self.name}: --ns-from/--ns-to rename nothing in redis; choose keys "
+                "with --ns PATTERN"
+            )
         missing = [k for k in ("rdb_path", "stop", "start") if getattr(self.config, k) is None]
-        if missing:
+        if missing and not options.namespaces:
             problems.append(
                 f"sources.{self.name}: a restore replaces the server's snapshot while it is "
                 f"stopped, which needs {', '.join(missing)}; e.g. rdb_path = "
@@ -159,6 +174,13 @@ class RedisSource(Source):
         return problems
 
     def restore_effect(self, options: RestoreOptions, backup_id: str) -> str:
+        if options.namespaces:
+            return (
+                f"the keys matching {' '.join(options.namespaces)} (in every database) are "
+                "replaced by the backup's (RESTORE ... REPLACE, with their expiry); the server "
+                "keeps running, and every other key, and a matching key the backup does not "
+                "hold, stays as it is"
+            )
         return (
             f"the server is stopped, its snapshot {self.config.rdb_path} is replaced by the "
             "backup's (the old one is kept beside it) and it is started again: every key it "
@@ -168,6 +190,8 @@ class RedisSource(Source):
     async def preflight(self, check: Preflight) -> list[Check]:
         checks = [await check.tool(self.config.redis_cli[0], "install redis-tools there")]
         name = f"redis {check.host.name}"
+        if check.options.namespaces:
+            return [*checks, *await self._selective_checks(check, name)]
         try:
             appendonly = await self._ask(check.host, "CONFIG", "GET", "appendonly")
         except RedisError as exc:
@@ -190,9 +214,34 @@ class RedisSource(Source):
             checks.append(check.space(facts.existing, facts.free_bytes, check.artifact.size))
         return checks
 
+    async def _selective_checks(self, check: Preflight, name: str) -> list[Check]:
+        """The server answers and loads the backup's RDB version; some key matches."""
+        try:
+            info = await self._ask(check.host, "INFO", "server")
+        except RedisError as exc:
+            return [Check.fail(name, f"{exc}: a selective restore needs it running")]
+        (entry,) = check.artifact.files
+        patterns = check.options.namespaces
+
+        def count() -> tuple[int, int]:
+            now = time.time() * 1000
+            with check.keyring.open(check.backup_dir, entry) as content:
+                keys = list(_expired_or_not(matching_keys(content, patterns), now))
+            return sum(1 for live in keys if live), sum(1 for live in keys if not live)
+
+        live, expired = await asyncio.to_thread(count)
+        said = f"{live} key(s) of the backup match {' '.join(patterns)}"
+        if expired:
+            said += f" ({expired} more expired since: left out)"
+        found = Check.ok(name, said) if live else Check.fail(name, f"{said}: nothing to restore")
+        return [found, _version_check(check.host.name, info, check.artifact.meta)]
+
     async def restore(
         self, artifact: Artifact, ctx: SourceContext, options: RestoreOptions
     ) -> None:
+        if options.namespaces:
+            await self._restore_keys(artifact, ctx, options.namespaces)
+            return
         rdb_path, stop, start = self.config.rdb_path, self.config.stop, self.config.start
         if rdb_path is None or stop is None or start is None:  # restore_problems() refused it
             raise RedisError(f"{self.name}: rdb_path, stop and start are needed to restore")
@@ -221,6 +270,45 @@ class RedisSource(Source):
             await host.stream(start)
         ctx.audit("restore.redis-swap", host=host.name, rdb=target, kept=kept)
         await self._until_loaded(ctx, artifact.meta)
+
+    async def _restore_keys(
+        self, artifact: Artifact, ctx: SourceContext, patterns: tuple[str, ...]
+    ) -> None:
+        """RESTORE ... REPLACE each key of the backup that ``patterns`` match."""
+        (entry,) = artifact.files
+        ctx.stage("restoring the matching keys")
+        sent = _KeysSent()
+        commands = _from_thread(
+            lambda put: sent.produce(put, ctx.keyring, ctx.directory, entry, patterns)
+        )
+        output: list[bytes] = []
+        password = self._password() or b""
+        await ctx.host.stream(
+            quote_command(self.cli_argv("--pipe")),
+            on_stdout=output.append,
+            stdin=prefixed(password, commands),
+        )
+        text = b"".join(output).decode(errors="replace")
+        summary = _PIPE_SUMMARY.search(text)
+        errors = int(summary[1]) if summary else -1
+        ctx.audit(
+            "restore.redis-keys",
+            host=ctx.host.name,
+            patterns=list(patterns),
+            restored=sent.restored,
+            expired=sent.expired,
+            errors=errors,
+        )
+        if errors != 0:
+            said = [line for line in text.splitlines() if line.startswith(("ERR", "-"))][:3]
+            raise RemoteCommandError(
+                f"{self.name}: {errors if errors > 0 else 'unknown'} of {sent.restored} "
+                f"RESTORE(s) failed: {'; '.join(said) or text.strip()[-200:]}"
+            )
+        ctx.log(
+            f"restored {sent.restored} key(s) matching {' '.join(patterns)}"
+            + (f"; {sent.expired} expired since the backup, left out" if sent.expired else "")
+        )
 
     async def _until_loaded(self, ctx: SourceContext, meta: dict[str, Any]) -> None:
         """Wait until the started server holds the backup's keys in every database (keys
@@ -276,6 +364,83 @@ def _holds(found: dict[str, int], wanted: dict[str, int], expiring: dict[str, in
         wanted.get(db, 0) - expiring.get(db, 0) <= found.get(db, 0) <= wanted.get(db, 0)
         for db in databases
     )
+
+
+def _expired_or_not(keys: Iterator[DumpedKey], now_ms: float) -> Iterator[bool]:
+    """For each key: True when it is still to be restored, False when it expired since."""
+    for key in keys:
+        yield key.expires_ms is None or key.expires_ms > now_ms
+
+
+class _KeysSent:
+    """The commands of a selective restore, made on a thread, and what they hold."""
+
+    def __init__(self) -> None:
+        self.restored = 0
+        self.expired = 0
+
+    def produce(
+        self,
+        put: Callable[[bytes], None],
+        keyring: Keyring,
+        directory: Path,
+        entry: Any,
+        patterns: tuple[str, ...],
+    ) -> None:
+        now = time.time() * 1000
+        batch: list[bytes] = []
+        held, database = 0, None
+        with keyring.open(directory, entry) as content:
+            for key in matching_keys(content, patterns):
+                if key.expires_ms is not None and key.expires_ms <= now:
+                    self.expired += 1
+                    continue
+                if key.db != database:
+                    database = key.db
+                    batch.append(resp(b"SELECT", str(key.db).encode()))
+                args = [b"RESTORE", key.key, b"%d" % (key.expires_ms or 0), key.payload, b"REPLACE"]
+                batch.append(resp(*args, *([b"ABSTTL"] if key.expires_ms is not None else [])))
+                self.restored += 1
+                held += len(batch[-1])
+                if held >= PIPE_BATCH:
+                    put(b"".join(batch))
+                    batch, held = [], 0
+        put(b"".join(batch))
+
+
+async def _from_thread(produce: Callable[[Callable[[bytes], None]], None]) -> AsyncIterator[bytes]:
+    """What ``produce`` hands its ``put`` on a thread, as chunks; it waits while a few are
+    queued, and its error is raised here."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=4)
+    stop = threading.Event()
+
+    def put(chunk: bytes) -> None:
+        if stop.is_set():
+            raise RemoteCommandError("the restore stopped reading")
+        asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
+
+    def run() -> None:
+        outcome: BaseException | None = None
+        try:
+            produce(put)
+        except BaseException as exc:  # handed to the reader, which raises it
+            outcome = exc
+        asyncio.run_coroutine_threadsafe(queue.put(outcome), loop).result()
+
+    worker = asyncio.ensure_future(asyncio.to_thread(run))
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            if item:
+                yield item
+    finally:
+        stop.set()
+        while not worker.done():  # room for a blocked put(), until the thread has ended
+            while not queue.empty():
+                queue.get_nowait()
+            await asyncio.wait({worker}, timeout=0.05)
 
 
 class EndMarkerFilter:

@@ -7,7 +7,6 @@ import fcntl
 import json
 import os
 import re
-import shutil
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
@@ -454,9 +453,16 @@ async def test_demo_makes_a_real_backup_and_verifies_it(tmp_path: Path) -> None:
     config = tmp_path / "sandbox" / "lifeboat.toml"
     listed = await lifeboat("backup", "list", "--json", config=config)
     (manifest,) = json.loads(listed.stdout)
-    expected = {"app-config", "app-db", "app-logs", "demo-mongo"}  # nx-27017 is a test extra
-    if shutil.which("etcd"):
-        expected.add("demo-etcd")
+    # nx-27017 is a test extra; make test installs etcd, redis and postgresql
+    expected = {
+        "app-config",
+        "app-db",
+        "app-logs",
+        "demo-mongo",
+        "demo-etcd",
+        "demo-redis",
+        "demo-pg",
+    }
     assert {a["source"] for a in manifest["artifacts"]} == expected
     assert (await lifeboat("backup", "verify", "--all", config=config)).rc == 0
 

@@ -201,7 +201,7 @@ async def test_the_console_exits_after_its_terminal_is_gone(tmp_path: Path) -> N
         await terminal.until(lambda text: "Quit" in text, "the dashboard's footer")
         os.write(terminal.master, b"r")
         await terminal.until(lambda text: "What went wrong?" in text, "the wizard")
-        os.write(terminal.master, b"\x1b[B" * 5 + b"\r")  # a module was removed: which?
+        os.write(terminal.master, b"\x1b[B" * 6 + b"\r")  # a module was removed: which?
         await terminal.until(lambda text: "Which namespaces" in text, "the wizard's text box")
         pid = terminal.proc.pid
         terminal.hang_up()

@@ -16,6 +16,7 @@ from engine.config.sources import (
     EtcdSourceConfig,
     FilesSourceConfig,
     MongoSourceConfig,
+    PostgresSourceConfig,
     RedisSourceConfig,
 )
 from engine.durations import format_duration, parse_duration
@@ -153,6 +154,7 @@ def test_every_source_kind_is_registered() -> None:
         "etcd": EtcdSourceConfig,
         "mongo": MongoSourceConfig,
         "redis": RedisSourceConfig,
+        "postgres": PostgresSourceConfig,
     } == SOURCE_KINDS
 
 
@@ -248,14 +250,16 @@ def test_unknown_host_when_no_hosts_are_defined() -> None:
 def test_unknown_kind() -> None:
     text = REPOSITORY + HOST + '[sources.x]\nkind="ftp"\nhost="db1"\n'
     assert only_problem(text) == (
-        'sources.x.kind: unknown kind "ftp"; valid kinds: command, etcd, files, mongo, redis'
+        'sources.x.kind: unknown kind "ftp"; valid kinds: command, etcd, files, mongo, postgres, '
+        "redis"
     )
 
 
 def test_missing_kind() -> None:
     text = REPOSITORY + HOST + '[sources.x]\nhost="db1"\npaths=["/etc"]\n'
     assert only_problem(text) == (
-        'sources.x.kind: missing; set kind = "command" or "etcd" or "files" or "mongo" or "redis"'
+        'sources.x.kind: missing; set kind = "command" or "etcd" or "files" or "mongo" or '
+        '"postgres" or "redis"'
     )
 
 

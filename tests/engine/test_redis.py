@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,9 +27,11 @@ from engine.demo.services import BackgroundService
 from engine.drill.run import DrillRequest, plan_drill, run_drill
 from engine.errors import ConfigError, UsageError
 from engine.jobs import BackupRequest, JobFailedError, run_backup, run_verify
+from engine.repo import audit
 from engine.repo.manifest import Manifest
 from engine.repo.repository import Repository
 from engine.restore.run import RestoreRefusedError, RestoreRequest, run_restore
+from engine.sources.base import RestoreOptions
 from tui.console.wizard_state import Step
 
 
@@ -259,3 +262,59 @@ async def test_a_redis_restore_from_the_wizard_at_80x24(
         assert "Restored cache." in flat(shown(wizard, "#done-text"))
     assert server.cli("DBSIZE") == "121"
     assert server.cli("-n", "2", "DBSIZE") == "15"
+
+
+async def test_a_selective_restore_replaces_only_the_matching_keys_of_a_running_server(
+    ssh_server: SSHTestServer,
+    redis_service: tuple[RedisServer, BackgroundService],
+    tmp_path: Path,
+) -> None:
+    server, service = redis_service
+    long_key = "prexor:v1:platform:" + "settings:" * 8  # long and repetitive: stored LZF
+    seed = [
+        f"SET {long_key} kept",
+        "ZADD prexor:v1:platform:ranks 1 a 2 b",
+        "XADD prexor:v1:platform:events * kind boot",
+        "SADD prexor:v1:platform:nodes n1 n2 n3",
+        "SET prexor:v1:platform:lease held EX 3600",
+        "SET prexor:v1:other untouched",
+    ]
+    server.cli(stdin="\n".join(seed) + "\n")
+    config = redis_config(ssh_server, tmp_path, server, service)
+    repo = Repository.open(config.repository.path)
+    manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
+    ttl_before = int(server.cli("PTTL", "prexor:v1:platform:lease"))
+
+    changes = [
+        f"DEL {long_key}",
+        "DEL prexor:v1:platform:ranks prexor:v1:platform:events",
+        "SREM prexor:v1:platform:nodes n2",
+        "SET prexor:v1:other changed",
+        "SET prexor:v1:platform:new written-after",
+        "SELECT 2",
+        "DEL session:3",
+    ]
+    server.cli(stdin="\n".join(changes) + "\n")
+    options = RestoreOptions(namespaces=("prexor:v1:platform:*",))
+    dry = await run_restore(
+        config, repo, RestoreRequest(manifest.id, options=options), EventLog().emit
+    )
+    (matched,) = [c for c in dry.checks if c.name == "redis h1" and "match" in c.detail]
+    assert matched.detail == "5 key(s) of the backup match prexor:v1:platform:*"
+    assert "the server keeps running" in dry.plan.effect(dry.plan.steps[0])
+
+    request = RestoreRequest(manifest.id, options=options, apply=True, confirm=("h1",))
+    request = replace(request, safety_backup=False, skip_reason="test")
+    report = await run_restore(config, repo, request, EventLog().emit)
+    assert report.applied
+    assert server.cli("GET", long_key) == "kept"
+    assert server.cli("ZRANGE", "prexor:v1:platform:ranks", "0", "-1") == "a\nb"
+    assert server.cli("XLEN", "prexor:v1:platform:events") == "1"
+    assert server.cli("SCARD", "prexor:v1:platform:nodes") == "3"
+    assert 0 < int(server.cli("PTTL", "prexor:v1:platform:lease")) <= ttl_before
+    assert server.cli("GET", "prexor:v1:platform:new") == "written-after"  # not in the backup
+    assert server.cli("GET", "prexor:v1:other") == "changed"  # not matched
+    assert server.cli("-n", "2", "EXISTS", "session:3") == "0"
+    (entry,) = [e for e in audit.entries(repo.path) if e["action"] == "restore.redis-keys"]
+    assert (entry["restored"], entry["errors"]) == (5, 0)
+    assert entry["patterns"] == ["prexor:v1:platform:*"]

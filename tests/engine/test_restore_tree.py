@@ -59,6 +59,11 @@ host = "h1"
 kind = "command"
 host = "h1"
 backup = ["pg_dump", "-Fc", "app"]
+
+[sources.pg]
+kind = "postgres"
+host = "h1"
+databases = ["shop"]
 """
 
 
@@ -142,6 +147,13 @@ PATHS = {
         sources=("db",),
         namespaces=("app.module_packages", "app.mod_billing_*"),
     ),
+    "pg-tables": Expected(
+        {"scenario": "pg-tables", "tables": "shop.public.orders shop.billing.*"},
+        "restore-tables",
+        "Selective PostgreSQL restore",
+        sources=("pg",),
+        namespaces=("shop.public.orders", "shop.billing.*"),
+    ),
     "etcd-quorum-lost": Expected(
         {"scenario": "etcd-quorum-lost"},
         "restore-etcd",
@@ -152,14 +164,14 @@ PATHS = {
         {"scenario": "migrate"},
         "restore-elsewhere",
         "Full restore to an alternate target",
-        sources=("cfg", "db", "kv", "dump"),
+        sources=("cfg", "db", "kv", "dump", "pg"),
         alternate=True,
     ),
     "other": Expected(
         {"scenario": "other"},
         "restore-chosen",
         "Restore the sources you choose, in place",
-        sources=("cfg", "db", "kv", "dump"),
+        sources=("cfg", "db", "kv", "dump", "pg"),
     ),
 }
 
@@ -301,8 +313,8 @@ MISTAKES = {
         "nodes.restore.sources: unknown source 'ghost'; configured sources: db",
     ),
     "unknown kind": (
-        edit('kinds = ["mongo"]', 'kinds = ["postgres"]'),
-        "nodes.restore.kinds: unknown kind 'postgres'; kinds are: command, etcd, files, mongo",
+        edit('kinds = ["mongo"]', 'kinds = ["ftp"]'),
+        "nodes.restore.kinds: unknown kind 'ftp'; kinds are: command, etcd, files, mongo",
     ),
     "namespaces_from without input": (
         edit('namespaces_from = "globs"', 'namespaces_from = "modules"'),
@@ -349,13 +361,13 @@ def test_each_tree_mistake_names_the_file_and_the_node(mistake: str, tmp_path: P
 
 
 def test_every_mistake_in_a_file_is_reported_at_once(tmp_path: Path) -> None:
-    text = edit('kinds = ["mongo"]', 'sources = ["ghost"]\nkinds = ["postgres"]')
+    text = edit('kinds = ["mongo"]', 'sources = ["ghost"]\nkinds = ["ftp"]')
     text = text.replace('next = "done"', 'next = "nowhere"')
     problems = problems_of(tree_file(tmp_path, text))
     assert len(problems) == 3, problems
     assert any("choices[1].next: unknown node 'nowhere'" in line for line in problems)
     assert any("sources: unknown source 'ghost'" in line for line in problems)
-    assert any("kinds: unknown kind 'postgres'" in line for line in problems)
+    assert any("kinds: unknown kind 'ftp'" in line for line in problems)
 
 
 def test_source_names_are_only_checked_against_a_config(tmp_path: Path) -> None:
@@ -365,14 +377,14 @@ def test_source_names_are_only_checked_against_a_config(tmp_path: Path) -> None:
 
 
 def test_load_trees_names_the_bad_extra_file_and_keeps_going(tmp_path: Path) -> None:
-    bad = tree_file(tmp_path, edit('kinds = ["mongo"]', 'kinds = ["postgres"]'), "bad.toml")
+    bad = tree_file(tmp_path, edit('kinds = ["mongo"]', 'kinds = ["ftp"]'), "bad.toml")
     missing = tmp_path / "missing.toml"
     with pytest.raises(ConfigError) as info:
         load_trees([bad, missing], ["db"])
     problems = info.value.problems
     assert len(problems) == 2, problems
     by_file = {line.split(": ", 1)[0]: line for line in problems}
-    assert by_file[str(bad)].startswith(f"{bad}: nodes.restore.kinds: unknown kind 'postgres'")
+    assert by_file[str(bad)].startswith(f"{bad}: nodes.restore.kinds: unknown kind 'ftp'")
     assert by_file[str(missing)].startswith(f"{missing}: cannot read")
     assert by_file[str(missing)].endswith("fix runbooks.paths")
 
