@@ -100,11 +100,14 @@ class PostgresSource(Source):
             ) from None
         return f"{text}\n".encode()
 
+    def program(self, name: str) -> str:
+        """One of the host's PostgreSQL programs: from ``bin_dir`` if set, else its PATH."""
+        return f"{self.config.bin_dir}/{name}" if self.config.bin_dir else name
+
     def tool_argv(self, program: str, *args: str) -> list[str]:
         """``program`` (from ``bin_dir`` if set) against the server, wrapped to read the
         password; ``-w``: never a prompt, which would hang with no terminal."""
-        path = f"{self.config.bin_dir}/{program}" if self.config.bin_dir else program
-        argv = [path, "-h", self.config.address, "-p", str(self.config.port)]
+        argv = [self.program(program), "-h", self.config.address, "-p", str(self.config.port)]
         argv += ["-U", self.config.user, "-w", *args]
         if self.config.password_file is None:
             return argv
@@ -307,8 +310,8 @@ class PostgresSource(Source):
     async def preflight(self, check: Preflight) -> list[Check]:
         host = check.host
         checks = [
-            await check.tool(self._path("pg_restore"), "install postgresql-client there"),
-            await check.tool(self._path("psql"), "install postgresql-client there"),
+            await check.tool(self.program("pg_restore"), "install postgresql-client there"),
+            await check.tool(self.program("psql"), "install postgresql-client there"),
         ]
         name = f"postgres {host.name}"
         try:
@@ -360,9 +363,6 @@ class PostgresSource(Source):
         facts = await probe_path(check.host, rows[0][0])
         needed = entry.content_bytes * UNPACKED_RATIO
         return check.space(facts.existing, facts.free_bytes, needed, estimated=True)
-
-    def _path(self, program: str) -> str:
-        return f"{self.config.bin_dir}/{program}" if self.config.bin_dir else program
 
     async def restore(
         self, artifact: Artifact, ctx: SourceContext, options: RestoreOptions

@@ -16,7 +16,7 @@ from cli_run import lifeboat, write_config
 from consoles import console
 from helpers import EventLog, config_text
 from pg_server import PASSWORD, PostgresServer
-from sshd import SSHTestServer
+from sshd import SSHTestServer, free_port
 from wizard_pilot import answer, choose, flat, open_wizard, run_checks, settle, shown
 
 from engine.checklist.model import checklists_for
@@ -180,6 +180,15 @@ async def test_a_wrong_password_is_one_message_without_the_secret(
     (error,) = failed.value.errors
     assert "refused the password; fix sources.db.password_file" in error.error
     assert "not-the-password" not in repr(list(log))
+
+    down = pg_config(asyncssh_server, tmp_path, postgres, shop)
+    down = down.model_copy(
+        update={"sources": {"db": down.sources["db"].model_copy(update={"port": free_port()})}}
+    )
+    with pytest.raises(JobFailedError) as failed:
+        await run_backup(down, repo, BackupRequest(), EventLog().emit)
+    (error,) = failed.value.errors
+    assert "does not answer; is the server running there?" in error.error
 
 
 async def test_the_validator_explains_the_clean_and_refuses_an_older_server_or_missing_roles(
