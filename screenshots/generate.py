@@ -115,7 +115,10 @@ async def shoot(root: Path) -> list[Path]:
             await _settle(app, pilot)
         app = make_app(config, settings=root / "console.json")  # no identity given yet
         async with app.run_test(size=NARROW) as pilot:
-            await pilot.press("r", "up", "enter", "ctrl+n", "enter", "enter")
+            await pilot.press("r")
+            await pilot.pause()
+            other = scenarios.index("other")  # every source in place
+            await pilot.press(*["down"] * other, "enter", "ctrl+n", "enter", "enter")
             await pilot.pause(0.5)
             assert isinstance(app.screen, IdentityModal)
             saved.append(Path(app.save_screenshot("wizard-identity.svg", str(HERE))))
