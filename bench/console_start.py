@@ -21,7 +21,9 @@ from engine.demo.sandbox import open_sandbox
 
 LIFEBOAT = """
 import asyncio, pathlib, time
-from engine.config import load_config
+from tui.entry import silence_known_warnings
+silence_known_warnings()  # as the lifeboat command does
+from engine.config.load import load_config
 from tui.console.app import make_app
 async def main():
     app = make_app(load_config(pathlib.Path({config!r})), settings=pathlib.Path({settings!r}))

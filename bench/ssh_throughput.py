@@ -16,6 +16,12 @@ Both sides read a file that is in the page cache, after an untimed warm-up copy 
 prints both rates (MB = 10^6 bytes), Lifeboat's peak RSS, and on its last line ``ratio=X.XX``
 (Lifeboat rate / OpenSSH rate). Targets: ratio >= 0.9; peak RSS < 150 MB for 1 GiB.
 
+Two more figures, for information: the equal-work shell pipeline
+``ssh HOST cat FILE | tee out | sha256sum && sync`` (what a script doing Lifeboat's work
+would run; ``pipeline_ratio`` is Lifeboat's rate over its rate), and the restore direction:
+``ssh HOST 'cat > FILE2' < out`` against ``lifeboat restore ID --apply`` of the same backup
+into the same file (the backup verified first, as every restore does; no safety backup).
+
 Run it as root or as a user allowed to start sshd (it needs ``/run/sshd``)::
 
     .venv/bin/python bench/ssh_throughput.py --size 1G
@@ -31,6 +37,7 @@ import getpass
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -74,14 +81,18 @@ def make_file(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def time_openssh(server: SSHTestServer, source: Path, out: Path) -> float:
-    """Seconds for ``ssh ... cat source > out``, connection setup included."""
-    argv = [
+def ssh_argv(server: SSHTestServer, *command: str) -> list[str]:
+    return [
         "ssh", "-F", "/dev/null", "-i", str(server.identity),
         "-o", f"UserKnownHostsFile={server.known_hosts}", "-o", "StrictHostKeyChecking=yes",
         "-o", "BatchMode=yes", "-p", str(server.port), "-c", CIPHER,
-        f"{server.user}@{server.address}", "cat", str(source),
+        f"{server.user}@{server.address}", *command,
     ]  # fmt: skip
+
+
+def time_openssh(server: SSHTestServer, source: Path, out: Path) -> float:
+    """Seconds for ``ssh ... cat source > out``, connection setup included."""
+    argv = ssh_argv(server, "cat", str(source))
     with out.open("wb") as file:
         started = time.perf_counter()
         subprocess.run(argv, stdout=file, stdin=subprocess.DEVNULL, check=True)
@@ -110,9 +121,45 @@ known_hosts = {json.dumps(str(server.known_hosts))}
 kind = "command"
 host = "loopback"
 backup = ["cat", {json.dumps(str(source))}]
+restore = ["sh", "-c", {json.dumps("cat > " + shlex.quote(str(source) + ".restored"))}]
 """
         + extra
     )
+
+
+def time_pipeline(server: SSHTestServer, source: Path, out: Path) -> float:
+    """Seconds for ``ssh ... cat source | tee out | sha256sum && sync``: Lifeboat's work
+    (transfer, write, hash, make it durable) done by a shell."""
+    script = f"{shlex.join(ssh_argv(server, 'cat', str(source)))} | tee {out} | sha256sum && sync"
+    started = time.perf_counter()
+    subprocess.run(["bash", "-o", "pipefail", "-c", script], check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def time_ssh_upload(server: SSHTestServer, local: Path, remote: Path) -> float:
+    """Seconds for ``ssh HOST 'cat > remote' < local``."""
+    with local.open("rb") as file:
+        started = time.perf_counter()
+        subprocess.run(
+            ssh_argv(server, f"cat > {shlex.quote(str(remote))}"), stdin=file, check=True
+        )
+        return time.perf_counter() - started
+
+
+def time_lifeboat_restore(config: Path, repo: Path, target: Path, size: int) -> float:
+    """Seconds for ``lifeboat restore ID --apply`` of the one backup, whole process."""
+    lifeboat = Path(sys.executable).with_name("lifeboat")
+    (backup,) = (repo / "backups").iterdir()
+    argv = [
+        str(lifeboat), "--config", str(config), "restore", backup.name, "--apply",
+        "--confirm", "loopback", "--skip-safety-backup", "--reason", "benchmark",
+    ]  # fmt: skip
+    started = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    seconds = time.perf_counter() - started
+    if target.stat().st_size != size:
+        raise RuntimeError(f"the restore wrote {target.stat().st_size} bytes, expected {size}")
+    return seconds
 
 
 def time_lifeboat(config: Path, repo: Path, size: int, sha256: str) -> LifeboatRun:
@@ -168,11 +215,20 @@ def main() -> None:
             config = work / "lifeboat.toml"
             write_config(config, described, repo, source)
             openssh: list[float] = []
+            pipeline: list[float] = []
             lifeboat: list[LifeboatRun] = []
+            upload: list[float] = []
+            restore: list[float] = []
+            restored = Path(f"{source}.restored")
             for _ in range(runs):
                 openssh.append(time_openssh(described, source, out))
-                out.unlink()
+                pipeline.append(time_pipeline(described, source, out))
                 lifeboat.append(time_lifeboat(config, repo, size, sha256))
+                upload.append(time_ssh_upload(described, out, restored))
+                restored.unlink()
+                restore.append(time_lifeboat_restore(config, repo, restored, size))
+                restored.unlink()
+                out.unlink()
                 shutil.rmtree(repo)
         finally:
             server.stop()
@@ -195,6 +251,18 @@ def main() -> None:
     )
     peak_rss = max(run.peak_rss for run in lifeboat) / MB
     print(f"  lifeboat peak RSS                     {peak_rss:8.1f} MB")
+    pipeline_rate = size / min(pipeline) / MB
+    pipeline_seconds = min(pipeline)
+    pipeline_line = f"{pipeline_rate:8.1f} MB/s  ({pipeline_seconds:.2f} s)"
+    print(f"  pipeline ssh|tee|sha256sum && sync    {pipeline_line}")
+    upload_rate, restore_rate = size / min(upload) / MB, size / min(restore) / MB
+    print(f"  restore: ssh HOST 'cat > F' < out     {upload_rate:8.1f} MB/s  ({min(upload):.2f} s)")
+    print(
+        f"  restore: lifeboat restore --apply     {restore_rate:8.1f} MB/s  ({min(restore):.2f} s"
+        " whole process: verify first, then the transfer)"
+    )
+    print(f"pipeline_ratio={lifeboat_rate / pipeline_rate:.2f}")
+    print(f"restore_ratio={restore_rate / upload_rate:.2f}")
     print(f"ratio={lifeboat_rate / ssh_rate:.2f}")
 
 

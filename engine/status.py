@@ -33,7 +33,6 @@ from engine.repo.manifest import Manifest, iso_z, utc_now
 from engine.repo.repository import Repository, VerifyRecord
 from engine.restore import journal
 from engine.restore.journal import RestoreRecord
-from engine.scaleout.coordination import open_coordinator
 from engine.schedule.status import ScheduleStatus, schedule_statuses, trigger_of
 
 WARNING_FRACTION = 0.8
@@ -244,6 +243,8 @@ def local_locks(repo: Repository) -> list[LockLine]:
 
 async def shared_locks(config: Config, repo: Repository) -> list[LockLine]:
     """The etcd lock holders when ``[coordination]`` is configured (else none)."""
+    from engine.scaleout.coordination import open_coordinator  # SSH and etcd: when asked
+
     async with open_coordinator(config, repo) as coordinator:
         held = await asyncio.to_thread(coordinator.holders) if coordinator else []
     return [LockLine(info.kind, info.name, info.describe()) for info in held]

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from engine.crypto import IDENTITY_VARIABLE
 from engine.crypto.age import (
     AgeError,
     AgeKeyError,
@@ -21,7 +22,6 @@ from engine.crypto.age import (
 )
 from engine.errors import UsageError
 
-IDENTITY_VARIABLE = "LIFEBOAT_AGE_IDENTITY"
 SECRET_PREFIX = "AGE-SECRET-KEY-1"
 MAX_IDENTITY_FILE = 1024 * 1024  # far beyond any identity file
 PASSPHRASE_ATTEMPTS = 3

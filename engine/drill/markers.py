@@ -15,7 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.config.sources import (
     EtcdSourceConfig,
@@ -27,13 +27,15 @@ from engine.config.sources import (
 )
 from engine.errors import LifeboatError, UsageError
 from engine.mongo_archive.names import SYSTEM_DATABASES, selected
-from engine.remote.ssh import SSHHost
 from engine.repo.manifest import Artifact
 from engine.sources import source_from
 from engine.sources.etcd import EtcdSource
 from engine.sources.mongo.source import MongoSource
 from engine.sources.postgres import PostgresSource, quote_ident, quote_literal
 from engine.sources.redis import RedisSource
+
+if TYPE_CHECKING:
+    from engine.remote.ssh import SSHHost
 
 MONGO_COLLECTION = "lifeboat_drill"
 PG_TABLE = "lifeboat_drill"

@@ -19,7 +19,7 @@ from engine.events import Emit, JobFinished, JobStarted, LogLine, ProgressMeter,
 from engine.offsite.connect import connected
 from engine.offsite.copies import record_copy
 from engine.offsite.remote import Remote, backup_key
-from engine.remote.ssh import single_chunk
+from engine.remote.commands import single_chunk
 from engine.repo.confined import open_confined
 from engine.repo.manifest import MAX_MANIFEST_BYTES, Manifest
 from engine.repo.repository import MANIFEST, Repository

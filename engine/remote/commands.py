@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 # aes128-gcm is about twice as fast as the chacha20 default on machines with AES-NI (DESIGN).
@@ -85,3 +85,17 @@ _GUARD = (
     "{ cat <&3; kill -0 $$ && kill -s KILL -- -$$; } >/dev/null 2>&1 & "
     'exec 3<&- sh -c "$1"'
 )
+
+
+async def single_chunk(data: bytes) -> AsyncIterator[bytes]:
+    """``data`` as a stream of one chunk (a command's whole stdin)."""
+    yield data
+
+
+async def prefixed(first: bytes, rest: AsyncIterable[bytes] | None = None) -> AsyncIterator[bytes]:
+    """``first`` (a password line, say; nothing when empty), then ``rest``: a command's stdin."""
+    if first:
+        yield first
+    if rest is not None:
+        async for chunk in rest:
+            yield chunk

@@ -6,9 +6,12 @@ Each is one short remote command that changes nothing; the restore validator rel
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from engine.remote.commands import quote_command
-from engine.remote.ssh import SSHHost
+
+if TYPE_CHECKING:
+    from engine.remote.ssh import SSHHost
 
 # The nearest existing ancestor of $1, whether it is writable, and its filesystem's free bytes.
 _PATH_SCRIPT = """p=$1

@@ -27,6 +27,7 @@ from engine.remote.commands import (
     TailBuffer,
     ends_with_channel,
     quote_command,
+    single_chunk,
 )
 from engine.remote.openssh import openssh_client, stream_openssh
 
@@ -210,20 +211,6 @@ class SSHHost:
                     await file.write(chunk)
         except (asyncssh.Error, OSError) as exc:
             raise RemoteCommandError(f"{self.name}: SFTP upload to {remote} failed: {exc}") from exc
-
-
-async def single_chunk(data: bytes) -> AsyncIterator[bytes]:
-    """``data`` as a stream of one chunk (a command's whole stdin)."""
-    yield data
-
-
-async def prefixed(first: bytes, rest: AsyncIterable[bytes] | None = None) -> AsyncIterator[bytes]:
-    """``first`` (a password line, say; nothing when empty), then ``rest``: a command's stdin."""
-    if first:
-        yield first
-    if rest is not None:
-        async for chunk in rest:
-            yield chunk
 
 
 class _StreamSession(asyncssh.SSHClientSession[bytes]):

@@ -39,10 +39,8 @@ from engine.repo import audit
 from engine.repo.repository import Repository
 from engine.restore import journal
 from engine.restore.locks import TargetLocks
-from engine.restore.plan import RestorePlan, RestoreRequest
+from engine.restore.plan import SAFETY, RestorePlan, RestoreRequest
 from engine.sources import SourceContext, source_from
-
-SAFETY = "safety backup"
 
 
 class SafetyBackupError(LifeboatError):

@@ -20,6 +20,8 @@ from engine.repo.content import NO_KEYS, Keyring
 from engine.repo.manifest import Artifact, Manifest
 from engine.sources import SOURCE_CLASSES, RestoreOptions, source_from
 
+SAFETY = "safety backup"  # the restore's step (and event source) that takes the safety backup
+
 
 @dataclass(frozen=True)
 class RestoreRequest:

@@ -17,9 +17,9 @@ from engine.jobs import JobFailedError
 from engine.repo import audit
 from engine.repo.manifest import utc_now
 from engine.repo.repository import Repository
-from engine.restore.apply import SAFETY, SafetyBackupError, apply_plan
+from engine.restore.apply import SafetyBackupError, apply_plan
 from engine.restore.locks import RepositoryTargetLocks, TargetLocks
-from engine.restore.plan import RestorePlan, RestoreRequest, RestoreStep, build_plan
+from engine.restore.plan import SAFETY, RestorePlan, RestoreRequest, RestoreStep, build_plan
 from engine.restore.validate import failed, validate
 from engine.scaleout.coordination import open_coordinator
 

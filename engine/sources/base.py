@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 from engine.checks import Check
 from engine.crypto.age import Recipient
@@ -24,7 +24,6 @@ from engine.errors import RepositoryError
 from engine.events import Emit, LogLine, ProgressMeter, StageChanged
 from engine.mongo_archive.pgzip import ParallelGzipWriter
 from engine.mongo_archive.stream import Readable
-from engine.remote.ssh import SSHHost
 from engine.repo.content import NO_KEYS, Keyring
 from engine.repo.manifest import Artifact, ArtifactFile
 from engine.repo.sink import (
@@ -36,6 +35,9 @@ from engine.repo.sink import (
     TeeSink,
 )
 from engine.sizes import human_size
+
+if TYPE_CHECKING:
+    from engine.remote.ssh import SSHHost
 
 ENCRYPTED_SUFFIX = ".age"
 DESCRIBE_NICENESS = 10  # the niceness of a thread that describes a stream (the default is 0)

@@ -14,17 +14,19 @@ import re
 import shlex
 from collections.abc import Callable
 from functools import partial
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from engine.checks import Check, compare_versions
 from engine.config.sources import EtcdSourceConfig
 from engine.errors import LifeboatError, RemoteCommandError
 from engine.remote.commands import quote_command
 from engine.remote.hostfacts import file_sha256, probe_path
-from engine.remote.ssh import SSHHost
 from engine.repo.manifest import Artifact, ArtifactFile
 from engine.repo.sink import BlockingSink
 from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext
+
+if TYPE_CHECKING:
+    from engine.remote.ssh import SSHHost
 
 SNAPSHOT_SUFFIX = "snapshot.db"
 SAFETY_FAILS_TOO = (

@@ -13,11 +13,14 @@ import asyncio
 import tarfile
 from collections.abc import AsyncIterator
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-from engine.remote.ssh import SSHHost
 from engine.repo.content import Keyring
 from engine.repo.manifest import Artifact, ArtifactFile
 from engine.repo.verify import decompressed
+
+if TYPE_CHECKING:
+    from engine.remote.ssh import SSHHost
 
 SHOWN = 10  # paths named in a message; the rest are counted
 FIND_MISSING = 1  # find's status when a starting point does not exist

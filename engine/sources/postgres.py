@@ -18,15 +18,14 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from engine.checks import Check
 from engine.config.sources import PG_DATABASE, PostgresSourceConfig
 from engine.errors import LifeboatError, RemoteCommandError
 from engine.pg_archive import PgArchiveSummary, TocEntry, summarize, table_of_contents
-from engine.remote.commands import quote_command
+from engine.remote.commands import prefixed, quote_command, single_chunk
 from engine.remote.hostfacts import probe_path
-from engine.remote.ssh import SSHHost, prefixed, single_chunk
 from engine.repo.content import Keyring
 from engine.repo.manifest import Artifact, ArtifactFile
 from engine.sources.base import (
@@ -41,6 +40,9 @@ from engine.sources.pg_selection import (
     restore_list,
     select_entries,
 )
+
+if TYPE_CHECKING:
+    from engine.remote.ssh import SSHHost
 
 # Reads the password (a line on stdin) into the environment libpq takes it from; whatever
 # follows on stdin (a dump, a script) is the tool's.

@@ -21,19 +21,21 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from engine.checks import Check
 from engine.config.sources import RedisSourceConfig
 from engine.errors import LifeboatError, RemoteCommandError
 from engine.redis_keys import DumpedKey, matching_keys, resp
 from engine.redis_rdb import summarize
-from engine.remote.commands import quote_command
+from engine.remote.commands import prefixed, quote_command, single_chunk
 from engine.remote.hostfacts import probe_path
-from engine.remote.ssh import SSHHost, prefixed, single_chunk
 from engine.repo.content import Keyring
 from engine.repo.manifest import Artifact
 from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext
+
+if TYPE_CHECKING:
+    from engine.remote.ssh import SSHHost
 
 # Reads the password (a line on stdin) into the environment redis-cli takes it from.
 WITH_PASSWORD = 'IFS= read -r REDISCLI_AUTH; export REDISCLI_AUTH; exec "$@"'

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import importlib
 import json
 import os
 import re
 import signal
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from timing import DEADLINE, until
 from engine.repo.manifest import Manifest
 from engine.repo.repository import MANIFEST, Repository, VerifyRecord
 from engine.repo.retention import delete_backup
+from tui.cli.main import LazyGroup
 
 MISTAKES = {
     "unknown key": (
@@ -442,6 +446,25 @@ async def test_help_prints_nothing_on_stderr() -> None:
     assert run.rc == 0
     assert "backup" in run.stdout
     assert run.stderr == ""
+
+
+def test_help_lists_each_lazy_command_by_its_own_first_line_without_importing_it() -> None:
+    """``lifeboat --help`` imports no command module (start-up, issue 20): it shows the first
+    line of each docstring from LazyGroup.LAZY, which must be that command's own."""
+    code = (
+        "import sys; sys.argv = ['lifeboat', '--help']\n"
+        "from tui.entry import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('asyncssh', 'pydantic', "
+        "'tui.cli.backup', 'textual'))), file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stderr.strip() == "[]"
+    for name, (target, summary) in LazyGroup.LAZY.items():
+        module, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert (command.help or "").splitlines()[0] == summary, name
+        assert name in done.stdout
 
 
 async def test_demo_makes_a_real_backup_and_verifies_it(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ from engine.offsite.listing import list_remote
 from engine.offsite.remote import RemoteError, backup_key
 from engine.offsite.s3 import PART
 from engine.offsite.verify import last_full_read, last_reads, verify_remote
-from engine.remote.ssh import single_chunk
+from engine.remote.commands import single_chunk
 from engine.repo import audit
 from engine.repo.manifest import Manifest, utc_now
 from engine.repo.repository import Repository

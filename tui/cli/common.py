@@ -8,20 +8,21 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from engine.config.load import discover_config_path, load_config
-from engine.config.model import Config
-from engine.crypto.identities import IDENTITY_VARIABLE, identities_from_environment, read_identities
+from engine.crypto import IDENTITY_VARIABLE
 from engine.errors import UsageError
 from engine.interrupts import cancel_on_signals
-from engine.repo.content import Keyring
-from engine.repo.repository import Repository
-from engine.scaleout.anchors import anchor_audit_log
-from engine.scaleout.catalog import keep_current
 
+if TYPE_CHECKING:
+    from engine.config.model import Config
+    from engine.repo.content import Keyring
+    from engine.repo.repository import Repository
+
+# Every command imports this module, `lifeboat --help` too: the config models, the
+# repository and the crypto load when a command first needs them (issue 20, start-up).
 T = TypeVar("T")
 
 
@@ -36,6 +37,9 @@ class CliState:
     def config(self) -> Config:
         """The config, loaded once; from then on every audit record this process writes
         updates the audit head's anchors (etcd, the catalog) the config names."""
+        from engine.config.load import discover_config_path, load_config
+        from engine.scaleout.anchors import anchor_audit_log
+
         if self._config is None:
             self._config = load_config(discover_config_path(self.config_path))
             anchor_audit_log(self._config)
@@ -44,6 +48,9 @@ class CliState:
     def repository(self, *, create: bool = True) -> Repository:
         """The repository; after each write to it the [catalog], if any, is brought up to date,
         and a warning on stderr says when it does not answer (the write itself stands)."""
+        from engine.repo.repository import Repository
+        from engine.scaleout.catalog import keep_current
+
         repo = Repository.open(self.config().repository.path, create=create)
         return keep_current(repo, self.config(), _warn)
 
@@ -86,6 +93,9 @@ def identity_option(function: Callable[..., Any]) -> Callable[..., Any]:
 def keyring_for(identity: str | None, *, encrypted_to: Sequence[str] = ()) -> Keyring:
     """The identities given: ``--identity``, else ``$LIFEBOAT_AGE_IDENTITY``, else, when
     something is ``encrypted_to`` recipients and stdin is a terminal, typed at a prompt (hidden)."""
+    from engine.crypto.identities import identities_from_environment, read_identities
+    from engine.repo.content import Keyring
+
     terminal = sys.stdin.isatty()
     ask = _ask_passphrase if terminal else None
     if identity is not None:

@@ -11,14 +11,21 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 
 from themes import THEMES
-from tui.console.screens.backups import open_backup
-from tui.console.screens.wizard import leave_wizard
 
 if TYPE_CHECKING:
     from tui.console.app import LifeboatApp
 
 
 MAX_BACKUP_HITS = 20
+
+
+def _open_backup(app: LifeboatApp, backup_id: str | None) -> None:
+    """The backups browser on ``backup_id`` (None: asks for it), leaving a wizard first. The
+    screens load here, not with the palette: the dashboard paints before the engine's jobs."""
+    from tui.console.screens.backups import open_backup
+    from tui.console.screens.wizard import leave_wizard
+
+    leave_wizard(app, partial(open_backup, app, backup_id))
 
 
 class LifeboatCommands(Provider):
@@ -46,7 +53,7 @@ class LifeboatCommands(Provider):
             ),
             (
                 "Open backup by id …",
-                partial(leave_wizard, app, partial(open_backup, app, None)),
+                partial(_open_backup, app, None),
                 "type part of its id",
             ),
             ("Show keys", app.action_help, "every key binding"),
@@ -88,7 +95,7 @@ class LifeboatCommands(Provider):
             Hit(
                 max(matcher.match(i), 0.5),
                 Content("Open backup ") + matcher.highlight(i),
-                partial(leave_wizard, self.app, partial(open_backup, self.app, i)),
+                partial(_open_backup, self.lifeboat, i),
                 help="show it in the backups browser",
             )
             for i in ids

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
-from engine.config.model import Config
 from engine.errors import UsageError
 from engine.interrupts import Interrupted, stopped_by
-from engine.repo.content import NO_KEYS, Keyring
+
+if TYPE_CHECKING:
+    from engine.config.model import Config
+    from engine.repo.content import Keyring
 
 
 def require_terminal() -> None:
@@ -20,14 +23,17 @@ def require_terminal() -> None:
 
 
 async def run_console(
-    config: Config, *, mouse: bool, wizard: str | None = None, keyring: Keyring = NO_KEYS
+    config: Config, *, mouse: bool, wizard: str | None = None, keyring: Keyring | None = None
 ) -> None:
+    """The console on ``config`` (``keyring``: what opens encrypted backups; none yet: it
+    asks when one is needed)."""
+    from engine.repo.content import NO_KEYS
     from tui.console.app import make_app  # Textual loads only when the console opens
 
     require_terminal()
     from tui.console.terminal import hang_up_safe_driver
 
-    app = make_app(config, wizard=wizard, keyring=keyring)
+    app = make_app(config, wizard=wizard, keyring=keyring or NO_KEYS)
     app.driver_class = hang_up_safe_driver() or app.driver_class
     with stopped_by(app.stop_for_signal):  # a hang-up or SIGTERM: cancel the jobs, then exit
         await app.run_async(mouse=mouse)

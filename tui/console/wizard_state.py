@@ -21,8 +21,7 @@ from engine.config.model import Config
 from engine.config.sources import EtcdSourceConfig
 from engine.errors import UsageError
 from engine.repo.content import NO_KEYS, Keyring
-from engine.restore.apply import SAFETY
-from engine.restore.plan import RestoreRequest
+from engine.restore.plan import SAFETY, RestoreRequest
 from engine.restore.scenario import (
     NEVER_DEFAULT,
     DefaultBackup,

@@ -28,7 +28,6 @@ from engine.repo.manifest import Manifest
 from engine.repo.retention import delete_backup
 from tui.console.remote_choice import offer_fetch, with_remote
 from tui.console.screens.modals import TypedConfirmModal, worker_named, wrapped
-from tui.console.screens.wizard import open_wizard
 from tui.console.services import Services, services
 from tui.console.widgets.backup_detail import BackupDetail
 from tui.console.widgets.backup_list import BackupList
@@ -372,6 +371,8 @@ class BackupsScreen(Screen[None]):
     def action_restore(self) -> None:
         manifest = self._current()
         if manifest is not None:
+            from tui.console.screens.wizard import open_wizard  # loads the engine's jobs
+
             open_wizard(self.app, manifest)
 
     def action_checklist(self) -> None:
