@@ -134,13 +134,13 @@ class _ClientStderr:
 class _BulkProtocol(asyncio.SubprocessProtocol):
     """Hands stdout to the sink as the pipe delivers it; a full sink pauses the pipe."""
 
-    def __init__(self, on_stdout: OutputSink | None) -> None:
+    def __init__(self, on_stdout: OutputSink | None, *, writes_stdout: bool = True) -> None:
         self.on_stdout = on_stdout
         self.stderr = _ClientStderr()
         self.sink_error: BaseException | None = None
         self.transport: asyncio.SubprocessTransport | None = None
         self.exited = asyncio.get_running_loop().create_future()
-        self.open_pipes = {1, 2}
+        self.open_pipes = {1, 2} if writes_stdout else {2}  # else stdout is a file
         self.pipes_closed = asyncio.get_running_loop().create_future()
         self.writable = asyncio.Event()
         self.writable.set()
@@ -215,20 +215,22 @@ async def stream_openssh(
     stdin: AsyncIterable[bytes] | None,
     ok_statuses: frozenset[int],
     sent: str | None = None,
+    stdout_fd: int | None = None,
 ) -> CommandOutput:
     """Run ``command`` on the host through ``ssh``; same contract as ``SSHHost.stream``.
 
     ``sent`` is what goes over the wire when it differs from ``command`` (a wrapped one).
     Without ``stdin``, ssh's stdin is still a pipe, held open and never written: when
-    Lifeboat dies it closes, which tells a wrapped remote command to end.
+    Lifeboat dies it closes, which tells a wrapped remote command to end. With ``stdout_fd``
+    ssh writes the command's output to that file itself.
     """
     loop = asyncio.get_running_loop()
     transport, proto = await loop.subprocess_exec(
-        lambda: _BulkProtocol(on_stdout),
+        lambda: _BulkProtocol(on_stdout, writes_stdout=stdout_fd is None),
         *parent_death_prefix(),
         *openssh_argv(client, config, sent or command),
         stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.PIPE if stdout_fd is None else stdout_fd,
         stderr=subprocess.PIPE,
         start_new_session=True,  # a Ctrl-C in the terminal is the engine's to handle
     )

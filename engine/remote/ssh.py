@@ -105,6 +105,7 @@ class SSHHost:
         stdin: AsyncIterable[bytes] | None = None,
         ok_statuses: frozenset[int] = frozenset({0}),
         bulk: bool = False,
+        stdout_fd: int | None = None,
     ) -> CommandOutput:
         """Run a command, feeding ``stdin`` and handing each stdout chunk to ``on_stdout``.
 
@@ -113,7 +114,9 @@ class SSHHost:
         and stderr tail unless the status is in ``ok_statuses``. ``bulk`` marks a transfer
         of backup data, which goes through the system ``ssh`` client when the host's
         ``bulk_transport`` allows it (see ``engine.remote.openssh``); a bulk command without
-        ``stdin`` also ends when its channel closes (see ``ends_with_channel``).
+        ``stdin`` also ends when its channel closes (see ``ends_with_channel``). ``stdout_fd``
+        (a bulk command, when :meth:`writes_files` says so) is a file the ``ssh`` child
+        writes the output to itself.
         """
         command = argv if isinstance(argv, str) else quote_command(argv)
         sent = ends_with_channel(command) if bulk and stdin is None else command
@@ -128,7 +131,9 @@ class SSHHost:
                 stdin=stdin,
                 ok_statuses=ok_statuses,
                 sent=sent,
+                stdout_fd=stdout_fd,
             )
+        assert stdout_fd is None, "only the ssh client writes a file itself (writes_files)"
         session = _StreamSession(on_stdout)
         try:
             chan, _ = await self.conn.create_session(
@@ -149,6 +154,11 @@ class SSHHost:
             raise
         status = session.result(self.name, command, chan, ok_statuses)
         return CommandOutput(b"", session.stderr.text(), status)
+
+    def writes_files(self) -> bool:
+        """Whether a bulk command's output can go straight into a file (the ``ssh`` child's
+        stdout), with no Python in its path."""
+        return self._bulk_client() is not None
 
     def _bulk_client(self) -> str | None:
         choice = self.config.bulk_transport

@@ -11,7 +11,7 @@ import contextlib
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -24,7 +24,9 @@ from engine.errors import RepositoryError
 from engine.events import Emit, LogLine, ProgressMeter, StageChanged
 from engine.mongo_archive.pgzip import ParallelGzipWriter
 from engine.mongo_archive.stream import Readable
+from engine.remote.commands import CommandOutput
 from engine.repo.content import NO_KEYS, Keyring
+from engine.repo.follow import SplicedFile
 from engine.repo.manifest import Artifact, ArtifactFile
 from engine.repo.sink import (
     BlockingSink,
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from engine.remote.ssh import SSHHost
 
 ENCRYPTED_SUFFIX = ".age"
+OK = frozenset({0})  # the exit statuses a command succeeds with, unless it says otherwise
 DESCRIBE_NICENESS = 10  # the niceness of a thread that describes a stream (the default is 0)
 T = TypeVar("T")
 AuditFn = Callable[..., object]  # (action, **details): one record in the audit log
@@ -103,6 +106,33 @@ class SourceContext:
         """
         async with self.writing(filename, tee=tee) as writer:
             yield Recording(writer, self.meter())
+
+    async def record_output(
+        self, filename: str, command: Sequence[str], ok_statuses: frozenset[int] = OK
+    ) -> tuple[ArtifactFile, CommandOutput]:
+        """The stdout of a bulk ``command`` on the host, stored as ``filename``: moved into
+        the file in the kernel when it can be (plaintext, the system ``ssh``; see
+        engine.repo.follow), else through :meth:`recording`."""
+        if self.recipients or not self.host.writes_files():
+            async with self.recording(filename) as recording:
+                outcome = await self.host.stream(
+                    command, on_stdout=recording.write, ok_statuses=ok_statuses, bulk=True
+                )
+                return await recording.finish(), outcome
+        meter = self.meter()
+        target = SplicedFile(self.directory / filename, filename, meter.advance)
+        try:
+            outcome = await self.host.stream(
+                command, stdout_fd=target.writer_fd, ok_statuses=ok_statuses, bulk=True
+            )
+        except BaseException as exc:
+            os.close(target.writer_fd)
+            ours = await target.failure()  # a full disk here explains the child's failure
+            raise (ours or exc) from None
+        os.close(target.writer_fd)
+        entry = await target.finish()
+        meter.finish()
+        return entry, outcome
 
     @asynccontextmanager
     async def described(

@@ -21,9 +21,7 @@ class CommandSource(Source):
 
     async def backup(self, ctx: SourceContext) -> Artifact:
         ctx.stage("dumping")
-        async with ctx.recording(self.filename()) as recording:
-            await ctx.host.stream(self.config.backup, on_stdout=recording.write, bulk=True)
-            entry = await recording.finish()
+        entry, _outcome = await ctx.record_output(self.filename(), self.config.backup)
         return Artifact(
             source=self.name,
             kind=self.artifact_kind,

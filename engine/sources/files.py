@@ -50,14 +50,9 @@ class FilesSource(Source):
         argv = ["tar", "-C", "/", COMPRESSION_FLAGS[compression], "-cf", "-", "--", *members]
         filename = f"{self.name}.{SUFFIXES[compression]}"
         ctx.stage("archiving")
-        async with ctx.recording(filename) as recording:
-            outcome = await ctx.host.stream(
-                argv,
-                on_stdout=recording.write,
-                ok_statuses=frozenset({0, TAR_WARNING_STATUS}),
-                bulk=True,
-            )
-            entry = await recording.finish()
+        entry, outcome = await ctx.record_output(
+            filename, argv, ok_statuses=frozenset({0, TAR_WARNING_STATUS})
+        )
         if outcome.exit_status == TAR_WARNING_STATUS:
             ctx.log(f"tar warned (files changed while read): {outcome.stderr}", "warning")
         return Artifact(
