@@ -13,7 +13,9 @@ is short and a large backup does not flood the page cache.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import fcntl
 import hashlib
 import os
 from collections.abc import Callable
@@ -25,6 +27,9 @@ from engine.repo.manifest import ArtifactFile
 from engine.repo.sink import WRITEBACK_EVERY
 
 SPLICE_CHUNK = 4 * 1024 * 1024
+HASH_BATCH = 4 * 1024 * 1024  # hashed (and reported) a batch at a time, not a move at a time
+PIPE_SIZE = 1024 * 1024  # the default maximum (/proc/sys/fs/pipe-max-size) for a user
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
 class SplicedFile:
@@ -44,24 +49,35 @@ class SplicedFile:
         self._done: asyncio.Future[None] = asyncio.ensure_future(asyncio.to_thread(self._move))
 
     def _move(self) -> None:
+        with contextlib.suppress(OSError):  # a bigger pipe: fewer, larger moves
+            fcntl.fcntl(self._reader_fd, F_SETPIPE_SZ, PIPE_SIZE)
         with open(self.path, "rb", buffering=0) as written:
-            written_back = 0
+            spliced = written_back = 0
             try:
                 while moved := os.splice(self._reader_fd, self._file, SPLICE_CHUNK):
-                    self._hash.update(os.pread(written.fileno(), moved, self.bytes))
-                    self.bytes += moved
-                    self._loop.call_soon_threadsafe(self._progress, moved)
+                    spliced += moved
+                    if spliced - self.bytes >= HASH_BATCH:
+                        self._hash_up_to(written.fileno(), spliced)
                     if self.bytes - written_back >= WRITEBACK_EVERY:
                         os.posix_fadvise(
                             written.fileno(), written_back, self.bytes - written_back,
                             os.POSIX_FADV_DONTNEED,
                         )  # fmt: skip
                         written_back = self.bytes
+                self._hash_up_to(written.fileno(), spliced)
                 os.fsync(self._file)
             except OSError as exc:
                 raise self._explain(exc) from exc
             finally:
                 os.close(self._reader_fd)  # the child's next write fails: it stops
+
+    def _hash_up_to(self, fd: int, end: int) -> None:
+        """Hash what was moved since the last time, read back from the page cache."""
+        amount = end - self.bytes
+        if amount:
+            self._hash.update(os.pread(fd, amount, self.bytes))
+            self.bytes = end
+            self._loop.call_soon_threadsafe(self._progress, amount)
 
     async def finish(self) -> ArtifactFile:
         """The child exited well: wait until every byte is in the file and durable."""
