@@ -216,20 +216,22 @@ async def stream_openssh(
     ok_statuses: frozenset[int],
     sent: str | None = None,
     stdout_fd: int | None = None,
+    stdin_fd: int | None = None,
 ) -> CommandOutput:
     """Run ``command`` on the host through ``ssh``; same contract as ``SSHHost.stream``.
 
     ``sent`` is what goes over the wire when it differs from ``command`` (a wrapped one).
     Without ``stdin``, ssh's stdin is still a pipe, held open and never written: when
     Lifeboat dies it closes, which tells a wrapped remote command to end. With ``stdout_fd``
-    ssh writes the command's output to that file itself.
+    ssh writes the command's output there itself; with ``stdin_fd`` it reads its input from
+    there itself (a file: at its end, the command sees the end of its input).
     """
     loop = asyncio.get_running_loop()
     transport, proto = await loop.subprocess_exec(
         lambda: _BulkProtocol(on_stdout, writes_stdout=stdout_fd is None),
         *parent_death_prefix(),
         *openssh_argv(client, config, sent or command),
-        stdin=subprocess.PIPE,
+        stdin=subprocess.PIPE if stdin_fd is None else stdin_fd,
         stdout=subprocess.PIPE if stdout_fd is None else stdout_fd,
         stderr=subprocess.PIPE,
         start_new_session=True,  # a Ctrl-C in the terminal is the engine's to handle

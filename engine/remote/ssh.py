@@ -106,6 +106,7 @@ class SSHHost:
         ok_statuses: frozenset[int] = frozenset({0}),
         bulk: bool = False,
         stdout_fd: int | None = None,
+        stdin_fd: int | None = None,
     ) -> CommandOutput:
         """Run a command, feeding ``stdin`` and handing each stdout chunk to ``on_stdout``.
 
@@ -114,12 +115,13 @@ class SSHHost:
         and stderr tail unless the status is in ``ok_statuses``. ``bulk`` marks a transfer
         of backup data, which goes through the system ``ssh`` client when the host's
         ``bulk_transport`` allows it (see ``engine.remote.openssh``); a bulk command without
-        ``stdin`` also ends when its channel closes (see ``ends_with_channel``). ``stdout_fd``
-        (a bulk command, when :meth:`writes_files` says so) is a file the ``ssh`` child
-        writes the output to itself.
+        ``stdin`` also ends when its channel closes (see ``ends_with_channel``). For a bulk
+        command, when :meth:`writes_files` says so, ``stdout_fd`` is where the ``ssh`` child
+        writes the output itself, and ``stdin_fd`` a file it reads the input from itself.
         """
         command = argv if isinstance(argv, str) else quote_command(argv)
-        sent = ends_with_channel(command) if bulk and stdin is None else command
+        fed = stdin is not None or stdin_fd is not None
+        sent = ends_with_channel(command) if bulk and not fed else command
         client = self._bulk_client() if bulk else None
         if client is not None:
             return await stream_openssh(
@@ -132,8 +134,10 @@ class SSHHost:
                 ok_statuses=ok_statuses,
                 sent=sent,
                 stdout_fd=stdout_fd,
+                stdin_fd=stdin_fd,
             )
-        assert stdout_fd is None, "only the ssh client writes a file itself (writes_files)"
+        if stdout_fd is not None or stdin_fd is not None:
+            raise ValueError("only the ssh client reads or writes a file itself (writes_files)")
         session = _StreamSession(on_stdout)
         try:
             chan, _ = await self.conn.create_session(

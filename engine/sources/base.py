@@ -25,6 +25,7 @@ from engine.events import Emit, LogLine, ProgressMeter, StageChanged
 from engine.mongo_archive.pgzip import ParallelGzipWriter
 from engine.mongo_archive.stream import Readable
 from engine.remote.commands import CommandOutput
+from engine.repo.confined import open_confined
 from engine.repo.content import NO_KEYS, Keyring
 from engine.repo.follow import SplicedFile
 from engine.repo.manifest import Artifact, ArtifactFile
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from engine.remote.ssh import SSHHost
 
 ENCRYPTED_SUFFIX = ".age"
+POSITION_POLL = 0.25  # seconds between two looks at how far a child has read a file
 OK = frozenset({0})  # the exit statuses a command succeeds with, unless it says otherwise
 DESCRIBE_NICENESS = 10  # the niceness of a thread that describes a stream (the default is 0)
 T = TypeVar("T")
@@ -134,6 +136,28 @@ class SourceContext:
         meter.finish()
         return entry, outcome
 
+    async def send(
+        self, entry: ArtifactFile, command: Sequence[str] | str, ok_statuses: frozenset[int] = OK
+    ) -> CommandOutput:
+        """Run a bulk ``command`` on the host with a backup file (already verified) as its
+        input: read by the ``ssh`` child itself when it can be (plaintext, the system
+        client; progress from its position in the file), else through :meth:`chunks`."""
+        meter = self.meter(entry.content_bytes)
+        if entry.encrypted or not self.host.writes_files():
+            chunks = self.chunks(entry, meter)
+            return await self.host.stream(command, stdin=chunks, ok_statuses=ok_statuses, bulk=True)
+        with open_confined(self.directory, entry.path) as source:
+            watching = asyncio.ensure_future(_follow_position(source.fileno(), meter))
+            try:
+                outcome = await self.host.stream(
+                    command, stdin_fd=source.fileno(), ok_statuses=ok_statuses, bulk=True
+                )
+            finally:
+                watching.cancel()
+        meter.update(entry.content_bytes)
+        meter.finish()
+        return outcome
+
     @asynccontextmanager
     async def described(
         self, filename: str, describe: Callable[[Readable], T]
@@ -161,6 +185,14 @@ class SourceContext:
         """What a backup file holds (decrypted), in chunks, advancing ``meter``: it is read
         only as a regular file directly in the backup directory, never through a link."""
         return self.keyring.chunks(self.directory, entry, meter)
+
+
+async def _follow_position(fd: int, meter: ProgressMeter) -> None:
+    """Advance ``meter`` as another process reads the file open as ``fd`` (they share its
+    position)."""
+    while True:
+        meter.update(os.lseek(fd, 0, os.SEEK_CUR))
+        await asyncio.sleep(POSITION_POLL)
 
 
 def _read_through(describe: Callable[[Readable], T], pipe: ChunkPipe) -> T:

@@ -54,5 +54,4 @@ class CommandSource(Source):
         assert self.config.restore  # restore_problems() refused this case beforehand
         (entry,) = artifact.files
         ctx.stage("restoring")
-        meter = ctx.meter(entry.content_bytes)
-        await ctx.host.stream(self.config.restore, stdin=ctx.chunks(entry, meter), bulk=True)
+        await ctx.send(entry, self.config.restore)

@@ -176,8 +176,7 @@ class FilesSource(Source):
                 quote_command([*extract, "-", "--", *names]),
             ]
         )
-        meter = ctx.meter(entry.content_bytes)
-        await ctx.host.stream(command, stdin=ctx.chunks(entry, meter), bulk=True)
+        await ctx.send(entry, command)
         if options.mirror:
             await self._mirror(artifact, ctx, options)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -234,24 +233,6 @@ async def test_second_backup_is_refused_while_the_lock_is_held(
     assert "backup by alice" in message
     assert "since 20" in message
     assert (await run_backup(config, repo, BackupRequest(), EventLog().emit)).id
-
-
-@pytest.fixture
-def tiny_disk(tmp_path: Path):  # noqa: ANN201
-    """A 2 MiB tmpfs to hold a repository (needs root, as `make test` runs in CI)."""
-    mount_point = tmp_path / "tiny"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=True)
 
 
 async def test_full_disk_fails_clearly_and_frees_the_space(

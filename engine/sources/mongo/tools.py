@@ -101,10 +101,7 @@ async def restore_with_mongorestore(
     argv = [*source.config.mongorestore, "--archive", "--gzip", *_restore_args(options)]
     config_path = await _write_secret_file(source, host)
     ctx.stage("mongorestore")
-    meter = ctx.meter(entry.content_bytes)
     try:
-        await host.stream(
-            _with_config(argv, config_path), stdin=ctx.chunks(entry, meter), bulk=True
-        )
+        await ctx.send(entry, _with_config(argv, config_path))
     except LifeboatError as exc:
         raise MongoError(source.redact(str(exc))) from None

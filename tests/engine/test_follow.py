@@ -1,0 +1,55 @@
+"""The staging file a child process fills through a pipe, moved by splice and hashed from the
+page cache: every byte, its sha256 and progress; a full disk raised by the writer itself."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.errors import DiskFullError
+from engine.repo.follow import SplicedFile
+
+
+async def fill(target: SplicedFile, source: Path) -> int:
+    """``cat source`` into the target's pipe, as the ssh child would; its exit status."""
+    child = await asyncio.create_subprocess_exec("cat", str(source), stdout=target.writer_fd)
+    os.close(target.writer_fd)
+    return await child.wait()
+
+
+async def test_every_byte_lands_hashed_with_its_progress(tmp_path: Path) -> None:
+    source = tmp_path / "source.bin"
+    data = os.urandom(9 * 1024 * 1024 + 123)  # more than a pipe holds, not a round size
+    source.write_bytes(data)
+    seen: list[int] = []
+    target = SplicedFile(tmp_path / "staged", "staged", seen.append)
+    assert await fill(target, source) == 0
+    entry = await target.finish()
+    assert (entry.path, entry.bytes) == ("staged", len(data))
+    assert entry.sha256 == hashlib.sha256(data).hexdigest()
+    assert (tmp_path / "staged").read_bytes() == data
+    assert (tmp_path / "staged").stat().st_mode & 0o777 == 0o600
+    await asyncio.sleep(0)  # the last progress call was scheduled from the thread
+    assert sum(seen) == len(data)
+
+
+async def test_an_existing_file_is_never_written_over(tmp_path: Path) -> None:
+    (tmp_path / "staged").write_bytes(b"kept")
+    with pytest.raises(FileExistsError):
+        SplicedFile(tmp_path / "staged", "staged", lambda _amount: None)
+    assert (tmp_path / "staged").read_bytes() == b"kept"
+
+
+async def test_a_full_disk_is_said_by_the_writer(tmp_path: Path, tiny_disk: Path) -> None:
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(4 * 1024 * 1024))  # twice what the disk holds
+    target = SplicedFile(tiny_disk / "staged", "staged", lambda _amount: None)
+    status = await fill(target, source)
+    assert status != 0  # cat was cut off when the thread stopped reading
+    failure = await target.failure()
+    assert isinstance(failure, DiskFullError)
+    assert "disk is full while writing" in str(failure)
