@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import fcntl
 import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.errors import DiskFullError, RepositoryError
 from engine.repo.atomic import FILE_MODE
 from engine.repo.manifest import ArtifactFile
-from engine.repo.sink import WRITEBACK_EVERY
+from engine.repo.sink import WRITEBACK_EVERY, write_error
 
 SPLICE_CHUNK = 4 * 1024 * 1024
 HASH_BATCH = 4 * 1024 * 1024  # hashed (and reported) a batch at a time, not a move at a time
@@ -67,7 +65,7 @@ class SplicedFile:
                 self._hash_up_to(written.fileno(), spliced)
                 os.fsync(self._file)
             except OSError as exc:
-                raise self._explain(exc) from exc
+                raise write_error(self.path, self.bytes, exc) from exc
             finally:
                 os.close(self._reader_fd)  # the child's next write fails: it stops
 
@@ -98,12 +96,3 @@ class SplicedFile:
         finally:
             os.close(self._file)
         return None
-
-    def _explain(self, exc: OSError) -> RepositoryError:
-        if exc.errno == errno.ENOSPC:
-            return DiskFullError(
-                f"the repository's disk is full while writing {self.path} "
-                f"({self.bytes} bytes written); free space there or move the repository, "
-                "then run the backup again"
-            )
-        return RepositoryError(f"cannot write {self.path}: {exc.strerror or exc}")

@@ -107,13 +107,17 @@ class HashingFileSink:
                 self._file.close()
 
     def _explain(self, exc: OSError) -> RepositoryError:
-        if exc.errno == errno.ENOSPC:
-            return DiskFullError(
-                f"the repository's disk is full while writing {self.path} "
-                f"({self.bytes} bytes written); free space there or move the repository, "
-                "then run the backup again"
-            )
-        return RepositoryError(f"cannot write {self.path}: {exc.strerror or exc}")
+        return write_error(self.path, self.bytes, exc)
+
+
+def write_error(path: Path, written: int, exc: OSError) -> RepositoryError:
+    """What failed writing ``path`` means: a full disk says so, and what to do."""
+    if exc.errno == errno.ENOSPC:
+        return DiskFullError(
+            f"the repository's disk is full while writing {path} ({written} bytes written); "
+            "free space there or move the repository, then run the backup again"
+        )
+    return RepositoryError(f"cannot write {path}: {exc.strerror or exc}")
 
 
 class EncryptingSink:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 from engine.checks import Check
 from engine.crypto.age import Recipient
-from engine.errors import RepositoryError
+from engine.errors import LifeboatError, RepositoryError
 from engine.events import Emit, LogLine, ProgressMeter, StageChanged
 from engine.mongo_archive.pgzip import ParallelGzipWriter
 from engine.mongo_archive.stream import Readable
@@ -193,6 +193,25 @@ async def _follow_position(fd: int, meter: ProgressMeter) -> None:
     while True:
         meter.update(os.lseek(fd, 0, os.SEEK_CUR))
         await asyncio.sleep(POSITION_POLL)
+
+
+def password_line(source: str, path: Path | None) -> bytes:
+    """The password in a source's local ``password_file``, as a line for a tool's stdin (empty
+    without one): a secret goes to the host on stdin and into the environment, never argv."""
+    if path is None:
+        return b""
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise SourceConfigError(
+            f"sources.{source}.password_file: cannot read {path} ({exc.strerror}); fix the "
+            "path or the file's permissions"
+        ) from None
+    return f"{text}\n".encode()
+
+
+class SourceConfigError(LifeboatError):
+    """A file the source's config names cannot be used; the message says which and why."""
 
 
 def _read_through(describe: Callable[[Readable], T], pipe: ChunkPipe) -> T:

@@ -34,6 +34,7 @@ from engine.sources.base import (
     RestoreOptions,
     Source,
     SourceContext,
+    password_line,
 )
 from engine.sources.pg_selection import (
     databases_named,
@@ -91,16 +92,7 @@ class PostgresSource(Source):
 
     def _password(self) -> bytes:
         """The password line for stdin (empty without a password file)."""
-        if self.config.password_file is None:
-            return b""
-        try:
-            text = self.config.password_file.read_text().strip()
-        except OSError as exc:
-            raise PostgresError(
-                f"sources.{self.name}.password_file: cannot read {self.config.password_file} "
-                f"({exc.strerror}); fix the path or the file's permissions"
-            ) from None
-        return f"{text}\n".encode()
+        return password_line(self.name, self.config.password_file)
 
     def program(self, name: str) -> str:
         """One of the host's PostgreSQL programs: from ``bin_dir`` if set, else its PATH."""

@@ -32,7 +32,7 @@ from engine.remote.commands import prefixed, quote_command, single_chunk
 from engine.remote.hostfacts import probe_path
 from engine.repo.content import Keyring
 from engine.repo.manifest import Artifact
-from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext
+from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext, password_line
 
 if TYPE_CHECKING:
     from engine.remote.ssh import SSHHost
@@ -66,17 +66,9 @@ class RedisSource(Source):
 
     # -- talking to the server ----------------------------------------------------------------
 
-    def _password(self) -> bytes | None:
-        if self.config.password_file is None:
-            return None
-        try:
-            text = self.config.password_file.read_text().strip()
-        except OSError as exc:
-            raise RedisError(
-                f"sources.{self.name}.password_file: cannot read {self.config.password_file} "
-                f"({exc.strerror}); fix the path or the file's permissions"
-            ) from None
-        return f"{text}\n".encode()
+    def _password(self) -> bytes:
+        """The password line for stdin (empty without a password file)."""
+        return password_line(self.name, self.config.password_file)
 
     def cli_argv(self, *args: str) -> list[str]:
         """redis-cli against the server, with ``args``; wrapped to read the password."""
@@ -93,7 +85,7 @@ class RedisSource(Source):
     async def _ask(self, host: SSHHost, *args: str, commands: list[str] | None = None) -> str:
         """One redis-cli command's output, or (``commands``) a batch's fed on its input;
         RedisError when it fails."""
-        stdin = (self._password() or b"") + "".join(f"{line}\n" for line in commands or ()).encode()
+        stdin = self._password() + "".join(f"{line}\n" for line in commands or ()).encode()
         output = await host.capture(
             quote_command(self.cli_argv(*args)), stdin=stdin or None, ok_statuses=_ANY
         )
@@ -284,7 +276,7 @@ class RedisSource(Source):
             lambda put: sent.produce(put, ctx.keyring, ctx.directory, entry, patterns)
         )
         output: list[bytes] = []
-        password = self._password() or b""
+        password = self._password()
         await ctx.host.stream(
             quote_command(self.cli_argv("--pipe")),
             on_stdout=output.append,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import io
 import random
-import secrets
 import subprocess
 
 import pytest
@@ -16,18 +15,6 @@ from pg_server import PostgresServer
 from engine.pg_archive import PgArchiveError, summarize, table_of_contents
 from engine.sources.pg_selection import restore_list, select_entries
 
-SCHEMA = """
-CREATE SCHEMA billing;
-CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL, note text);
-INSERT INTO items (name, note)
-  SELECT 'item' || g, CASE WHEN g % 3 = 0 THEN E'two\\nlines' END FROM generate_series(1, 500) g;
-CREATE INDEX items_name ON items (name);
-CREATE TABLE billing.invoices (id int PRIMARY KEY, item int REFERENCES items (id), total numeric);
-INSERT INTO billing.invoices SELECT g, g, g * 1.5 FROM generate_series(1, 70) g;
-CREATE TABLE empty_one (x int);
-CREATE VIEW cheap AS SELECT * FROM items WHERE id < 10;
-SELECT lo_from_bytea(0, 'a large object');
-"""
 ROWS = {"billing.invoices": 70, "public.empty_one": 0, "public.items": 500}
 
 
@@ -43,9 +30,9 @@ def dump(postgres: PostgresServer, database: str, *flags: str) -> bytes:
 @pytest.fixture(scope="module")
 def dumps(postgres: PostgresServer) -> dict[str, bytes]:
     """The same database dumped compressed (the default) and not (-Z0)."""
-    name = f"archive_{secrets.token_hex(3)}"
-    postgres.create_database(name)
-    postgres.psql(name, SCHEMA)
+    name = postgres.seeded(
+        "archive", items=500, invoices=70, extra="SELECT lo_from_bytea(0, 'a large object');"
+    )
     return {"gzip": dump(postgres, name), "none": dump(postgres, name, "-Z0")}
 
 

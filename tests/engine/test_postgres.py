@@ -7,7 +7,6 @@ refused clearly with a damaged dump, a wrong password, an older target or missin
 from __future__ import annotations
 
 import json
-import secrets
 from pathlib import Path
 
 import pytest
@@ -32,26 +31,9 @@ from engine.restore.run import RestoreRefusedError, RestoreRequest, run_restore
 from engine.sources.base import RestoreOptions
 from tui.console.wizard_state import Step
 
-SCHEMA = """
-CREATE SCHEMA billing;
-CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL, note text);
-INSERT INTO items (name, note)
-  SELECT 'item' || g, CASE WHEN g % 3 = 0 THEN E'two\\nlines' END FROM generate_series(1, 300) g;
-CREATE INDEX items_name ON items (name);
-CREATE TABLE billing.invoices (id int PRIMARY KEY, item int REFERENCES items (id), total numeric);
-INSERT INTO billing.invoices SELECT g, g, g * 1.5 FROM generate_series(1, 40) g;
-CREATE TABLE empty_one (x int);
-CREATE VIEW cheap AS SELECT * FROM items WHERE id < 10;
-"""
-
 
 def seeded(postgres: PostgresServer) -> str:
-    """A fresh database of its own name, with two schemas' tables, rows, an index, a foreign
-    key, a sequence and a view."""
-    name = f"shop_{secrets.token_hex(3)}"
-    postgres.create_database(name)
-    postgres.psql(name, SCHEMA)
-    return name
+    return postgres.seeded("shop", items=300, invoices=40)
 
 
 def pg_config_text(

@@ -5,6 +5,7 @@ comes through the socket, trusted."""
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -16,6 +17,18 @@ from sshd import free_port, terminate
 from engine.demo.postgres import initdb_argv, psql_argv, server_argv, server_bin, server_user
 
 PASSWORD = "pg-test-secret"
+SHOP = """
+CREATE SCHEMA billing;
+CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL, note text);
+INSERT INTO items (name, note)
+  SELECT 'item' || g, CASE WHEN g % 3 = 0 THEN E'two\\nlines' END
+  FROM generate_series(1, {items}) g;
+CREATE INDEX items_name ON items (name);
+CREATE TABLE billing.invoices (id int PRIMARY KEY, item int REFERENCES items (id), total numeric);
+INSERT INTO billing.invoices SELECT g, g, g * 1.5 FROM generate_series(1, {invoices}) g;
+CREATE TABLE empty_one (x int);
+CREATE VIEW cheap AS SELECT * FROM items WHERE id < 10;
+"""
 
 
 class PostgresServer:
@@ -71,6 +84,15 @@ class PostgresServer:
         if check and done.returncode != 0:
             raise RuntimeError(f"psql failed: {done.stderr}")
         return done.stdout.strip()
+
+    def seeded(self, prefix: str, items: int, invoices: int, extra: str = "") -> str:
+        """A fresh database of its own name: two schemas' tables, ``items`` rows (every third
+        holding a line break) and ``invoices`` with a foreign key into them, an index, a
+        sequence, a view, an empty table; then ``extra`` SQL."""
+        name = f"{prefix}_{secrets.token_hex(3)}"
+        self.create_database(name)
+        self.psql(name, SHOP.format(items=items, invoices=invoices) + extra)
+        return name
 
     def create_database(self, name: str) -> None:
         self.psql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
