@@ -367,8 +367,9 @@ class PostgresSource(Source):
             )
             await self._ensure_database(ctx, into)
             listed = None
-            if chosen is not None:
-                listed = f"/tmp/lifeboat-{ctx.directory.name}-{db}.list"
+            if chosen is not None:  # a name of mktemp's: a predictable one in /tmp could be
+                made = await ctx.host.capture(["mktemp", "-t", "lifeboat-list.XXXXXXXX"])
+                listed = made.stdout.decode().strip()  # someone's link to a file of root's
                 await ctx.host.put_stream(single_chunk(restore_list(chosen)), listed)
             try:
                 await self._pg_restore(ctx, entry, into, options, listed)
