@@ -265,15 +265,15 @@ class PostgresSource(Source):
 
     def restore_effect(self, options: RestoreOptions, backup_id: str) -> str:
         what = (
-            f"the tables {' '.join(options.namespaces)} (with their indexes, constraints and "
-            "what depends on them)"
+            f"the tables {' '.join(options.namespaces)}, with their indexes, constraints and "
+            "what depends on them, are"
             if options.namespaces
-            else "every object in the dump"
+            else "every object in the dump is"
         )
         into = _rename(options)
-        where = f" into {', '.join(into.values())}" if into else ""
+        where = f" in {', '.join(into.values())}" if into else ""
         return (
-            f"{what} is dropped and recreated{where} (pg_restore --clean --if-exists), in one "
+            f"{what} dropped and recreated{where} (pg_restore --clean --if-exists), in one "
             "transaction per database: their current rows are replaced; objects the backup "
             "does not hold are left alone, and an error leaves the database as it was"
         )

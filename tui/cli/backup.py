@@ -199,8 +199,19 @@ def describe(m: Manifest) -> str:
         for f in artifact.files:
             lines.append(f"            {f.path}  {human_size(f.bytes)}  sha256 {f.sha256[:16]}…")
         for key, value in artifact.meta.items():
-            lines.append(f"            {key}: {value}")
+            lines += _meta_lines(key, value, " " * 12)
     return "\n".join(lines)
+
+
+def _meta_lines(key: str, value: object, indent: str) -> list[str]:
+    """A meta entry, a nested mapping one line per key (a table's rows, a namespace's
+    counts), indented under its name."""
+    if not isinstance(value, dict) or not value:
+        return [f"{indent}{key}: {value}"]
+    lines = [f"{indent}{key}:"]
+    for inner, item in value.items():
+        lines += _meta_lines(str(inner), item, indent + "  ")
+    return lines
 
 
 @backup.command("verify")
