@@ -323,7 +323,7 @@ class PostgresSource(Source):
             entry, chosen, tables = await self._chosen(
                 check.backup_dir, check.keyring, check.artifact, db, check.options
             )
-            label = f"database {into} on {host.name}"
+            label = f"database {into}"
             if chosen is not None and not chosen:
                 checks.append(
                     Check.fail(
@@ -341,7 +341,9 @@ class PostgresSource(Source):
                         f"{self.globals_name()} holds every role)",
                     )
                 )
-            checks.append(Check.ok(label, _plan_text(db, into, into in existing, tables)))
+            checks.append(
+                Check.ok(label, _plan_text(db, into, into in existing, tables, host.name))
+            )
             checks.append(await self._space(check, entry))
         return checks
 
@@ -446,11 +448,11 @@ def _described(summary: PgArchiveSummary) -> str:
     return f"{len(tables)} table(s), {rows} row(s), {len(summary.entries)} object(s)"
 
 
-def _plan_text(db: str, into: str, exists: bool, tables: list[TocEntry]) -> str:
+def _plan_text(db: str, into: str, exists: bool, tables: list[TocEntry], host: str) -> str:
     shown = ", ".join(e.qualified for e in tables[:6]) + (" ..." if len(tables) > 6 else "")
     made = "exists" if exists else "does not exist: it is created"
     source = f" from {db}" if into != db else ""
-    return f"{made}; {len(tables)} table(s) restored{source}: {shown or 'none'}"
+    return f"on {host}: {made}; {len(tables)} table(s) restored{source}: {shown or 'none'}"
 
 
 def _version_check(host: str, version: str, meta: dict[str, Any]) -> Check:

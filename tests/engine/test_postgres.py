@@ -184,9 +184,9 @@ async def test_the_validator_explains_the_clean_and_refuses_an_older_server_or_m
     )
     by_name = {c.name: c for c in report.checks}
     assert by_name["version h1"].status == "ok"
-    planned = by_name[f"database {shop} on h1"]
+    planned = by_name[f"database {shop}"]
     assert planned.status == "ok"
-    assert planned.detail == "exists; 1 table(s) restored: public.items"
+    assert planned.detail == "on h1: exists; 1 table(s) restored: public.items"
     assert "dropped and recreated" in report.plan.effect(report.plan.steps[0])
 
     # As if dumped from PostgreSQL 99, and owned by a role this server lacks.
@@ -200,7 +200,7 @@ async def test_the_validator_explains_the_clean_and_refuses_an_older_server_or_m
         await run_restore(config, repo, RestoreRequest(manifest.id), EventLog().emit)
     failed = {c.name: c.detail for c in refused.value.report.failed}
     assert failed["version h1"].endswith("restore onto PostgreSQL 99 or newer")
-    assert failed[f"database {shop} on h1"].startswith(
+    assert failed[f"database {shop}"].startswith(
         "the dump's objects belong to role(s) app_owner, which h1 lacks: create them first"
     )
 
