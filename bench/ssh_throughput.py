@@ -26,6 +26,7 @@ Run it as root or as a user allowed to start sshd (it needs ``/run/sshd``)::
 
     .venv/bin/python bench/ssh_throughput.py --size 1G
     .venv/bin/python bench/ssh_throughput.py --size 256M --runs 3
+    .venv/bin/python bench/ssh_throughput.py --transport asyncssh   # the in-process path
 
 The temporary directory holds at most about three times ``--size`` and is removed at the end.
 """
@@ -103,7 +104,12 @@ def time_openssh(server: SSHTestServer, source: Path, out: Path) -> float:
 
 
 def write_config(
-    path: Path, server: SSHTestServer, repo: Path, source: Path, extra: str = ""
+    path: Path,
+    server: SSHTestServer,
+    repo: Path,
+    source: Path,
+    extra: str = "",
+    transport: str = "auto",
 ) -> None:
     path.write_text(
         f"""operator = "bench"
@@ -116,6 +122,7 @@ port = {server.port}
 user = {json.dumps(server.user)}
 identity = {json.dumps(str(server.identity))}
 known_hosts = {json.dumps(str(server.known_hosts))}
+bulk_transport = {json.dumps(transport)}
 
 [sources.blob]
 kind = "command"
@@ -195,6 +202,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=parse_size, default=parse_size("1G"), help="e.g. 256M")
     parser.add_argument("--runs", type=positive_int, default=1, help="per side; the best counts")
+    parser.add_argument(
+        "--transport",
+        choices=["auto", "asyncssh"],
+        default="auto",
+        help="the host's bulk_transport: the system ssh (auto) or asyncssh in-process",
+    )
     args = parser.parse_args()
     size: int = args.size
     runs: int = args.runs
@@ -213,7 +226,7 @@ def main() -> None:
             shutil.copyfile(source, out)
             out.unlink()
             config = work / "lifeboat.toml"
-            write_config(config, described, repo, source)
+            write_config(config, described, repo, source, transport=args.transport)
             openssh: list[float] = []
             pipeline: list[float] = []
             lifeboat: list[LifeboatRun] = []
@@ -238,6 +251,7 @@ def main() -> None:
     best = min(lifeboat, key=lambda run: run.seconds)
     ssh_rate, lifeboat_rate = size / best_ssh / MB, size / best.seconds / MB
     print(f"SSH throughput: {human(size)} of random bytes over 127.0.0.1, {CIPHER}")
+    print(f"  Lifeboat's bulk_transport: {args.transport}")
     print(f"  {version}; best of {runs} run(s) per side; MB = 10^6 bytes")
     print("  targets: ratio >= 0.90; Lifeboat peak RSS < 150 MB for 1 GiB")
     print(f"  openssh  ssh HOST cat FILE > out      {ssh_rate:8.1f} MB/s  ({best_ssh:.2f} s)")
