@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from engine.repo.atomic import FILE_MODE
@@ -44,7 +45,11 @@ class SplicedFile:
         self._hash = hashlib.sha256()
         self._reader_fd, self.writer_fd = os.pipe()
         self._file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-        self._done: asyncio.Future[None] = asyncio.ensure_future(asyncio.to_thread(self._move))
+        # A thread of its own: it blocks in splice for as long as the transfer lasts, which
+        # would hold a worker of the loop's shared pool (sources run four at a time).
+        own = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lifeboat-splice")
+        self._done = self._loop.run_in_executor(own, self._move)
+        own.shutdown(wait=False)
 
     def _move(self) -> None:
         with contextlib.suppress(OSError):  # a bigger pipe: fewer, larger moves
