@@ -50,7 +50,6 @@ from tui.console.palette import LifeboatCommands
 from tui.console.screens.backups import BackupsScreen
 from tui.console.screens.dashboard import DashboardScreen
 from tui.console.screens.drills import DrillsScreen
-from tui.console.screens.wizard import QUIT_QUESTION, leave_wizard, open_wizard, wizard_open
 
 if TYPE_CHECKING:
     from textual.screen import Screen
@@ -401,12 +400,15 @@ class LifeboatApp(App[None]):
         """Show ``mode`` (d, l, D, "Go to" in the palette); from the restore wizard, only after
         the operator agreed to lose its answers (a mode keeps its own screen stack: a wizard
         left open there would come back, half filled, under that mode's key)."""
+        from tui.console.screens.wizard import leave_wizard  # the wizard loads when used
+
         leave_wizard(self, partial(self.switch_mode, mode))
 
     async def action_quit(self) -> None:
         """Quit; with jobs running or the restore wizard open, only after the operator agreed
         to cancel them or lose its answers."""
         from tui.console.screens.modals import ConfirmModal, wrapped
+        from tui.console.screens.wizard import QUIT_QUESTION, wizard_open
 
         running = [job for job in self.board.running() if job.kind != "check"]
         if running:  # a restore's checks change nothing: stopping them needs no question
@@ -435,11 +437,15 @@ class LifeboatApp(App[None]):
     def action_restore_wizard(self, backup_id: str | None = None) -> None:
         """Open the guided restore (on ``backup_id`` when given, skipping the backup step);
         one left open is closed first, after asking."""
+        from tui.console.screens.wizard import leave_wizard, open_wizard
+
         backup = self.repository.load(backup_id) if backup_id else None
         leave_wizard(self, partial(open_wizard, self, backup))
 
     def action_checklist(self, backup_id: str | None = None) -> None:
         """Run a validation checklist on ``backup_id`` (or resume one left open)."""
+        from tui.console.screens.wizard import leave_wizard
+
         leave_wizard(self, partial(self.open_checklist, backup_id))
 
     def open_checklist(
