@@ -35,6 +35,7 @@ from engine.demo.postgres import (
     server_bin,
     server_user,
 )
+from engine.repo.atomic import atomic_write
 
 READY_SECONDS = 20.0
 
@@ -221,8 +222,8 @@ CREATE INDEX orders_by_customer ON orders (customer);
 
 
 def _private_file(path: Path, text: str) -> Path:
-    path.write_text(text)
-    path.chmod(0o600)
+    """``text`` in a file made 0600 from the start (a password is never readable by others)."""
+    atomic_write(path, text.encode())
     return path
 
 

@@ -18,12 +18,11 @@ import fcntl
 import hashlib
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from engine.repo.atomic import FILE_MODE
 from engine.repo.manifest import ArtifactFile
-from engine.repo.sink import WRITEBACK_EVERY, write_error
+from engine.repo.sink import WRITEBACK_EVERY, on_own_thread, write_error
 
 SPLICE_CHUNK = 4 * 1024 * 1024
 HASH_BATCH = 4 * 1024 * 1024  # hashed (and reported) a batch at a time, not a move at a time
@@ -45,11 +44,7 @@ class SplicedFile:
         self._hash = hashlib.sha256()
         self._reader_fd, self.writer_fd = os.pipe()
         self._file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-        # A thread of its own: it blocks in splice for as long as the transfer lasts, which
-        # would hold a worker of the loop's shared pool (sources run four at a time).
-        own = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lifeboat-splice")
-        self._done = self._loop.run_in_executor(own, self._move)
-        own.shutdown(wait=False)
+        self._done = on_own_thread("lifeboat-splice", self._move)  # blocks in splice
 
     def _move(self) -> None:
         with contextlib.suppress(OSError):  # a bigger pipe: fewer, larger moves

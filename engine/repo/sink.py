@@ -17,8 +17,8 @@ import os
 import queue
 import threading
 from collections import deque
-from collections.abc import Sequence
-from concurrent.futures import Future
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from enum import Enum
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
@@ -39,6 +39,16 @@ QUEUE_LOW_WATER = 4 * 1024 * 1024
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
+
+
+def on_own_thread(name: str, work: Callable[..., T], *args: object) -> asyncio.Future[T]:
+    """``work(*args)`` on a thread of its own, not a worker of the loop's shared pool: for
+    work that blocks as long as a transfer lasts (or changes its thread's priority). The
+    thread ends with the work."""
+    own = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    outcome = asyncio.get_running_loop().run_in_executor(own, work, *args)
+    own.shutdown(wait=False)
+    return outcome
 
 
 class BlockingSink(Protocol[T_co]):

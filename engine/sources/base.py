@@ -12,7 +12,6 @@ import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,6 +35,7 @@ from engine.repo.sink import (
     HashingFileSink,
     SinkThread,
     TeeSink,
+    on_own_thread,
 )
 from engine.sizes import human_size
 
@@ -168,11 +168,8 @@ class SourceContext:
         reader that fails lets the writer go on without it; on any failure of the block, the
         reader is stopped too."""
         pipe = ChunkPipe()
-        # A thread of its own, not the loop's pool: it runs at a lower priority, which an
-        # unprivileged thread cannot undo, and it ends with the reading.
-        own = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lifeboat-describe")
-        outcome = asyncio.get_running_loop().run_in_executor(own, _read_through, describe, pipe)
-        own.shutdown(wait=False)
+        # Its own thread: it lowers its priority, which an unprivileged thread cannot undo.
+        outcome = on_own_thread("lifeboat-describe", _read_through, describe, pipe)
         try:
             async with self.recording(filename, tee=pipe) as recording:
                 yield recording, outcome

@@ -238,25 +238,24 @@ class PostgresSource(Source):
     def restore_problems(self, artifact: Artifact, options: RestoreOptions) -> list[str]:
         problems = super().restore_problems(artifact, options)
         recorded = list(artifact.meta.get("tables", {}))
+        targets = self.restore_targets(artifact, options)
         if (options.ns_from is None) != (options.ns_to is None):
             problems.append(
                 "--ns-from and --ns-to come together (DB and the database to restore into)"
             )
-        renamed = _rename(options)
-        for problem in _rename_problems(options, recorded):
-            problems.append(f"sources.{self.name}: {problem}")
-        if options.namespaces and not self.restore_targets(artifact, options):
+        problems += [f"sources.{self.name}: {p}" for p in _rename_problems(options, recorded)]
+        if options.namespaces and not targets:
             problems.append(
                 f"sources.{self.name}: no database of the backup matches "
                 f"{' '.join(options.namespaces)}; it holds {', '.join(recorded)} (globs are "
                 "database.schema.table)"
             )
-        for db, _ in self.restore_targets(artifact, options):
-            if self.entry_for(artifact, db) is None:
-                problems.append(
-                    f"the backup's {self.name} has no dump of {db}: choose another backup"
-                )
-        if renamed and len(self.restore_targets(artifact, options)) > 1:
+        problems += [
+            f"the backup's {self.name} has no dump of {db}: choose another backup"
+            for db, _ in targets
+            if self.entry_for(artifact, db) is None
+        ]
+        if (renamed := _rename(options)) and len(targets) > 1:
             problems.append(
                 f"sources.{self.name}: a rename restores one database; select it with "
                 f"--ns '{next(iter(renamed))}.*'"

@@ -19,19 +19,19 @@ import re
 import shlex
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from engine.checks import Check
 from engine.config.sources import RedisSourceConfig
 from engine.errors import LifeboatError, RemoteCommandError
-from engine.redis_keys import DumpedKey, matching_keys, resp
+from engine.redis_keys import matching_keys, resp
 from engine.redis_rdb import summarize
 from engine.remote.commands import prefixed, quote_command, single_chunk
 from engine.remote.hostfacts import probe_path
 from engine.repo.content import Keyring
-from engine.repo.manifest import Artifact
+from engine.repo.manifest import Artifact, ArtifactFile
 from engine.sources.base import Preflight, RestoreOptions, Source, SourceContext, password_line
 
 if TYPE_CHECKING:
@@ -218,10 +218,14 @@ class RedisSource(Source):
         patterns = check.options.namespaces
 
         def count() -> tuple[int, int]:
-            now = time.time() * 1000
+            now, live, expired = time.time() * 1000, 0, 0
             with check.keyring.open(check.backup_dir, entry) as content:
-                keys = list(_expired_or_not(matching_keys(content, patterns), now))
-            return sum(1 for live in keys if live), sum(1 for live in keys if not live)
+                for key in matching_keys(content, patterns):
+                    if key.expires_ms is not None and key.expires_ms <= now:
+                        expired += 1
+                    else:
+                        live += 1
+            return live, expired
 
         live, expired = await asyncio.to_thread(count)
         said = f"{live} key(s) of the backup match {' '.join(patterns)}"
@@ -360,12 +364,6 @@ def _holds(found: dict[str, int], wanted: dict[str, int], expiring: dict[str, in
     )
 
 
-def _expired_or_not(keys: Iterator[DumpedKey], now_ms: float) -> Iterator[bool]:
-    """For each key: True when it is still to be restored, False when it expired since."""
-    for key in keys:
-        yield key.expires_ms is None or key.expires_ms > now_ms
-
-
 class _KeysSent:
     """The commands of a selective restore, made on a thread, and what they hold."""
 
@@ -378,7 +376,7 @@ class _KeysSent:
         put: Callable[[bytes], None],
         keyring: Keyring,
         directory: Path,
-        entry: Any,
+        entry: ArtifactFile,
         patterns: tuple[str, ...],
     ) -> None:
         now = time.time() * 1000
