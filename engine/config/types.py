@@ -12,7 +12,7 @@ from pydantic_core import PydanticCustomError
 
 from engine.durations import parse_duration
 
-MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True)
 
 
 def _expand_absolute(value: Path) -> Path:

@@ -11,7 +11,7 @@ import contextlib
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,8 +26,8 @@ from engine.mongo_archive.stream import Readable
 from engine.remote.commands import CommandOutput
 from engine.repo.confined import open_confined
 from engine.repo.content import NO_KEYS, Keyring
-from engine.repo.follow import SplicedFile
 from engine.repo.manifest import Artifact, ArtifactFile
+from engine.repo.piped import PipedFile
 from engine.repo.sink import (
     BlockingSink,
     ChunkPipe,
@@ -110,22 +110,33 @@ class SourceContext:
             yield Recording(writer, self.meter())
 
     async def record_output(
-        self, filename: str, command: Sequence[str], ok_statuses: frozenset[int] = OK
+        self,
+        filename: str,
+        command: Sequence[str] | str,
+        ok_statuses: frozenset[int] = OK,
+        *,
+        stdin: AsyncIterable[bytes] | None = None,
+        tee: ChunkPipe | None = None,
     ) -> tuple[ArtifactFile, CommandOutput]:
-        """The stdout of a bulk ``command`` on the host, stored as ``filename``: moved into
-        the file in the kernel when it can be (plaintext, the system ``ssh``; see
-        engine.repo.follow), else through :meth:`recording`."""
+        """The stdout of a bulk ``command`` on the host, stored as ``filename``, with
+        ``stdin`` fed to it: written without Python in the data path when it can be
+        (plaintext, the system ``ssh``; see engine.repo.piped), else through
+        :meth:`recording`. ``tee`` also gets every byte, and is closed at their end."""
         if self.recipients or not self.host.writes_files():
-            async with self.recording(filename) as recording:
+            async with self.recording(filename, tee=tee) as recording:
                 outcome = await self.host.stream(
-                    command, on_stdout=recording.write, ok_statuses=ok_statuses, bulk=True
+                    command,
+                    on_stdout=recording.write,
+                    stdin=stdin,
+                    ok_statuses=ok_statuses,
+                    bulk=True,
                 )
                 return await recording.finish(), outcome
         meter = self.meter()
-        target = SplicedFile(self.directory / filename, filename, meter.advance)
+        target = PipedFile(self.directory / filename, filename, meter.advance, tee=tee)
         try:
             outcome = await self.host.stream(
-                command, stdout_fd=target.writer_fd, ok_statuses=ok_statuses, bulk=True
+                command, stdout_fd=target.writer_fd, stdin=stdin, ok_statuses=ok_statuses, bulk=True
             )
         except BaseException as exc:
             os.close(target.writer_fd)
@@ -135,6 +146,28 @@ class SourceContext:
         entry = await target.finish()
         meter.finish()
         return entry, outcome
+
+    async def describe_output(
+        self,
+        filename: str,
+        command: Sequence[str] | str,
+        describe: Callable[[Readable], T],
+        *,
+        stdin: AsyncIterable[bytes] | None = None,
+    ) -> tuple[ArtifactFile, CommandOutput, T]:
+        """:meth:`record_output` whose bytes ``describe`` also reads as they stream, on a
+        thread of its own: the stored file, the command's outcome and what ``describe``
+        returned. On any failure the reader is stopped too."""
+        pipe = ChunkPipe()
+        # Its own thread: it lowers its priority, which an unprivileged thread cannot undo.
+        described = on_own_thread("lifeboat-describe", _read_through, describe, pipe)
+        try:
+            entry, outcome = await self.record_output(filename, command, stdin=stdin, tee=pipe)
+        except BaseException:
+            pipe.close(RepositoryError("the stream ended early"))
+            await asyncio.gather(described, return_exceptions=True)
+            raise
+        return entry, outcome, await described
 
     async def send(
         self, entry: ArtifactFile, command: Sequence[str] | str, ok_statuses: frozenset[int] = OK

@@ -195,14 +195,12 @@ class PostgresSource(Source):
         command = quote_command(self.tool_argv("pg_dump", "-Fc", "-d", database))
         password = self._password()
         try:
-            async with ctx.described(self.dump_name(database), summarize) as (recording, described):
-                await ctx.host.stream(
-                    command, on_stdout=recording.write, stdin=prefixed(password), bulk=True
-                )
-                entry = await recording.finish()
+            entry, _outcome, summary = await ctx.describe_output(
+                self.dump_name(database), command, summarize, stdin=prefixed(password)
+            )
         except RemoteCommandError as exc:
             raise self.failed(ctx.host, f"pg_dump of {database}", str(exc)) from None
-        return entry, await described
+        return entry, summary
 
     async def _dump_globals(self, ctx: SourceContext) -> ArtifactFile:
         command = quote_command(self.tool_argv("pg_dumpall", "--globals-only", "-l", "postgres"))

@@ -72,13 +72,10 @@ async def dump_with_mongodump(source: MongoSource, ctx: SourceContext) -> dict[s
     config_path = await _write_secret_file(source, host)
     ctx.stage("mongodump")
     try:
-        async with ctx.described(source.filename(), summarize) as (recording, described):
-            command = _with_config(argv, config_path)
-            outcome = await host.stream(command, on_stdout=recording.write, bulk=True)
-            entry = await recording.finish()
+        command = _with_config(argv, config_path)
+        entry, outcome, summary = await ctx.describe_output(source.filename(), command, summarize)
     except LifeboatError as exc:
         raise MongoError(source.redact(str(exc))) from None
-    summary = await described
     if outcome.stderr:
         ctx.log(source.redact(outcome.stderr.splitlines()[-1]))
     return {"file": entry, "method": "mongodump", **summary.manifest_meta()}

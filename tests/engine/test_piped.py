@@ -1,5 +1,6 @@
-"""The staging file a child process fills through a pipe, moved by splice and hashed from the
-page cache: every byte, its sha256 and progress; a full disk raised by the writer itself."""
+"""The staging file a child process fills through a pipe, read and hashed on one thread and
+written with direct I/O on another: every byte, its sha256 and progress; a full disk raised by
+the writer itself, which stops the child."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from engine.errors import DiskFullError
-from engine.repo.follow import SplicedFile
+from engine.repo.piped import PipedFile
+from engine.repo.sink import ChunkPipe
 
 
-async def fill(target: SplicedFile, source: Path) -> int:
+async def fill(target: PipedFile, source: Path) -> int:
     """``cat source`` into the target's pipe, as the ssh child would; its exit status."""
     child = await asyncio.create_subprocess_exec("cat", str(source), stdout=target.writer_fd)
     os.close(target.writer_fd)
@@ -26,7 +28,7 @@ async def test_every_byte_lands_hashed_with_its_progress(tmp_path: Path) -> None
     data = os.urandom(9 * 1024 * 1024 + 123)  # more than a pipe holds, not a round size
     source.write_bytes(data)
     seen: list[int] = []
-    target = SplicedFile(tmp_path / "staged", "staged", seen.append)
+    target = PipedFile(tmp_path / "staged", "staged", seen.append)
     assert await fill(target, source) == 0
     entry = await target.finish()
     assert (entry.path, entry.bytes) == ("staged", len(data))
@@ -40,16 +42,34 @@ async def test_every_byte_lands_hashed_with_its_progress(tmp_path: Path) -> None
 async def test_an_existing_file_is_never_written_over(tmp_path: Path) -> None:
     (tmp_path / "staged").write_bytes(b"kept")
     with pytest.raises(FileExistsError):
-        SplicedFile(tmp_path / "staged", "staged", lambda _amount: None)
+        PipedFile(tmp_path / "staged", "staged", lambda _amount: None)
     assert (tmp_path / "staged").read_bytes() == b"kept"
 
 
 async def test_a_full_disk_is_said_by_the_writer(tmp_path: Path, tiny_disk: Path) -> None:
-    source = tmp_path / "big.bin"
-    source.write_bytes(os.urandom(4 * 1024 * 1024))  # twice what the disk holds
-    target = SplicedFile(tiny_disk / "staged", "staged", lambda _amount: None)
-    status = await fill(target, source)
-    assert status != 0  # cat was cut off when the thread stopped reading
+    target = PipedFile(tiny_disk / "staged", "staged", lambda _amount: None)
+    status = await fill(target, Path("/dev/zero"))  # endless: only a closed pipe stops it
+    assert status != 0  # cat was cut off when the reading thread stopped
     failure = await target.failure()
     assert isinstance(failure, DiskFullError)
     assert "disk is full while writing" in str(failure)
+
+
+async def test_a_tee_reads_every_byte_and_sees_the_end(tmp_path: Path) -> None:
+    source = tmp_path / "source.bin"
+    data = os.urandom(17 * 1024 * 1024 + 5)
+    source.write_bytes(data)
+    pipe = ChunkPipe()
+    read_back = asyncio.get_running_loop().run_in_executor(None, read_all, pipe)
+    target = PipedFile(tmp_path / "staged", "staged", lambda _amount: None, tee=pipe)
+    assert await fill(target, source) == 0
+    entry = await target.finish()
+    assert await read_back == data  # it ended: the tee was closed
+    assert entry.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def read_all(pipe: ChunkPipe) -> bytes:
+    chunks = []
+    while chunk := pipe.read():
+        chunks.append(chunk)
+    return b"".join(chunks)

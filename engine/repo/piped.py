@@ -1,0 +1,187 @@
+"""A staging file filled from another process's output: the ``ssh`` child writes into a pipe,
+one thread reads the pipe into page-aligned buffers and hashes each (hashlib releases the GIL
+on large buffers), and a second thread writes them to the file with ``O_DIRECT``, so the two
+overlap and no Python object ever holds the bytes.
+
+Direct I/O, measured on the 2-core machine this was built on (1 GiB through a pipe, with
+sha256 and fsync): 620-820 MB/s, against 240-550 MB/s for ``splice`` into the page cache then
+hashing it back, and 360-530 MB/s for plain buffered writes; the page cache was the bottleneck.
+A filesystem that refuses direct I/O gets buffered writes instead.
+
+Not the child's stdout as the file itself: OpenSSH's client, failing to write its stdout (a
+full disk), closes the channel and still exits with the remote command's status, so a
+truncated file would pass for a whole one. Here every write is ours, and a full disk raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import hashlib
+import mmap
+import os
+import queue
+from collections.abc import Callable
+from pathlib import Path
+
+from engine.errors import RepositoryError
+from engine.repo.atomic import FILE_MODE
+from engine.repo.manifest import ArtifactFile
+from engine.repo.sink import ChunkPipe, on_own_thread, write_error
+
+BUFFER_SIZE = 8 * 1024 * 1024  # one direct write; a multiple of ALIGN
+BUFFERS = 4  # in flight between the two threads: 32 MiB of memory
+ALIGN = 4096  # what direct I/O needs of a write's length and offset
+PIPE_SIZE = 1024 * 1024  # the default maximum (/proc/sys/fs/pipe-max-size) for a user
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+Filled = tuple[mmap.mmap, int] | None  # a buffer and how much of it holds bytes; None: stop
+
+
+class PipedFile:
+    """A new file (0600, never over another) filled from :attr:`writer_fd`, the write end of
+    a pipe for the child's stdout. The caller closes it once the child is done (the threads
+    see the end of the bytes only then), and awaits :meth:`finish` or :meth:`failure`.
+    ``tee`` also gets every byte, for a reader on another thread (closed at the end)."""
+
+    def __init__(
+        self,
+        path: Path,
+        relative_name: str,
+        progress: Callable[[int], None],
+        tee: ChunkPipe | None = None,
+    ) -> None:
+        self.path = path
+        self.relative_name = relative_name
+        self.bytes = 0
+        self._progress = progress  # called on the loop's thread with each amount read
+        self._tee = tee
+        self._loop = asyncio.get_running_loop()
+        self._hash = hashlib.sha256()
+        self._file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        self._direct = _try_direct(self._file)
+        self._buffers = [mmap.mmap(-1, BUFFER_SIZE) for _ in range(BUFFERS)]
+        self._free: queue.SimpleQueue[mmap.mmap | None] = queue.SimpleQueue()
+        self._filled: queue.SimpleQueue[Filled] = queue.SimpleQueue()
+        for buffer in self._buffers:
+            self._free.put(buffer)
+        self._reader_fd, self.writer_fd = os.pipe()
+        with contextlib.suppress(OSError):  # a bigger pipe: fewer, larger reads
+            fcntl.fcntl(self._reader_fd, F_SETPIPE_SZ, PIPE_SIZE)
+        # Threads of their own: each blocks as long as the transfer lasts.
+        self._read = on_own_thread("lifeboat-pipe-read", self._read_pipe)
+        self._written = on_own_thread("lifeboat-pipe-write", self._write_file)
+
+    def _read_pipe(self) -> None:
+        """Fill buffers from the pipe and hash them, until its end or the writer stops."""
+        try:
+            ended = self._read_until_end()
+        except BaseException as exc:
+            self._filled.put(None)
+            self._close_tee(exc)
+            raise
+        finally:
+            os.close(self._reader_fd)  # the child's next write fails: it stops
+        self._close_tee(None if ended else RepositoryError(f"{self.path} could not be written"))
+
+    def _read_until_end(self) -> bool:
+        """Whether the bytes ended (not the writer stopping first)."""
+        while (buffer := self._free.get()) is not None:
+            with memoryview(buffer) as view:
+                filled = _fill(self._reader_fd, view)
+                if filled:
+                    self._hash.update(view[:filled])
+                    if self._tee is not None:
+                        self._tee.put(view[:filled])
+            if filled:
+                self.bytes += filled
+                self._loop.call_soon_threadsafe(self._progress, filled)
+            self._filled.put((buffer, filled))
+            if filled < BUFFER_SIZE:
+                return True
+        return False
+
+    def _close_tee(self, error: BaseException | None) -> None:
+        if self._tee is not None:
+            self._tee.close(error)
+
+    def _write_file(self) -> None:
+        """Write each filled buffer in turn, then make the file durable; the file is closed
+        here, once nothing else can use it."""
+        written = 0
+        try:
+            while (item := self._filled.get()) is not None:
+                buffer, filled = item
+                with memoryview(buffer) as view:
+                    self._write_all(view[:filled])
+                written += filled
+                self._free.put(buffer)
+                if filled < BUFFER_SIZE:
+                    os.fsync(self._file)
+                    return
+        except OSError as exc:
+            self._free.put(None)  # the reader stops, and with it the child
+            raise write_error(self.path, written, exc) from exc
+        finally:
+            os.close(self._file)
+
+    def _write_all(self, view: memoryview) -> None:
+        while view:
+            if self._direct and len(view) % ALIGN:
+                self._buffered()  # the tail, past the last whole block
+            try:
+                done = os.write(self._file, view)
+            except OSError as exc:
+                if not (self._direct and exc.errno == errno.EINVAL):
+                    raise
+                self._buffered()  # an alignment this filesystem refuses: write as usual
+                continue
+            view = view[done:]
+
+    def _buffered(self) -> None:
+        flags = fcntl.fcntl(self._file, fcntl.F_GETFL)
+        fcntl.fcntl(self._file, fcntl.F_SETFL, flags & ~os.O_DIRECT)
+        self._direct = False
+
+    async def _both(self) -> None:
+        """Wait for both threads (neither is left running), then raise what failed: the
+        writer's error first (a full disk stops the reader too)."""
+        outcomes = await asyncio.gather(self._written, self._read, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def finish(self) -> ArtifactFile:
+        """The child exited well: wait until every byte is in the file and durable."""
+        await self._both()
+        return ArtifactFile(
+            path=self.relative_name, bytes=self.bytes, sha256=self._hash.hexdigest()
+        )
+
+    async def failure(self) -> BaseException | None:
+        """After the child failed: what went wrong on this side (a full disk), if anything."""
+        try:
+            await self._both()
+        except BaseException as exc:  # handed to the caller, who raises it
+            return exc
+        return None
+
+
+def _try_direct(fd: int) -> bool:
+    """Switch ``fd`` to direct I/O if its filesystem allows it."""
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT)
+    except OSError:
+        return False
+    return True
+
+
+def _fill(fd: int, view: memoryview) -> int:
+    """Read from ``fd`` until ``view`` is full or the bytes end; how much was read."""
+    filled = 0
+    while filled < len(view) and (got := os.readv(fd, [view[filled:]])):
+        filled += got
+    return filled
