@@ -25,6 +25,7 @@ from engine.errors import (
     DiskFullError,
     LifeboatError,
     ManifestError,
+    RepositoryLockedError,
     describe_error,
 )
 from engine.events import (
@@ -37,6 +38,7 @@ from engine.events import (
     StageChanged,
 )
 from engine.interrupts import stop_reason
+from engine.notify import Notice, notify
 from engine.remote.ssh import ConnectionPool
 from engine.repo import audit, leftovers
 from engine.repo.content import NO_KEYS, Keyring
@@ -100,10 +102,20 @@ def catalog_warning(emit: Emit) -> Warn:
 async def run_backup(
     config: Config, repo: Repository, request: BackupRequest, emit: Emit
 ) -> Manifest:
-    """Run one backup to completion and return its manifest; raise JobFailedError on failure."""
+    """Run one backup to completion and return its manifest; raise JobFailedError on failure.
+    A failure is sent to the channels that want ``backup.failed`` (not a repository another
+    job holds: the scheduler tries again, and a person sees it at once)."""
     names = resolve_scope(config, request.scope)
-    async with repo.write_hook.batch_async(catalog_warning(emit)):
-        manifest = await _backup(config, repo, names, request, emit)
+    try:
+        async with repo.write_hook.batch_async(catalog_warning(emit)):
+            manifest = await _backup(config, repo, names, request, emit)
+    except RepositoryLockedError:
+        raise
+    except LifeboatError as exc:
+        title = f"backup of {', '.join(names)} failed"
+        body = f"{request.trigger} by {config.operator}:\n{describe_error(exc)}"
+        await notify(config, Notice("backup.failed", title, body), emit)
+        raise
     return manifest
 
 
@@ -264,4 +276,8 @@ async def _verify(
     for problem in result.problems:
         emit(LogLine(problem.source, "error", str(problem)))
     emit(JobFinished(backup_id, ok=result.ok))
+    if config is not None and not result.ok:
+        lines = "\n".join(str(problem) for problem in result.problems)
+        title = f"verify of backup {backup_id} found damage"
+        await notify(config, Notice("verify.failed", title, lines), emit)
     return result

@@ -156,6 +156,16 @@ class LockLine:
 
 
 @dataclass(frozen=True)
+class Finding:
+    """One problem of the status: its alert event (None: not one that is sent), what it is
+    about (the same from one look to the next while the problem lasts) and its line."""
+
+    event: str | None
+    subject: str
+    text: str
+
+
+@dataclass(frozen=True)
 class StatusReport:
     at: datetime
     tiers: list[TierStatus]
@@ -169,7 +179,12 @@ class StatusReport:
     def problems(self) -> list[str]:
         """One line per breached tier, overdue schedule, schedule that cannot run, damaged
         backup and unfinished restore, and one for dead leftovers."""
-        lines = []
+        return [finding.text for finding in self.findings]
+
+    @property
+    def findings(self) -> list[Finding]:
+        """:attr:`problems`, each with what it is about and the event it is alerted as."""
+        found = []
         for tier in self.tiers:
             if tier.state is RpoState.BREACH:
                 ago = (
@@ -177,9 +192,8 @@ class StatusReport:
                     if tier.age is not None
                     else "never backed up"
                 )
-                lines.append(
-                    f"tier {tier.name}: RPO {format_duration(tier.tier.rpo)} breached ({ago})"
-                )
+                text = f"tier {tier.name}: RPO {format_duration(tier.tier.rpo)} breached ({ago})"
+                found.append(Finding("rpo.breach", f"tier {tier.name}", text))
             offsite = tier.offsite
             if offsite is not None and offsite.state is RpoState.BREACH:
                 ago = (
@@ -187,16 +201,24 @@ class StatusReport:
                     if offsite.age is not None
                     else "no off-host copy; `lifeboat copy --missing --to NAME` makes one"
                 )
-                lines.append(
+                text = (
                     f"tier {tier.name}: off-host RPO {format_duration(tier.offsite_rpo)} "
                     f"breached ({ago})"
                 )
-        lines.extend(f"schedule {s.name}: {p}" for s in self.schedules if (p := s.problem()))
-        lines.extend(self.damaged)
-        lines.extend(record.describe() for record in self.restores)
+                found.append(Finding("rpo.breach", f"tier {tier.name} off-host", text))
+        for schedule in self.schedules:
+            if problem := schedule.problem():
+                event = "schedule.overdue" if schedule.overdue else None
+                found.append(
+                    Finding(
+                        event, f"schedule {schedule.name}", f"schedule {schedule.name}: {problem}"
+                    )
+                )
+        found.extend(Finding("damage.found", line, line) for line in self.damaged)
+        found.extend(Finding(None, record.run, record.describe()) for record in self.restores)
         if self.leftovers:
-            lines.append(leftovers.describe(self.leftovers))
-        return lines
+            found.append(Finding(None, "leftovers", leftovers.describe(self.leftovers)))
+        return found
 
     @property
     def healthy(self) -> bool:
@@ -250,12 +272,24 @@ async def shared_locks(config: Config, repo: Repository) -> list[LockLine]:
     return [LockLine(info.kind, info.name, info.describe()) for info in held]
 
 
-Facts = tuple[str, tuple[tuple[str, int], ...]]  # a backup's trigger, (source, bytes) each
+# A backup's trigger, (source, bytes) each, when it finished (epoch seconds), how long it took.
+Facts = tuple[str, tuple[tuple[str, int], ...], float, float]
+
+
+@dataclass(frozen=True)
+class SourceLast:
+    """A source's newest backup: which, how many bytes of the source, how long it took."""
+
+    backup_id: str
+    bytes: int
+    finished: float  # epoch seconds
+    seconds: float
 
 
 def _facts_of(manifest: Manifest) -> Facts:
     sizes = tuple((sys.intern(a.source), a.size) for a in manifest.artifacts)
-    return sys.intern(manifest.trigger), sizes
+    took = (manifest.finished_at - manifest.created_at).total_seconds()
+    return sys.intern(manifest.trigger), sizes, manifest.finished_at.timestamp(), took
 
 
 class BackupFacts:
@@ -303,7 +337,7 @@ class BackupFacts:
             tiers = {name: set(tier.sources) for name, tier in config.tiers.items()}
             triggers = {trigger_of(name) for name in config.schedules}
             chosen: dict[str, Manifest | None] = {}
-            for backup_id, (trigger, sizes), manifest in self._walk(repo, problems):
+            for backup_id, (trigger, sizes, _, _), manifest in self._walk(repo, problems):
                 if not tiers and not triggers:
                     break
                 sources = {source for source, _ in sizes}
@@ -327,13 +361,18 @@ class BackupFacts:
 
     def sizes(self, repo: Repository, sources: Iterable[str]) -> dict[str, int]:
         """The size of each of ``sources`` in its newest backup: the estimate of the next."""
+        return {name: last.bytes for name, last in self.newest(repo, sources).items()}
+
+    def newest(self, repo: Repository, sources: Iterable[str]) -> dict[str, SourceLast]:
+        """The newest backup of each of ``sources`` that has one."""
         wanted = set(sources)
-        found: dict[str, int] = {}
-        for _, (_, sizes), _ in self._walk(repo, []):
+        found: dict[str, SourceLast] = {}
+        for backup_id, (_, sizes, finished, seconds), _ in self._walk(repo, []):
             if wanted <= found.keys():
                 break
             for source, size in sizes:
-                found.setdefault(source, size)
+                if source in wanted and source not in found:
+                    found[source] = SourceLast(backup_id, size, finished, seconds)
         return found
 
 

@@ -39,6 +39,7 @@ from engine.checklist.run import (
 )
 from engine.config.model import Config
 from engine.errors import LifeboatError, UsageError
+from engine.notify import Notice, deliver_now
 from engine.remote.ssh import ConnectionPool
 from engine.repo import audit
 from engine.repo.manifest import Manifest
@@ -222,7 +223,8 @@ class ChecklistSession:
     def sign_off(self, client: str | None = None) -> SignOff:
         """Sign the run off as the config's operator (refused while a required item is open),
         from this host and SSH client; saved, and recorded in the audit log with each waiver's
-        reason."""
+        reason; then sent to the channels that want ``checklist.signed`` (blocking: the console
+        calls it on a thread)."""
         if self.checking:  # a result saved after the signature would change a signed run
             raise UsageError(
                 f"{', '.join(sorted(self.checking))} is being checked; wait for it, then sign off"
@@ -252,6 +254,11 @@ class ChecklistSession:
                 run.signoff = None  # a sign-off the audit log does not hold is none: undone
                 self.save()
                 raise
+        title = f"checklist run {run.id} ({run.title}) signed off by {signed.operator}"
+        body = f"backup {run.backup or '(none)'}; from {signed.host}"
+        for problem in deliver_now(self.config, Notice("checklist.signed", title, body, False)):
+            if self.warn is not None:  # a session without one keeps them to itself
+                self.warn(problem)
         return signed
 
     def save(self) -> None:

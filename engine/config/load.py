@@ -47,6 +47,7 @@ from engine.config.model import (
     TargetConfig,
     TierConfig,
 )
+from engine.config.notify import MetricsConfig, NotifyChannelConfig
 from engine.config.schedules import (
     CatalogConfig,
     CoordinationConfig,
@@ -225,6 +226,12 @@ def parse_config(text: str, source: str = "<string>") -> Config:
             remotes[name] = _validate(REMOTE_KINDS[kind], raw, where, problems)
         if kind == "sftp" and isinstance(raw.get("host"), str) and raw["host"]:
             problems.append(unknown_host(name, raw["host"], hosts, table="remotes") or "")
+    raw_channels = _tables(data, "notify", 'urls = ["json://hooks.example.com/lifeboat"]', problems)
+    notify = {
+        n: _validate(NotifyChannelConfig, raw, f"notify.{quote_key(n)}", problems)
+        for n, raw in raw_channels
+    }
+    metrics = _validate(MetricsConfig, data.get("metrics", {}), "metrics", problems)
     problems = [p for p in problems if p]
     if problems:
         raise ConfigError(problems)
@@ -244,6 +251,8 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         "catalog": catalog,
         "encryption": encryption,
         "remotes": remotes,
+        "notify": notify,
+        "metrics": metrics,
     }
     if environment is not None:
         fields["environment"] = environment

@@ -18,6 +18,7 @@ from pydantic import (
 from engine import paths
 from engine.config.encryption import EncryptionConfig
 from engine.config.messages import unknown_host
+from engine.config.notify import MetricsConfig, NotifyChannelConfig
 from engine.config.remotes import RemoteConfig, S3RemoteConfig, SftpRemoteConfig
 from engine.config.schedules import (
     CatalogConfig,
@@ -222,6 +223,10 @@ class Config(BaseModel):
         default_factory=dict
     )
     """Off-host places holding copies of the backups (S3 buckets, SFTP directories), by name."""
+    notify: dict[str, NotifyChannelConfig] = Field(default_factory=dict)
+    """Where alerts go (apprise URLs) and which, by channel name."""
+    metrics: MetricsConfig = MetricsConfig()
+    """Prometheus metrics the scheduler writes."""
     path: Path | None = None
     """The file this was loaded from (not a TOML key); None when parsed from a string."""
 

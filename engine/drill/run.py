@@ -31,6 +31,7 @@ from engine.drill.markers import Drill, MarkerCheck, Markers, markers_for, unmar
 from engine.errors import LifeboatError, RepositoryLockedError, UsageError, describe_error
 from engine.events import Emit, Event, JobFinished, JobStarted, LogLine, SourceFailed, StageChanged
 from engine.jobs import BackupRequest, catalog_warning, run_backup, run_verify
+from engine.notify import Notice, notify
 from engine.remote.ssh import ConnectionPool
 from engine.repo import audit, locks
 from engine.repo.atomic import make_private_dir
@@ -178,6 +179,9 @@ async def run_drill(
     )
     async with repo.write_hook.batch_async(catalog_warning(emit)):
         await _locked(config, repo, plan, drill, record, emit)
+    if not record.passed:
+        title = f"drill {record.id} failed: {plan.scenario}"
+        await notify(config, Notice("drill.failed", title, "\n".join(record.problems)), emit)
     return record
 
 

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.config.model import Config
+from engine.errors import LifeboatError, describe_error
 from engine.events import Emit, JobFinished, JobStarted, LogLine, ProgressMeter, StageChanged
+from engine.notify import Notice, notify
 from engine.offsite.connect import connected
 from engine.offsite.copies import record_copy
 from engine.offsite.remote import Remote, backup_key
@@ -123,9 +125,16 @@ async def run_copy(
     missing: bool = False,
 ) -> list[CopyOutcome]:
     """Copy ``backup_ids`` to ``[remotes.<remote_name>]``; with ``missing``, every local backup
-    the remote holds no complete copy of (oldest first)."""
-    async with connected(config, remote_name) as remote:
-        if missing:
-            there = {b.id for b in await remote.backups() if b.complete}
-            backup_ids = [i for i in sorted(repo.backup_ids()) if i not in there]
-        return await copy_backups(repo, remote, backup_ids, emit)
+    the remote holds no complete copy of (oldest first). A failure is sent to the channels
+    that want ``copy.failed``, then raised."""
+    try:
+        async with connected(config, remote_name) as remote:
+            if missing:
+                there = {b.id for b in await remote.backups() if b.complete}
+                backup_ids = [i for i in sorted(repo.backup_ids()) if i not in there]
+            return await copy_backups(repo, remote, backup_ids, emit)
+    except (LifeboatError, OSError) as exc:
+        title = f"copy to {remote_name} failed"
+        body = f"backups {', '.join(backup_ids) or '(those missing there)'}:\n{describe_error(exc)}"
+        await notify(config, Notice("copy.failed", title, body), emit)
+        raise

@@ -49,17 +49,19 @@ def atomic_create(path: Path, data: bytes) -> bool:
     return True
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically and durably."""
+def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
+    """Replace ``path`` with ``data`` atomically and durably (``mode``, whatever the umask)."""
     tmp = temporary_name(path)
-    _write_durably(tmp, data)
+    _write_durably(tmp, data, mode)
     os.replace(tmp, path)
     fsync_dir(path.parent)
 
 
-def _write_durably(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
+def _write_durably(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
+        if mode != FILE_MODE:
+            os.fchmod(fd, mode)  # wider than the umask may allow
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]

@@ -33,6 +33,7 @@ from engine.events import (
 )
 from engine.interrupts import stop_reason
 from engine.jobs import BackupRequest, JobFailedError, run_backup
+from engine.notify import Notice, notify
 from engine.remote.hostfacts import probe_path
 from engine.remote.ssh import ConnectionPool
 from engine.repo import audit
@@ -82,8 +83,24 @@ async def apply_plan(
             await asyncio.to_thread(lock.__enter__)
             held.push_async_callback(asyncio.to_thread, lock.__exit__, None, None, None)
         safety_id = await _safety_backup(config, repo, plan, request, emit, down or {})
-        await _restore(config, repo, plan, safety_id, emit)
+        try:
+            await _restore(config, repo, plan, safety_id, emit)
+        except LifeboatError as exc:
+            await _tell(config, plan, safety_id, emit, describe_error(exc))
+            raise
+    await _tell(config, plan, safety_id, emit)
     return safety_id
+
+
+async def _tell(
+    config: Config, plan: RestorePlan, safety_id: str | None, emit: Emit, error: str = ""
+) -> None:
+    """``restore.applied`` to the channels that want it: that it ended, well or not."""
+    where = f"backup {plan.manifest.id} onto {plan.target or 'its own hosts'}"
+    title = f"restore of {where} FAILED" if error else f"restore of {where} applied"
+    undo = f"safety backup: {safety_id}" if safety_id else "no safety backup"
+    body = f"by {config.operator}; {undo}" + (f"\n{error}" if error else "")
+    await notify(config, Notice("restore.applied", title, body, failure=bool(error)), emit)
 
 
 async def _safety_backup(

@@ -7,6 +7,10 @@ backup to the schedule's ``copy_to`` remotes, then prune.
 - ``stop()`` lets running jobs finish; ``stop(cancel=True)`` cancels them (a cancelled backup
   leaves nothing under ``backups/``).
 - Everything it does is one JSON object per line through ``log``.
+- It watches the status (each minute, and after each run): it keeps ``[metrics] textfile`` up to
+  date and tells the ``[notify]`` channels of each problem once, when it begins (a tier past
+  its RPO, a schedule overdue, a damaged backup); a backup or copy that fails is told by the
+  job itself.
 """
 
 from __future__ import annotations
@@ -24,15 +28,19 @@ from engine.config.schedules import ScheduleConfig
 from engine.errors import LifeboatError, RepositoryLockedError, describe_error
 from engine.events import Event, LogLine
 from engine.jobs import BackupRequest, run_backup
+from engine.metrics import render, write_textfile
+from engine.notify import Notice, deliver, notify
 from engine.offsite.copy import run_copy
 from engine.repo import retention
 from engine.repo.manifest import Manifest, iso_z, utc_now
 from engine.repo.repository import Repository
 from engine.schedule.status import ScheduleState, read_state, trigger_of, write_state
 from engine.schedule.ticks import Claim, ClaimTick
+from engine.status import BackupFacts, SourceLast, StatusReport, gather
 
 Log = Callable[..., None]
 MAX_SLEEP = 30.0  # seconds: wake up now and then, in case the clock jumped
+WATCH_EVERY = timedelta(minutes=1)  # between two looks at the status (metrics, alerts)
 LOCK_RETRY = 0.5  # seconds between tries of a repository another job holds
 PRUNE_WAIT = timedelta(minutes=1)  # how long a prune waits for the repository
 T = TypeVar("T")
@@ -66,6 +74,9 @@ class Scheduler:
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[str | None]] = []
         self._backups = asyncio.Lock()  # one backup at a time: they share the repository lock
+        self._looking = asyncio.Lock()  # one look at the status at a time (its facts are shared)
+        self._facts = BackupFacts()
+        self._alerted: set[tuple[str, str]] = set()  # (event, subject) of problems told
 
     async def run(self) -> None:
         """Run every enabled schedule until :meth:`stop`. A schedule whose loop fails is
@@ -74,7 +85,11 @@ class Scheduler:
         enabled = {n: s for n, s in self.config.schedules.items() if s.enabled}
         self.log("started", schedules=sorted(enabled), pid=os.getpid())
         self._tasks = [asyncio.create_task(self._guarded(n, s)) for n, s in enabled.items()]
+        watching = asyncio.create_task(self._watch()) if self._watches() else None
         results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        if watching is not None:
+            self._stopping.set()  # every schedule ended: so does the watch
+            await watching
         failed = {
             n: error for n, error in zip(enabled, results, strict=True) if isinstance(error, str)
         }
@@ -184,6 +199,9 @@ class Scheduler:
             self.log(
                 "backup.failed", level="error", schedule=name, fire=iso_z(fire), error=outcome.error
             )
+            if isinstance(exc, RepositoryLockedError):  # run_backup tells every other failure
+                notice = Notice("backup.failed", f"schedule {name}: backup not run", str(exc))
+                await notify(self.config, notice, self._job_log(name))
         finally:
             await self._record(name, claim, outcome)
         if outcome.outcome == "ok" and outcome.backup is not None:
@@ -191,6 +209,8 @@ class Scheduler:
                 await self._copy(name, remote, outcome.backup)
         if outcome.outcome == "ok" and has_retention(self.config):
             await self._prune(name)
+        if self._watches():
+            await self.look()
 
     async def _backup(self, name: str, schedule: ScheduleConfig, fire: datetime) -> Manifest:
         request = BackupRequest(schedule.scope, schedule.label, trigger_of(name))
@@ -199,6 +219,48 @@ class Scheduler:
             return await self._when_unlocked(
                 lambda: run_backup(self.config, self.repo, request, self._job_log(name)), deadline
             )
+
+    def _watches(self) -> bool:
+        return self.config.metrics.textfile is not None or bool(self.config.notify)
+
+    async def _watch(self) -> None:
+        while True:
+            await self.look()
+            if not await self._sleep_until(self.clock() + WATCH_EVERY):
+                return
+
+    async def look(self) -> None:
+        """Gather the status once: rewrite the metrics textfile, and tell the channels of each
+        problem that began since the last look. A failure is logged; the scheduler goes on."""
+        async with self._looking:
+            try:
+                report, sources = await asyncio.to_thread(self._gather)
+            except (LifeboatError, OSError) as exc:
+                self.log("status.failed", level="error", error=describe_error(exc))
+                return
+            textfile = self.config.metrics.textfile
+            if textfile is not None:
+                try:
+                    await asyncio.to_thread(write_textfile, textfile, render(report, sources))
+                except OSError as exc:
+                    self.log("metrics.failed", level="error", path=str(textfile), error=str(exc))
+            await self._alert(report)
+
+    def _gather(self) -> tuple[StatusReport, dict[str, SourceLast]]:
+        report = gather(self.config, self.repo, self.clock(), facts=self._facts)
+        return report, self._facts.newest(self.repo, self.config.sources)
+
+    async def _alert(self, report: StatusReport) -> None:
+        """Tell each problem once while it lasts (again if it ends and comes back)."""
+        now = {(f.event, f.subject): f for f in report.findings if f.event is not None}
+        self._alerted &= now.keys()
+        for key, finding in now.items():
+            if key in self._alerted or finding.event is None:
+                continue
+            self._alerted.add(key)
+            notice = Notice(finding.event, finding.text, f"seen by the scheduler {self.instance}")
+            for problem in await deliver(self.config, notice):
+                self.log("notify.failed", level="warning", event=finding.event, error=problem)
 
     async def _when_unlocked(self, call: Callable[[], Awaitable[T]], deadline: datetime) -> T:
         """``call()``, tried again while another job holds the repository, until ``deadline``."""

@@ -20,7 +20,7 @@ from engine.checklist.report import RESULT_WORDS, to_json, to_markdown
 from engine.checklist.run import ChecklistRun, ItemState, load_run, run_ids
 from engine.checklist.session import ChecklistSession
 from engine.errors import LifeboatError, UsageError
-from tui.cli.common import CliState, pass_state, print_json, run_async
+from tui.cli.common import CliState, pass_state, print_json, run_async, warn
 
 
 class ChecklistFailedError(LifeboatError):
@@ -68,7 +68,7 @@ def checklist_run(
     repo = state.repository()
     manifest = repo.load(repo.resolve(backup_id)) if backup_id else None
     restore = {"sources": list(dict.fromkeys(restored))} if restored else None
-    session = ChecklistSession.start(config, repo, available[name], manifest, restore)
+    session = ChecklistSession.start(config, repo, available[name], manifest, restore, warn=warn)
 
     def changed(item: ItemState) -> None:
         if item.status != "running" and not as_json:
@@ -177,7 +177,7 @@ def checklist_waive(state: CliState, run_id: str, item_id: str, reason: str) -> 
 @pass_state
 def checklist_sign_off(state: CliState, run_id: str) -> None:
     """Sign a run off (refused while a required item is open)."""
-    session = ChecklistSession.resume(state.config(), state.repository(), run_id)
+    session = ChecklistSession.resume(state.config(), state.repository(), run_id, warn=warn)
     signed = session.sign_off()
     click.echo(f"run {run_id} signed off by {signed.operator} at {signed.at}")
 

@@ -52,7 +52,7 @@ class CliState:
         from engine.scaleout.catalog import keep_current
 
         repo = Repository.open(self.config().repository.path, create=create)
-        return keep_current(repo, self.config(), _warn)
+        return keep_current(repo, self.config(), warn)
 
 
 pass_state = click.make_pass_decorator(CliState)
@@ -64,7 +64,8 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(cancel_on_signals(coro))
 
 
-def _warn(text: str) -> None:
+def warn(text: str) -> None:
+    """A warning on stderr: the command goes on."""
     click.echo(f"lifeboat: warning: {text}", err=True)
 
 

@@ -11,7 +11,15 @@ import sys
 import click
 
 from engine.durations import format_duration
-from engine.status import RpoState, StatusReport, TierStatus, gather, shared_locks
+from engine.metrics import render
+from engine.status import (
+    BackupFacts,
+    RpoState,
+    StatusReport,
+    TierStatus,
+    gather,
+    shared_locks,
+)
 from tui.cli.common import CliState, pass_state, print_json, run_async
 from tui.cli.schedule import describe_schedule
 from tui.format import age, seconds_text
@@ -20,15 +28,26 @@ EXIT_UNHEALTHY = 1
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts and monitoring.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "prometheus"]),
+    default="text",
+    show_default=True,
+    help="json for scripts; prometheus: metrics in Prometheus' text format.",
+)
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
 @pass_state
-def status(state: CliState, as_json: bool) -> None:
+def status(state: CliState, fmt: str, as_json: bool) -> None:
     """RPO/RTO per tier, overdue schedules and lock holders; exits 1 on a breach."""
     config = state.config()
     repo = state.repository()
-    report = gather(config, repo, shared_locks=run_async(shared_locks(config, repo)))
-    if as_json:
+    facts = BackupFacts()
+    report = gather(config, repo, shared_locks=run_async(shared_locks(config, repo)), facts=facts)
+    if as_json or fmt == "json":
         print_json(report.to_dict())
+    elif fmt == "prometheus":
+        click.echo(render(report, facts.newest(repo, config.sources)), nl=False)
     else:
         click.echo("\n".join(describe_report(report)))
     if not report.healthy:
