@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from etcd_server import EtcdServer
 from helpers import stored_backup
+from prometheus_client.parser import text_string_to_metric_families
 
 from engine.repo import locks
 from engine.repo.manifest import iso_z, utc_now
@@ -177,3 +178,24 @@ def test_scheduler_without_schedules_is_a_usage_error(
     code, out = lifeboat(capsys, config, "scheduler", "run")
     assert code == 2
     assert "no schedules are configured; add one" in out
+
+
+def test_prometheus_format_parses_and_keeps_the_exit_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path)
+    repo = Repository.open(tmp_path / "repo")
+    now = utc_now()
+    write_state(repo, "hourly", ScheduleState(first_seen=iso_z(now - timedelta(days=1))))
+    stored_backup(repo, now - timedelta(hours=3), {"db": b"x"}, trigger="schedule:hourly")
+    code, out = lifeboat(capsys, config, "status", "--format", "prometheus")
+    assert code == 1  # the breach fails the check, whatever the format
+    values = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(out)
+        for sample in family.samples
+    }
+    assert values[("lifeboat_tier_rpo_breached", (("tier", "gold"),))] == 1
+    assert values[("lifeboat_tier_last_backup_age_seconds", (("tier", "gold"),))] >= 3 * 3600
+    assert values[("lifeboat_schedule_overdue", (("schedule", "hourly"),))] == 1
+    assert values[("lifeboat_healthy", ())] == 0

@@ -9,12 +9,15 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import EventLog, Log, command_source, config_text, make_config
+from helpers import EventLog, Log, command_source, config_text, files_source, make_config
 from prometheus_client.parser import text_string_to_metric_families
 from sshd import SSHTestServer
 from timing import DEADLINE, until
 from webhook import Webhook, running_webhook
 
+from engine.checklist.model import checklists_for
+from engine.checklist.run import load_run
+from engine.checklist.session import ChecklistSession
 from engine.config.load import parse_config
 from engine.errors import ConfigError
 from engine.events import LogLine
@@ -22,6 +25,8 @@ from engine.jobs import BackupRequest, JobFailedError, run_backup
 from engine.metrics import render
 from engine.notify import Notice, deliver, redact
 from engine.repo.repository import Repository
+from engine.restore.plan import RestoreRequest
+from engine.restore.run import run_restore
 from engine.schedule.daemon import Scheduler
 from engine.schedule.ticks import local_claimer
 from engine.status import BackupFacts, gather
@@ -217,3 +222,57 @@ async def test_metrics_follow_prometheus_conventions(
     for name in metrics:
         assert name.startswith("lifeboat_")
     assert "lifeboat_tier_last_drill_passed" not in metrics  # never drilled: no made-up value
+
+
+async def test_an_applied_restore_is_told_with_its_safety_backup(
+    asyncssh_server: SSHTestServer, tmp_path: Path, webhook: Webhook
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "app.toml").write_text("listen = 8080\n")
+    config = make_config(
+        asyncssh_server,
+        tmp_path / "repo",
+        files_source("cfg", data) + channels(leads=([webhook.url()], ["restore.applied"])),
+    )
+    repo = Repository.open(config.repository.path)
+    good = await run_backup(config, repo, BackupRequest(), EventLog().emit)
+    request = RestoreRequest(good.id, apply=True, confirm=("h1",))
+    report = await run_restore(config, repo, request, EventLog().emit)
+    [(_, body)] = webhook.received
+    assert body["title"] == f"restore of backup {good.id} onto its own hosts applied"
+    assert f"safety backup: {report.safety_backup}" in body["message"]
+    assert body["type"] == "info"
+
+
+async def test_a_checklist_sign_off_is_told_and_an_undelivered_one_stands(
+    tmp_path: Path, webhook: Webhook
+) -> None:
+    checklist = tmp_path / "after.toml"
+    checklist.write_text(
+        'name = "after"\ntitle = "After a restore"\n'
+        '[[items]]\nid = "look"\nkind = "manual"\ntitle = "Look at it"\n'
+        'instruction = "Open the app"\n'
+    )
+    config = parse_config(
+        bare_config(
+            tmp_path,
+            f'[checklists]\npaths = ["{checklist}"]\n'
+            + channels(leads=([webhook.url(), DEAD], ["checklist.signed"])),
+        )
+    )
+    repo = Repository.open(config.repository.path)
+    warnings: list[str] = []
+    session = ChecklistSession.start(
+        config, repo, checklists_for(config)["after"], warn=warnings.append
+    )
+    session.tick("look", "")
+    signed = await asyncio.to_thread(session.sign_off)
+    [(_, body)] = webhook.received
+    assert (
+        body["title"]
+        == f"[prod] checklist run {session.run.id} (After a restore) signed off by tester"
+    )
+    assert [w.split(":")[0] for w in warnings] == ["notify.leads URL 2 (json"]
+    assert SECRET not in warnings[0]
+    assert load_run(repo.path, session.run.id).signoff == signed  # it stands
