@@ -27,6 +27,7 @@ from tui.cli.common import (
     require_confirmation,
     run_async,
 )
+from tui.cli.complete import backup_ids, source_names
 from tui.cli.progress import make_renderer
 from tui.format import age, human_size
 
@@ -60,7 +61,13 @@ def backup() -> None:
 
 
 @backup.command("create")
-@click.option("--scope", multiple=True, metavar="SOURCE", help="Back up only these sources.")
+@click.option(
+    "--scope",
+    multiple=True,
+    metavar="SOURCE",
+    help="Back up only these sources.",
+    shell_complete=source_names,
+)
 @click.option("--label", help="A label to find this backup by, e.g. pre-v1.4-upgrade.")
 @json_option
 @pass_state
@@ -168,7 +175,7 @@ def list_table(manifests: list[Manifest], width: int) -> Table:
 
 
 @backup.command("show")
-@click.argument("backup_id", metavar="ID")
+@click.argument("backup_id", metavar="ID", shell_complete=backup_ids)
 @json_option
 @pass_state
 def backup_show(state: CliState, backup_id: str, as_json: bool) -> None:
@@ -215,7 +222,7 @@ def _meta_lines(key: str, value: object, indent: str) -> list[str]:
 
 
 @backup.command("verify")
-@click.argument("backup_id", metavar="ID", required=False)
+@click.argument("backup_id", metavar="ID", required=False, shell_complete=backup_ids)
 @click.option("--all", "verify_all", is_flag=True, help="Verify every backup.")
 @identity_option
 @click.option("--remote", metavar="NAME", help="Read back the copies a [remotes.NAME] holds.")
@@ -391,7 +398,7 @@ def prune_json(plan: PrunePlan, dry_run: bool) -> dict[str, object]:
 
 
 @backup.command("delete")
-@click.argument("backup_id", metavar="ID")
+@click.argument("backup_id", metavar="ID", shell_complete=backup_ids)
 @click.option("--confirm", metavar="ID", help="Type the backup's full id to confirm.")
 @pass_state
 def backup_delete(state: CliState, backup_id: str, confirm: str | None) -> None:

@@ -21,6 +21,7 @@ from engine.checklist.run import ChecklistRun, ItemState, load_run, run_ids
 from engine.checklist.session import ChecklistSession
 from engine.errors import LifeboatError, UsageError
 from tui.cli.common import CliState, pass_state, print_json, run_async, warn
+from tui.cli.complete import checklist_runs
 
 
 class ChecklistFailedError(LifeboatError):
@@ -151,7 +152,7 @@ def checklist_list(state: CliState, as_json: bool) -> None:
 
 
 @checklist.command("tick")
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", shell_complete=checklist_runs)
 @click.argument("item_id", metavar="ITEM")
 @click.option("--note", default="", help="What was seen (some items require it).")
 @pass_state
@@ -162,7 +163,7 @@ def checklist_tick(state: CliState, run_id: str, item_id: str, note: str) -> Non
 
 
 @checklist.command("waive")
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", shell_complete=checklist_runs)
 @click.argument("item_id", metavar="ITEM")
 @click.option("--reason", required=True, help="Why the item may stay open (recorded).")
 @pass_state
@@ -173,7 +174,7 @@ def checklist_waive(state: CliState, run_id: str, item_id: str, reason: str) -> 
 
 
 @checklist.command("sign-off")
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", shell_complete=checklist_runs)
 @pass_state
 def checklist_sign_off(state: CliState, run_id: str) -> None:
     """Sign a run off (refused while a required item is open)."""
@@ -183,7 +184,7 @@ def checklist_sign_off(state: CliState, run_id: str) -> None:
 
 
 @checklist.command("export")
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", shell_complete=checklist_runs)
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
 @pass_state
 def checklist_export(state: CliState, run_id: str, fmt: str) -> None:

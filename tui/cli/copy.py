@@ -7,12 +7,13 @@ import click
 from engine.errors import UsageError
 from engine.offsite.copy import CopyOutcome, run_copy
 from tui.cli.common import CliState, pass_state, print_json, run_async
+from tui.cli.complete import backup_ids
 from tui.cli.progress import make_renderer
 from tui.format import human_size
 
 
 @click.command()
-@click.argument("backup_ids", metavar="[ID]...", nargs=-1)
+@click.argument("backup_ids", metavar="[ID]...", nargs=-1, shell_complete=backup_ids)
 @click.option(
     "--to", "remote", required=True, metavar="NAME", help="The [remotes.NAME] to copy to."
 )

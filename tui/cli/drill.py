@@ -26,6 +26,7 @@ from tui.cli.common import (
     print_json,
     run_async,
 )
+from tui.cli.complete import source_names
 from tui.cli.progress import make_renderer
 
 
@@ -45,7 +46,14 @@ def drill() -> None:
 
 
 @drill.command("run", hidden=True)
-@click.option("--source", "sources", multiple=True, metavar="NAME", help="Drill only these.")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="NAME",
+    help="Drill only these.",
+    shell_complete=source_names,
+)
 @click.option("--target", metavar="NAME", help="Restore onto this [targets.NAME] (drill = true).")
 @click.option("--plan", "plan_only", is_flag=True, help="Show what would be destroyed; stop.")
 @click.option(

@@ -70,6 +70,7 @@ class LazyGroup(click.Group):
             "tui.cli.catalog:catalog",
             "The shared MongoDB catalog of backups, checklist runs and drills ([catalog]).",
         ),
+        "completion": ("tui.cli.complete:completion", "Print the shell completion script."),
         "notify": ("tui.cli.notify:notify", "Alerts to the [notify] channels (apprise URLs)."),
         "schedule": ("tui.cli.schedule:schedule", "Configured schedules and their next runs."),
         "scheduler": ("tui.cli.schedule:scheduler", "The scheduler daemon."),

@@ -38,6 +38,7 @@ from tui.cli.common import (
     print_json,
     run_async,
 )
+from tui.cli.complete import backup_ids, source_names
 from tui.cli.progress import make_renderer
 
 MARKS = {"ok": "ok", "warning": "warn", "fail": "FAIL"}
@@ -61,9 +62,15 @@ def restore() -> None:
 
 
 @restore.command("run", hidden=True)
-@click.argument("backup_id", metavar="ID", required=False)
+@click.argument("backup_id", metavar="ID", required=False, shell_complete=backup_ids)
 @click.option("--wizard", is_flag=True, help="Open the guided restore in the console.")
-@click.option("--scope", multiple=True, metavar="SOURCE", help="Restore only these sources.")
+@click.option(
+    "--scope",
+    multiple=True,
+    metavar="SOURCE",
+    help="Restore only these sources.",
+    shell_complete=source_names,
+)
 @click.option("--target", metavar="NAME", help="Restore to an alternate [targets.NAME].")
 @click.option("--target-host", metavar="HOST", help="Restore onto this configured host instead.")
 @click.option(
