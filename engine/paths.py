@@ -7,6 +7,7 @@ home directories or glues ``expanduser`` strings together.
 from __future__ import annotations
 
 import getpass
+import os
 from pathlib import Path
 
 import platformdirs
@@ -34,8 +35,15 @@ def default_known_hosts() -> Path:
     return Path.home() / ".ssh" / "known_hosts"
 
 
+def operator_name() -> str:
+    """Who is at the keyboard: under sudo, who ran sudo (``SUDO_USER``, which sudo sets), since
+    the operators' console runs as the service user through sudo (deploy/lifeboat-console)
+    and must name the person; else the login name."""
+    return os.environ.get("SUDO_USER", "").strip() or login_name()
+
+
 def login_name() -> str:
-    """The operator's login name, or ``"unknown"`` when the system cannot tell."""
+    """The process's login name, or ``"unknown"`` when the system cannot tell."""
     try:
         return getpass.getuser()
     except (OSError, KeyError, ImportError):  # no $USER and no passwd entry (e.g. a bare container)

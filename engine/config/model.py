@@ -181,9 +181,9 @@ class Config(BaseModel):
 
     model_config = MODEL_CONFIG
     NOT_TOML_KEYS: ClassVar[frozenset[str]] = frozenset({"path"})
-    operator: NonEmptyStr = Field(default_factory=paths.login_name, examples=["alice"])
+    operator: NonEmptyStr = Field(default_factory=paths.operator_name, examples=["alice"])
     """Who is recorded in manifests, locks, the audit log and sign-offs; ``$LIFEBOAT_OPERATOR``
-    overrides it, and it defaults to the local login name."""
+    overrides it, and it defaults to the local login name (under sudo: who ran sudo)."""
     environment: str | None = Field(
         None, pattern=ENVIRONMENT_PATTERN, max_length=ENVIRONMENT_MAX, examples=["production"]
     )

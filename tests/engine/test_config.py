@@ -118,7 +118,14 @@ def test_the_operator_is_lifeboat_operator_then_the_files_then_the_login_name(
     assert parse_config(FULL).operator == "alice"
     monkeypatch.delenv("LIFEBOAT_OPERATOR")
     assert parse_config(FULL).operator == "alice"
+    monkeypatch.delenv("SUDO_USER", raising=False)
     assert parse_config(without).operator == paths.login_name()
+    # The operators' console runs as the service user through sudo: the person is SUDO_USER,
+    # while hosts still default to the process's own login for SSH.
+    monkeypatch.setenv("SUDO_USER", "dave")
+    config = parse_config(without)
+    assert config.operator == "dave"
+    assert config.hosts["db1"].user == paths.login_name() != "dave"
 
 
 def test_defaults_are_filled_in() -> None:
