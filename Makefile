@@ -16,7 +16,7 @@ SYSTEM_DEPS := /usr/sbin/sshd:openssh-server ssh:openssh-client etcd:etcd-server
                etcdctl:etcd-client tmux:tmux zstd:zstd age:age \
                redis-server:redis-server redis-cli:redis-tools pg_ctlcluster:postgresql
 
-.PHONY: demo test lint lock screenshots system-deps clean
+.PHONY: demo test lint lock screenshots system-deps wheel clean
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -66,6 +66,10 @@ lint: $(STAMP)
 test: $(STAMP) system-deps lint
 	$(BIN)/python -m compileall -q engine tui themes tests >/dev/null
 	$(BIN)/pytest -n 3
+
+# The installable package (dist/lifeboat-*.whl): `pipx install dist/lifeboat-*.whl`.
+wheel: $(UV)
+	$(UV) build --wheel --out-dir dist
 
 screenshots: $(STAMP)
 	$(BIN)/python screenshots/generate.py
