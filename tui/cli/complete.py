@@ -66,9 +66,10 @@ def checklist_runs(
 @click.argument("shell", type=click.Choice(SHELLS))
 @click.pass_context
 def completion(ctx: click.Context, shell: str) -> None:
-    """Print the shell completion script, e.g. `lifeboat completion bash >
-    /etc/bash_completion.d/lifeboat` (zsh: into a directory on $fpath as _lifeboat; fish:
-    ~/.config/fish/completions/lifeboat.fish)."""
+    """Print the shell completion script.
+
+    E.g. `lifeboat completion bash > /etc/bash_completion.d/lifeboat` (zsh: into a directory on
+    $fpath as _lifeboat; fish: ~/.config/fish/completions/lifeboat.fish)."""
     root = ctx.find_root().command
     script = get_completion_class(shell)
     assert script is not None  # one of SHELLS: click has each
