@@ -79,10 +79,10 @@ def _send_all(
 ) -> list[str]:
     import apprise  # 0.3 s to import and load its services: only when something is sent
 
-    said = logging.getLogger("apprise")  # its messages may quote a URL: never to stderr
-    said.propagate = False
-    if not said.handlers:
-        said.addHandler(logging.NullHandler())  # else Python's last resort prints them
+    apprise_log = logging.getLogger("apprise")  # its messages may quote a URL: never to stderr
+    apprise_log.propagate = False
+    if not apprise_log.handlers:
+        apprise_log.addHandler(logging.NullHandler())  # else Python's last resort prints them
     every_url = [url for urls in wanted.values() for url in urls]
     title = f"[{environment}] {notice.title}" if environment else notice.title
     kind = apprise.NotifyType.FAILURE if notice.failure else apprise.NotifyType.INFO
