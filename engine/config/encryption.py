@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
-from engine.config.types import MODEL_CONFIG, AbsolutePath
+from engine.config.types import MODEL_CONFIG, AbsolutePath, listed_lines
 from engine.crypto.age import AgeKeyError, Recipient
 
 MAX_RECIPIENTS_FILE = 1024 * 1024  # far beyond any list of public keys
@@ -33,21 +33,8 @@ def _recipient(text: str) -> str:
 def read_recipients_file(path: Path) -> tuple[Recipient, ...]:
     """The recipients of a file of ``age1...`` lines (``#`` comments and blank lines skipped),
     as ``age -R`` reads it; ValueError says which line is wrong."""
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_RECIPIENTS_FILE + 1)
-    except OSError as exc:
-        raise ValueError(f"cannot read {path} ({exc.strerror}); check the path") from None
-    if len(data) > MAX_RECIPIENTS_FILE:
-        raise ValueError(f"{path} is larger than any list of recipients")
-    try:
-        lines = data.decode().splitlines()
-    except UnicodeDecodeError:
-        raise ValueError(f"{path} is not text") from None
     recipients = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
+    for number, line in listed_lines(path, MAX_RECIPIENTS_FILE, "recipients"):
         try:
             recipients.append(Recipient.parse(line))
         except AgeKeyError as exc:

@@ -14,7 +14,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
-from engine.config.types import MODEL_CONFIG, AbsolutePath
+from engine.config.types import MODEL_CONFIG, AbsolutePath, listed_lines
 
 # What Lifeboat tells a channel, each when it happens (the failures, once per run) or, for the
 # states the scheduler watches (a tier past its RPO, a schedule overdue, damage), once each
@@ -50,24 +50,12 @@ def _event(text: str) -> str:
 def read_urls_file(path: Path) -> tuple[str, ...]:
     """The URLs of a file of lines (``#`` comments and blank lines skipped); ValueError names
     the line that is not a URL, never its text."""
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_URLS_FILE + 1)
-    except OSError as exc:
-        raise ValueError(f"cannot read {path} ({exc.strerror}); check the path") from None
-    if len(data) > MAX_URLS_FILE:
-        raise ValueError(f"{path} is larger than any list of URLs")
-    try:
-        lines = data.decode().splitlines()
-    except UnicodeDecodeError:
-        raise ValueError(f"{path} is not text") from None
     urls = []
-    for number, line in enumerate(lines, 1):
-        if line.strip() and not line.lstrip().startswith("#"):
-            try:
-                urls.append(_url(line))
-            except ValueError as exc:
-                raise ValueError(f"{path} line {number} {exc}") from None
+    for number, line in listed_lines(path, MAX_URLS_FILE, "URLs"):
+        try:
+            urls.append(_url(line))
+        except ValueError as exc:
+            raise ValueError(f"{path} line {number} {exc}") from None
     if not urls:
         raise ValueError(f"{path} holds no URL")
     return tuple(urls)

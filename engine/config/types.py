@@ -39,3 +39,24 @@ def _duration(value: object) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+def listed_lines(path: Path, limit: int, what: str) -> list[tuple[int, str]]:
+    """The numbered lines of a small text file that lists things (``what``), blank lines and
+    ``#`` comments skipped; ValueError says what is wrong with the file."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read {path} ({exc.strerror}); check the path") from None
+    if len(data) > limit:
+        raise ValueError(f"{path} is larger than any list of {what}")
+    try:
+        lines = data.decode().splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not text") from None
+    return [
+        (number, line)
+        for number, line in enumerate(lines, 1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]

@@ -6,6 +6,7 @@ nothing rather than an error: the shell is no place for one."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import click
 from click.shell_completion import CompletionItem, get_completion_class
@@ -27,26 +28,33 @@ def _matching(names: list[str], incomplete: str) -> list[CompletionItem]:
     return [CompletionItem(name) for name in names if name.startswith(incomplete)]
 
 
+def _from_repository(
+    ctx: click.Context, incomplete: str, names: Callable[[Config], list[str]]
+) -> list[CompletionItem]:
+    config = _config(ctx)
+    if config is None:
+        return []
+    with contextlib.suppress(Exception):  # an unreadable repository: no suggestions
+        return _matching(names(config), incomplete)
+    return []
+
+
 def backup_ids(
     ctx: click.Context, _param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
     """The repository's backup ids, newest first (their directory names: no manifest read)."""
     from engine.repo.repository import Repository
 
-    config = _config(ctx)
-    if config is None:
-        return []
-    with contextlib.suppress(Exception):
-        ids = Repository.open(config.repository.path, create=False).backup_ids()
-        return _matching(ids, incomplete)
-    return []
+    def ids(config: Config) -> list[str]:
+        return Repository.open(config.repository.path, create=False).backup_ids()
+
+    return _from_repository(ctx, incomplete, ids)
 
 
 def source_names(
     ctx: click.Context, _param: click.Parameter, incomplete: str
 ) -> list[CompletionItem]:
-    config = _config(ctx)
-    return _matching(sorted(config.sources), incomplete) if config else []
+    return _from_repository(ctx, incomplete, lambda config: sorted(config.sources))
 
 
 def checklist_runs(
@@ -54,12 +62,7 @@ def checklist_runs(
 ) -> list[CompletionItem]:
     from engine.checklist.run import run_ids
 
-    config = _config(ctx)
-    if config is None:
-        return []
-    with contextlib.suppress(Exception):
-        return _matching(run_ids(config.repository.path), incomplete)
-    return []
+    return _from_repository(ctx, incomplete, lambda config: run_ids(config.repository.path))
 
 
 @click.command()
