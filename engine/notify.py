@@ -71,7 +71,7 @@ async def deliver(config: Config, notice: Notice) -> list[str]:
 async def notify(config: Config, notice: Notice, emit: Emit) -> None:
     """:func:`deliver`, with each problem as a warning of the ``notify`` pseudo-source."""
     for problem in await deliver(config, notice):
-        emit(LogLine(SOURCE, "warning", problem))
+        emit(LogLine(SOURCE, "warning", f"{problem}; the work itself stands"))
 
 
 def _send_all(
@@ -94,7 +94,7 @@ def _send_all(
                 if not sent:
                     where = f"notify.{channel} URL {number} ({_service(url)}://)"
                     reason = redact(said, every_url) or "apprise gave no reason"
-                    problems.append(f"{where}: not delivered ({reason}); the work itself stands")
+                    problems.append(f"{where}: not delivered ({reason})")
     return problems
 
 

@@ -258,7 +258,7 @@ class ChecklistSession:
         body = f"backup {run.backup or '(none)'}; from {signed.host}"
         for problem in deliver_now(self.config, Notice("checklist.signed", title, body, False)):
             if self.warn is not None:  # a session without one keeps them to itself
-                self.warn(problem)
+                self.warn(f"{problem}; the sign-off stands")
         return signed
 
     def save(self) -> None:

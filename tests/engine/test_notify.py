@@ -99,7 +99,6 @@ async def test_undelivered_is_said_without_any_part_of_the_url(
     assert "apprise knows no service nosuchservice://" in problems[1]
     assert problems[2].startswith("notify.hook URL 3 (json://): not delivered")
     assert all(SECRET not in problem for problem in problems)
-    assert all("the work itself stands" in problem for problem in problems)
 
 
 def test_redact_takes_out_every_part_of_every_url() -> None:
@@ -150,6 +149,7 @@ async def test_a_failed_backup_is_told_and_a_failed_delivery_changes_nothing(
     assert len(warnings) == 1  # the dead URL: said, and the job's own failure is unchanged
     assert warnings[0].level == "warning"
     assert SECRET not in warnings[0].text
+    assert warnings[0].text.endswith("; the work itself stands")
 
 
 async def test_a_failed_scheduled_backup_reaches_the_hook_and_the_textfile(
