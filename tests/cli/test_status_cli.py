@@ -4,6 +4,8 @@ monitoring relies on (1 on an RPO breach or an overdue schedule, 0 otherwise).""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -199,3 +201,19 @@ def test_prometheus_format_parses_and_keeps_the_exit_code(
     assert values[("lifeboat_tier_last_backup_age_seconds", (("tier", "gold"),))] >= 3 * 3600
     assert values[("lifeboat_schedule_overdue", (("schedule", "hourly"),))] == 1
     assert values[("lifeboat_healthy", ())] == 0
+
+
+def test_status_without_coordination_imports_no_ssh_or_etcd(tmp_path: Path) -> None:
+    """`lifeboat status` runs from cron and monitoring: without [coordination] it needs no SSH
+    library nor etcd client (their imports alone cost 0.15 s)."""
+    config = write_config(tmp_path)
+    code = (
+        f"import sys; sys.argv = ['lifeboat', '--config', {str(config)!r}, 'status']\n"
+        "from tui.entry import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'asyncssh', 'etcd3', 'grpc', "
+        "'textual'}), file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "status UNHEALTHY" in done.stdout  # it ran
+    assert done.stderr.strip().splitlines()[-1] == "[]"

@@ -11,6 +11,7 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -20,8 +21,6 @@ from engine.config.model import Config
 from engine.errors import UsageError
 from engine.repo.manifest import iso_z, utc_now
 from engine.repo.repository import Repository
-from engine.scaleout.coordination import open_coordinator
-from engine.schedule.daemon import Log, Scheduler, default_instance
 from engine.schedule.status import NEXT_RUNS, ScheduleStatus, schedule_statuses
 from engine.schedule.ticks import local_claimer
 from engine.status import schedule_dict
@@ -98,6 +97,11 @@ def scheduler_run(state: CliState, cancel_on_stop: bool) -> None:
 
 
 async def _run(config: Config, repo: Repository, cancel_on_stop: bool) -> None:
+    # Here, not at the top: `lifeboat status` imports this module for describe_schedule, and
+    # needs neither the jobs, SSH nor etcd.
+    from engine.scaleout.coordination import open_coordinator
+    from engine.schedule.daemon import Scheduler, default_instance
+
     async with open_coordinator(config, repo) as coordinator:
         coordination = config.coordination
         instance = (coordination.instance if coordination else None) or default_instance()
@@ -116,7 +120,7 @@ async def _run(config: Config, repo: Repository, cancel_on_stop: bool) -> None:
         await daemon.run()
 
 
-def json_log(instance: str, stream: TextIO) -> Log:
+def json_log(instance: str, stream: TextIO) -> Callable[..., None]:
     """A log function writing one JSON object per line to ``stream``."""
 
     def log(event: str, level: str = "info", **fields: Any) -> None:
