@@ -42,14 +42,11 @@ from engine.errors import describe_error
 from engine.events import Emit, Event
 from engine.repo.content import NO_KEYS, Keyring
 from engine.repo.repository import Repository
-from engine.scaleout.catalog import keep_current
 from themes import DEFAULT_THEME, THEMES, VARIABLE_DEFAULTS
 from tui.console.backup_index import BackupIndex, Chunk, read_chunks
 from tui.console.jobs import JobBoard
 from tui.console.palette import LifeboatCommands
-from tui.console.screens.backups import BackupsScreen
 from tui.console.screens.dashboard import DashboardScreen
-from tui.console.screens.drills import DrillsScreen
 
 if TYPE_CHECKING:
     from textual.screen import Screen
@@ -76,12 +73,24 @@ class BackupsRead(Message):
         self.chunk = chunk
 
 
+def _backups_screen() -> Screen[Any]:
+    from tui.console.screens.backups import BackupsScreen  # loads when first shown
+
+    return BackupsScreen()
+
+
+def _drills_screen() -> Screen[Any]:
+    from tui.console.screens.drills import DrillsScreen  # loads when first shown
+
+    return DrillsScreen()
+
+
 class LifeboatApp(App[None]):
     TITLE = "Lifeboat"
     MODES: ClassVar[dict[str, Any]] = {
         "dashboard": DashboardScreen,
-        "backups": BackupsScreen,
-        "drills": DrillsScreen,
+        "backups": _backups_screen,
+        "drills": _drills_screen,
     }
     DEFAULT_MODE = "dashboard"
     # Over a dialog, toasts stack from the top and take at most a third of the screen: a
@@ -113,7 +122,11 @@ class LifeboatApp(App[None]):
         self.keyring = keyring
         self.open_wizard_on_start = wizard  # "": the wizard; a backup id: on that backup
         self.config = config
-        self.repository = keep_current(repository, config)  # each write updates the [catalog]
+        if config.catalog is not None:  # each write updates the [catalog]
+            from engine.scaleout.catalog import keep_current
+
+            keep_current(repository, config)
+        self.repository = repository
         self.settings_path = settings or paths.console_settings_file()
         self.board = JobBoard()
         self.jobs_changed: Signal[str] = Signal(self, "jobs-changed")
