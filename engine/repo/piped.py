@@ -24,6 +24,8 @@ import hashlib
 import mmap
 import os
 import queue
+import select
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +37,7 @@ from engine.repo.sink import ChunkPipe, on_own_thread, write_error
 BUFFER_SIZE = 4 * 1024 * 1024  # one direct write; a multiple of ALIGN
 BUFFERS = 4  # in flight between the two threads: 16 MiB of memory
 ALIGN = 4096  # what direct I/O needs of a write's length and offset
+PROGRESS_EVERY = 0.1  # seconds between two progress reports while a buffer fills
 PIPE_SIZE = 1024 * 1024  # the default maximum (/proc/sys/fs/pipe-max-size) for a user
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
@@ -61,7 +64,7 @@ class PipedFile:
         self.path = path
         self.relative_name = relative_name
         self.bytes = 0
-        self._progress = progress  # called on the loop's thread with each amount hashed
+        self._progress = progress  # called on the loop's thread with each amount read
         self._tee = tee
         self._loop = asyncio.get_running_loop()
         self._hash = hashlib.sha256()
@@ -85,7 +88,7 @@ class PipedFile:
         try:
             while (buffer := self._free.get()) is not None:
                 with memoryview(buffer) as view:
-                    filled = _fill(self._reader_fd, view)
+                    filled = self._fill(view)
                 self._to_hash.put((buffer, filled))
                 if filled < BUFFER_SIZE:
                     return
@@ -95,6 +98,28 @@ class PipedFile:
             raise
         finally:
             os.close(self._reader_fd)  # the child's next write fails: it stops
+
+    def _fill(self, view: memoryview) -> int:
+        """Read until ``view`` is full or the bytes end; how much was read. Progress is said
+        as the bytes come (every PROGRESS_EVERY seconds, or when the pipe goes quiet), not a
+        buffer at a time: a slow dump shows that it moves."""
+        quiet = select.poll()
+        quiet.register(self._reader_fd, select.POLLIN)
+        filled = said = 0
+        next_report = time.monotonic() + PROGRESS_EVERY
+        while filled < len(view):
+            if filled > said and (
+                time.monotonic() >= next_report or not quiet.poll(PROGRESS_EVERY * 1000)
+            ):
+                self._loop.call_soon_threadsafe(self._progress, filled - said)
+                said, next_report = filled, time.monotonic() + PROGRESS_EVERY
+            got = os.readv(self._reader_fd, [view[filled:]])
+            if not got:
+                break
+            filled += got
+        if filled > said:
+            self._loop.call_soon_threadsafe(self._progress, filled - said)
+        return filled
 
     def _hash_buffers(self) -> None:
         """Hash each buffer (and hand it to the tee), then pass it on to be written."""
@@ -107,7 +132,6 @@ class PipedFile:
                         if self._tee is not None:
                             self._tee.put(view[:filled])
                     self.bytes += filled
-                    self._loop.call_soon_threadsafe(self._progress, filled)
                 self._to_write.put(item)
                 if filled < BUFFER_SIZE:
                     self._close_tee(None)
@@ -195,11 +219,3 @@ def _try_direct(fd: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def _fill(fd: int, view: memoryview) -> int:
-    """Read from ``fd`` until ``view`` is full or the bytes end; how much was read."""
-    filled = 0
-    while filled < len(view) and (got := os.readv(fd, [view[filled:]])):
-        filled += got
-    return filled

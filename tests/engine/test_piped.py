@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from timing import until
 
 from engine.errors import DiskFullError
 from engine.repo.piped import PipedFile
@@ -73,3 +74,20 @@ def read_all(pipe: ChunkPipe) -> bytes:
     while chunk := pipe.read():
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def test_a_slow_stream_shows_progress_before_a_buffer_fills(tmp_path: Path) -> None:
+    seen: list[int] = []
+    target = PipedFile(tmp_path / "staged", "staged", seen.append)
+    # 100 kB now, then whatever comes on its stdin: it waits there until the test closes it.
+    child = await asyncio.create_subprocess_exec(
+        "sh", "-c", "head -c 100000 /dev/zero; exec cat",
+        stdin=asyncio.subprocess.PIPE, stdout=target.writer_fd,
+    )  # fmt: skip
+    os.close(target.writer_fd)
+    await until(lambda: sum(seen) == 100_000, "progress while the buffer is far from full")
+    assert child.stdin is not None
+    child.stdin.close()
+    assert await child.wait() == 0
+    entry = await target.finish()
+    assert entry.bytes == 100_000
