@@ -265,15 +265,18 @@ class Manifest(BaseModel):
     def artifact(self, source: str) -> Artifact | None:
         return next((a for a in self.artifacts if a.source == source), None)
 
-    def to_json(self) -> str:
+    def to_data(self) -> dict[str, Any]:
+        """What ``manifest.json`` holds, as JSON types (also what ``--json`` prints)."""
         data = self.model_dump(mode="json")
         if data["encryption"] is None:  # schema 1 stays exactly what DESIGN.md shows
             del data["encryption"]
             for artifact in data["artifacts"]:
                 for entry in artifact["files"]:
                     del entry["plain_bytes"], entry["plain_sha256"]
-        data = {"schema": data.pop("schema_version"), **data}
-        return json.dumps(data, indent=2, sort_keys=False) + "\n"
+        return {"schema": data.pop("schema_version"), **data}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_data(), indent=2, sort_keys=False) + "\n"
 
     @classmethod
     def from_json(cls, raw: bytes | str, where: str) -> Manifest:

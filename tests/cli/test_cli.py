@@ -334,6 +334,9 @@ async def test_backup_list_verify_restore_delete(ssh_server: SSHTestServer, tmp_
     shown = await lifeboat("backup", "show", backup_id, config=config)
     assert "cfg (files-tar)" in shown.stdout
     assert "db (command-output)" in shown.stdout
+    as_json = await lifeboat("backup", "show", backup_id, "--json", config=config)
+    stored = (tmp_path / "repo" / "backups" / backup_id / "manifest.json").read_text()
+    assert json.loads(as_json.stdout) == json.loads(stored)  # what the file holds, no more
 
     verified = await lifeboat("backup", "verify", backup_id, config=config)
     assert verified.rc == 0

@@ -82,7 +82,7 @@ def backup_create(
             run_backup(config, repo, BackupRequest(scope=scope, label=label), renderer.emit)
         )
     if as_json:
-        print_json(manifest.model_dump(mode="json"))
+        print_json(manifest.to_data())
     else:
         click.echo(
             f"backup {manifest.id} complete: {len(manifest.artifacts)} artifact(s), "
@@ -104,7 +104,7 @@ def backup_list(state: CliState, remote: str | None, as_json: bool) -> None:
             for problem in listing.problems:
                 click.echo(f"lifeboat: warning: {problem}", err=True)
             print_json(
-                [m.model_dump(mode="json") | {"last_full_read": read_back[m.id]}
+                [m.to_data() | {"last_full_read": read_back[m.id]}
                  for m in listing.manifests]
             )  # fmt: skip
             return
@@ -127,7 +127,7 @@ def _print_list(manifests: list[Manifest], problems: list[str], as_json: bool, e
     for problem in problems:
         click.echo(f"lifeboat: warning: {problem}", err=True)
     if as_json:
-        print_json([m.model_dump(mode="json") for m in manifests])
+        print_json([m.to_data() for m in manifests])
         return
     if not manifests:
         click.echo(empty)
@@ -183,7 +183,7 @@ def backup_show(state: CliState, backup_id: str, as_json: bool) -> None:
     repo = state.repository()
     manifest = repo.load(repo.resolve(backup_id))
     if as_json:
-        print_json(manifest.model_dump(mode="json"))
+        print_json(manifest.to_data())
         return
     click.echo(describe(manifest))
 
