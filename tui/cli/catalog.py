@@ -72,7 +72,7 @@ def catalog_search(state: CliState, text: str, as_json: bool) -> None:
             err=True,
         )
     if as_json:
-        print_json([m.model_dump(mode="json") for m in manifests])
+        print_json([m.to_data() for m in manifests])
         return
     if not manifests:
         click.echo(f"no backup matches {text!r}")
