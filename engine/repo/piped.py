@@ -31,6 +31,7 @@ from pathlib import Path
 
 from engine.errors import RepositoryError
 from engine.repo.atomic import FILE_MODE
+from engine.repo.direct_read import try_direct
 from engine.repo.manifest import ArtifactFile
 from engine.repo.sink import ChunkPipe, on_own_thread, write_error
 
@@ -69,7 +70,7 @@ class PipedFile:
         self._loop = asyncio.get_running_loop()
         self._hash = hashlib.sha256()
         self._file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-        self._direct = _try_direct(self._file)
+        self._direct = try_direct(self._file)
         self._free: queue.SimpleQueue[mmap.mmap | None] = queue.SimpleQueue()
         self._to_hash: queue.SimpleQueue[Filled] = queue.SimpleQueue()
         self._to_write: queue.SimpleQueue[Filled] = queue.SimpleQueue()
@@ -209,13 +210,3 @@ class PipedFile:
         except BaseException as exc:  # handed to the caller, who raises it
             return exc
         return None
-
-
-def _try_direct(fd: int) -> bool:
-    """Switch ``fd`` to direct I/O if its filesystem allows it."""
-    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-    try:
-        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT)
-    except OSError:
-        return False
-    return True

@@ -22,6 +22,7 @@ from engine.config.sources import FilesSourceConfig, SourceConfig
 from engine.mongo_archive.stream import Readable
 from engine.repo.confined import UnsafeFileError, open_confined
 from engine.repo.content import NO_KEYS, ContentError, DecryptingReader, Keyring
+from engine.repo.direct_read import DirectReader
 from engine.repo.manifest import Artifact, ArtifactFile, Manifest
 from engine.repo.tar_safety import MemberRules, backed_up_roots
 
@@ -275,7 +276,7 @@ def verify_file(
         problems.append(FileProblem(artifact.source, entry.path, text))
 
     try:
-        raw = open_confined(backup_dir, entry.path)
+        raw = DirectReader(open_confined(backup_dir, entry.path))
     except FileNotFoundError:
         problem("missing")
         return problems

@@ -26,6 +26,7 @@ from engine.mongo_archive.stream import Readable
 from engine.remote.commands import CommandOutput
 from engine.repo.confined import open_confined
 from engine.repo.content import NO_KEYS, Keyring
+from engine.repo.direct_read import DirectReader, feed_pipe
 from engine.repo.manifest import Artifact, ArtifactFile
 from engine.repo.piped import PipedFile
 from engine.repo.sink import (
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
     from engine.remote.ssh import SSHHost
 
 ENCRYPTED_SUFFIX = ".age"
-POSITION_POLL = 0.25  # seconds between two looks at how far a child has read a file
 OK = frozenset({0})  # the exit statuses a command succeeds with, unless it says otherwise
 DESCRIBE_NICENESS = 10  # the niceness of a thread that describes a stream (the default is 0)
 T = TypeVar("T")
@@ -173,21 +173,34 @@ class SourceContext:
         self, entry: ArtifactFile, command: Sequence[str] | str, ok_statuses: frozenset[int] = OK
     ) -> CommandOutput:
         """Run a bulk ``command`` on the host with a backup file (already verified) as its
-        input: read by the ``ssh`` child itself when it can be (plaintext, the system
-        client; progress from its position in the file), else through :meth:`chunks`."""
+        input: through a pipe the file is written into from a thread (direct I/O, see
+        engine.repo.direct_read) when it can be (plaintext, the system client), else through
+        :meth:`chunks`."""
         meter = self.meter(entry.content_bytes)
         if entry.encrypted or not self.host.writes_files():
             chunks = self.chunks(entry, meter)
             return await self.host.stream(command, stdin=chunks, ok_statuses=ok_statuses, bulk=True)
-        with open_confined(self.directory, entry.path) as source:
-            watching = asyncio.ensure_future(_follow_position(source.fileno(), meter))
-            try:
-                outcome = await self.host.stream(
-                    command, stdin_fd=source.fileno(), ok_statuses=ok_statuses, bulk=True
-                )
-            finally:
-                watching.cancel()
-        meter.update(entry.content_bytes)
+        reader = DirectReader(open_confined(self.directory, entry.path))
+        read_end, write_end = os.pipe()
+        loop = asyncio.get_running_loop()
+
+        def advance(amount: int) -> None:
+            loop.call_soon_threadsafe(meter.advance, amount)
+
+        fed = on_own_thread("lifeboat-send", feed_pipe, reader, write_end, advance)
+        try:
+            outcome = await self.host.stream(
+                command, stdin_fd=read_end, ok_statuses=ok_statuses, bulk=True
+            )
+        except BaseException:
+            os.close(read_end)  # a feeder still writing gets EPIPE and ends
+            await asyncio.gather(fed, return_exceptions=True)
+            raise
+        os.close(read_end)
+        try:
+            await fed
+        except OSError as exc:  # the command saw the end of its input early: say why
+            raise RepositoryError(f"cannot read {entry.path}: {exc.strerror}") from exc
         meter.finish()
         return outcome
 
@@ -215,14 +228,6 @@ class SourceContext:
         """What a backup file holds (decrypted), in chunks, advancing ``meter``: it is read
         only as a regular file directly in the backup directory, never through a link."""
         return self.keyring.chunks(self.directory, entry, meter)
-
-
-async def _follow_position(fd: int, meter: ProgressMeter) -> None:
-    """Advance ``meter`` as another process reads the file open as ``fd`` (they share its
-    position)."""
-    while True:
-        meter.update(os.lseek(fd, 0, os.SEEK_CUR))
-        await asyncio.sleep(POSITION_POLL)
 
 
 def password_line(source: str, path: Path | None) -> bytes:

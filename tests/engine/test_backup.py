@@ -105,8 +105,32 @@ async def test_command_round_trip(ssh_server: SSHTestServer, bulk: str, tmp_path
     assert stat.S_IMODE(repo.backup_dir(manifest.id).stat().st_mode) == 0o700
 
     request = RestoreRequest(manifest.id, apply=True, confirm=("h1",))
-    await run_restore(config, repo, request, EventLog().emit)
+    events = EventLog()
+    await run_restore(config, repo, request, events.emit)
     assert restored.read_bytes() == dump.read_bytes()
+    sent = [e for e in events if isinstance(e, Progress) and e.source == "db"]
+    assert sent[-1].done == sent[-1].total == dump.stat().st_size
+
+
+async def test_a_restore_command_that_stops_reading_fails_with_its_status(
+    ssh_server: SSHTestServer, bulk: str, tmp_path: Path
+) -> None:
+    """Its input (12 MiB, more than any pipe holds) is cut off where it stopped: the
+    feeding side ends quietly and the command's own status is the error."""
+    dump = tmp_path / "db.dump"
+    dump.write_bytes(os.urandom(12 * 1024 * 1024))
+    config = make_config(
+        ssh_server,
+        tmp_path / "repo",
+        command_source("db", ["cat", str(dump)], ["sh", "-c", "head -c 1000 >/dev/null; exit 7"]),
+        bulk_transport=bulk,
+    )
+    repo = Repository.open(config.repository.path)
+    manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
+    request = RestoreRequest(manifest.id, apply=True, confirm=("h1",), skip_reason="a test")
+    async with asyncio.timeout(60):
+        with pytest.raises(JobFailedError, match="exited with status 7"):
+            await run_restore(config, repo, request, EventLog().emit)
 
 
 async def test_flipped_byte_fails_verify_and_restore_touches_nothing(
