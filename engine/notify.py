@@ -40,24 +40,22 @@ class Notice:
     failure: bool = True  # apprise's "failure" type; else "info" (a sign-off, a restore)
 
 
-def channels_for(config: Config, event: str) -> dict[str, tuple[str, ...]]:
-    """The URLs of each channel that wants ``event``."""
+def channels_for(config: Config, event: str | None) -> dict[str, tuple[str, ...]]:
+    """The URLs of each channel that wants ``event`` (None: of every channel)."""
     return {
         name: channel.all_urls()
         for name, channel in config.notify.items()
-        if event in channel.events
+        if event is None or event in channel.events
     }
 
 
-def deliver_now(config: Config, notice: Notice, *, every_channel: bool = False) -> list[str]:
-    """Send ``notice`` to every channel that wants its event (``every_channel``: to all),
-    blocking (for a thread); the problems, never an exception."""
+def deliver_now(
+    config: Config, notice: Notice, channels: dict[str, tuple[str, ...]] | None = None
+) -> list[str]:
+    """Send ``notice`` to ``channels`` (their URLs by name; default: every channel that wants
+    its event), blocking (for a thread); the problems, never an exception."""
     try:
-        wanted = (
-            {name: channel.all_urls() for name, channel in config.notify.items()}
-            if every_channel
-            else channels_for(config, notice.event)
-        )
+        wanted = channels_for(config, notice.event) if channels is None else channels
     except (OSError, ValueError) as exc:  # a urls_file that went away since the config loaded
         return [f"notify: cannot read the channels' URLs: {describe_error(exc)}"]
     return _send_all(wanted, notice, config.environment) if wanted else []

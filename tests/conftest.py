@@ -8,7 +8,9 @@ test's own event loop.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -93,22 +95,38 @@ def s3(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     return s3_server
 
 
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MiB tmpfs to write into until it is full (needs root, as `make test` runs in CI)."""
-    mount_point = tmp_path / "tiny"
+@contextlib.contextmanager
+def mounted_tmpfs(mount_point: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted at ``mount_point`` (made here) with ``options`` (root only; skips the
+    test where mounting is not allowed), unmounted afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
     mount_point.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mount_point)],
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)],
         capture_output=True,
         text=True,
     )
-    if mounted.returncode != 0:
+    if mounted.returncode != 0:  # a container without the right to mount
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
         yield mount_point
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs to write into until it is full (needs root, as `make test` runs in CI)."""
+    with mounted_tmpfs(tmp_path / "tiny", "size=2m,mode=0700") as mount_point:
+        yield mount_point
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs (root only): a remote disk that fills up."""
+    with mounted_tmpfs(tmp_path / "vault", "size=4m") as vault:
+        yield vault
 
 
 @pytest.fixture(scope="session")

@@ -254,13 +254,13 @@ class Scheduler:
         """Tell each problem once while it lasts (again if it ends and comes back)."""
         now = {(f.event, f.subject): f for f in report.findings if f.event is not None}
         self._alerted &= now.keys()
-        for key, finding in now.items():
-            if key in self._alerted or finding.event is None:
+        for (event, subject), finding in now.items():
+            if (event, subject) in self._alerted:
                 continue
-            self._alerted.add(key)
-            notice = Notice(finding.event, finding.text, f"seen by the scheduler {self.instance}")
+            self._alerted.add((event, subject))
+            notice = Notice(event, finding.text, f"seen by the scheduler {self.instance}")
             for problem in await deliver(self.config, notice):
-                self.log("notify.failed", level="warning", event=finding.event, error=problem)
+                self.log("notify.failed", level="warning", event=event, error=problem)
 
     async def _when_unlocked(self, call: Callable[[], Awaitable[T]], deadline: datetime) -> T:
         """``call()``, tried again while another job holds the repository, until ``deadline``."""

@@ -158,15 +158,8 @@ class SourceContext:
         """:meth:`record_output` whose bytes ``describe`` also reads as they stream, on a
         thread of its own: the stored file, the command's outcome and what ``describe``
         returned. On any failure the reader is stopped too."""
-        pipe = ChunkPipe()
-        # Its own thread: it lowers its priority, which an unprivileged thread cannot undo.
-        described = on_own_thread("lifeboat-describe", _read_through, describe, pipe)
-        try:
+        async with _describing(describe) as (pipe, described):
             entry, outcome = await self.record_output(filename, command, stdin=stdin, tee=pipe)
-        except BaseException:
-            pipe.close(RepositoryError("the stream ended early"))
-            await asyncio.gather(described, return_exceptions=True)
-            raise
         return entry, outcome, await described
 
     async def send(
@@ -213,21 +206,33 @@ class SourceContext:
         and the future of what ``describe`` returns, to await once the recording finished. A
         reader that fails lets the writer go on without it; on any failure of the block, the
         reader is stopped too."""
-        pipe = ChunkPipe()
-        # Its own thread: it lowers its priority, which an unprivileged thread cannot undo.
-        outcome = on_own_thread("lifeboat-describe", _read_through, describe, pipe)
-        try:
-            async with self.recording(filename, tee=pipe) as recording:
-                yield recording, outcome
-        except BaseException:
-            pipe.close(RepositoryError("the stream ended early"))
-            await asyncio.gather(outcome, return_exceptions=True)
-            raise
+        async with (
+            _describing(describe) as (pipe, outcome),
+            self.recording(filename, tee=pipe) as recording,
+        ):
+            yield recording, outcome
 
     def chunks(self, entry: ArtifactFile, meter: ProgressMeter) -> AsyncIterator[bytes]:
         """What a backup file holds (decrypted), in chunks, advancing ``meter``: it is read
         only as a regular file directly in the backup directory, never through a link."""
         return self.keyring.chunks(self.directory, entry, meter)
+
+
+@asynccontextmanager
+async def _describing(
+    describe: Callable[[Readable], T],
+) -> AsyncIterator[tuple[ChunkPipe, asyncio.Future[T]]]:
+    """A pipe for a stream's bytes, and the future of what ``describe`` returns reading them
+    on a thread of its own; on any failure of the block the reader is stopped too."""
+    pipe = ChunkPipe()
+    # Its own thread: it lowers its priority, which an unprivileged thread cannot undo.
+    outcome = on_own_thread("lifeboat-describe", _read_through, describe, pipe)
+    try:
+        yield pipe, outcome
+    except BaseException:
+        pipe.close(RepositoryError("the stream ended early"))
+        await asyncio.gather(outcome, return_exceptions=True)
+        raise
 
 
 def password_line(source: str, path: Path | None) -> bytes:

@@ -8,10 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import signal
-import subprocess
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -242,26 +239,6 @@ async def test_without_credentials_s3_says_where_they_come_from(
     assert ran.rc == 1
     assert "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in ran.stderr
     assert "Traceback" not in ran.stderr
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs (root only): a remote disk that fills up."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    vault = tmp_path / "vault"
-    vault.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(vault)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:  # a container without the right to mount
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield vault
-    finally:
-        subprocess.run(["umount", str(vault)], check=True)
 
 
 async def test_a_full_remote_disk_is_said_and_leaves_nothing_half_written(

@@ -35,7 +35,10 @@ def notify_test(state: CliState, event: str | None) -> None:
             "no [notify] channel is configured; add one, e.g. [notify.oncall] urls = "
             '["json://hooks.example.com/lifeboat"] (see README, Alerts and metrics)'
         )
-    wanted = channels_for(config, event) if event else config.notify
+    try:
+        wanted = channels_for(config, event)
+    except (OSError, ValueError) as exc:  # a urls_file gone or changed since the config loaded
+        raise UsageError(f"notify: cannot read the channels' URLs: {exc}") from None
     if not wanted:
         raise UsageError(f"no channel wants {event}; add it to a channel's events")
     sent_as = event or "test"
@@ -45,10 +48,10 @@ def notify_test(state: CliState, event: str | None) -> None:
         f"sent by {config.operator} with `lifeboat notify test`; nothing is wrong",
         failure=False,
     )
-    problems = deliver_now(config, notice, every_channel=event is None)
+    problems = deliver_now(config, notice, wanted)
     for problem in problems:
         click.echo(problem, err=True)
-    count = sum(len(config.notify[name].all_urls()) for name in wanted)
+    count = sum(len(urls) for urls in wanted.values())
     click.echo(f"{count - len(problems)} of {count} URL(s) delivered ({', '.join(wanted)})")
     if problems:
         sys.exit(EXIT_UNDELIVERED)
