@@ -23,6 +23,12 @@ would run; ``pipeline_ratio`` is Lifeboat's rate over its rate), and the restore
 ``ssh HOST 'cat > FILE2' < out`` against ``lifeboat restore ID --apply`` of the same backup
 into the same file (the backup verified first, as every restore does; no safety backup).
 
+Why the ratio stops where it does: on loopback, sshd shares this machine's cores with the
+client, so the bench also prints the CPU-seconds the whole machine spent on each side
+(``/proc/stat``), what sha256 of the file costs on one core, and two ceilings: the ratio
+Lifeboat would reach if its measured work were spread perfectly over every core, and the one
+a client that only adds the sha256 to the baseline's work could reach, with no start-up.
+
 Run it as root or as a user allowed to start sshd (it needs ``/run/sshd``)::
 
     .venv/bin/python bench/ssh_throughput.py --size 1G
@@ -64,10 +70,45 @@ MB = 1_000_000
 
 
 @dataclass(frozen=True)
+class Timed:
+    seconds: float
+    busy: float  # CPU-seconds the whole machine spent meanwhile (sshd's share included)
+
+
+@dataclass(frozen=True)
 class LifeboatRun:
     seconds: float  # process start to exit
     engine_seconds: float  # first job event to the last one
     peak_rss: int  # bytes
+    busy: float  # as in Timed
+
+
+def busy_seconds() -> float:
+    """CPU-seconds all cores have spent busy since boot (``/proc/stat``: user, nice, system,
+    irq and softirq; not idle, iowait or time stolen by the hypervisor)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(field) for field in stat.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq = ticks[:7]
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def sha256_seconds(size: int) -> float:
+    """CPU-seconds this machine needs to sha256 ``size`` bytes on one core (from memory)."""
+    chunk = os.urandom(CHUNK)
+    digest = hashlib.sha256()
+    started = time.thread_time()
+    for _ in range(size // CHUNK):
+        digest.update(chunk)
+    return (time.thread_time() - started) * CHUNK * max(1, size // CHUNK) / size
+
+
+def hashing_ceiling(baseline: Timed, hash_seconds: float, cores: int) -> float:
+    """The best ratio any client that also hashes could reach against ``baseline``, counting
+    no start-up at all: the hash's CPU-seconds fit first into the cores the baseline left
+    idle; the rest lengthens the run, spread perfectly over every core."""
+    idle = max(0.0, cores * baseline.seconds - baseline.busy)
+    extra = max(0.0, hash_seconds - idle) / cores
+    return baseline.seconds / (baseline.seconds + extra)
 
 
 def make_file(path: Path, size: int) -> str:
@@ -92,16 +133,16 @@ def ssh_argv(server: SSHTestServer, *command: str) -> list[str]:
     ]  # fmt: skip
 
 
-def time_openssh(server: SSHTestServer, source: Path, out: Path) -> float:
-    """Seconds for ``ssh ... cat source > out``, connection setup included."""
+def time_openssh(server: SSHTestServer, source: Path, out: Path) -> Timed:
+    """``ssh ... cat source > out``, connection setup included."""
     argv = ssh_argv(server, "cat", str(source))
     with out.open("wb") as file:
-        started = time.perf_counter()
+        started, busy = time.perf_counter(), busy_seconds()
         subprocess.run(argv, stdout=file, stdin=subprocess.DEVNULL, check=True)
-        seconds = time.perf_counter() - started
+        timed = Timed(time.perf_counter() - started, busy_seconds() - busy)
     if out.stat().st_size != source.stat().st_size:
         raise RuntimeError(f"ssh wrote {out.stat().st_size} bytes, expected the whole file")
-    return seconds
+    return timed
 
 
 def write_config(
@@ -178,7 +219,7 @@ def time_lifeboat(config: Path, repo: Path, size: int, sha256: str) -> LifeboatR
         raise SystemExit(f"{lifeboat} not found: run this with the project venv's python")
     argv = [str(lifeboat), "--config", str(config), "backup", "create", "--json"]
     events: list[float] = []  # when each job event arrived
-    started = time.perf_counter()
+    started, busy = time.perf_counter(), busy_seconds()
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL) as process:
         assert process.stdout is not None
         for line in process.stdout:  # one JSON event per line, then the manifest (indented)
@@ -186,7 +227,7 @@ def time_lifeboat(config: Path, repo: Path, size: int, sha256: str) -> LifeboatR
                 events.append(time.perf_counter())
         # Reaped here rather than by Popen, for the child's own resource usage (peak RSS).
         _pid, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
+        seconds, busy = time.perf_counter() - started, busy_seconds() - busy
         process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise RuntimeError(f"lifeboat backup create exited with status {process.returncode}")
@@ -196,7 +237,7 @@ def time_lifeboat(config: Path, repo: Path, size: int, sha256: str) -> LifeboatR
     content = (entry.get("plain_bytes", entry["bytes"]), entry.get("plain_sha256", entry["sha256"]))
     if content != (size, sha256):
         raise RuntimeError(f"lifeboat's artifact does not match the file: {entry}")
-    return LifeboatRun(seconds, events[-1] - events[0], usage.ru_maxrss * 1024)
+    return LifeboatRun(seconds, events[-1] - events[0], usage.ru_maxrss * 1024, busy)
 
 
 def main() -> None:
@@ -229,7 +270,7 @@ def main() -> None:
             out.unlink()
             config = work / "lifeboat.toml"
             write_config(config, described, repo, source, transport=args.transport)
-            openssh: list[float] = []
+            openssh: list[Timed] = []
             pipeline: list[float] = []
             lifeboat: list[LifeboatRun] = []
             upload: list[float] = []
@@ -249,9 +290,11 @@ def main() -> None:
             server.stop()
 
     version = subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.strip()
-    best_ssh = min(openssh)
+    fastest = min(openssh, key=lambda run: run.seconds)
+    best_ssh = fastest.seconds
     best = min(lifeboat, key=lambda run: run.seconds)
     ssh_rate, lifeboat_rate = size / best_ssh / MB, size / best.seconds / MB
+    cores, hash_seconds = os.cpu_count() or 1, sha256_seconds(size)
     print(f"SSH throughput: {human(size)} of random bytes over 127.0.0.1, {CIPHER}")
     print(f"  Lifeboat's bulk_transport: {args.transport}")
     print(f"  {version}; best of {runs} run(s) per side; MB = 10^6 bytes")
@@ -277,6 +320,18 @@ def main() -> None:
         f"  restore: lifeboat restore --apply     {restore_rate:8.1f} MB/s  ({min(restore):.2f} s"
         " whole process: verify first, then the transfer)"
     )
+    print(f"  CPU, the whole machine ({cores} cores, sshd included):")
+    for name, seconds, busy in (
+        ("openssh ", best_ssh, fastest.busy),
+        ("lifeboat", best.seconds, best.busy),
+    ):
+        share = busy / seconds / cores
+        print(f"    {name} {busy:5.2f} CPU-s in {seconds:.2f} s: {share:4.0%} of the cores")
+    print(f"    sha256 of {human(size)}: {hash_seconds:.2f} CPU-s on one core")
+    work_ceiling = best_ssh / (best.busy / cores)
+    print(f"  ceilings: lifeboat's work spread perfectly over the cores: ratio {work_ceiling:.2f}")
+    hash_ceiling = hashing_ceiling(fastest, hash_seconds, cores)
+    print(f"            the baseline plus only the sha256, no start-up:  ratio {hash_ceiling:.2f}")
     print(f"pipeline_ratio={lifeboat_rate / pipeline_rate:.2f}")
     print(f"restore_ratio={restore_rate / upload_rate:.2f}")
     print(f"ratio={lifeboat_rate / ssh_rate:.2f}")
