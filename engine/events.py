@@ -59,11 +59,14 @@ class JobFinished:
 
 @dataclass(frozen=True)
 class CheckReported:
-    """One verdict of the restore validator, as it arrives."""
+    """One verdict of the restore validator, as it arrives. Checks run at once end in any
+    order; ``order`` is the place this one has in the validator's fixed order, the order
+    its final report lists them in (front ends insert by it, so the list never reshuffles)."""
 
     name: str
     status: str  # "ok", "warning", "fail"
     detail: str
+    order: tuple[int, int] = (0, 0)
 
 
 Event = JobStarted | StageChanged | Progress | LogLine | CheckReported | JobFinished

@@ -84,7 +84,9 @@ async def run_restore(
         repo,
         plan,
         locks,
-        lambda check: emit(CheckReported(check.name, check.status.value, check.detail)),
+        lambda check, order: emit(
+            CheckReported(check.name, check.status.value, check.detail, order)
+        ),
         emit,
         now or utc_now(),
     )

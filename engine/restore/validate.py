@@ -1,15 +1,19 @@
 """The restore validator: runs before every apply, changes nothing, reports every check.
 
 Each check is ok, warning or fail, and says what to do. They arrive through ``report`` as
-they finish (the console shows them live): what the plan lacks, each source's options, the
-checksums and structure of every artifact used (one read), each target host over SSH, each
-source's own read-only preflight (datastore answers, versions, free space, restore dir, CA),
-the per-target restore locks, and the backup's age against its tiers' RPO.
+they finish (the console shows them live), each with its place in this fixed order, the
+order of the list returned: the backup, what the plan lacks, each source's options, the
+encryption, the backup's age against its tiers' RPO and unfinished restores; the checksums
+and structure of every artifact used (one read); then each target host in turn, over SSH,
+with each source's own read-only preflight (datastore answers, versions, free space, restore
+dir, CA); last the per-target restore locks. The checksums and the hosts run at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -29,7 +33,30 @@ from engine.restore.scenario import age_warnings
 from engine.sources import source_from
 from engine.sources.base import Preflight
 
-Report = Callable[[Check], None]
+Report = Callable[[Check, tuple[int, int]], None]  # a check and its place in the order
+Add = Callable[[Check], None]
+
+
+class CheckOrder:
+    """The checks, kept in the validator's fixed order whatever order they end in. Each
+    group (up-front checks, checksums, one per host, locks) numbers its own checks."""
+
+    def __init__(self, report: Report) -> None:
+        self.checks: list[tuple[tuple[int, int], Check]] = []
+        self._report = report
+
+    def group(self, group: int) -> Add:
+        numbers = itertools.count()
+
+        def add(check: Check) -> None:
+            order = (group, next(numbers))
+            bisect.insort(self.checks, (order, check), key=lambda item: item[0])
+            self._report(check, order)
+
+        return add
+
+    def listed(self) -> list[Check]:
+        return [check for _order, check in self.checks]
 
 
 async def validate(
@@ -41,13 +68,10 @@ async def validate(
     emit: Emit,
     now: datetime,
 ) -> list[Check]:
-    """Run every check of ``plan``; returns them all (``report`` saw each as it came)."""
-    checks: list[Check] = []
-
-    def add(check: Check) -> None:
-        checks.append(check)
-        report(check)
-
+    """Run every check of ``plan``; returns them all, in order (``report`` saw each as it
+    came)."""
+    checks = CheckOrder(report)
+    add = checks.group(0)
     manifest = plan.manifest
     by = f" by {manifest.operator}" if manifest.operator else ""
     add(
@@ -75,15 +99,19 @@ async def validate(
     for check in _unfinished_checks(repo, plan):
         add(check)
     if not plan.steps:
-        return checks
+        return checks.listed()
     pool = ConnectionPool(dict(config.hosts))
     try:
         await asyncio.gather(
-            _checksums(repo, plan, keyring, add, emit),
-            *(_host_checks(pool, plan, host, config, repo, add) for host in plan.hosts),
+            _checksums(repo, plan, keyring, checks.group(1), emit),
+            *(
+                _host_checks(pool, plan, host, config, repo, checks.group(2 + number))
+                for number, host in enumerate(plan.hosts)
+            ),
         )
     finally:
         await pool.close()
+    add = checks.group(2 + len(plan.hosts))
     for host in plan.hosts:
         holder = await asyncio.to_thread(locks.holder, host)  # etcd may be behind a tunnel
         if holder is None:
@@ -95,11 +123,11 @@ async def validate(
                     f"another restore holds {host}: {holder}; wait for it to finish",
                 )
             )
-    return checks
+    return checks.listed()
 
 
 async def _checksums(
-    repo: Repository, plan: RestorePlan, keyring: Keyring, add: Report, emit: Emit
+    repo: Repository, plan: RestorePlan, keyring: Keyring, add: Add, emit: Emit
 ) -> None:
     names = tuple(step.source for step in plan.steps)
     meter = ProgressMeter("verify", emit, sum(step.artifact.size for step in plan.steps))
@@ -132,7 +160,7 @@ async def _host_checks(
     host_name: str,
     config: Config,
     repo: Repository,
-    add: Report,
+    add: Add,
 ) -> None:
     try:
         host = await pool.get(host_name)

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from engine.events import JobFinished, JobStarted, Progress, SourceFailed, StageChanged
+from engine.events import (
+    CheckReported,
+    JobFinished,
+    JobStarted,
+    Progress,
+    SourceFailed,
+    StageChanged,
+)
 from tui.console.jobs import JobBoard, SourceState, final_stage
 from tui.console.widgets.job_view import amount, bar_of, info_of
 
@@ -51,6 +58,19 @@ def test_a_done_restore_is_done_on_every_row() -> None:
     )
     stages = {name: state.stage for name, state in board.jobs["k"].sources.items()}
     assert stages == {"restore": "done", "db": "done"}
+
+
+def test_checks_take_their_place_in_the_fixed_order_as_they_come() -> None:
+    board = board_with(
+        "restore",
+        ("db",),
+        CheckReported("backup", "ok", "b", (0, 0)),
+        CheckReported("ssh h1", "ok", "up", (2, 0)),
+        CheckReported("checksums", "fail", "bad", (1, 0)),  # ended after the host's first
+        CheckReported("tools h1", "ok", "dd", (2, 1)),
+    )
+    names = [check.name for check in board.jobs["k"].checks]
+    assert names == ["backup", "checksums", "ssh h1", "tools h1"]
 
 
 def test_a_failed_restore_names_the_failed_step_and_skips_the_rest() -> None:

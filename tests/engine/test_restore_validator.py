@@ -29,10 +29,31 @@ from engine.repo.manifest import Manifest
 from engine.repo.repository import Repository
 from engine.restore.locks import RepositoryTargetLocks
 from engine.restore.run import RestoreRefusedError, RestoreReport, RestoreRequest, run_restore
+from engine.restore.validate import CheckOrder
 from engine.scaleout.coordination import Coordinator
 from engine.sources import RestoreOptions
 
 RAW = CodecOptions(document_class=RawBSONDocument)
+
+
+def test_checks_are_listed_in_the_fixed_order_whatever_order_they_end_in() -> None:
+    reported: list[tuple[str, tuple[int, int]]] = []
+    order = CheckOrder(lambda check, place: reported.append((check.name, place)))
+    up_front, checksums, host, locks = (order.group(n) for n in range(4))
+    up_front(Check.ok("backup", "b"))
+    host(Check.ok("ssh h1", "reachable"))  # the host answered before the checksums ended
+    host(Check.warning("disk h1", "tight"))
+    checksums(Check.ok("checksums", "good"))
+    locks(Check.ok("lock h1", "free"))
+    assert [check.name for check in order.listed()] == [
+        "backup", "checksums", "ssh h1", "disk h1", "lock h1",
+    ]  # fmt: skip
+    # Each was reported as it ended, with its place, so a live list can insert it there.
+    assert reported == [
+        ("backup", (0, 0)), ("ssh h1", (2, 0)), ("disk h1", (2, 1)), ("checksums", (1, 0)),
+        ("lock h1", (3, 0)),
+    ]  # fmt: skip
+
 
 # -- peers and their state ------------------------------------------------------------------
 
@@ -111,7 +132,8 @@ async def refused_apply(
         await run_restore(config, repo, full, events.emit)
     report = info.value.report
     # Every check was shown as it came, and the error lists exactly the failed ones.
-    reported = [(e.name, e.status, e.detail) for e in events.of_type(CheckReported)]
+    in_order = sorted(events.of_type(CheckReported), key=lambda e: e.order)
+    reported = [(e.name, e.status, e.detail) for e in in_order]
     assert reported == [(c.name, c.status.value, c.detail) for c in report.checks]
     for check in report.failed:
         assert f"{check.name}: {check.detail}" in str(info.value)
@@ -186,7 +208,13 @@ async def test_dry_run_of_every_kind_passes_every_check_and_changes_nothing(
     assert named(report, "checksums").detail.startswith("4 artifact(s)")
     assert named(report, "CA h1").detail.startswith(f"{ca} matches the backup")
     assert "is free" in named(report, "restore dir h1").detail
-    assert len(events.of_type(CheckReported)) == len(report.checks)
+    # The fixed order, whichever check ended first: the checksums and the host ran at once.
+    listed = [c.name for c in report.checks]
+    assert listed[:2] == ["backup", "checksums"]
+    assert listed[2] == "ssh h1"
+    assert listed[-1] == "lock h1"
+    in_order = sorted(events.of_type(CheckReported), key=lambda e: e.order)
+    assert [e.name for e in in_order] == listed
     assert [s.source for s in report.steps] == ["cfg", "mongo", "etcd", "notes"]
     assert not report.applied
     assert report.safety_backup is None

@@ -7,6 +7,7 @@ a signal when it changed.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -83,7 +84,7 @@ class JobState:
     job_id: str | None = None  # the engine's (a backup id), from JobStarted
     scope: tuple[str, ...] = ()  # the sources the job covers, from JobStarted
     sources: dict[str, SourceState] = field(default_factory=dict)
-    checks: list[CheckReported] = field(default_factory=list)  # a restore's validator
+    checks: list[CheckReported] = field(default_factory=list)  # a restore's, in fixed order
     finished: JobFinished | None = None
 
     @property
@@ -138,7 +139,7 @@ class JobBoard:
         elif isinstance(event, LogLine):
             self.note(event.source, event.level, event.text)
         elif isinstance(event, CheckReported):
-            job.checks.append(event)
+            bisect.insort(job.checks, event, key=lambda check: check.order)
             if event.status != "ok":
                 self.note("validator", "error" if event.status == "fail" else "warning",
                           f"{event.name}: {event.detail}")  # fmt: skip
