@@ -70,6 +70,29 @@ async def test_backup_started_from_the_dashboard_runs_to_completion(
         assert app.screen.query_one(BackupList).shown_ids() == [manifest.id]
 
 
+async def test_an_alert_that_was_not_delivered_is_shown_not_only_logged(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    secret = "tok3n-s3cr3t-value"
+    dead = f'[notify.ops]\nurls = ["json://127.0.0.1:1/{secret}"]\n'  # nothing listens on 1
+    failing = command_source("db", ["sh", "-c", "echo disk on fire >&2; exit 3"])
+    config = make_config(asyncssh_server, tmp_path / "repo", failing + TIERS + dead)
+    app = console(config, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await status_shown(pilot)
+        app.start_backup()
+        toasts = lambda: [n for n in app._notifications if n.title == "notification"]  # noqa: E731, SLF001
+        await pilot_until(pilot, lambda: bool(toasts()), "the undelivered alert's toast")
+        (toast,) = toasts()
+        assert toast.severity == "warning"
+        assert toast.message.startswith("notify.ops URL 1 (json://): not delivered")
+        assert secret not in toast.message
+        (job,) = app.board.jobs.values()
+        await pilot_until(pilot, lambda: job.finished is not None, "the job to finish")
+        assert job.finished is not None
+        assert not job.finished.ok  # the backup's own failure stands
+
+
 async def test_cancel_asks_first_and_leaves_nothing(
     asyncssh_server: SSHTestServer, tmp_path: Path
 ) -> None:

@@ -39,7 +39,8 @@ from engine import paths
 from engine.config.model import Config
 from engine.crypto.age import Identity
 from engine.errors import describe_error
-from engine.events import Emit, Event
+from engine.events import Emit, Event, LogLine
+from engine.notify import SOURCE as NOTIFY_SOURCE
 from engine.repo.content import NO_KEYS, Keyring
 from engine.repo.repository import Repository
 from themes import DEFAULT_THEME, THEMES, VARIABLE_DEFAULTS
@@ -197,6 +198,9 @@ class LifeboatApp(App[None]):
         def emit(event: Event) -> None:
             self.board.apply(key, event)
             self.jobs_changed.publish(key)
+            if isinstance(event, LogLine) and event.source == NOTIFY_SOURCE:
+                # An alert that did not go out: whoever counts on it being sent must know.
+                self.notify(event.text, title="notification", severity="warning", markup=False)
 
         self.run_worker(job(emit), name=key, group="jobs", exit_on_error=False)
         self.jobs_changed.publish(key)
