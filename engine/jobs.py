@@ -14,6 +14,7 @@ warning log line, never a failed job.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,6 +142,7 @@ async def _backup(
             async with limit:
                 source = make_source(config, name)
                 emit(StageChanged(name, "connecting"))
+                started = time.monotonic()
                 try:
                     host = await pool.get(config.sources[name].host)
                     ctx = SourceContext(name, host, staging, emit, recipients=recipients)
@@ -150,7 +152,7 @@ async def _backup(
                     emit(LogLine(name, "error", describe_error(exc)))
                     raise
                 emit(StageChanged(name, "done"))
-                return artifact
+                return _timed(artifact, time.monotonic() - started)
 
         try:
             results = await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
@@ -185,6 +187,12 @@ async def _backup(
         repo.commit(staging, manifest)
     emit(JobFinished(backup_id, ok=True, manifest_id=backup_id))
     return manifest
+
+
+def _timed(artifact: Artifact, seconds: float) -> Artifact:
+    """``artifact`` with how long its source took (sources run side by side: the backup's
+    own duration says little of each)."""
+    return artifact.model_copy(update={"meta": {**artifact.meta, "seconds": round(seconds, 3)}})
 
 
 def encrypted_to(recipients: tuple[Recipient, ...]) -> dict[str, Any]:

@@ -76,7 +76,8 @@ def families(report: StatusReport, sources: Mapping[str, SourceLast]) -> list[Fa
     )
     source_seconds = Family(
         "lifeboat_source_last_backup_duration_seconds",
-        "How long the newest backup holding the source took, start to commit.",
+        "How long the source took in its newest backup, connect to last byte (a backup that"
+        " recorded no time per source: the whole backup, start to commit).",
     )
     source_time = Family(
         "lifeboat_source_last_backup_timestamp_seconds",

@@ -274,8 +274,8 @@ async def shared_locks(config: Config, repo: Repository) -> list[LockLine]:
     return [LockLine(info.kind, info.name, info.describe()) for info in held]
 
 
-# A backup's trigger, (source, bytes) each, when it finished (epoch seconds), how long it took.
-Facts = tuple[str, tuple[tuple[str, int], ...], float, float]
+# A backup's trigger, (source, bytes, how long it took) each, when it finished (epoch seconds).
+Facts = tuple[str, tuple[tuple[str, int, float], ...], float]
 
 
 @dataclass(frozen=True)
@@ -289,9 +289,12 @@ class SourceLast:
 
 
 def _facts_of(manifest: Manifest) -> Facts:
-    sizes = tuple((sys.intern(a.source), a.size) for a in manifest.artifacts)
-    took = (manifest.finished_at - manifest.created_at).total_seconds()
-    return sys.intern(manifest.trigger), sizes, manifest.finished_at.timestamp(), took
+    took = (manifest.finished_at - manifest.created_at).total_seconds()  # before meta.seconds
+    sources = tuple(
+        (sys.intern(a.source), a.size, float(a.meta.get("seconds", took)))
+        for a in manifest.artifacts
+    )
+    return sys.intern(manifest.trigger), sources, manifest.finished_at.timestamp()
 
 
 class BackupFacts:
@@ -339,10 +342,10 @@ class BackupFacts:
             tiers = {name: set(tier.sources) for name, tier in config.tiers.items()}
             triggers = {trigger_of(name) for name in config.schedules}
             chosen: dict[str, Manifest | None] = {}
-            for backup_id, (trigger, sizes, _, _), manifest in self._walk(repo, problems):
+            for backup_id, (trigger, held, _), manifest in self._walk(repo, problems):
                 if not tiers and not triggers:
                     break
-                sources = {source for source, _ in sizes}
+                sources = {source for source, *_ in held}
                 covered = [name for name, needed in tiers.items() if needed <= sources]
                 if covered or trigger in triggers:
                     chosen[backup_id] = manifest
@@ -369,10 +372,10 @@ class BackupFacts:
         """The newest backup of each of ``sources`` that has one."""
         wanted = set(sources)
         found: dict[str, SourceLast] = {}
-        for backup_id, (_, sizes, finished, seconds), _ in self._walk(repo, []):
+        for backup_id, (_, sources, finished), _ in self._walk(repo, []):
             if wanted <= found.keys():
                 break
-            for source, size in sizes:
+            for source, size, seconds in sources:
                 if source in wanted and source not in found:
                     found[source] = SourceLast(backup_id, size, finished, seconds)
         return found

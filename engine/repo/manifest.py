@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeFloat,
     NonNegativeInt,
     TypeAdapter,
     ValidationError,
@@ -89,6 +90,7 @@ _META_KINDS: dict[str, Any] = {
     "owners": dict[str, list[str]],
     "dump_version": str,
     "archive_version": str,
+    "seconds": NonNegativeFloat,  # any kind: how long the source took, connect to last byte
 }
 _META: dict[str, TypeAdapter[Any]] = {
     key: TypeAdapter(kind, config=ConfigDict(strict=True)) for key, kind in _META_KINDS.items()

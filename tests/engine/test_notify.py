@@ -20,7 +20,7 @@ from engine.checklist.run import load_run
 from engine.checklist.session import ChecklistSession
 from engine.config.load import parse_config
 from engine.errors import ConfigError
-from engine.events import LogLine
+from engine.events import Event, LogLine, StageChanged
 from engine.jobs import BackupRequest, JobFailedError, run_backup
 from engine.metrics import render
 from engine.notify import Notice, deliver, redact
@@ -222,6 +222,33 @@ async def test_metrics_follow_prometheus_conventions(
     for name in metrics:
         assert name.startswith("lifeboat_")
     assert "lifeboat_tier_last_drill_passed" not in metrics  # never drilled: no made-up value
+
+
+async def test_each_source_records_how_long_it_took_itself(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"  # the slow source ends only once the fast one is done
+    slow = ["sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.05; done; echo slow"]
+    sources = command_source("a_slow", slow) + command_source("b_fast", ["echo", "fast"])
+    config = make_config(asyncssh_server, tmp_path / "repo", sources)
+    repo = Repository.open(config.repository.path)
+    log = EventLog()
+
+    def emit(event: Event) -> None:
+        log.emit(event)
+        if event == StageChanged("b_fast", "done"):
+            gate.touch()
+
+    manifest = await run_backup(config, repo, BackupRequest(), emit)
+    seconds = {artifact.source: artifact.meta["seconds"] for artifact in manifest.artifacts}
+    assert seconds["a_slow"] > seconds["b_fast"]  # it started first and ended after
+    assert Repository.open(repo.path).load(manifest.id).artifacts == manifest.artifacts
+    facts = BackupFacts()
+    newest = facts.newest(repo, config.sources)
+    assert {name: last.seconds for name, last in newest.items()} == seconds
+    metrics = metrics_of(render(gather(config, repo, facts=facts), newest))
+    took = metrics["lifeboat_source_last_backup_duration_seconds"]
+    assert took == {(("source", name),): value for name, value in seconds.items()}
 
 
 async def test_an_applied_restore_is_told_with_its_safety_backup(

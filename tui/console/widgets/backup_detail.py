@@ -8,7 +8,7 @@ shows exactly what is on disk; a running verify adds a progress line above it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -30,7 +30,7 @@ from tui.format import age, human_size
 SHORT_SHA = 12
 SHOWN_META = {
     "namespaces", "server_version", "revision", "key_count", "member_id", "db_size",
-    "databases", "expiring", "rdb_version", "tables", "owners",
+    "databases", "expiring", "rdb_version", "tables", "owners", "seconds",
 }  # fmt: skip
 
 
@@ -87,6 +87,8 @@ def _source_facts(artifact: Artifact) -> str:
         counted = [n for db in tables.values() for n in db.values() if isinstance(n, int)]
         every = sum(len(db) for db in tables.values())
         facts.append(f"{every} table(s), {sum(counted):,} rows in {len(tables)} database(s)")
+    if isinstance(seconds := meta.get("seconds"), int | float):
+        facts.append(f"took {format_duration(timedelta(seconds=seconds))}")
     return " · ".join(facts)
 
 
