@@ -372,10 +372,10 @@ class BackupFacts:
         """The newest backup of each of ``sources`` that has one."""
         wanted = set(sources)
         found: dict[str, SourceLast] = {}
-        for backup_id, (_, sources, finished), _ in self._walk(repo, []):
+        for backup_id, (_, held, finished), _ in self._walk(repo, []):
             if wanted <= found.keys():
                 break
-            for source, size, seconds in sources:
+            for source, size, seconds in held:
                 if source in wanted and source not in found:
                     found[source] = SourceLast(backup_id, size, finished, seconds)
         return found
