@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.config.model import Config, TierConfig
 from engine.drill import history
@@ -34,6 +34,9 @@ from engine.repo.repository import Repository, VerifyRecord
 from engine.restore import journal
 from engine.restore.journal import RestoreRecord
 from engine.schedule.status import ScheduleStatus, schedule_statuses, trigger_of
+
+if TYPE_CHECKING:
+    from engine.scaleout.coordination import Coordinator
 
 WARNING_FRACTION = 0.8
 
@@ -270,8 +273,12 @@ async def shared_locks(config: Config, repo: Repository) -> list[LockLine]:
     from engine.scaleout.coordination import open_coordinator
 
     async with open_coordinator(config, repo) as coordinator:
-        held = await asyncio.to_thread(coordinator.holders) if coordinator else []
-    return [LockLine(info.kind, info.name, info.describe()) for info in held]
+        return await asyncio.to_thread(lock_lines, coordinator) if coordinator else []
+
+
+def lock_lines(coordinator: Coordinator) -> list[LockLine]:
+    """The locks held in etcd now, as status lines (blocking: etcd answers on a thread)."""
+    return [LockLine(info.kind, info.name, info.describe()) for info in coordinator.holders()]
 
 
 # A backup's trigger, (source, bytes, how long it took) each, when it finished (epoch seconds).

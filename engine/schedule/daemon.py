@@ -36,7 +36,7 @@ from engine.repo.manifest import Manifest, iso_z, utc_now
 from engine.repo.repository import Repository
 from engine.schedule.status import ScheduleState, read_state, trigger_of, write_state
 from engine.schedule.ticks import Claim, ClaimTick
-from engine.status import BackupFacts, SourceLast, StatusReport, gather
+from engine.status import BackupFacts, LockLine, SourceLast, StatusReport, gather
 
 Log = Callable[..., None]
 MAX_SLEEP = 30.0  # seconds: wake up now and then, in case the clock jumped
@@ -68,9 +68,11 @@ class Scheduler:
         log: Log,
         instance: str,
         clock: Callable[[], datetime] = utc_now,
+        shared_locks: Callable[[], list[LockLine]] | None = None,
     ) -> None:
         self.config, self.repo, self.claim, self.log = config, repo, claim, log
         self.instance, self.clock = instance, clock
+        self.shared_locks = shared_locks  # the locks held in etcd, with [coordination]
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[str | None]] = []
         self._backups = asyncio.Lock()  # one backup at a time: they share the repository lock
@@ -233,8 +235,9 @@ class Scheduler:
         """Gather the status once: rewrite the metrics textfile, and tell the channels of each
         problem that began since the last look. A failure is logged; the scheduler goes on."""
         async with self._looking:
+            shared = await self._read_shared_locks()
             try:
-                report, sources = await asyncio.to_thread(self._gather)
+                report, sources = await asyncio.to_thread(self._gather, shared)
             except (LifeboatError, OSError) as exc:
                 self.log("status.failed", level="error", error=describe_error(exc))
                 return
@@ -246,8 +249,21 @@ class Scheduler:
                     self.log("metrics.failed", level="error", path=str(textfile), error=str(exc))
             await self._alert(report)
 
-    def _gather(self) -> tuple[StatusReport, dict[str, SourceLast]]:
-        report = gather(self.config, self.repo, self.clock(), facts=self._facts)
+    async def _read_shared_locks(self) -> list[LockLine]:
+        """The etcd locks, or none when etcd does not answer (logged): the rest of the
+        status still counts."""
+        if self.shared_locks is None:
+            return []
+        try:
+            return await asyncio.to_thread(self.shared_locks)
+        except LifeboatError as exc:
+            self.log("locks.failed", level="error", error=describe_error(exc))
+            return []
+
+    def _gather(self, shared: list[LockLine]) -> tuple[StatusReport, dict[str, SourceLast]]:
+        report = gather(
+            self.config, self.repo, self.clock(), shared_locks=shared, facts=self._facts
+        )
         return report, self._facts.newest(self.repo, self.config.sources)
 
     async def _alert(self, report: StatusReport) -> None:

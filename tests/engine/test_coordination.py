@@ -13,11 +13,13 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
 from etcd_server import EtcdServer
-from helpers import config_text
+from helpers import Log, config_text
+from prometheus_client.parser import text_string_to_metric_families
 from sshd import SSHTestServer, free_port
 from timing import DEADLINE, ETCD_CLIENT_TIMEOUT, LEASE_TTL, eventually
 
@@ -32,6 +34,8 @@ from engine.scaleout.coordination import (
     TickClaim,
     open_coordinator,
 )
+from engine.schedule.daemon import Scheduler
+from engine.status import LockLine, lock_lines
 
 REPO = "repo-1"
 T0 = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
@@ -153,6 +157,45 @@ def test_holders_lists_live_claims_and_restore_locks(
     assert [lock.instance for lock in watcher.holders()] == ["scheduler-a"]
     claim.finish()
     assert watcher.holders() == []  # the done marker is not a lock
+
+
+async def test_the_scheduler_watch_counts_the_locks_held_in_etcd(
+    coordinators: Callable[..., Coordinator], tmp_path: Path
+) -> None:
+    textfile = tmp_path / "lifeboat.prom"
+    config = parse_config(
+        f'operator = "tester"\n[repository]\npath = "{tmp_path / "repo"}"\n'
+        f'[metrics]\ntextfile = "{textfile}"\n'
+    )
+    repo = Repository.open(config.repository.path)
+    scheduler, console = coordinators("scheduler-a"), coordinators("console-b")
+    log = Log()
+    daemon = Scheduler(
+        config, repo, scheduler.claim_tick, log, "a", shared_locks=partial(lock_lines, scheduler)
+    )
+    with console.target_locks().hold("db1", "alice"):
+        await daemon.look()
+    assert held_metrics(textfile)[(("kind", "restore"),)] == 1  # a console's restore, in etcd
+    await daemon.look()
+    assert held_metrics(textfile)[(("kind", "restore"),)] == 0
+
+    def etcd_away() -> list[LockLine]:
+        raise CoordinationError("etcd at 127.0.0.1:1 does not answer")
+
+    daemon.shared_locks = etcd_away
+    await daemon.look()  # the rest of the status still counts, and the failure is said
+    assert held_metrics(textfile)[(("kind", "repository"),)] == 0
+    (failed,) = log.events("locks.failed")
+    assert "does not answer" in failed["error"]
+
+
+def held_metrics(textfile: Path) -> dict[tuple[tuple[str, str], ...], float]:
+    held = next(
+        f
+        for f in text_string_to_metric_families(textfile.read_text())
+        if f.name == "lifeboat_locks_held"
+    )
+    return {tuple(sorted(sample.labels.items())): sample.value for sample in held.samples}
 
 
 def test_restore_target_locks_refuse_a_second_holder(

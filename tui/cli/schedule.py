@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any, TextIO
 
 import click
@@ -23,7 +24,7 @@ from engine.repo.manifest import iso_z, utc_now
 from engine.repo.repository import Repository
 from engine.schedule.status import NEXT_RUNS, ScheduleStatus, schedule_statuses
 from engine.schedule.ticks import local_claimer
-from engine.status import schedule_dict
+from engine.status import lock_lines, schedule_dict
 from tui.cli.common import CliState, pass_state, print_json, run_async
 from tui.format import age
 
@@ -106,7 +107,10 @@ async def _run(config: Config, repo: Repository, cancel_on_stop: bool) -> None:
         coordination = config.coordination
         instance = (coordination.instance if coordination else None) or default_instance()
         claim = coordinator.claim_tick if coordinator else local_claimer(repo, config.operator)
-        daemon = Scheduler(config, repo, claim, json_log(instance, sys.stdout), instance)
+        shared = partial(lock_lines, coordinator) if coordinator else None
+        daemon = Scheduler(
+            config, repo, claim, json_log(instance, sys.stdout), instance, shared_locks=shared
+        )
         signals = 0
 
         def on_signal() -> None:
