@@ -11,13 +11,15 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from engine.crypto.age import AgeError, Decryptor, Identity, NoIdentityError
 from engine.errors import LifeboatError
-from engine.mongo_archive.stream import Readable
 from engine.repo.confined import open_confined
 from engine.repo.manifest import ArtifactFile, Manifest
+
+if TYPE_CHECKING:
+    from engine.mongo_archive.stream import Readable
 
 READ_CHUNK = 1024 * 1024
 # Ciphertext bytes per decryption step. Buffers this size are recycled by the allocator; with

@@ -12,14 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from engine.config.model import Config
 from engine.durations import format_duration
 from engine.errors import UsageError
 from engine.repo.manifest import Manifest
 from engine.repo.repository import Repository, VerifyRecord
-from engine.restore.tree import OutcomeNode, Walk
+
+if TYPE_CHECKING:
+    from engine.restore.tree import Walk
 
 SAFETY_TRIGGER = "pre-restore"
 DRILL_TRIGGER = "drill"  # engine/drill/run.py's backups
@@ -74,6 +76,8 @@ class DefaultBackup(Generic[B]):
 
 def recommend(config: Config, walk: Walk) -> Recommendation:
     """The plan an outcome stands for; ``UsageError`` when no configured source fits it."""
+    from engine.restore.tree import OutcomeNode  # its models are built when a tree is read
+
     outcome = walk.ending
     if not isinstance(outcome, OutcomeNode):
         raise UsageError("this answer ends in advice, not a restore")
