@@ -3,9 +3,11 @@ what it may. (The static import contracts are in pyproject.toml, checked by ``ma
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +55,38 @@ def test_the_console_does_load_textual() -> None:
     """The check above can fail: importing the console does bring Textual in."""
     report = imported_in_fresh_interpreter("tui.console")
     assert "textual" in report["top_level"]
+
+
+FIRST_PAINT = """
+import asyncio, pathlib, sys
+from engine.config.load import load_config
+from tui.console.app import make_app
+async def main():
+    app = make_app(load_config(pathlib.Path(sys.argv[1])), settings=pathlib.Path(sys.argv[2]))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+asyncio.run(main())
+print(sorted(sys.modules))
+"""
+
+
+def test_the_console_paints_without_what_only_jobs_need(tmp_path: Path) -> None:
+    """Every module costs start-up time: the dashboard's first paint loads neither SSH, etcd,
+    the Mongo archive reader nor the decision trees' models (jobs and the wizard load them)."""
+    config = tmp_path / "lifeboat.toml"
+    config.write_text(
+        f'operator = "o"\n[repository]\npath = "{tmp_path / "repo"}"\n'
+        '[hosts.h1]\naddress = "127.0.0.1"\n'
+        '[sources.db]\nkind = "command"\nhost = "h1"\nbackup = ["true"]\n'
+        '[tiers.gold]\nrpo = "1h"\nrto = "15m"\nsources = ["db"]\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", FIRST_PAINT, str(config), str(tmp_path / "s.json")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    loaded = set(ast.literal_eval(done.stdout.strip().splitlines()[-1]))
+    assert "tui.console.screens.dashboard" in loaded  # it did paint the dashboard
+    unwanted = {"asyncssh", "etcd3", "engine.mongo_archive", "engine.restore.tree"}
+    assert unwanted & loaded == set()
