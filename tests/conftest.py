@@ -46,19 +46,35 @@ async def asyncssh_server(ssh_keys: SandboxKeys, tmp_path: Path) -> AsyncIterato
         yield server
 
 
-@pytest.fixture
-def openssh_server(
-    ssh_keys: SandboxKeys, tmp_path_factory: pytest.TempPathFactory
+def running_sshd(
+    keys: SandboxKeys, directory: Path, extra_config: tuple[str, ...] = ()
 ) -> Iterator[SSHTestServer]:
-    """The system OpenSSH sshd on 127.0.0.1 and a random port."""
     if not SSHD.exists():
         pytest.fail(f"{SSHD} is missing: run `make test`, which installs openssh-server")
-    server = OpenSSHServer(ssh_keys, tmp_path_factory.mktemp("sshd"))
+    server = OpenSSHServer(keys, directory, extra_config)
     server.start()
     try:
         yield server.describe(getpass.getuser())
     finally:
         server.stop()
+
+
+@pytest.fixture
+def openssh_server(
+    ssh_keys: SandboxKeys, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SSHTestServer]:
+    """The system OpenSSH sshd on 127.0.0.1 and a random port."""
+    yield from running_sshd(ssh_keys, tmp_path_factory.mktemp("sshd"))
+
+
+@pytest.fixture
+def sftp_only_server(
+    ssh_keys: SandboxKeys, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SSHTestServer]:
+    """The system sshd as a storage box: every session is its SFTP server, no command runs."""
+    yield from running_sshd(
+        ssh_keys, tmp_path_factory.mktemp("sshd-sftp"), ("ForceCommand internal-sftp",)
+    )
 
 
 @pytest.fixture(params=["asyncssh", "openssh"], ids=["asyncssh", "openssh"])

@@ -52,13 +52,21 @@ async def copy_backups(
         try:
             outcome = await _copy_one(repo, remote, manifest, emit)
         except BaseException as exc:
+            _tell(remote, emit)
             emit(LogLine(STAGE, "error", f"{backup_id} to {remote.name}: {exc}"))
             emit(JobFinished(backup_id, ok=False))
             raise
+        _tell(remote, emit)
         record_copy(repo, remote.name, manifest)
         emit(JobFinished(backup_id, ok=True))
         outcomes.append(outcome)
     return outcomes
+
+
+def _tell(remote: Remote, emit: Emit) -> None:
+    """What the remote found out about itself on the way, each said once."""
+    while remote.notices:
+        emit(LogLine(STAGE, "info", remote.notices.pop(0)))
 
 
 async def _copy_one(

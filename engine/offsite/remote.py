@@ -47,6 +47,7 @@ class Remote(ABC):
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.notices: list[str] = []  # how this remote is used, for the operator (said once)
 
     @property
     @abstractmethod

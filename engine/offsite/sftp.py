@@ -3,11 +3,16 @@
 A file is written as ``<name>.part`` (0600), checked on the host (its size, then its sha256,
 computed where it lies rather than read back over the network) and only then renamed into
 place; a backup directory is 0700. The host key is verified as for every host.
+
+A host that runs no commands (``ForceCommand internal-sftp``, a storage box's restricted
+account) cannot hash there: its files are then read back over SFTP and hashed here, which
+costs a second transfer, and the copy says so once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import posixpath
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator
@@ -26,6 +31,7 @@ PART_MARK = ".part-"  # a file being written: ``<name>.part-<random>``, renamed 
 FULL_BELOW = 1024 * 1024  # free bytes under which a failed write is a full disk
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()  # what ``sha256sum /dev/null`` prints
 
 
 class SftpRemote(Remote):
@@ -35,6 +41,7 @@ class SftpRemote(Remote):
         self.host = host
         self.root = str(config.path)
         self._sftp: asyncssh.SFTPClient | None = None
+        self._hashes_there: bool | None = None  # whether the host runs sha256sum for us
 
     @property
     def where(self) -> str:
@@ -87,7 +94,7 @@ class SftpRemote(Remote):
             raise self._failed(f"cannot look at {path}", exc) from None
         if attrs.size != size or attrs.type != asyncssh.FILEXFER_TYPE_REGULAR:
             return False
-        return await file_sha256(self.host, path) == sha256
+        return await self._sha256(path) == sha256
 
     async def put(self, key: str, chunks: AsyncIterable[bytes], size: int, sha256: str) -> None:
         path = self._path(key)
@@ -108,7 +115,7 @@ class SftpRemote(Remote):
                     f"remote {self.name}: {part} holds {written} bytes after the copy, not "
                     f"{size}: the copy was cut short; run it again"
                 )
-            found = await file_sha256(self.host, part)
+            found = await self._sha256(part)
             if found != sha256:
                 raise RemoteError(
                     f"remote {self.name}: {part} does not read back as what was sent (sha256 "
@@ -145,6 +152,35 @@ class SftpRemote(Remote):
         except asyncssh.SFTPError as exc:
             raise self._failed(f"cannot remove {directory}", exc) from None
 
+    async def _sha256(self, path: str) -> str | None:
+        """The sha256 of the file at ``path``: computed on the host when it runs commands,
+        else read back over SFTP; None when it cannot be read."""
+        if self._hashes_there is None:
+            self._hashes_there = await self._host_hashes()
+            if not self._hashes_there:
+                self.notices.append(
+                    f"remote {self.name}: {self.host.name} runs no commands (SFTP only), so "
+                    "each file sent is read back over SFTP to check its sha256"
+                )
+        if self._hashes_there:
+            return await file_sha256(self.host, path)
+        digest = hashlib.sha256()
+        try:
+            async with self.sftp.open(path, "rb", encoding=None) as file:
+                while chunk := await file.read(READ_BLOCK):
+                    digest.update(cast(bytes, chunk))
+        except asyncssh.SFTPError:
+            return None
+        return digest.hexdigest()
+
+    async def _host_hashes(self) -> bool:
+        """Whether the host runs ``sha256sum`` (an SFTP-only account runs nothing, or
+        answers every command with its SFTP server)."""
+        try:
+            return await file_sha256(self.host, "/dev/null") == EMPTY_SHA256
+        except LifeboatError:
+            return False
+
     async def _make_dirs(self, directory: str) -> None:
         try:
             await self.sftp.makedirs(
@@ -164,10 +200,7 @@ class SftpRemote(Remote):
     async def _write_failed(self, part: str, size: int, exc: Exception) -> RemoteError:
         """Why writing failed: SFTP servers report a full disk as a bare "Failure", so the
         free space is looked at before the part file is removed."""
-        try:
-            free = (await probe_path(self.host, posixpath.dirname(part))).free_bytes
-        except LifeboatError:
-            free = None
+        free = await self._free_bytes(posixpath.dirname(part))
         if free is not None and free < FULL_BELOW:
             return RemoteError(
                 f"remote {self.name} ({self.where}): the disk is full ({free} bytes free while "
@@ -175,6 +208,17 @@ class SftpRemote(Remote):
                 f"(`lifeboat backup prune --remote {self.name}`), then copy again"
             )
         return self._failed(f"cannot write {part}", exc)
+
+    async def _free_bytes(self, directory: str) -> int | None:
+        """Free bytes where ``directory`` lies: asked over SFTP (OpenSSH's statvfs extension,
+        which an SFTP-only host answers too), else of ``df`` there; None when neither can."""
+        with contextlib.suppress(asyncssh.SFTPError):
+            space = await self.sftp.statvfs(directory)
+            return int(space.bavail * space.frsize)
+        try:
+            return (await probe_path(self.host, directory)).free_bytes
+        except LifeboatError:
+            return None
 
     async def _remove_quietly(self, path: str) -> None:
         # gone already, or the connection is: the next copy starts this file again

@@ -16,14 +16,14 @@ import boto3
 import pytest
 from checklists import checklists_toml, item, write_checklist
 from cli_run import LIFEBOAT, lifeboat, write_config
-from helpers import EventLog, Log, command_source, config_text
+from helpers import EventLog, Log, command_source, config_text, host_toml
 from s3_server import BUCKET, S3Server, s3_remote_toml
 from sshd import SSHTestServer
 from timing import DEADLINE, until
 
 from engine.config.load import parse_config
 from engine.config.model import Config
-from engine.events import Progress
+from engine.events import LogLine, Progress
 from engine.jobs import BackupRequest, run_backup
 from engine.offsite.connect import connected
 from engine.offsite.copy import run_copy
@@ -245,6 +245,54 @@ async def test_a_full_remote_disk_is_said_and_leaves_nothing_half_written(
     openssh_server: SSHTestServer, small_disk: Path, tmp_path: Path
 ) -> None:
     config = make(openssh_server, tmp_path, sftp_remote_toml(small_disk))
+    repo = Repository.open(config.repository.path)
+    manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
+    with pytest.raises(RemoteError, match="the disk is full") as full:
+        await run_copy(config, repo, "offsite", [manifest.id], EventLog().emit)
+    assert "free space there or prune its copies" in str(full.value)
+    assert [p.name for p in small_disk.rglob("*") if p.is_file()] == []
+
+
+def storage_box(server: SSHTestServer, directory: Path) -> str:
+    """An SFTP remote on ``server`` (SFTP only: it runs no commands) as host ``box``."""
+    return host_toml(server, "box") + sftp_remote_toml(directory).replace('"h1"', '"box"')
+
+
+async def test_a_host_that_only_speaks_sftp_gets_copies_checked_by_reading_back(
+    openssh_server: SSHTestServer, sftp_only_server: SSHTestServer, tmp_path: Path
+) -> None:
+    vault = tmp_path / "vault"
+    config = make(openssh_server, tmp_path, storage_box(sftp_only_server, vault))
+    repo = Repository.open(config.repository.path)
+    manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
+    log = EventLog()
+    (outcome,) = await run_copy(config, repo, "offsite", [manifest.id], log.emit)
+    assert outcome.sent == ["db.out"]
+    said = [e.text for e in log.of_type(LogLine) if "runs no commands" in e.text]
+    assert said == [
+        "remote offsite: box runs no commands (SFTP only), so each file sent is read back "
+        "over SFTP to check its sha256"
+    ]
+    stored = vault / backup_key(manifest.id, "db.out")
+    assert stored.read_bytes() == DUMP
+
+    # Damage there is found by reading back too: the file is sent again.
+    flipped = bytearray(DUMP)
+    flipped[999] ^= 1
+    stored.write_bytes(bytes(flipped))
+    (vault / backup_key(manifest.id)).unlink()
+    (again,) = await run_copy(config, repo, "offsite", [manifest.id], EventLog().emit)
+    assert (again.sent, again.kept) == (["db.out"], [])
+    assert stored.read_bytes() == DUMP
+
+
+async def test_a_full_disk_on_an_sftp_only_host_is_said(
+    openssh_server: SSHTestServer,
+    sftp_only_server: SSHTestServer,
+    small_disk: Path,
+    tmp_path: Path,
+) -> None:
+    config = make(openssh_server, tmp_path, storage_box(sftp_only_server, small_disk))
     repo = Repository.open(config.repository.path)
     manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
     with pytest.raises(RemoteError, match="the disk is full") as full:

@@ -125,9 +125,12 @@ class OpenSSHServer:
 
     address = "127.0.0.1"
 
-    def __init__(self, keys: SandboxKeys, directory: Path) -> None:
+    def __init__(
+        self, keys: SandboxKeys, directory: Path, extra_config: tuple[str, ...] = ()
+    ) -> None:
         self.keys = keys
         self.directory = directory
+        self.extra_config = extra_config  # more sshd_config lines ("ForceCommand ...")
         self.config = directory / "sshd_config"
         self.log = directory / "sshd.log"
         self.known_hosts = directory / "known_hosts"
@@ -157,6 +160,7 @@ class OpenSSHServer:
                     "MaxStartups 100",
                     "MaxSessions 100",
                     "LogLevel VERBOSE",
+                    *self.extra_config,
                     "",
                 ]
             )
