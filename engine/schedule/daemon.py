@@ -79,6 +79,10 @@ class Scheduler:
         self._looking = asyncio.Lock()  # one look at the status at a time (its facts are shared)
         self._facts = BackupFacts()
         self._alerted: set[tuple[str, str]] = set()  # (event, subject) of problems told
+        # Set once every enabled schedule has its state file (or failed): before that, the
+        # status counts a schedule no scheduler has seen as overdue.
+        self.registered = asyncio.Event()
+        self._unregistered: set[str] = set()
 
     async def run(self) -> None:
         """Run every enabled schedule until :meth:`stop`. A schedule whose loop fails is
@@ -86,6 +90,9 @@ class Scheduler:
         ``SchedulerError`` naming the schedules that failed (so the daemon exits non-zero)."""
         enabled = {n: s for n, s in self.config.schedules.items() if s.enabled}
         self.log("started", schedules=sorted(enabled), pid=os.getpid())
+        self._unregistered = set(enabled)
+        if not enabled:
+            self.registered.set()
         self._tasks = [asyncio.create_task(self._guarded(n, s)) for n, s in enabled.items()]
         watching = asyncio.create_task(self._watch()) if self._watches() else None
         results = await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -121,7 +128,14 @@ class Scheduler:
             error = describe_error(exc)
             self.log("schedule.failed", level="error", schedule=name, error=error)
             return error
+        finally:
+            self._registered(name)
         return None
+
+    def _registered(self, name: str) -> None:
+        self._unregistered.discard(name)
+        if not self._unregistered:
+            self.registered.set()
 
     async def _loop(self, name: str, schedule: ScheduleConfig) -> None:
         cron, zone = schedule.parsed, schedule.zone
@@ -151,6 +165,8 @@ class Scheduler:
         state = await asyncio.to_thread(read_state, self.repo, name)
         if state is None:
             write_state(self.repo, name, ScheduleState(first_seen=iso_z(now)))
+        self._registered(name)
+        if state is None:
             return None
         missed = schedule.parsed.previous_run(now, schedule.zone)
         done = datetime.fromisoformat(state.last_fire) if state.last_fire else None

@@ -25,7 +25,7 @@ from engine.repo.manifest import iso_z
 from engine.repo.repository import Repository
 from engine.scaleout.coordination import CoordinationError
 from engine.schedule.daemon import Scheduler, SchedulerError
-from engine.schedule.status import ScheduleState, read_state, write_state
+from engine.schedule.status import ScheduleState, read_state, schedule_statuses, write_state
 from engine.schedule.ticks import local_claimer
 
 LIFEBOAT = str(Path(sys.executable).with_name("lifeboat"))
@@ -359,6 +359,27 @@ async def test_a_claim_that_fails_loses_that_tick_only(
         lost["reason"] == "cannot claim it: coordination: etcd request failed (deadline exceeded)"
     )
     assert log.events("backup.finished")[0]["fire"] > attempts[0]
+
+
+async def test_registered_says_when_the_status_stops_calling_the_schedules_overdue(
+    asyncssh_server: SSHTestServer, tmp_path: Path
+) -> None:
+    """A schedule no scheduler has seen is overdue (nothing runs it). ``registered`` is set
+    once every enabled schedule was seen, long before an hourly first tick: the demo opens
+    its console only then."""
+    repo = Repository.open(tmp_path / "repo")
+    config = parse_config(schedule_config(asyncssh_server, repo.path, "0 * * * *", ["echo"]))
+    (unseen,) = schedule_statuses(config, repo, [])
+    assert unseen.overdue
+    daemon = Scheduler(config, repo, local_claimer(repo, "tester"), Log(), "test")
+    task = asyncio.create_task(daemon.run())
+    try:
+        await asyncio.wait_for(daemon.registered.wait(), DEADLINE)
+        (seen,) = schedule_statuses(config, repo, [])
+        assert not seen.overdue
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, DEADLINE)
 
 
 async def test_a_schedule_that_fails_ends_alone_logged_at_once_and_the_run_fails(

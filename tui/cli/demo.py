@@ -140,6 +140,7 @@ async def _scheduler(config: Config, repo: Repository, log_path: Path) -> AsyncI
         )
         task = asyncio.create_task(daemon.run())
         try:
+            await daemon.registered.wait()  # else the first status calls its schedules overdue
             yield
         finally:
             daemon.stop(cancel=True)
