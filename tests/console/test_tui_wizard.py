@@ -100,7 +100,7 @@ async def test_selective_mongo_restore_from_the_dashboard(
 
         assert wizard.state.step is Step.BACKUP
         backups = wizard.query_one("#backup-list", BackupPicker)
-        assert backups.highlighted == 1  # the newest *verified* backup
+        assert backups.cursor == 1  # the newest *verified* backup
         listed = shown(wizard, "#backup-list").splitlines()
         assert len(listed) == 2
         assert listed[0].startswith(broken.id)
@@ -201,7 +201,7 @@ async def test_back_and_forward_keep_the_edits(tmp_path: Path) -> None:
 
         assert wizard.state.step is Step.BACKUP
         backups = wizard.query_one("#backup-list", BackupPicker)
-        assert backups.highlighted == 0  # nothing verified: the newest
+        assert backups.cursor == 0  # nothing verified: the newest
         await pilot.press("down", "enter")  # the older one instead
         assert wizard.state.step is Step.TARGET
         assert wizard.state.backup is not None

@@ -88,7 +88,8 @@ def _source_facts(artifact: Artifact) -> str:
         every = sum(len(db) for db in tables.values())
         facts.append(f"{every} table(s), {sum(counted):,} rows in {len(tables)} database(s)")
     if isinstance(seconds := meta.get("seconds"), int | float):
-        facts.append(f"took {format_duration(timedelta(seconds=seconds))}")
+        took = format_duration(timedelta(seconds=seconds)) if seconds >= 1 else "<1s"
+        facts.append(f"took {took}")
     return " · ".join(facts)
 
 

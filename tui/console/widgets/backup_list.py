@@ -16,16 +16,13 @@ from typing import ClassVar
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
-from textual import events
-from textual.binding import Binding, BindingType
-from textual.geometry import Size
 from textual.message import Message
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from engine.repo.repository import VerifyRecord
 from tui import format as fmt
 from tui.console.backup_index import BackupRow
+from tui.console.widgets.row_cursor import RowCursor
 from tui.format import age
 
 WIDE = 112  # from this width the absolute time and the verify age fit beside the rest
@@ -91,7 +88,7 @@ def verify_cell(record: VerifyRecord | None, *, wide: bool, now: datetime) -> tu
     return word, kind
 
 
-class BackupList(ScrollView, can_focus=True):
+class BackupList(RowCursor):
     """The backups, newest first, one line each, with a cursor; posts the highlighted id."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -120,14 +117,7 @@ class BackupList(ScrollView, can_focus=True):
         & > .backup-list--dim { color: $text-muted; }
     }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up,k", "cursor(-1)", "Up", show=False),
-        Binding("down,j", "cursor(1)", "Down", show=False),
-        Binding("pageup", "page(-1)", "Page up", show=False),
-        Binding("pagedown", "page(1)", "Page down", show=False),
-        Binding("home", "jump(0)", "First", show=False),
-        Binding("end", "jump(-1)", "Last", show=False),
-    ]
+    HEADER_LINES = 1
 
     class Highlighted(Message):
         """The backup under the cursor changed (None: the list shows nothing)."""
@@ -146,7 +136,6 @@ class BackupList(ScrollView, can_focus=True):
         self._shown: list[BackupRow] = []  # those the filter lets through
         self._query = ""
         self._results: dict[str, list[BackupRow]] = {}  # query -> rows, for these rows
-        self._cursor = 0
         self._posted: str | None = None
         self.verifications: Mapping[str, VerifyRecord] = {}
         self.empty_text = "loading backups…"
@@ -170,7 +159,7 @@ class BackupList(ScrollView, can_focus=True):
 
     @property
     def highlighted(self) -> str | None:
-        return self._shown[self._cursor].id if self._shown else None
+        return self._shown[self.cursor].id if self._shown else None
 
     def set_rows(self, rows: list[BackupRow]) -> None:
         """Show ``rows`` (newest first) through the current filter; the cursor stays put."""
@@ -206,48 +195,20 @@ class BackupList(ScrollView, can_focus=True):
         """Move the cursor to ``backup_id`` if the list shows it."""
         for index, row in enumerate(self._shown):
             if row.id == backup_id:
-                self._move(index)
+                self.move_cursor(index)
                 return True
         return False
 
     def _apply(self, keep: str | None) -> None:
         self._shown = self._matching()
-        self.virtual_size = Size(0, len(self._shown) + 1)
+        self.set_row_count(len(self._shown))
         index = next((i for i, row in enumerate(self._shown) if row.id == keep), None)
-        self._move(index if index is not None else min(self._cursor, len(self._shown) - 1))
-        self.refresh()
+        self.move_cursor(index if index is not None else self.cursor)
 
-    # -- cursor --------------------------------------------------------------------------
-
-    @property
-    def _body_height(self) -> int:
-        return max(1, self.scrollable_content_region.height - 1)  # minus the header line
-
-    def _move(self, index: int) -> None:
-        self._cursor = max(0, min(index, len(self._shown) - 1))
-        top = round(self.scroll_y)
-        if self._cursor < top:
-            self.scroll_to(y=self._cursor, animate=False)
-        elif self._cursor >= top + self._body_height:
-            self.scroll_to(y=self._cursor - self._body_height + 1, animate=False)
-        self.refresh()
+    def cursor_moved(self) -> None:
         if self.highlighted != self._posted:
             self._posted = self.highlighted
             self.post_message(self.Highlighted(self, self._posted))
-
-    def action_cursor(self, step: int) -> None:
-        self._move(self._cursor + step)
-
-    def action_page(self, pages: int) -> None:
-        self._move(self._cursor + pages * max(1, self._body_height - 1))
-
-    def action_jump(self, index: int) -> None:
-        self._move(index if index >= 0 else len(self._shown) - 1)
-
-    def on_click(self, event: events.Click) -> None:
-        offset = event.get_content_offset(self)
-        if offset is not None and offset.y >= 1:
-            self._move(round(self.scroll_y) + offset.y - 1)
 
     # -- painting ------------------------------------------------------------------------
 
@@ -259,13 +220,13 @@ class BackupList(ScrollView, can_focus=True):
             header = self.get_component_rich_style("backup-list--header")
             text = " ".join(fit(c.title, c.width, right=c.right) for c in columns)
             return Strip([Segment(fit(text, width), base + header)], width)
-        index = round(self.scroll_y) + y - 1
+        index = self.row_at(y)
         if index >= len(self._shown):
             if index == 0:
                 dim = self.get_component_rich_style("backup-list--dim")
                 return Strip([Segment(fit(" " + self.empty_text, width), base + dim)], width)
             return Strip.blank(width, base)
-        return self._row_strip(self._shown[index], index == self._cursor, columns, width)
+        return self._row_strip(self._shown[index], index == self.cursor, columns, width)
 
     def _row_strip(
         self, row: BackupRow, is_cursor: bool, columns: list[Column], width: int

@@ -1,8 +1,8 @@
 """The guided restore's list of backups to restore from: one line each, with a cursor.
 
-It looks and keys like an ``OptionList`` but paints only the lines on screen: an OptionList
-measures every option before its first paint, a quarter of a second for 2,500 backups, and a
-repository may hold 10,000 that all cover the chosen sources.
+It looks and keys like an ``OptionList`` but paints only the lines on screen (``RowCursor``):
+an OptionList measures every option before its first paint, a quarter of a second for 2,500
+backups, and a repository may hold 10,000 that all cover the chosen sources.
 """
 
 from __future__ import annotations
@@ -11,12 +11,8 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from rich.segment import Segment
-from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
 from textual.message import Message
-from textual.reactive import reactive
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from engine.repo.repository import VerifyRecord
@@ -24,6 +20,7 @@ from engine.restore.scenario import DRILL_TRIGGER, SAFETY_TRIGGER
 from tui import format as fmt
 from tui.console.backup_index import BackupRow
 from tui.console.widgets.backup_list import fit
+from tui.console.widgets.row_cursor import RowCursor
 from tui.format import age
 
 
@@ -38,7 +35,7 @@ def describe(row: BackupRow, verify: VerifyRecord | None) -> str:
     return f"{line}  {row.label}" if row.label else line
 
 
-class BackupPicker(ScrollView, can_focus=True):
+class BackupPicker(RowCursor):
     """Backups, newest first; Enter (or a click) chooses the one under the cursor."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"backup-picker--highlighted"}
@@ -64,18 +61,7 @@ class BackupPicker(ScrollView, can_focus=True):
         }
     }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("down", "move(1)", "Down", show=False),
-        Binding("up", "move(-1)", "Up", show=False),
-        Binding("pagedown", "page(1)", "Page down", show=False),
-        Binding("pageup", "page(-1)", "Page up", show=False),
-        Binding("home", "jump(0)", "First", show=False),
-        Binding("end", "jump(-1)", "Last", show=False),
-        Binding("enter", "select", "Select", show=False),
-    ]
-
-    highlighted: reactive[int] = reactive(0)
-    """The index of the backup under the cursor."""
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "select", "Select", show=False)]
 
     class Highlighted(Message):
         def __init__(self, backup_id: str) -> None:
@@ -95,61 +81,34 @@ class BackupPicker(ScrollView, can_focus=True):
     def show(
         self, rows: list[BackupRow], verifications: Mapping[str, VerifyRecord], highlighted: int
     ) -> None:
+        """Offer ``rows`` with the cursor on row ``highlighted``."""
         self._rows, self._verifications = rows, verifications
-        self.virtual_size = Size(0, len(rows))
+        self.set_row_count(len(rows))
         self.scroll_to(y=0, animate=False)
-        self.highlighted = highlighted
-        self._reveal()
-        self.refresh()
+        self.move_cursor(highlighted)
 
     @property
     def highlighted_id(self) -> str | None:
-        return self._rows[self.highlighted].id if self._rows else None
+        return self._rows[self.cursor].id if self._rows else None
 
-    def validate_highlighted(self, index: int) -> int:
-        return max(0, min(index, len(self._rows) - 1))
-
-    def watch_highlighted(self) -> None:
-        self._reveal()
-        self.refresh()
+    def cursor_moved(self) -> None:
         if self.highlighted_id is not None:
             self.post_message(self.Highlighted(self.highlighted_id))
 
-    def _reveal(self) -> None:
-        """Scroll so the cursor's line is on screen."""
-        height = max(1, self.scrollable_content_region.height)
-        top = round(self.scroll_y)
-        if self.highlighted < top:
-            self.scroll_to(y=self.highlighted, animate=False)
-        elif self.highlighted >= top + height:
-            self.scroll_to(y=self.highlighted - height + 1, animate=False)
-
-    def action_move(self, step: int) -> None:
-        self.highlighted += step
-
-    def action_page(self, pages: int) -> None:
-        self.highlighted += pages * max(1, self.scrollable_content_region.height - 1)
-
-    def action_jump(self, index: int) -> None:
-        self.highlighted = index if index >= 0 else len(self._rows) - 1
+    def clicked(self) -> None:
+        self.action_select()
 
     def action_select(self) -> None:
         if self.highlighted_id is not None:
             self.post_message(self.Selected(self.highlighted_id))
 
-    def on_click(self, event: events.Click) -> None:
-        offset = event.get_content_offset(self)
-        if offset is not None and round(self.scroll_y) + offset.y < len(self._rows):
-            self.highlighted = round(self.scroll_y) + offset.y
-            self.action_select()
-
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         style = self.rich_style
-        index = round(self.scroll_y) + y
+        index = self.row_at(y)
         if index >= len(self._rows):
             return Strip.blank(width, style)
-        if index == self.highlighted:
+        if index == self.cursor:
             style += self.get_component_rich_style("backup-picker--highlighted")
         row = self._rows[index]
         text = describe(row, self._verifications.get(row.id))
