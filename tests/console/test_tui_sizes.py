@@ -13,9 +13,9 @@ import pytest
 from consoles import console, status_shown
 from helpers import command_source, make_config, stored_backup
 from sshd import SSHTestServer
-from textual.containers import VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.geometry import Region
-from textual.widgets import Static
+from textual.widgets import Button, Static
 from timing import pilot_until
 from wizard_pilot import choose, open_wizard, run_checks, settle, shown
 
@@ -24,6 +24,7 @@ from engine.config.model import Config
 from engine.events import JobFinished, JobStarted, Progress, StageChanged
 from engine.repo.repository import Repository
 from tui.console.screens.dashboard import DashboardScreen, tier_columns
+from tui.console.screens.modals import BackupModal
 from tui.console.widgets.job_view import JobView
 from tui.console.widgets.log_pane import LogPane
 from tui.console.widgets.tier_card import TierCard
@@ -99,6 +100,34 @@ async def test_every_tier_card_is_whole_and_on_screen(
         else:  # everything fits: the log above the footer
             assert dashboard.max_scroll_y == 0
             assert dashboard.query_one(LogPane).region.bottom <= size[1] - 1
+
+
+async def test_the_backup_dialog_scrolls_to_its_buttons_at_80x20(tmp_path: Path) -> None:
+    """Seven sources do not fit a 20-line terminal: the dialog scrolls, and Tab brings its
+    buttons into view (they were cut off, and only Esc showed in the footer)."""
+    sources = "".join(
+        f'[sources.s{n}]\nkind = "command"\nhost = "h1"\nbackup = ["x"]\n' for n in range(7)
+    )
+    config = parse_config(
+        f'[repository]\npath = "{tmp_path / "repo"}"\n[hosts.h1]\naddress = "10.0.0.5"\n' + sources
+    )
+    app = console(config, tmp_path)
+    async with app.run_test(size=(80, 20)) as pilot:
+        await status_shown(pilot)
+        await pilot.press("b")
+        modal = app.screen
+        assert isinstance(modal, BackupModal)
+        await pilot.pause()
+        start = modal.query_one("#start", Button)
+        dialog = modal.query_one(Vertical)
+        in_view = lambda: dialog.scrollable_content_region.contains_region(start.region)  # noqa: E731
+        assert dialog.region.bottom <= 19  # above the footer
+        assert not in_view()  # it does not fit at first
+        for _ in range(4):  # the sources, the label, Cancel, Start
+            if app.focused is not start:
+                await pilot.press("tab")
+        assert app.focused is start
+        await pilot_until(pilot, in_view, "Start backup in view")
 
 
 async def test_the_log_has_room_at_80x24(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ MODAL_CSS = """
     max-width: 100%;
     height: auto;
     max-height: 100%;
+    overflow-y: auto;  /* a short terminal scrolls the dialog: Tab brings its buttons */
     border: thick $primary;
     background: $surface;
     padding: 1 2;
