@@ -139,8 +139,12 @@ async def _scheduler(config: Config, repo: Repository, log_path: Path) -> AsyncI
             config, repo, local_claimer(repo, config.operator), json_log(instance, stream), instance
         )
         task = asyncio.create_task(daemon.run())
+        # The console's first status would call schedules no scheduler has seen overdue; a
+        # scheduler that fails before that says so below, when it is awaited.
+        registered = asyncio.create_task(daemon.registered.wait())
+        await asyncio.wait((task, registered), return_when=asyncio.FIRST_COMPLETED)
+        registered.cancel()
         try:
-            await daemon.registered.wait()  # else the first status calls its schedules overdue
             yield
         finally:
             daemon.stop(cancel=True)
