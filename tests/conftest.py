@@ -22,7 +22,7 @@ from mongo_server import MongoServer
 from pg_server import PostgresServer
 from processes import endless  # noqa: F401 (a fixture, for every test folder)
 from s3_server import BUCKET, S3Server
-from sshd import SSHD, OpenSSHServer, SSHTestServer, in_process_server
+from sshd import SSHD, OpenSSHServer, SSHTestServer, in_process_server, sftp_only_asyncssh
 
 from engine.demo.server import SandboxKeys, generate_keys
 
@@ -67,14 +67,19 @@ def openssh_server(
     yield from running_sshd(ssh_keys, tmp_path_factory.mktemp("sshd"))
 
 
-@pytest.fixture
-def sftp_only_server(
-    ssh_keys: SandboxKeys, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SSHTestServer]:
-    """The system sshd as a storage box: every session is its SFTP server, no command runs."""
-    yield from running_sshd(
-        ssh_keys, tmp_path_factory.mktemp("sshd-sftp"), ("ForceCommand internal-sftp",)
-    )
+@pytest.fixture(params=["forcecommand", "no-commands"])
+async def sftp_only_server(
+    request: pytest.FixtureRequest, ssh_keys: SandboxKeys, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[SSHTestServer]:
+    """A storage box, SFTP only: the system sshd answering every session with its SFTP
+    server (``ForceCommand internal-sftp``), then an asyncssh server refusing every command."""
+    directory = tmp_path_factory.mktemp("sftp-only")
+    if request.param == "forcecommand":
+        for server in running_sshd(ssh_keys, directory, ("ForceCommand internal-sftp",)):
+            yield server
+    else:
+        async with sftp_only_asyncssh(ssh_keys, directory) as server:
+            yield server
 
 
 @pytest.fixture(params=["asyncssh", "openssh"], ids=["asyncssh", "openssh"])

@@ -21,8 +21,9 @@ from typing import cast
 import asyncssh
 
 from engine.config.remotes import SftpRemoteConfig
-from engine.errors import LifeboatError
+from engine.errors import LifeboatError, RemoteCommandError
 from engine.offsite.remote import Remote, RemoteBackup, RemoteError, backup_key, is_backup_id
+from engine.remote.commands import quote_command
 from engine.remote.hostfacts import file_sha256, probe_path
 from engine.remote.ssh import SSHHost
 
@@ -32,6 +33,7 @@ FULL_BELOW = 1024 * 1024  # free bytes under which a failed write is a full disk
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()  # what ``sha256sum /dev/null`` prints
+ANY_STATUS = frozenset(range(256))
 
 
 class SftpRemote(Remote):
@@ -156,11 +158,12 @@ class SftpRemote(Remote):
         """The sha256 of the file at ``path``: computed on the host when it runs commands,
         else read back over SFTP; None when it cannot be read."""
         if self._hashes_there is None:
-            self._hashes_there = await self._host_hashes()
-            if not self._hashes_there:
+            cannot = await self._why_host_cannot_hash()
+            self._hashes_there = cannot is None
+            if cannot is not None:
                 self.notices.append(
-                    f"remote {self.name}: {self.host.name} runs no commands (SFTP only), so "
-                    "each file sent is read back over SFTP to check its sha256"
+                    f"remote {self.name}: {self.host.name} {cannot}, so each file sent is read "
+                    "back over SFTP to check its sha256"
                 )
         if self._hashes_there:
             return await file_sha256(self.host, path)
@@ -173,13 +176,20 @@ class SftpRemote(Remote):
             return None
         return digest.hexdigest()
 
-    async def _host_hashes(self) -> bool:
-        """Whether the host runs ``sha256sum`` (an SFTP-only account runs nothing, or
-        answers every command with its SFTP server)."""
+    async def _why_host_cannot_hash(self) -> str | None:
+        """Why the host cannot hash its files for us (None: ``sha256sum`` works there). An
+        SFTP-only account refuses commands, or answers each with its SFTP server; a lost
+        connection is raised, never taken for that."""
+        command = quote_command(["sha256sum", "--", "/dev/null"])
         try:
-            return await file_sha256(self.host, "/dev/null") == EMPTY_SHA256
-        except LifeboatError:
-            return False
+            output = await self.host.capture(command, ok_statuses=ANY_STATUS)
+        except RemoteCommandError as exc:
+            if isinstance(exc.__cause__, asyncssh.ChannelOpenError):
+                return f"refuses commands ({exc.__cause__.reason})"
+            raise
+        if output.stdout.decode(errors="replace").split(" ", 1)[0] == EMPTY_SHA256:
+            return None
+        return "runs no sha256sum (an SFTP-only account)"
 
     async def _make_dirs(self, directory: str) -> None:
         try:

@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncssh
+
 from engine.demo.server import InProcessSSHServer, SandboxKeys, write_known_hosts
 
 SSHD = Path("/usr/sbin/sshd")
@@ -248,3 +250,34 @@ async def in_process_server(keys: SandboxKeys, directory: Path) -> AsyncIterator
         )
     finally:
         await server.close()
+
+
+@contextlib.asynccontextmanager
+async def sftp_only_asyncssh(keys: SandboxKeys, directory: Path) -> AsyncIterator[SSHTestServer]:
+    """An asyncssh server that serves the SFTP subsystem and refuses every command (as AWS
+    Transfer and other SFTP appliances do), on this event loop."""
+    acceptor = await asyncssh.listen(
+        "127.0.0.1",
+        0,
+        server_host_keys=[str(keys.host_key)],
+        authorized_client_keys=str(keys.client_public_key),
+        sftp_factory=True,
+        allow_scp=False,
+    )
+    port = acceptor.get_port()
+    try:
+        known_hosts = directory / "sftp_only_known_hosts"
+        write_known_hosts(known_hosts, "127.0.0.1", port, keys.host_public_key)
+        yield SSHTestServer(
+            kind="asyncssh",
+            address="127.0.0.1",
+            port=port,
+            user=getpass.getuser(),
+            identity=keys.client_key,
+            known_hosts=known_hosts,
+            host_public_key=keys.host_public_key,
+            drop=acceptor.close,
+        )
+    finally:
+        acceptor.close()
+        await acceptor.wait_closed()
