@@ -242,6 +242,7 @@ class Scheduler:
         return self.config.metrics.textfile is not None or bool(self.config.notify)
 
     async def _watch(self) -> None:
+        await self.registered.wait()  # before, a new schedule would look overdue (and be told)
         while True:
             await self.look()
             if not await self._sleep_until(self.clock() + WATCH_EVERY):

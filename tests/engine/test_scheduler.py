@@ -361,14 +361,19 @@ async def test_a_claim_that_fails_loses_that_tick_only(
     assert log.events("backup.finished")[0]["fire"] > attempts[0]
 
 
-async def test_registered_says_when_the_status_stops_calling_the_schedules_overdue(
+async def test_a_new_schedule_is_never_called_overdue_once_a_scheduler_runs(
     asyncssh_server: SSHTestServer, tmp_path: Path
 ) -> None:
     """A schedule no scheduler has seen is overdue (nothing runs it). ``registered`` is set
-    once every enabled schedule was seen, long before an hourly first tick: the demo opens
-    its console only then."""
+    once every enabled schedule was seen, long before an hourly first tick; the watch's
+    first look waits for it (it used to write ``overdue 1`` and alert on a fresh start), and
+    so does the demo's console."""
     repo = Repository.open(tmp_path / "repo")
-    config = parse_config(schedule_config(asyncssh_server, repo.path, "0 * * * *", ["echo"]))
+    textfile = tmp_path / "lifeboat.prom"
+    metrics = f'[metrics]\ntextfile = "{textfile}"\n'
+    config = parse_config(
+        schedule_config(asyncssh_server, repo.path, "0 * * * *", ["echo"], extra=metrics)
+    )
     (unseen,) = schedule_statuses(config, repo, [])
     assert unseen.overdue
     daemon = Scheduler(config, repo, local_claimer(repo, "tester"), Log(), "test")
@@ -377,9 +382,11 @@ async def test_registered_says_when_the_status_stops_calling_the_schedules_overd
         await asyncio.wait_for(daemon.registered.wait(), DEADLINE)
         (seen,) = schedule_statuses(config, repo, [])
         assert not seen.overdue
+        await until(textfile.exists, "the watch's first look")
     finally:
         daemon.stop()
         await asyncio.wait_for(task, DEADLINE)
+    assert 'lifeboat_schedule_overdue{schedule="tick"} 0' in textfile.read_text()
 
 
 async def test_a_schedule_that_fails_ends_alone_logged_at_once_and_the_run_fails(
