@@ -96,10 +96,11 @@ def sha256_seconds(size: int) -> float:
     """CPU-seconds this machine needs to sha256 ``size`` bytes on one core (from memory)."""
     chunk = os.urandom(CHUNK)
     digest = hashlib.sha256()
+    rounds = max(1, size // CHUNK)
     started = time.thread_time()
-    for _ in range(size // CHUNK):
+    for _ in range(rounds):
         digest.update(chunk)
-    return (time.thread_time() - started) * CHUNK * max(1, size // CHUNK) / size
+    return (time.thread_time() - started) * size / (rounds * CHUNK)
 
 
 def hashing_ceiling(baseline: Timed, hash_seconds: float, cores: int) -> float:

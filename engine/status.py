@@ -305,8 +305,8 @@ def _facts_of(manifest: Manifest) -> Facts:
 
 
 class BackupFacts:
-    """What the status needs of each backup (its trigger, its sources and their sizes),
-    remembered by id.
+    """What the status needs of each backup (its trigger, its sources with their sizes and
+    times, when it finished), remembered by id.
 
     A manifest never changes once committed. A console that gathers the status every 30 s
     keeps these facts (plain tuples, which the garbage collector stops scanning) and reads

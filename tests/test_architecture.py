@@ -64,7 +64,8 @@ from tui.console.app import make_app
 async def main():
     app = make_app(load_config(pathlib.Path(sys.argv[1])), settings=pathlib.Path(sys.argv[2]))
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
+        while app.screen.report is None:  # the first status, gathered on a thread
+            await pilot.pause()
 asyncio.run(main())
 print(sorted(sys.modules))
 """
@@ -85,6 +86,7 @@ def test_the_console_paints_without_what_only_jobs_need(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         check=True,
+        timeout=120,
     )
     loaded = set(ast.literal_eval(done.stdout.strip().splitlines()[-1]))
     assert "tui.console.screens.dashboard" in loaded  # it did paint the dashboard

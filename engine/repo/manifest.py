@@ -17,7 +17,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeFloat,
     NonNegativeInt,
     TypeAdapter,
     ValidationError,
@@ -29,6 +28,7 @@ from engine.errors import ManifestError
 from engine.repo.confined import name_problem
 
 SCHEMA_VERSION = 1  # a backup in plaintext (what DESIGN.md shows)
+MAX_SOURCE_SECONDS = 10 * 365 * 86400
 SCHEMA_ENCRYPTED = 2  # encrypted files (older Lifeboats refuse it by its number, clearly)
 READABLE_SCHEMAS = (SCHEMA_VERSION, SCHEMA_ENCRYPTED)
 AGE_FORMAT: Literal["age-v1"] = "age-v1"
@@ -90,7 +90,8 @@ _META_KINDS: dict[str, Any] = {
     "owners": dict[str, list[str]],
     "dump_version": str,
     "archive_version": str,
-    "seconds": NonNegativeFloat,  # any kind: how long the source took, connect to last byte
+    # any kind: how long the source took, connect to last byte (finite, under ten years)
+    "seconds": Annotated[float, Field(ge=0, le=MAX_SOURCE_SECONDS, allow_inf_nan=False)],
 }
 _META: dict[str, TypeAdapter[Any]] = {
     key: TypeAdapter(kind, config=ConfigDict(strict=True)) for key, kind in _META_KINDS.items()

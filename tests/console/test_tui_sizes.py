@@ -117,9 +117,11 @@ async def test_the_backup_dialog_scrolls_to_its_buttons_at_80x20(tmp_path: Path)
         await pilot.press("b")
         modal = app.screen
         assert isinstance(modal, BackupModal)
-        await pilot.pause()
         start = modal.query_one("#start", Button)
         dialog = modal.query_one(Vertical)
+        await pilot_until(
+            pilot, lambda: bool(dialog.region and start.region), "the dialog laid out"
+        )
         in_view = lambda: dialog.scrollable_content_region.contains_region(start.region)  # noqa: E731
         assert dialog.region.bottom <= 19  # above the footer
         assert not in_view()  # it does not fit at first

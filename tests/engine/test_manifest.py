@@ -163,6 +163,13 @@ def test_verifying_sources_a_backup_lacks_is_not_ok(repo: Repository) -> None:
             "namespaces.a.b.documents: Input should be a valid integer",
         ),
         (lambda d: d["artifacts"][0].update(meta={"compression": "xz"}), "'zstd' or 'gzip'"),
+        (lambda d: d["artifacts"][0].update(meta={"seconds": -1.5}), "seconds: Input should be"),
+        (lambda d: d["artifacts"][0].update(meta={"seconds": 1e300}), "seconds: Input should be"),
+        (lambda d: d["artifacts"][0].update(meta={"seconds": "9"}), "seconds: Input should be"),
+        (
+            lambda d: d["artifacts"][0].update(meta={"seconds": float("inf")}),
+            "seconds: Input should be a finite number",
+        ),
         (
             lambda d: d["artifacts"][0].update(kind="etcd-snapsxot"),
             "'etcd-snapsxot' is not an artifact kind this Lifeboat knows",
