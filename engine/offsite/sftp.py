@@ -96,7 +96,7 @@ class SftpRemote(Remote):
             raise self._failed(f"cannot look at {path}", exc) from None
         if attrs.size != size or attrs.type != asyncssh.FILEXFER_TYPE_REGULAR:
             return False
-        return await self._sha256(path) == sha256
+        return await self._sha256(path, size) == sha256
 
     async def put(self, key: str, chunks: AsyncIterable[bytes], size: int, sha256: str) -> None:
         path = self._path(key)
@@ -117,7 +117,7 @@ class SftpRemote(Remote):
                     f"remote {self.name}: {part} holds {written} bytes after the copy, not "
                     f"{size}: the copy was cut short; run it again"
                 )
-            found = await self._sha256(part)
+            found = await self._sha256(part, size)
             if found != sha256:
                 raise RemoteError(
                     f"remote {self.name}: {part} does not read back as what was sent (sha256 "
@@ -154,9 +154,10 @@ class SftpRemote(Remote):
         except asyncssh.SFTPError as exc:
             raise self._failed(f"cannot remove {directory}", exc) from None
 
-    async def _sha256(self, path: str) -> str | None:
-        """The sha256 of the file at ``path``: computed on the host when it runs commands,
-        else read back over SFTP; None when it cannot be read."""
+    async def _sha256(self, path: str, size: int) -> str | None:
+        """The sha256 of the file at ``path``, which should hold ``size`` bytes: computed on
+        the host when it runs commands, else read back over SFTP (never more than one byte
+        past ``size``: a server that streams on gets a mismatch); None when unreadable."""
         if self._hashes_there is None:
             cannot = await self._why_host_cannot_hash()
             self._hashes_there = cannot is None
@@ -167,11 +168,12 @@ class SftpRemote(Remote):
                 )
         if self._hashes_there:
             return await file_sha256(self.host, path)
-        digest = hashlib.sha256()
+        digest, left = hashlib.sha256(), size + 1
         try:
             async with self.sftp.open(path, "rb", encoding=None) as file:
-                while chunk := await file.read(READ_BLOCK):
+                while left and (chunk := await file.read(min(READ_BLOCK, left))):
                     digest.update(cast(bytes, chunk))
+                    left -= len(chunk)
         except asyncssh.SFTPError:
             return None
         return digest.hexdigest()
