@@ -22,6 +22,7 @@ from tui.console.palette import LifeboatCommands
 from tui.console.screens.help import HelpScreen
 from tui.console.screens.modals import BackupModal, ConfirmModal
 from tui.console.widgets.backup_list import BackupList
+from tui.console.widgets.footer import KeysFooter
 from tui.console.widgets.job_view import JobView
 from tui.console.widgets.tier_card import TierCard
 
@@ -91,6 +92,34 @@ async def test_an_alert_that_was_not_delivered_is_shown_not_only_logged(
         await pilot_until(pilot, lambda: job.finished is not None, "the job to finish")
         assert job.finished is not None
         assert not job.finished.ok  # the backup's own failure stands
+
+
+async def test_the_footer_is_built_once_per_frame_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Textual's Footer rebuilds its keys on every bindings change; a screen's start brings
+    several at once (four rebuilds, 0.08 s before the first paint). One per frame now: the
+    start's, then the one the status brings (Cancel job's state)."""
+    config = parse_config(
+        f'[repository]\npath = "{tmp_path / "repo"}"\n[hosts.h1]\naddress = "10.0.0.5"\n'
+        + command_source("db", ["true"])
+        + TIERS
+    )
+    built: list[str] = []
+    rebuild = KeysFooter.recompose
+
+    async def counted(footer: KeysFooter) -> None:
+        built.append(footer.screen.__class__.__name__)
+        await rebuild(footer)
+
+    monkeypatch.setattr(KeysFooter, "recompose", counted)
+    app = console(config, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await status_shown(pilot)
+        await pilot.pause()
+        footer = app.screen.query_one(KeysFooter)
+        assert "Back up" in " ".join(str(key.description) for key in footer.query("FooterKey"))
+    assert built.count("DashboardScreen") <= 2
 
 
 async def test_cancel_asks_first_and_leaves_nothing(
