@@ -28,10 +28,10 @@ from engine.errors import ManifestError
 from engine.repo.confined import name_problem
 
 SCHEMA_VERSION = 1  # a backup in plaintext (what DESIGN.md shows)
-MAX_SOURCE_SECONDS = 10 * 365 * 86400
 SCHEMA_ENCRYPTED = 2  # encrypted files (older Lifeboats refuse it by its number, clearly)
 READABLE_SCHEMAS = (SCHEMA_VERSION, SCHEMA_ENCRYPTED)
 AGE_FORMAT: Literal["age-v1"] = "age-v1"
+MAX_SOURCE_SECONDS = 10 * 365 * 86400  # meta.seconds above this is damage
 _ID = r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{4}"
 BACKUP_ID = re.compile(rf"^{_ID}\Z")
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024  # far beyond any real manifest (100k namespaces: ~10 MB)
