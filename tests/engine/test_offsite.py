@@ -241,16 +241,22 @@ async def test_without_credentials_s3_says_where_they_come_from(
     assert "Traceback" not in ran.stderr
 
 
-async def test_a_full_remote_disk_is_said_and_leaves_nothing_half_written(
-    openssh_server: SSHTestServer, small_disk: Path, tmp_path: Path
-) -> None:
-    config = make(openssh_server, tmp_path, sftp_remote_toml(small_disk))
+async def full_disk_is_said(config: Config, disk: Path) -> None:
+    """A copy to the remote on ``disk`` (too small) fails saying so, and leaves nothing."""
     repo = Repository.open(config.repository.path)
     manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
     with pytest.raises(RemoteError, match="the disk is full") as full:
         await run_copy(config, repo, "offsite", [manifest.id], EventLog().emit)
     assert "free space there or prune its copies" in str(full.value)
-    assert [p.name for p in small_disk.rglob("*") if p.is_file()] == []
+    assert [p.name for p in disk.rglob("*") if p.is_file()] == []
+
+
+async def test_a_full_remote_disk_is_said_and_leaves_nothing_half_written(
+    openssh_server: SSHTestServer, small_disk: Path, tmp_path: Path
+) -> None:
+    await full_disk_is_said(
+        make(openssh_server, tmp_path, sftp_remote_toml(small_disk)), small_disk
+    )
 
 
 def storage_box(server: SSHTestServer, directory: Path) -> str:
@@ -297,12 +303,7 @@ async def test_a_full_disk_on_an_sftp_only_host_is_said(
     tmp_path: Path,
 ) -> None:
     config = make(openssh_server, tmp_path, storage_box(sftp_only_server, small_disk))
-    repo = Repository.open(config.repository.path)
-    manifest = await run_backup(config, repo, BackupRequest(), EventLog().emit)
-    with pytest.raises(RemoteError, match="the disk is full") as full:
-        await run_copy(config, repo, "offsite", [manifest.id], EventLog().emit)
-    assert "free space there or prune its copies" in str(full.value)
-    assert [p.name for p in small_disk.rglob("*") if p.is_file()] == []
+    await full_disk_is_said(config, small_disk)
 
 
 async def test_a_scheduled_backup_is_copied_to_s3_and_sftp_by_itself(
