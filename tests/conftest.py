@@ -49,6 +49,8 @@ async def asyncssh_server(ssh_keys: SandboxKeys, tmp_path: Path) -> AsyncIterato
 def running_sshd(
     keys: SandboxKeys, directory: Path, extra_config: tuple[str, ...] = ()
 ) -> Iterator[SSHTestServer]:
+    """The system sshd, configured in ``directory`` (plus ``extra_config`` lines), while the
+    generator is suspended; stopped after."""
     if not SSHD.exists():
         pytest.fail(f"{SSHD} is missing: run `make test`, which installs openssh-server")
     server = OpenSSHServer(keys, directory, extra_config)

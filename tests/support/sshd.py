@@ -265,6 +265,10 @@ async def sftp_only_asyncssh(keys: SandboxKeys, directory: Path) -> AsyncIterato
         allow_scp=False,
     )
     port = acceptor.get_port()
+
+    def cannot_drop() -> None:
+        raise NotImplementedError("this server cannot drop its connections; use another one")
+
     try:
         known_hosts = directory / "sftp_only_known_hosts"
         write_known_hosts(known_hosts, "127.0.0.1", port, keys.host_public_key)
@@ -276,7 +280,7 @@ async def sftp_only_asyncssh(keys: SandboxKeys, directory: Path) -> AsyncIterato
             identity=keys.client_key,
             known_hosts=known_hosts,
             host_public_key=keys.host_public_key,
-            drop=acceptor.close,
+            drop=cannot_drop,  # closing the listener would not drop the open connections
         )
     finally:
         acceptor.close()
